@@ -1,0 +1,3 @@
+//! Integration tests of the agent loop with in-process doubles.
+
+mod suite;

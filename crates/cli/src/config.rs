@@ -1,0 +1,283 @@
+//! Configuration: flags, then `ROLLOUT_*` environment variables, then `rollout.toml`,
+//! then defaults. This is the only place that reads the process environment.
+
+use anyhow::{Context, bail};
+use clap::Args;
+use rollout_models::{ApiKey, CatalogConfig, ModelEntry, ProviderConfig, WireFormat};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Flags of `rollout serve`. Each has an environment variable; flags win.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on. Keep 127.0.0.1 unless a proxy in front handles TLS and access.
+    #[arg(long, env = "ROLLOUT_BIND")]
+    pub(crate) bind: Option<String>,
+    /// Directory for the SQLite database and environment work files.
+    #[arg(long, env = "ROLLOUT_DATA_DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// Database URL: sqlite://PATH (default: DATA_DIR/rollout.db) or postgres://USER@HOST/DB.
+    #[arg(long, env = "ROLLOUT_DATABASE_URL", hide_env_values = true)]
+    pub(crate) database_url: Option<String>,
+    /// The URL users reach this server at; trace URLs are built from it.
+    #[arg(long, env = "ROLLOUT_PUBLIC_URL")]
+    pub(crate) public_url: Option<String>,
+    /// Path of a rollout.toml (default: ./rollout.toml when it exists).
+    #[arg(long, env = "ROLLOUT_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+    /// Runs executed at once by this process (0 = API only, no worker).
+    #[arg(long, env = "ROLLOUT_MAX_CONCURRENT_RUNS")]
+    pub(crate) max_concurrent_runs: Option<usize>,
+    /// The initial admin API key (for automated deployments); by default one is generated
+    /// on first start and printed once.
+    #[arg(
+        long = "admin-key",
+        env = "ROLLOUT_ADMIN_KEY",
+        hide_env_values = true,
+        hide = true
+    )]
+    pub(crate) admin_key: Option<String>,
+    /// Seconds a worker's claim on a run lasts without a heartbeat.
+    #[arg(long, env = "ROLLOUT_LEASE_SECONDS")]
+    pub(crate) lease_seconds: Option<u64>,
+    /// Log filter, e.g. info or rollout=debug,tower_http=info.
+    #[arg(long, env = "ROLLOUT_LOG")]
+    pub(crate) log: Option<String>,
+}
+
+/// `rollout.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FileConfig {
+    pub(crate) bind: Option<String>,
+    pub(crate) data_dir: Option<PathBuf>,
+    pub(crate) database_url: Option<String>,
+    pub(crate) public_url: Option<String>,
+    pub(crate) max_concurrent_runs: Option<usize>,
+    pub(crate) lease_seconds: Option<u64>,
+    pub(crate) log: Option<String>,
+    /// Largest accepted request body, in bytes.
+    pub(crate) max_body_bytes: Option<usize>,
+    #[serde(default)]
+    pub(crate) runs: RunDefaults,
+    /// Model providers by name; `anthropic` and `openai` exist by default.
+    #[serde(default)]
+    pub(crate) providers: BTreeMap<String, ProviderSection>,
+    #[serde(default)]
+    pub(crate) models: Vec<ModelSection>,
+    /// Environments registered at start-up.
+    #[serde(default)]
+    pub(crate) environments: Vec<EnvironmentSection>,
+}
+
+/// `[runs]`: budgets applied to every run.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RunDefaults {
+    pub(crate) agent_timeout_seconds: Option<u64>,
+    pub(crate) grading_timeout_seconds: Option<u64>,
+}
+
+/// `[providers.NAME]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ProviderSection {
+    /// `anthropic` or `openai` (Chat Completions, also for OpenAI-compatible servers).
+    pub(crate) wire: Option<String>,
+    pub(crate) base_url: Option<String>,
+    /// The environment variable holding the key; omit for local servers without keys.
+    pub(crate) api_key_env: Option<String>,
+}
+
+/// `[[models]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ModelSection {
+    pub(crate) name: String,
+    pub(crate) provider: String,
+    pub(crate) upstream: Option<String>,
+    pub(crate) max_tokens: Option<u32>,
+    pub(crate) description: Option<String>,
+}
+
+/// `[[environments]]`: a command (stdio) or a URL (streamable HTTP).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EnvironmentSection {
+    pub(crate) name: String,
+    pub(crate) command: Option<Vec<String>>,
+    pub(crate) url: Option<String>,
+    pub(crate) cwd: Option<PathBuf>,
+    #[serde(default)]
+    pub(crate) env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub(crate) headers: BTreeMap<String, String>,
+}
+
+/// Everything `serve` needs, resolved.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    pub(crate) bind: String,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) database_url: String,
+    /// When unset, the bound address is used.
+    pub(crate) public_url: Option<String>,
+    pub(crate) max_concurrent_runs: usize,
+    pub(crate) lease_seconds: u64,
+    pub(crate) log: String,
+    pub(crate) admin_key: Option<String>,
+    pub(crate) max_body_bytes: usize,
+    pub(crate) agent_timeout_seconds: u64,
+    pub(crate) grading_timeout_seconds: u64,
+    pub(crate) catalog: CatalogConfig,
+    pub(crate) environments: Vec<EnvironmentSection>,
+}
+
+impl Settings {
+    /// Merges flags and environment (already merged by clap) over the file over defaults.
+    pub(crate) fn resolve(args: ServeArgs) -> anyhow::Result<Self> {
+        let file = load_file(args.config.as_deref())?;
+        let bind = args
+            .bind
+            .or(file.bind)
+            .unwrap_or_else(|| "127.0.0.1:8300".into());
+        let data_dir = args
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("data"));
+        let database_url = args
+            .database_url
+            .or(file.database_url)
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("rollout.db").display()));
+        let public_url = args.public_url.or(file.public_url);
+        let agent_timeout_seconds = file.runs.agent_timeout_seconds.unwrap_or(1800);
+        let grading_timeout_seconds = file.runs.grading_timeout_seconds.unwrap_or(300);
+        if agent_timeout_seconds == 0 || grading_timeout_seconds == 0 {
+            bail!("[runs] timeouts must be at least 1 second");
+        }
+        Ok(Self {
+            bind,
+            data_dir,
+            database_url,
+            public_url,
+            max_concurrent_runs: args
+                .max_concurrent_runs
+                .or(file.max_concurrent_runs)
+                .unwrap_or(8),
+            lease_seconds: args
+                .lease_seconds
+                .or(file.lease_seconds)
+                .unwrap_or(30)
+                .max(2),
+            log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
+            admin_key: args.admin_key.filter(|key| !key.trim().is_empty()),
+            max_body_bytes: file.max_body_bytes.unwrap_or(1024 * 1024),
+            agent_timeout_seconds,
+            grading_timeout_seconds,
+            catalog: catalog(&file.providers, &file.models)?,
+            environments: file.environments,
+        })
+    }
+}
+
+fn load_file(path: Option<&Path>) -> anyhow::Result<FileConfig> {
+    let (path, required) = match path {
+        Some(path) => (path.to_path_buf(), true),
+        None => (PathBuf::from("rollout.toml"), false),
+    };
+    if !required && !path.exists() {
+        return Ok(FileConfig::default());
+    }
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+}
+
+/// The model catalog: built-in providers, overridden and extended by the file, with keys
+/// read from the variables each provider names. `ANTHROPIC_BASE_URL` and `OPENAI_BASE_URL`
+/// redirect the built-in providers (to a proxy, or a local fake in tests).
+fn catalog(
+    sections: &BTreeMap<String, ProviderSection>,
+    models: &[ModelSection],
+) -> anyhow::Result<CatalogConfig> {
+    let mut providers = CatalogConfig::builtin_providers();
+    for provider in &mut providers {
+        let variable = format!("{}_BASE_URL", provider.name.to_uppercase());
+        if let Some(url) = read_env(&variable) {
+            provider.base_url = url;
+        }
+    }
+    for (name, section) in sections {
+        let wire = match section.wire.as_deref() {
+            None | Some("openai") => WireFormat::OpenAiChat,
+            Some("anthropic") => WireFormat::Anthropic,
+            Some(other) => {
+                bail!("[providers.{name}] wire must be 'anthropic' or 'openai', got '{other}'")
+            }
+        };
+        match providers.iter_mut().find(|p| &p.name == name) {
+            Some(existing) => {
+                if let Some(url) = &section.base_url {
+                    existing.base_url.clone_from(url);
+                }
+                if section.api_key_env.is_some() {
+                    existing.api_key_env.clone_from(&section.api_key_env);
+                }
+                if section.wire.is_some() {
+                    existing.wire = wire;
+                }
+            }
+            None => {
+                let Some(base_url) = section.base_url.clone() else {
+                    bail!("[providers.{name}] needs base_url, e.g. http://127.0.0.1:11434/v1");
+                };
+                providers.push(ProviderConfig {
+                    name: name.clone(),
+                    wire,
+                    base_url,
+                    api_key_env: section.api_key_env.clone(),
+                    api_key: None,
+                });
+            }
+        }
+    }
+    for provider in &mut providers {
+        provider.api_key = provider
+            .api_key_env
+            .as_deref()
+            .and_then(read_env)
+            .map(ApiKey::new);
+    }
+    for model in models {
+        if !providers.iter().any(|p| p.name == model.provider) {
+            bail!(
+                "[[models]] '{}' names provider '{}', which is not configured",
+                model.name,
+                model.provider
+            );
+        }
+    }
+    Ok(CatalogConfig {
+        providers,
+        models: models
+            .iter()
+            .map(|m| ModelEntry {
+                name: m.name.clone(),
+                provider: m.provider.clone(),
+                upstream: m.upstream.clone(),
+                max_tokens: m.max_tokens,
+                description: m.description.clone(),
+            })
+            .collect(),
+        ..CatalogConfig::default()
+    })
+}
+
+/// Reads a non-empty environment variable.
+#[allow(clippy::disallowed_methods)]
+fn read_env(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .filter(|value| !value.trim().is_empty())
+}

@@ -1,0 +1,258 @@
+//! `rollout serve`: the API server and a worker in one process.
+
+use crate::config::{EnvironmentSection, ServeArgs, Settings};
+use anyhow::{Context, anyhow};
+use rollout_mcp::EnvTarget;
+use rollout_models::ModelCatalog;
+use rollout_server::{AppState, ServerConfig};
+use rollout_store::{KeyRole, Store, generate_api_key};
+use rollout_worker::{RunNotifier, Worker, WorkerConfig, register_environment};
+use serde_json::{Map, Value};
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Every object belongs to a project; until projects can be created, this is the one.
+const DEFAULT_PROJECT: &str = "default";
+
+/// Starts everything and runs until SIGINT or SIGTERM.
+pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let settings = Settings::resolve(args)?;
+    init_logging(&settings.log);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+
+    std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+        format!(
+            "creating the data directory {}",
+            settings.data_dir.display()
+        )
+    })?;
+    let store = Store::connect(&settings.database_url)
+        .await
+        .with_context(|| {
+            format!(
+                "opening the database ({})",
+                redact_url(&settings.database_url)
+            )
+        })?;
+    store
+        .ensure_project(DEFAULT_PROJECT, "Default project")
+        .await?;
+    bootstrap_admin_key(&store, settings.admin_key.as_deref()).await?;
+
+    let catalog = Arc::new(ModelCatalog::new(settings.catalog.clone()));
+    let listener = tokio::net::TcpListener::bind(&settings.bind)
+        .await
+        .with_context(|| {
+            format!(
+                "listening on {} (is another server using the port?)",
+                settings.bind
+            )
+        })?;
+    let address = listener.local_addr().context("reading the bound address")?;
+    let server_config = ServerConfig {
+        public_url: settings
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{address}")),
+        max_body_bytes: settings.max_body_bytes,
+        agent_timeout_seconds: settings.agent_timeout_seconds,
+        grading_timeout_seconds: settings.grading_timeout_seconds,
+        ..ServerConfig::default()
+    };
+    register_startup_environments(
+        &store,
+        &settings.environments,
+        server_config.introspect_timeout,
+    )
+    .await?;
+
+    let notifier = Arc::new(RunNotifier::default());
+    let shutdown = CancellationToken::new();
+    let worker_task = if settings.max_concurrent_runs > 0 {
+        let lease = Duration::from_secs(settings.lease_seconds);
+        let worker = Worker::new(
+            store.clone(),
+            catalog.clone(),
+            notifier.clone(),
+            WorkerConfig {
+                max_concurrent_runs: settings.max_concurrent_runs,
+                lease,
+                heartbeat: lease / 3,
+                ..WorkerConfig::default()
+            },
+        );
+        Some(tokio::spawn(worker.run(shutdown.clone())))
+    } else {
+        None
+    };
+
+    let state = AppState {
+        store: store.clone(),
+        catalog,
+        notifier,
+        config: Arc::new(server_config),
+    };
+    say(&format!(
+        "rollout listening on http://{address} (database: {})",
+        redact_url(&settings.database_url)
+    ));
+    let stop = shutdown.clone();
+    rollout_server::serve(listener, state, async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        stop.cancel();
+    })
+    .await
+    .context("serving HTTP")?;
+    shutdown.cancel();
+    if let Some(worker_task) = worker_task {
+        let _ = worker_task.await;
+    }
+    store.close().await;
+    Ok(())
+}
+
+/// Makes sure an admin key exists: the one from `ROLLOUT_ADMIN_KEY`, or on first start
+/// a generated one, printed once (only its hash is stored).
+async fn bootstrap_admin_key(store: &Store, configured: Option<&str>) -> anyhow::Result<()> {
+    if let Some(key) = configured {
+        store
+            .create_api_key(
+                DEFAULT_PROJECT,
+                "admin (ROLLOUT_ADMIN_KEY)",
+                KeyRole::Admin,
+                key,
+            )
+            .await?;
+        return Ok(());
+    }
+    if store.count_api_keys().await? > 0 {
+        return Ok(());
+    }
+    let key = generate_api_key();
+    store
+        .create_api_key(DEFAULT_PROJECT, "admin", KeyRole::Admin, &key)
+        .await?;
+    say(&format!(
+        "\nCreated the admin API key (shown only this once; only its hash is stored):\n\n    {key}\n\nUse it as: Authorization: Bearer {key}\n"
+    ));
+    Ok(())
+}
+
+/// Registers the bundled example environments and the ones from `rollout.toml`. A broken
+/// environment is logged and kept as a failed version; it does not stop the server.
+async fn register_startup_environments(
+    store: &Store,
+    configured: &[EnvironmentSection],
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("locating the rollout binary")?;
+    let mut targets: Vec<(String, EnvTarget)> = rollout_envs::NAMES
+        .iter()
+        .map(|name| {
+            let command = vec![
+                exe.display().to_string(),
+                "example-env".into(),
+                (*name).to_string(),
+            ];
+            (
+                name.to_string(),
+                EnvTarget::Command {
+                    command,
+                    cwd: None,
+                    env: Map::new(),
+                },
+            )
+        })
+        .collect();
+    for section in configured {
+        targets.push((section.name.clone(), target(section)?));
+    }
+    for (name, target) in targets {
+        match register_environment(store, DEFAULT_PROJECT, &name, &target, timeout).await {
+            Ok(version) => {
+                tracing::info!(env = %name, version = version.version, "environment ready")
+            }
+            Err(error) => tracing::error!(env = %name, %error, "environment not usable"),
+        }
+    }
+    Ok(())
+}
+
+fn target(section: &EnvironmentSection) -> anyhow::Result<EnvTarget> {
+    let strings = |map: &std::collections::BTreeMap<String, String>| -> Map<String, Value> {
+        map.iter()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect()
+    };
+    match (&section.command, &section.url) {
+        (Some(command), None) if !command.is_empty() => Ok(EnvTarget::Command {
+            command: command.clone(),
+            cwd: section.cwd.clone(),
+            env: strings(&section.env),
+        }),
+        (None, Some(url)) => Ok(EnvTarget::Url {
+            url: url.clone(),
+            headers: strings(&section.headers),
+        }),
+        _ => Err(anyhow!(
+            "[[environments]] '{}' needs exactly one of command or url",
+            section.name
+        )),
+    }
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// A line for the operator on stdout (the key banner, the listening address).
+fn say(line: &str) {
+    let mut stdout = std::io::stdout();
+    let _ = writeln!(stdout, "{line}");
+    let _ = stdout.flush();
+}
+
+/// The database URL without its password.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}://{user}:***{}", &url[..scheme_end], &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

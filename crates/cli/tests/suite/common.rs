@@ -1,0 +1,52 @@
+//! Helpers shared by the end-to-end tests.
+
+use rollout_testkit::{FakeModelServer, ServerOptions, TestServer};
+use std::time::Duration;
+
+/// The binary under test, built by cargo for this test target.
+pub(super) fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_rollout")
+}
+
+/// A provider key the tests use; it must never show up in a trace or a log.
+pub(super) const SECRET_KEY: &str = "sk-test-secret-never-in-traces-0042";
+
+/// A server whose built-in providers both point at `fake`.
+pub(super) async fn server_with_fake(fake: &FakeModelServer) -> TestServer {
+    TestServer::start(binary(), fake_options(fake))
+        .await
+        .expect("server starts")
+}
+
+/// Options that point both built-in providers at `fake`, with keys set.
+pub(super) fn fake_options(fake: &FakeModelServer) -> ServerOptions {
+    ServerOptions {
+        env: vec![
+            ("ANTHROPIC_BASE_URL".into(), fake.base_url()),
+            ("ANTHROPIC_API_KEY".into(), SECRET_KEY.into()),
+            ("OPENAI_BASE_URL".into(), format!("{}/v1", fake.base_url())),
+            ("OPENAI_API_KEY".into(), SECRET_KEY.into()),
+        ],
+        ..ServerOptions::default()
+    }
+}
+
+/// A server with no provider keys at all.
+pub(super) async fn plain_server() -> TestServer {
+    TestServer::start(binary(), ServerOptions::default())
+        .await
+        .expect("server starts")
+}
+
+/// Generous bound for a run to finish in a debug build on a busy machine.
+pub(super) const RUN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The `type` of every event of a trace, in order.
+pub(super) fn event_types(trace: &serde_json::Value) -> Vec<String> {
+    trace["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["type"].as_str().unwrap_or_default().to_string())
+        .collect()
+}

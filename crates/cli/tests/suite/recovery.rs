@@ -1,0 +1,133 @@
+//! A run accepted with 202 is never lost: not when the server is killed mid-run, not
+//! when it shuts down gracefully.
+
+use super::common::{RUN_TIMEOUT, binary, fake_options};
+use rollout_testkit::{FakeModelServer, FakeReply, ServerOptions, TestServer};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// A "provider" that accepts connections and never answers: a model call in flight.
+async fn black_hole() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    format!("http://{address}")
+}
+
+fn stuck_options(url: &str, data_dir: Option<std::path::PathBuf>) -> ServerOptions {
+    ServerOptions {
+        env: vec![
+            ("ANTHROPIC_BASE_URL".into(), url.into()),
+            ("ANTHROPIC_API_KEY".into(), "sk-test".into()),
+        ],
+        args: vec!["--lease-seconds".into(), "2".into()],
+        data_dir,
+        ..ServerOptions::default()
+    }
+}
+
+fn run_body() -> Value {
+    json!({
+        "env_name": "my-assistant",
+        "scenario_name": "answer_question",
+        "scenario_args": {"query": "What is 17 * 23?"},
+        "model": "claude-opus-4-5"
+    })
+}
+
+async fn wait_running(server: &TestServer, trace_id: &str) {
+    let running = tokio::time::timeout(RUN_TIMEOUT, async {
+        loop {
+            let (_, trace) = server.get(&format!("/v1/traces/{trace_id}")).await;
+            let in_flight = trace["events"]
+                .as_array()
+                .is_some_and(|e| e.iter().any(|e| e["type"] == "setup"));
+            if trace["status"] == "running" && in_flight {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(running.is_ok(), "the run never started:\n{}", server.log());
+}
+
+async fn restart_and_finish(data_dir: std::path::PathBuf, trace_id: &str) -> Value {
+    let fake = FakeModelServer::start().await.unwrap();
+    fake.push([FakeReply::text("391")]);
+    let mut options = fake_options(&fake);
+    options.data_dir = Some(data_dir);
+    options.args = vec!["--lease-seconds".into(), "2".into()];
+    let server = TestServer::start(binary(), options).await.unwrap();
+    let trace = server.wait_for_trace(trace_id, RUN_TIMEOUT).await;
+    assert_eq!(trace["status"], "completed", "{trace}\n{}", server.log());
+    assert_eq!(trace["reward"], 1.0);
+    trace
+}
+
+#[tokio::test]
+async fn a_run_in_flight_survives_a_server_crash() {
+    let hole = black_hole().await;
+    let mut server = TestServer::start(binary(), stuck_options(&hole, None))
+        .await
+        .unwrap();
+    let (status, accepted) = server.post("/v1/agent/run", &run_body()).await;
+    assert_eq!(status, 202);
+    let trace_id = accepted["trace_id"].as_str().unwrap().to_string();
+    wait_running(&server, &trace_id).await;
+    let data_dir = server.data_dir.clone();
+    server.kill().await;
+
+    let trace = restart_and_finish(data_dir, &trace_id).await;
+    assert_eq!(trace["attempts"], 2);
+    let lost = trace["events"].as_array().unwrap().iter().any(|e| {
+        e["type"] == "error"
+            && e["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("re-queued")
+    });
+    assert!(lost, "no recovery event in {trace}");
+}
+
+#[tokio::test]
+async fn a_graceful_shutdown_releases_runs_in_flight_to_the_queue() {
+    let hole = black_hole().await;
+    let mut options = stuck_options(&hole, None);
+    options.env.push(("ROLLOUT_LOG".into(), "info".into()));
+    let mut server = TestServer::start(binary(), options).await.unwrap();
+    let (_, accepted) = server.post("/v1/agent/run", &run_body()).await;
+    let trace_id = accepted["trace_id"].as_str().unwrap().to_string();
+    wait_running(&server, &trace_id).await;
+    let data_dir = server.data_dir.clone();
+    server.terminate(Duration::from_secs(60)).await.unwrap();
+
+    let trace = restart_and_finish(data_dir, &trace_id).await;
+    let released = trace["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["phase"] == "shutdown");
+    assert!(released, "no shutdown event in {trace}");
+}
+
+#[tokio::test]
+async fn queued_runs_survive_a_restart() {
+    let fake = FakeModelServer::start().await.unwrap();
+    let mut options = fake_options(&fake);
+    options.args = vec!["--max-concurrent-runs".into(), "0".into()];
+    let mut server = TestServer::start(binary(), options).await.unwrap();
+    let (_, accepted) = server.post("/v1/agent/run", &run_body()).await;
+    let trace_id = accepted["trace_id"].as_str().unwrap().to_string();
+    let (_, trace) = server.get(&format!("/v1/traces/{trace_id}")).await;
+    assert_eq!(trace["status"], "queued");
+    assert_eq!(trace["queue_position"], 1);
+    let data_dir = server.data_dir.clone();
+    server.kill().await;
+    restart_and_finish(data_dir, &trace_id).await;
+}

@@ -1,0 +1,348 @@
+//! The client side: connect to an environment and speak the hud 0.5 scenario protocol.
+//!
+//! A stdio environment is a child process in its own process group, killed (the whole
+//! group) when the session is dropped: hud environments ignore stdin EOF, so a polite
+//! close would cost seconds per run and risk orphans (see dependencies.md §2.4).
+
+mod stderr;
+
+use crate::error::EnvError;
+use crate::wire;
+use async_trait::async_trait;
+use process_wrap::tokio::{CommandWrap, KillOnDrop, ProcessGroup};
+use rmcp::model::{
+    CallToolRequestParams, GetPromptRequestParams, JsonObject, ReadResourceRequestParams,
+};
+use rmcp::service::{RunningService, ServiceError};
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::{RoleClient, ServiceExt};
+use rollout_domain::{
+    EnvDescription, Evaluation, ScenarioSpec, ToolCall, ToolError, ToolHost, ToolResult, ToolSpec,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+pub use stderr::StderrTail;
+
+/// Where an environment lives and how to reach it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum EnvTarget {
+    /// A program spoken to over stdio.
+    Command {
+        command: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cwd: Option<PathBuf>,
+        #[serde(default, skip_serializing_if = "Map::is_empty")]
+        env: Map<String, Value>,
+    },
+    /// A streamable-HTTP MCP endpoint.
+    Url {
+        url: String,
+        #[serde(default, skip_serializing_if = "Map::is_empty")]
+        headers: Map<String, Value>,
+    },
+}
+
+impl EnvTarget {
+    /// A short description for logs and errors (no header values: they may hold secrets).
+    pub fn describe(&self) -> String {
+        match self {
+            EnvTarget::Command { command, .. } => command.join(" "),
+            EnvTarget::Url { url, .. } => url.clone(),
+        }
+    }
+}
+
+/// The result of setting up a scenario.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Setup {
+    /// The prompt the agent receives.
+    pub prompt: String,
+    /// The arguments as sent on the wire (strings).
+    pub arguments: Map<String, Value>,
+    /// The result's `_meta` (hud clients read tool filters here).
+    pub meta: Map<String, Value>,
+}
+
+/// One MCP session with an environment. Dropping it ends the session and, for a stdio
+/// environment, kills its process group.
+pub struct EnvSession {
+    service: RunningService<RoleClient, ()>,
+    server_name: String,
+    server_version: String,
+    stderr: StderrTail,
+}
+
+impl EnvSession {
+    /// Starts or reaches the environment and completes the MCP handshake. `label` tags the
+    /// environment's stderr lines in the logs (environment, version, run).
+    pub async fn connect(target: &EnvTarget, label: &str) -> Result<Self, EnvError> {
+        let stderr = StderrTail::default();
+        let service = match target {
+            EnvTarget::Command { command, cwd, env } => {
+                let transport = spawn(command, cwd.as_ref(), env, label, &stderr)?;
+                ().serve(transport).await.map_err(|e| EnvError::Connect {
+                    message: e.to_string(),
+                    stderr_tail: stderr.text(),
+                })?
+            }
+            EnvTarget::Url { url, headers } => {
+                let transport = http_transport(url, headers)?;
+                ().serve(transport).await.map_err(|e| EnvError::Connect {
+                    message: format!("{url}: {e}"),
+                    stderr_tail: String::new(),
+                })?
+            }
+        };
+        let (server_name, server_version) = service
+            .peer_info()
+            .and_then(|info| info.server_info.clone())
+            .map(|server| (server.name, server.version))
+            .unwrap_or_default();
+        Ok(Self {
+            service,
+            server_name,
+            server_version,
+            stderr,
+        })
+    }
+
+    /// `serverInfo.name` from the handshake.
+    pub fn server_name(&self) -> &str {
+        &self.server_name
+    }
+
+    /// The last lines the environment wrote to stderr.
+    pub fn stderr_tail(&self) -> String {
+        self.stderr.text()
+    }
+
+    /// Reads the environment's tools and scenarios.
+    pub async fn describe(&self) -> Result<EnvDescription, EnvError> {
+        let tools = self.list_tools_raw().await?;
+        let prompts = match self.service.list_all_prompts().await {
+            Ok(prompts) => prompts.iter().map(wire::to_json).collect::<Vec<_>>(),
+            // A plain MCP server without prompts has no scenarios.
+            Err(ServiceError::McpError(_)) => Vec::new(),
+            Err(e) => return Err(self.service_error("prompts/list", e)),
+        };
+        Ok(wire::description(
+            self.server_name.clone(),
+            self.server_version.clone(),
+            &tools,
+            &prompts,
+        ))
+    }
+
+    /// The tools a model may see now (`_`-prefixed tools left out). Listed after setup,
+    /// this reflects the active scenario's tool filters.
+    pub async fn visible_tools(&self) -> Result<Vec<ToolSpec>, EnvError> {
+        Ok(self
+            .list_tools_raw()
+            .await?
+            .iter()
+            .filter_map(wire::tool_spec)
+            .filter(|tool| wire::is_visible_tool(&tool.name))
+            .collect())
+    }
+
+    async fn list_tools_raw(&self) -> Result<Vec<Value>, EnvError> {
+        let tools = self.service.list_all_tools().await;
+        let tools = tools.map_err(|e| self.service_error("tools/list", e))?;
+        Ok(tools.iter().map(wire::to_json).collect())
+    }
+
+    /// Sets up a scenario (`prompts/get` of its id) and returns the prompt.
+    pub async fn setup(
+        &self,
+        scenario: &ScenarioSpec,
+        args: &Map<String, Value>,
+    ) -> Result<Setup, EnvError> {
+        let arguments = wire::encode_prompt_arguments(args);
+        let string_args: JsonObject = arguments.clone();
+        let params = GetPromptRequestParams::new(scenario.id.clone()).with_arguments(string_args);
+        let result = self
+            .service
+            .get_prompt(params)
+            .await
+            .map_err(|e| self.service_error("scenario setup (prompts/get)", e))?;
+        let result = wire::to_json(&result);
+        let prompt = wire::prompt_text(&result);
+        if prompt.trim().is_empty() {
+            return Err(EnvError::InvalidResponse {
+                operation: "scenario setup (prompts/get)",
+                message: format!("scenario '{}' returned an empty prompt", scenario.id),
+            });
+        }
+        let meta = result
+            .get("_meta")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        Ok(Setup {
+            prompt,
+            arguments,
+            meta,
+        })
+    }
+
+    /// Calls a tool. JSON-RPC errors (unknown tool, bad arguments) become error results
+    /// the model can read; only a broken connection is an `EnvError`.
+    pub async fn call(&self, call: &ToolCall) -> Result<ToolResult, EnvError> {
+        let arguments = match &call.arguments {
+            Value::Object(map) => map.clone(),
+            Value::Null => Map::new(),
+            other => {
+                return Ok(ToolResult::error(
+                    &call.id,
+                    format!("tool arguments must be a JSON object, got: {other}"),
+                ));
+            }
+        };
+        let params = CallToolRequestParams::new(call.name.clone()).with_arguments(arguments);
+        match self.service.call_tool(params).await {
+            Ok(result) => Ok(wire::tool_result(&call.id, &wire::to_json(&result))),
+            Err(ServiceError::McpError(error)) => Ok(ToolResult::error(
+                &call.id,
+                format!("Error calling tool '{}': {}", call.name, error.message),
+            )),
+            Err(e) => Err(self.service_error("tools/call", e)),
+        }
+    }
+
+    /// Hands the final answer to the active scenario through the hidden `_hud_submit` tool.
+    pub async fn submit(&self, scenario_name: &str, answer: &str) -> Result<(), EnvError> {
+        let mut arguments = Map::new();
+        arguments.insert("scenario".into(), Value::String(scenario_name.into()));
+        arguments.insert("answer".into(), Value::String(answer.into()));
+        let call = ToolCall {
+            id: "submit".into(),
+            name: "_hud_submit".into(),
+            arguments: Value::Object(arguments),
+        };
+        let result = self.call(&call).await?;
+        if result.is_error {
+            return Err(EnvError::Request {
+                operation: "answer submission (_hud_submit)",
+                message: result.text,
+            });
+        }
+        Ok(())
+    }
+
+    /// Reads the scenario's evaluation (`resources/read` of its id). This ends the scenario.
+    pub async fn evaluate(&self, scenario_id: &str) -> Result<Evaluation, EnvError> {
+        let params = ReadResourceRequestParams::new(scenario_id.to_string());
+        let result = self
+            .service
+            .read_resource(params)
+            .await
+            .map_err(|e| self.service_error("evaluation (resources/read)", e))?;
+        wire::evaluation(&wire::to_json(&result)).map_err(|message| EnvError::InvalidResponse {
+            operation: "evaluation (resources/read)",
+            message,
+        })
+    }
+
+    fn service_error(&self, operation: &'static str, error: ServiceError) -> EnvError {
+        match error {
+            ServiceError::McpError(error) => EnvError::Request {
+                operation,
+                message: error.message.to_string(),
+            },
+            ServiceError::Timeout { timeout } => EnvError::Timeout {
+                operation,
+                seconds: timeout.as_secs(),
+            },
+            other => EnvError::Transport {
+                operation,
+                message: other.to_string(),
+                stderr_tail: self.stderr.text(),
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl ToolHost for EnvSession {
+    async fn call_tool(&self, call: &ToolCall) -> Result<ToolResult, ToolError> {
+        self.call(call).await.map_err(|e| ToolError {
+            tool: call.name.clone(),
+            message: e.to_string(),
+        })
+    }
+}
+
+/// Spawns a stdio environment in its own process group, with stderr captured.
+fn spawn(
+    command: &[String],
+    cwd: Option<&PathBuf>,
+    env: &Map<String, Value>,
+    label: &str,
+    stderr: &StderrTail,
+) -> Result<TokioChildProcess, EnvError> {
+    let (program, args) = command.split_first().ok_or_else(|| EnvError::Spawn {
+        command: String::new(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "the command is empty"),
+    })?;
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args);
+    if let Some(cwd) = cwd {
+        cmd.current_dir(cwd);
+    }
+    for (key, value) in env {
+        let value = match value {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        cmd.env(key, value);
+    }
+    let mut wrapped = CommandWrap::from(cmd);
+    wrapped.wrap(KillOnDrop).wrap(ProcessGroup::leader());
+    let (transport, child_stderr) = TokioChildProcess::builder(wrapped)
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| EnvError::Spawn {
+            command: command.join(" "),
+            source,
+        })?;
+    if let Some(child_stderr) = child_stderr {
+        stderr.follow(child_stderr, label.to_string());
+    }
+    Ok(transport)
+}
+
+/// A streamable-HTTP transport with the target's headers.
+fn http_transport(
+    url: &str,
+    headers: &Map<String, Value>,
+) -> Result<StreamableHttpClientTransport<reqwest::Client>, EnvError> {
+    let invalid = |message: String| EnvError::Connect {
+        message,
+        stderr_tail: String::new(),
+    };
+    let mut custom = HashMap::new();
+    for (name, value) in headers {
+        let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|e| invalid(format!("invalid header name '{name}': {e}")))?;
+        let value = value
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| value.to_string());
+        let value = reqwest::header::HeaderValue::from_str(&value)
+            .map_err(|e| invalid(format!("invalid value for header '{name}': {e}")))?;
+        custom.insert(name, value);
+    }
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder()
+        .build()
+        .map_err(|e| invalid(format!("could not build an HTTP client: {e}")))?;
+    let config =
+        StreamableHttpClientTransportConfig::with_uri(Arc::<str>::from(url)).custom_headers(custom);
+    Ok(StreamableHttpClientTransport::with_client(client, config))
+}

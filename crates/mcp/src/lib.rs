@@ -1,0 +1,9 @@
+#![doc = include_str!("../README.md")]
+
+pub mod client;
+pub mod error;
+pub mod sdk;
+mod wire;
+
+pub use client::{EnvSession, EnvTarget};
+pub use error::EnvError;

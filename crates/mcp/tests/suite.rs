@@ -1,0 +1,4 @@
+//! Test topics.
+
+mod sdk;
+mod sdk_http;

@@ -1,0 +1,20 @@
+#![doc = include_str!("../README.md")]
+
+mod anthropic;
+mod catalog;
+mod config;
+mod error;
+mod http;
+mod openai;
+mod replay;
+mod retry;
+
+pub use anthropic::AnthropicClient;
+pub use catalog::{ModelCatalog, ModelInfo, ResolvedModel};
+pub use config::{
+    ApiKey, CatalogConfig, ClientConfig, DEFAULT_MAX_TOKENS, DEFAULT_REQUEST_TIMEOUT, ModelEntry,
+    ProviderConfig, RetryPolicy, WireFormat,
+};
+pub use error::ResolveError;
+pub use openai::OpenAiChatClient;
+pub use replay::{REPLAY_MODEL, ReplayModel};

@@ -1,0 +1,3 @@
+//! Integration tests of rollout-models: the real clients against the fake provider server.
+
+mod suite;

@@ -1,0 +1,93 @@
+//! One error type for every handler, rendered as `{"error": {"code", "message", "details"}}`.
+//! Server-side failures are logged with their cause and answered with a generic message.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+/// An API error: status, a stable machine-readable code, a human message, details.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub details: Value,
+}
+
+impl ApiError {
+    /// A new error without details.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            details: Value::Null,
+        }
+    }
+
+    /// Adds details.
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = details;
+        self
+    }
+
+    /// 400: the body is not what the endpoint reads.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    /// 404 for a named thing.
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, message)
+    }
+
+    /// 422 with a list of problems, each `{"field", "message"}`.
+    pub fn invalid(problems: Vec<Value>) -> Self {
+        let summary = problems
+            .iter()
+            .filter_map(|p| p.get("message").and_then(Value::as_str))
+            .collect::<Vec<_>>()
+            .join("; ");
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", summary)
+            .with_details(json!({ "errors": problems }))
+    }
+
+    /// 500: logs the cause, tells the client only that it was ours.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal server error; see the server log",
+        )
+    }
+}
+
+impl From<rollout_store::StoreError> for ApiError {
+    fn from(error: rollout_store::StoreError) -> Self {
+        if error.is_unavailable() {
+            tracing::error!(%error, "store unavailable");
+            return Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "the database is unavailable; try again",
+            );
+        }
+        Self::internal(error)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut error = json!({"code": self.code, "message": self.message});
+        if !self.details.is_null() {
+            error["details"] = self.details;
+        }
+        (self.status, axum::Json(json!({ "error": error }))).into_response()
+    }
+}
+
+/// A problem with one field of a request, for `ApiError::invalid`.
+pub(crate) fn problem(field: &str, message: impl Into<String>) -> Value {
+    json!({"field": field, "message": message.into()})
+}

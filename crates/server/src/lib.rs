@@ -1,0 +1,23 @@
+#![doc = include_str!("../README.md")]
+
+mod auth;
+mod error;
+mod json;
+mod routes;
+mod state;
+mod views;
+
+pub use error::ApiError;
+pub use routes::router;
+pub use state::{AppState, ServerConfig};
+
+/// Serves the API on `listener` until `shutdown` resolves, then lets requests in flight end.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

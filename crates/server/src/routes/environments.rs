@@ -1,0 +1,159 @@
+//! Environments: register a version by command or URL, list, and describe.
+
+use crate::auth::Caller;
+use crate::error::{ApiError, problem};
+use crate::json::ApiJson;
+use crate::state::AppState;
+use crate::views;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use rollout_mcp::EnvTarget;
+use rollout_worker::{RegisterError, register_environment};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+/// The body of `POST /v1/environments`: a name and exactly one of `command` or `url`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RegisterRequest {
+    name: String,
+    command: Option<Vec<String>>,
+    url: Option<String>,
+    #[serde(default)]
+    headers: Map<String, Value>,
+    #[serde(default)]
+    env: Map<String, Value>,
+    cwd: Option<String>,
+}
+
+/// Registers a version: the environment is started, introspected and stored. An
+/// unchanged source answers 200 with the existing version; a new one 201.
+pub(crate) async fn register(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(request): ApiJson<RegisterRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require_admin("registering an environment")?;
+    let target = target(&request)?;
+    let before = state
+        .store
+        .latest_ready_version(&caller.project_id, &request.name)
+        .await?;
+    let version = register_environment(
+        &state.store,
+        &caller.project_id,
+        &request.name,
+        &target,
+        state.config.introspect_timeout,
+    )
+    .await
+    .map_err(|error| match error {
+        RegisterError::Unusable {
+            name,
+            message,
+            version,
+        } => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "environment_unusable",
+            format!("environment '{name}' could not be started or introspected: {message}"),
+        )
+        .with_details(json!({ "version": version.version, "error": message })),
+        RegisterError::Store(error) => error.into(),
+    })?;
+    let status = match before {
+        Some(before) if before.id == version.id => StatusCode::OK,
+        _ => StatusCode::CREATED,
+    };
+    let versions = state
+        .store
+        .env_versions(&caller.project_id, &request.name)
+        .await?;
+    Ok((status, Json(views::environment(&request.name, &versions))))
+}
+
+fn target(request: &RegisterRequest) -> Result<EnvTarget, ApiError> {
+    let mut problems = Vec::new();
+    let name = &request.name;
+    let name_ok = !name.is_empty()
+        && name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'));
+    if !name_ok {
+        problems.push(problem(
+            "name",
+            format!("name must be 1 to 64 characters of a-z, 0-9, '-', '_' or '.', starting with a letter or digit; got '{name}'"),
+        ));
+    }
+    let target = match (&request.command, &request.url) {
+        (Some(command), None) => {
+            if command.is_empty() || command[0].trim().is_empty() {
+                problems.push(problem(
+                    "command",
+                    "command must name a program, e.g. [\"python\", \"env.py\"]",
+                ));
+            }
+            Some(EnvTarget::Command {
+                command: command.clone(),
+                cwd: request.cwd.clone().map(Into::into),
+                env: request.env.clone(),
+            })
+        }
+        (None, Some(url)) => {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                problems.push(problem(
+                    "url",
+                    format!("url must be an http:// or https:// MCP endpoint, got '{url}'"),
+                ));
+            }
+            Some(EnvTarget::Url {
+                url: url.clone(),
+                headers: request.headers.clone(),
+            })
+        }
+        (Some(_), Some(_)) => {
+            problems.push(problem(
+                "command",
+                "give either command (stdio) or url (streamable HTTP), not both",
+            ));
+            None
+        }
+        (None, None) => {
+            problems.push(problem("command", "give command (a program spoken to over stdio) or url (a streamable-HTTP MCP endpoint)"));
+            None
+        }
+    };
+    match target {
+        Some(target) if problems.is_empty() => Ok(target),
+        _ => Err(ApiError::invalid(problems)),
+    }
+}
+
+/// `GET /v1/environments`: the newest version of each environment.
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Value>, ApiError> {
+    let latest = state.store.list_environments(&caller.project_id).await?;
+    Ok(Json(
+        json!({ "environments": latest.iter().map(views::environment_line).collect::<Vec<_>>() }),
+    ))
+}
+
+/// `GET /v1/environments/{name}`: tools, scenarios with their argument schemas, versions.
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let versions = state.store.env_versions(&caller.project_id, &name).await?;
+    if versions.is_empty() {
+        return Err(ApiError::not_found(
+            "environment_not_found",
+            format!("environment '{name}' not found"),
+        ));
+    }
+    Ok(Json(views::environment(&name, &versions)))
+}

@@ -1,0 +1,260 @@
+//! The [`Store`]: one `AnyPool` over SQLite or PostgreSQL, with the connect logic. The
+//! operations live in the submodules, one per subject.
+
+use crate::Result;
+use crate::error::{StoreError, connect_error, corrupt};
+use crate::types::{Backend, RunRecord};
+use rollout_domain::{RunId, RunSpec, RunStatus, Usage};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyConnection, AnyPool};
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The columns of a run row, in the order [`RunRow`] reads them. A macro so that `concat!`
+/// can build `&'static str` statements from it.
+macro_rules! run_columns {
+    () => {
+        "id, project_id, spec, status, outcome, reward, evaluation, final_response, error, \
+         steps, input_tokens, output_tokens, cache_read_tokens, cache_write_tokens, attempts, \
+         created_at, started_at, finished_at"
+    };
+}
+
+mod envs;
+mod events;
+pub(crate) mod keys;
+mod queue;
+mod runs;
+
+/// The embedded migrations, portable between both backends.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// How long an SQLite connection waits for the write lock before failing.
+const SQLITE_BUSY_TIMEOUT_MS: u64 = 10_000;
+const SQLITE_PRAGMAS: [&str; 4] = [
+    // First, so that switching the journal mode below waits for other connections.
+    "PRAGMA busy_timeout = 10000",
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = NORMAL",
+    "PRAGMA foreign_keys = ON",
+];
+
+/// Persistence and the run queue. Cheap to clone: clones share one connection pool.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects to `sqlite://path` (the file and its directory are created if missing) or
+    /// `postgres://...`, and applies the migrations.
+    ///
+    /// A PostgreSQL URL may carry libpq's `options`, e.g.
+    /// `?options=-c%20search_path%3Dmy_schema`, to keep the tables in a schema of one's own.
+    pub async fn connect(url: &str) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let (backend, url) = prepare_url(url).await?;
+        let options = AnyConnectOptions::from_str(&url).map_err(connect_error)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(match backend {
+                Backend::Sqlite => 8,
+                Backend::Postgres => 10,
+            })
+            .acquire_timeout(Duration::from_millis(SQLITE_BUSY_TIMEOUT_MS * 3))
+            .after_connect(|conn, _meta| Box::pin(async move { configure(conn).await }))
+            .connect_with(options)
+            .await
+            .map_err(connect_error)?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|error| StoreError::Migrate {
+                message: error.to_string(),
+            })?;
+        tracing::debug!(backend = backend.as_str(), "store connected and migrated");
+        Ok(Store { pool, backend })
+    }
+
+    /// Which database this store talks to.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Closes every connection; later operations fail. For orderly shutdown and tests.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+}
+
+/// Checks the URL's scheme and, for SQLite, makes sure the file can be created.
+async fn prepare_url(url: &str) -> Result<(Backend, String)> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok((Backend::Postgres, url.to_string()));
+    }
+    let Some(rest) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    else {
+        return Err(StoreError::UnsupportedUrl {
+            url: url.to_string(),
+        });
+    };
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() || path.starts_with(":memory:") {
+        return Err(StoreError::UnsupportedUrl {
+            url: url.to_string(),
+        });
+    }
+    if let Some(parent) = std::path::Path::new(path).parent()
+        && !parent.as_os_str().is_empty()
+    {
+        tokio::fs::create_dir_all(parent)
+            .await
+            .map_err(|source| StoreError::CreateDir {
+                path: parent.display().to_string(),
+                source,
+            })?;
+    }
+    let url = if query.split('&').any(|pair| pair.starts_with("mode=")) {
+        url.to_string()
+    } else if query.is_empty() {
+        format!("sqlite://{path}?mode=rwc")
+    } else {
+        format!("sqlite://{path}?{query}&mode=rwc")
+    };
+    Ok((Backend::Sqlite, url))
+}
+
+/// Per-connection settings. SQLite: WAL, a busy timeout and foreign keys.
+async fn configure(conn: &mut AnyConnection) -> std::result::Result<(), sqlx::Error> {
+    if conn.backend_name() == "SQLite" {
+        for pragma in SQLITE_PRAGMAS {
+            sqlx::query(pragma).execute(&mut *conn).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Unix time now, in milliseconds.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// A duration in milliseconds, saturating.
+pub(crate) fn duration_ms(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// A token count as a BIGINT, saturating.
+pub(crate) fn tokens_to_db(tokens: u64) -> i64 {
+    i64::try_from(tokens).unwrap_or(i64::MAX)
+}
+
+fn tokens_from_db(tokens: i64) -> u64 {
+    u64::try_from(tokens).unwrap_or(0)
+}
+
+/// A run row as selected with [`run_columns!`].
+#[derive(sqlx::FromRow)]
+pub(crate) struct RunRow {
+    id: String,
+    project_id: String,
+    spec: String,
+    status: String,
+    outcome: Option<String>,
+    reward: Option<f64>,
+    evaluation: Option<String>,
+    final_response: Option<String>,
+    error: Option<String>,
+    steps: i64,
+    input_tokens: i64,
+    output_tokens: i64,
+    cache_read_tokens: i64,
+    cache_write_tokens: i64,
+    attempts: i64,
+    created_at: i64,
+    started_at: Option<i64>,
+    finished_at: Option<i64>,
+}
+
+impl RunRow {
+    pub(crate) fn into_record(self) -> Result<RunRecord> {
+        let spec: RunSpec = serde_json::from_str(&self.spec).map_err(corrupt("run spec"))?;
+        let status: RunStatus = self.status.parse().map_err(corrupt("run status"))?;
+        let evaluation = self
+            .evaluation
+            .map(|text| serde_json::from_str(&text))
+            .transpose()
+            .map_err(corrupt("run evaluation"))?;
+        Ok(RunRecord {
+            id: RunId(self.id),
+            project_id: self.project_id,
+            spec,
+            status,
+            outcome: self.outcome,
+            reward: self.reward,
+            evaluation,
+            final_response: self.final_response,
+            error: self.error,
+            steps: self.steps,
+            usage: Usage {
+                input_tokens: tokens_from_db(self.input_tokens),
+                output_tokens: tokens_from_db(self.output_tokens),
+                cache_read_tokens: tokens_from_db(self.cache_read_tokens),
+                cache_write_tokens: tokens_from_db(self.cache_write_tokens),
+            },
+            attempts: self.attempts,
+            created_at_ms: self.created_at,
+            started_at_ms: self.started_at,
+            finished_at_ms: self.finished_at,
+        })
+    }
+}
+
+/// Runs `attempt` again (a few times) when it lost a race on a unique key, as two concurrent
+/// appends computing the same next sequence number do on PostgreSQL.
+pub(crate) async fn retry_on_conflict<T, F, Fut>(mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let mut tries = 0;
+    loop {
+        match attempt().await {
+            Err(error) if error.is_unique_violation() && tries < 5 => tries += 1,
+            other => return other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn sqlite_urls_get_create_mode_and_others_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested").join("db.sqlite");
+        let url = format!("sqlite://{}", path.display());
+        let (backend, prepared) = prepare_url(&url).await.unwrap();
+        assert_eq!(backend, Backend::Sqlite);
+        assert_eq!(prepared, format!("{url}?mode=rwc"));
+        assert!(path.parent().unwrap().is_dir());
+        let (_, prepared) = prepare_url(&format!("{url}?cache=shared")).await.unwrap();
+        assert_eq!(prepared, format!("{url}?cache=shared&mode=rwc"));
+        let (_, prepared) = prepare_url(&format!("{url}?mode=ro")).await.unwrap();
+        assert_eq!(prepared, format!("{url}?mode=ro"));
+        let (backend, _) = prepare_url("postgres://u@localhost/db").await.unwrap();
+        assert_eq!(backend, Backend::Postgres);
+        assert!(prepare_url("mysql://localhost/db").await.is_err());
+        assert!(prepare_url("sqlite::memory:").await.is_err());
+    }
+}

@@ -1,0 +1,176 @@
+//! Projects and API keys. A key is a random secret shown once; only its SHA-256 is stored.
+
+use crate::Result;
+use crate::error::{corrupt, db};
+use crate::store::{Store, now_ms};
+use crate::types::{ApiKeyRecord, KeyRole};
+use sha2::{Digest, Sha256};
+use std::fmt::Write as _;
+
+const ENSURE_PROJECT: &str = "INSERT INTO projects (id, name, created_at) VALUES ($1, $2, $3) \
+     ON CONFLICT (id) DO NOTHING";
+const COUNT_KEYS: &str = "SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NULL";
+const INSERT_KEY: &str = "INSERT INTO api_keys \
+     (id, project_id, name, role, prefix, key_hash, created_at, revoked_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, NULL) ON CONFLICT (key_hash) DO NOTHING";
+const KEY_BY_HASH: &str = "SELECT id, project_id, name, role, prefix, created_at FROM api_keys \
+     WHERE key_hash = $1";
+const ACTIVE_KEY_BY_HASH: &str = "SELECT id, project_id, name, role, prefix, created_at \
+     FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL";
+const LIST_KEYS: &str = "SELECT id, project_id, name, role, prefix, created_at FROM api_keys \
+     WHERE project_id = $1 AND revoked_at IS NULL ORDER BY id";
+const REVOKE_KEY: &str = "UPDATE api_keys SET revoked_at = $3 \
+     WHERE project_id = $1 AND id = $2 AND revoked_at IS NULL";
+
+/// A new API key secret: `ro_` and 64 hex characters from two random UUIDs.
+pub fn generate_api_key() -> String {
+    format!(
+        "ro_{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+/// The SHA-256 of a key secret, in lower-case hex: what the store keeps and looks keys up by.
+pub fn hash_api_key(secret: &str) -> String {
+    let digest = Sha256::digest(secret.as_bytes());
+    digest
+        .iter()
+        .fold(String::with_capacity(64), |mut hex, byte| {
+            let _ = write!(hex, "{byte:02x}");
+            hex
+        })
+}
+
+#[derive(sqlx::FromRow)]
+struct KeyRow {
+    id: String,
+    project_id: String,
+    name: String,
+    role: String,
+    prefix: String,
+    created_at: i64,
+}
+
+impl KeyRow {
+    fn into_record(self) -> Result<ApiKeyRecord> {
+        Ok(ApiKeyRecord {
+            id: self.id,
+            project_id: self.project_id,
+            name: self.name,
+            role: self.role.parse().map_err(corrupt("api key role"))?,
+            prefix: self.prefix,
+            created_at_ms: self.created_at,
+        })
+    }
+}
+
+impl Store {
+    /// Creates the project if it does not exist yet; an existing project is left unchanged.
+    pub async fn ensure_project(&self, id: &str, name: &str) -> Result<()> {
+        sqlx::query(ENSURE_PROJECT)
+            .bind(id.to_string())
+            .bind(name.to_string())
+            .bind(now_ms())
+            .execute(self.pool())
+            .await
+            .map_err(db("creating a project"))?;
+        Ok(())
+    }
+
+    /// How many keys are active (not revoked), over all projects: zero means none can log in.
+    pub async fn count_api_keys(&self) -> Result<i64> {
+        sqlx::query_scalar::<_, i64>(COUNT_KEYS)
+            .fetch_one(self.pool())
+            .await
+            .map_err(db("counting api keys"))
+    }
+
+    /// Stores a key for `secret` (its hash and prefix only). Storing the same secret again
+    /// returns the existing record unchanged, so that a configured admin key can be
+    /// registered at every start.
+    pub async fn create_api_key(
+        &self,
+        project_id: &str,
+        name: &str,
+        role: KeyRole,
+        secret: &str,
+    ) -> Result<ApiKeyRecord> {
+        let hash = hash_api_key(secret);
+        let prefix: String = secret.chars().take(8).collect();
+        sqlx::query(INSERT_KEY)
+            .bind(rollout_domain::new_id())
+            .bind(project_id.to_string())
+            .bind(name.to_string())
+            .bind(role.as_str())
+            .bind(prefix)
+            .bind(hash.clone())
+            .bind(now_ms())
+            .execute(self.pool())
+            .await
+            .map_err(db("creating an api key"))?;
+        sqlx::query_as::<_, KeyRow>(KEY_BY_HASH)
+            .bind(hash)
+            .fetch_one(self.pool())
+            .await
+            .map_err(db("reading an api key"))?
+            .into_record()
+    }
+
+    /// The active key whose secret this is, or `None` for an unknown or revoked key.
+    pub async fn verify_api_key(&self, secret: &str) -> Result<Option<ApiKeyRecord>> {
+        sqlx::query_as::<_, KeyRow>(ACTIVE_KEY_BY_HASH)
+            .bind(hash_api_key(secret))
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db("verifying an api key"))?
+            .map(KeyRow::into_record)
+            .transpose()
+    }
+
+    /// The project's active keys, oldest first.
+    pub async fn list_api_keys(&self, project_id: &str) -> Result<Vec<ApiKeyRecord>> {
+        sqlx::query_as::<_, KeyRow>(LIST_KEYS)
+            .bind(project_id.to_string())
+            .fetch_all(self.pool())
+            .await
+            .map_err(db("listing api keys"))?
+            .into_iter()
+            .map(KeyRow::into_record)
+            .collect()
+    }
+
+    /// Revokes a key of the project. False when there is no such active key.
+    pub async fn revoke_api_key(&self, project_id: &str, key_id: &str) -> Result<bool> {
+        let result = sqlx::query(REVOKE_KEY)
+            .bind(project_id.to_string())
+            .bind(key_id.to_string())
+            .bind(now_ms())
+            .execute(self.pool())
+            .await
+            .map_err(db("revoking an api key"))?;
+        Ok(result.rows_affected() > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_have_the_prefix_and_64_hex_characters() {
+        let key = generate_api_key();
+        let hex = key.strip_prefix("ro_").unwrap();
+        assert_eq!(hex.len(), 64);
+        assert!(hex.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(key, generate_api_key());
+    }
+
+    #[test]
+    fn hash_is_sha256_hex() {
+        assert_eq!(
+            hash_api_key("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

@@ -1,0 +1,279 @@
+//! The queue: the runs table itself. Workers claim the oldest queued run with a lease,
+//! renew it by heartbeat, and write progress and the result only while they own it
+//! (fencing). Expired leases are re-queued a bounded number of times, then failed.
+
+use crate::Result;
+use crate::error::{StoreError, db};
+use crate::store::events::insert_event;
+use crate::store::{RunRow, Store, duration_ms, now_ms, retry_on_conflict, tokens_to_db};
+use crate::types::{Backend, ClaimedRun, FinishRun};
+use rollout_domain::{EventKind, RunId, RunStatus};
+use std::time::Duration;
+
+/// The claim on SQLite, where writers are serialised so the subquery cannot race.
+const CLAIM_SQLITE: &str = concat!(
+    "UPDATE runs SET status = 'running', lease_owner = $1, lease_expires_at = $2, \
+     attempts = attempts + 1, started_at = COALESCE(started_at, $3) \
+     WHERE id = (SELECT id FROM runs WHERE status = 'queued' ORDER BY created_at, id LIMIT 1) \
+     AND status = 'queued' RETURNING ",
+    run_columns!()
+);
+/// The claim on PostgreSQL: `SKIP LOCKED` keeps concurrent claimers off the same row.
+const CLAIM_POSTGRES: &str = concat!(
+    "UPDATE runs SET status = 'running', lease_owner = $1, lease_expires_at = $2, \
+     attempts = attempts + 1, started_at = COALESCE(started_at, $3) \
+     WHERE id = (SELECT id FROM runs WHERE status = 'queued' ORDER BY created_at, id LIMIT 1 \
+     FOR UPDATE SKIP LOCKED) \
+     AND status = 'queued' RETURNING ",
+    run_columns!()
+);
+const HEARTBEAT: &str = "UPDATE runs SET lease_expires_at = $3 \
+     WHERE id = $1 AND status = 'running' AND lease_owner = $2";
+const PROGRESS: &str = "UPDATE runs SET steps = $3, input_tokens = $4, output_tokens = $5, \
+     cache_read_tokens = $6, cache_write_tokens = $7 \
+     WHERE id = $1 AND status = 'running' AND lease_owner = $2";
+const FINISH: &str = "UPDATE runs SET status = $3, outcome = $4, reward = $5, evaluation = $6, \
+     final_response = $7, steps = $8, input_tokens = $9, output_tokens = $10, \
+     cache_read_tokens = $11, cache_write_tokens = $12, error = $13, finished_at = $14, \
+     lease_expires_at = NULL \
+     WHERE id = $1 AND status = 'running' AND lease_owner = $2";
+const RELEASE: &str = "UPDATE runs SET status = 'queued', attempts = attempts - 1, \
+     lease_owner = NULL, lease_expires_at = NULL \
+     WHERE id = $1 AND status = 'running' AND lease_owner = $2";
+const EXPIRED: &str = "SELECT id, attempts FROM runs \
+     WHERE status = 'running' AND lease_expires_at <= $1 ORDER BY id";
+/// The guards (still running, still expired, same attempt) make recovery safe against a
+/// heartbeat or a second recoverer racing it.
+const REQUEUE_EXPIRED: &str = "UPDATE runs SET status = 'queued', lease_owner = NULL, \
+     lease_expires_at = NULL \
+     WHERE id = $1 AND status = 'running' AND lease_expires_at <= $2 AND attempts = $3";
+const FAIL_EXPIRED: &str = "UPDATE runs SET status = 'failed', error = $4, finished_at = $2, \
+     lease_expires_at = NULL \
+     WHERE id = $1 AND status = 'running' AND lease_expires_at <= $2 AND attempts = $3";
+const QUEUE_POSITION: &str = "SELECT COUNT(*) FROM runs q, \
+     (SELECT created_at, id FROM runs WHERE id = $1 AND status = 'queued') r \
+     WHERE q.status = 'queued' \
+     AND (q.created_at < r.created_at OR (q.created_at = r.created_at AND q.id <= r.id))";
+
+impl Store {
+    /// Claims the oldest queued run for `worker_id`, leased for `lease`: it becomes
+    /// `running` and its attempt count goes up. `None` when the queue is empty. A run is
+    /// never claimed by two workers at once.
+    pub async fn claim_next_run(
+        &self,
+        worker_id: &str,
+        lease: Duration,
+    ) -> Result<Option<ClaimedRun>> {
+        let sql = match self.backend() {
+            Backend::Sqlite => CLAIM_SQLITE,
+            Backend::Postgres => CLAIM_POSTGRES,
+        };
+        let now = now_ms();
+        let row = sqlx::query_as::<_, RunRow>(sql)
+            .bind(worker_id.to_string())
+            .bind(now.saturating_add(duration_ms(lease)))
+            .bind(now)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db("claiming a run"))?;
+        match row {
+            Some(row) => {
+                let run = row.into_record()?;
+                Ok(Some(ClaimedRun {
+                    attempt: run.attempts,
+                    run,
+                }))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Extends the lease of a run the worker owns to now + `lease`. False when the lease
+    /// was lost (recovered by another process, released, or the run finished): the worker
+    /// must stop the run without writing its result.
+    pub async fn heartbeat(
+        &self,
+        run_id: &RunId,
+        worker_id: &str,
+        lease: Duration,
+    ) -> Result<bool> {
+        let result = sqlx::query(HEARTBEAT)
+            .bind(run_id.0.clone())
+            .bind(worker_id.to_string())
+            .bind(now_ms().saturating_add(duration_ms(lease)))
+            .execute(self.pool())
+            .await
+            .map_err(db("renewing a lease"))?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    /// Records the steps taken and tokens used so far (totals, not increments) of a run the
+    /// worker owns. False when the lease was lost.
+    pub async fn record_progress(
+        &self,
+        run_id: &RunId,
+        worker_id: &str,
+        steps: i64,
+        usage: &rollout_domain::Usage,
+    ) -> Result<bool> {
+        let result = sqlx::query(PROGRESS)
+            .bind(run_id.0.clone())
+            .bind(worker_id.to_string())
+            .bind(steps)
+            .bind(tokens_to_db(usage.input_tokens))
+            .bind(tokens_to_db(usage.output_tokens))
+            .bind(tokens_to_db(usage.cache_read_tokens))
+            .bind(tokens_to_db(usage.cache_write_tokens))
+            .execute(self.pool())
+            .await
+            .map_err(db("recording run progress"))?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    /// Writes the result of a run, only if it is still `running` and owned by `worker_id`
+    /// (fencing: a worker that lost its lease cannot overwrite a newer attempt). False when
+    /// nothing was written.
+    pub async fn finish_run(
+        &self,
+        run_id: &RunId,
+        worker_id: &str,
+        finish: &FinishRun,
+    ) -> Result<bool> {
+        if !finish.status.is_terminal() {
+            return Err(StoreError::NotTerminal {
+                status: finish.status,
+            });
+        }
+        let evaluation = finish
+            .evaluation
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(crate::error::encode("evaluation"))?;
+        let result = sqlx::query(FINISH)
+            .bind(run_id.0.clone())
+            .bind(worker_id.to_string())
+            .bind(finish.status.as_str())
+            .bind(finish.outcome.clone())
+            .bind(finish.reward)
+            .bind(evaluation)
+            .bind(finish.final_response.clone())
+            .bind(finish.steps)
+            .bind(tokens_to_db(finish.usage.input_tokens))
+            .bind(tokens_to_db(finish.usage.output_tokens))
+            .bind(tokens_to_db(finish.usage.cache_read_tokens))
+            .bind(tokens_to_db(finish.usage.cache_write_tokens))
+            .bind(finish.error.clone())
+            .bind(now_ms())
+            .execute(self.pool())
+            .await
+            .map_err(db("finishing a run"))?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    /// Puts a run the worker owns back in the queue without counting the attempt, for
+    /// graceful shutdown. False when the worker did not own it.
+    pub async fn release_run(&self, run_id: &RunId, worker_id: &str) -> Result<bool> {
+        let result = sqlx::query(RELEASE)
+            .bind(run_id.0.clone())
+            .bind(worker_id.to_string())
+            .execute(self.pool())
+            .await
+            .map_err(db("releasing a run"))?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    /// Finds running runs whose lease expired (their worker died or hung). A run with fewer
+    /// than `max_attempts` attempts is re-queued with an `error` event (phase `lease`);
+    /// otherwise it fails with a `finished` event. Returns each recovered run and its new
+    /// status.
+    pub async fn recover_expired_leases(
+        &self,
+        max_attempts: i64,
+    ) -> Result<Vec<(RunId, RunStatus)>> {
+        let expired: Vec<(String, i64)> = sqlx::query_as(EXPIRED)
+            .bind(now_ms())
+            .fetch_all(self.pool())
+            .await
+            .map_err(db("finding expired leases"))?;
+        let mut recovered = Vec::new();
+        for (id, attempts) in expired {
+            let run_id = RunId(id);
+            let outcome =
+                retry_on_conflict(|| self.recover_one(&run_id, attempts, max_attempts)).await?;
+            if let Some(status) = outcome {
+                tracing::warn!(run_id = %run_id, attempts, status = %status, "recovered an expired lease");
+                recovered.push((run_id, status));
+            }
+        }
+        Ok(recovered)
+    }
+
+    /// Re-queues or fails one expired run, with its event, in one transaction. `None` when
+    /// the run changed meanwhile (a heartbeat came in, or another process recovered it).
+    async fn recover_one(
+        &self,
+        run_id: &RunId,
+        attempts: i64,
+        max_attempts: i64,
+    ) -> Result<Option<RunStatus>> {
+        const OP: &str = "recovering an expired lease";
+        let now = now_ms();
+        let mut tx = self.pool().begin().await.map_err(db(OP))?;
+        let (status, event) = if attempts < max_attempts {
+            let result = sqlx::query(REQUEUE_EXPIRED)
+                .bind(run_id.0.clone())
+                .bind(now)
+                .bind(attempts)
+                .execute(&mut *tx)
+                .await
+                .map_err(db(OP))?;
+            if result.rows_affected() == 0 {
+                return Ok(None);
+            }
+            let message =
+                format!("worker lost; run re-queued (attempt {attempts} of {max_attempts})");
+            (
+                RunStatus::Queued,
+                EventKind::Error {
+                    phase: "lease".into(),
+                    message,
+                },
+            )
+        } else {
+            let error = format!("worker lost after {attempts} attempts");
+            let result = sqlx::query(FAIL_EXPIRED)
+                .bind(run_id.0.clone())
+                .bind(now)
+                .bind(attempts)
+                .bind(error.clone())
+                .execute(&mut *tx)
+                .await
+                .map_err(db(OP))?;
+            if result.rows_affected() == 0 {
+                return Ok(None);
+            }
+            let status = RunStatus::Failed;
+            (
+                status,
+                EventKind::Finished {
+                    status: status.as_str().into(),
+                    error: Some(error),
+                },
+            )
+        };
+        insert_event(&mut tx, run_id, attempts, &event).await?;
+        tx.commit().await.map_err(db(OP))?;
+        Ok(Some(status))
+    }
+
+    /// The run's 1-based place among queued runs, in claim order. `None` if it is not queued.
+    pub async fn queue_position(&self, run_id: &str) -> Result<Option<i64>> {
+        let position: i64 = sqlx::query_scalar(QUEUE_POSITION)
+            .bind(run_id.to_string())
+            .fetch_one(self.pool())
+            .await
+            .map_err(db("reading a queue position"))?;
+        Ok((position > 0).then_some(position))
+    }
+}

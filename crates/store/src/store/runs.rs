@@ -1,0 +1,133 @@
+//! Runs: insert, read, list, cancel. The queue operations are in `queue.rs`.
+
+use crate::Result;
+use crate::error::{db, encode};
+use crate::store::{RunRow, Store, now_ms};
+use crate::types::{RunFilter, RunRecord};
+use rollout_domain::{EventKind, RunId, RunSpec, RunStatus};
+
+const INSERT_RUN: &str = concat!(
+    "INSERT INTO runs (id, project_id, spec, env_name, env_version, scenario, model, status, \
+     created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8) RETURNING ",
+    run_columns!()
+);
+const GET_RUN: &str = concat!(
+    "SELECT ",
+    run_columns!(),
+    " FROM runs WHERE project_id = $1 AND id = $2"
+);
+/// Every filter is a bound parameter that is either NULL (no constraint) or a value, so that
+/// one constant statement serves every combination.
+const LIST_RUNS: &str = concat!(
+    "SELECT ",
+    run_columns!(),
+    " FROM runs WHERE project_id = $1 \
+     AND ($2 IS NULL OR status = $2) \
+     AND ($3 IS NULL OR env_name = $3) \
+     AND ($4 IS NULL OR scenario = $4) \
+     AND ($5 IS NULL OR model = $5) \
+     AND ($6 IS NULL OR id < $6) \
+     ORDER BY id DESC LIMIT $7"
+);
+const CANCEL_QUEUED: &str = "UPDATE runs SET status = 'cancelled', finished_at = $3 \
+     WHERE project_id = $1 AND id = $2 AND status = 'queued' RETURNING attempts";
+const REQUEST_CANCEL: &str = "UPDATE runs SET cancel_requested = 1 \
+     WHERE project_id = $1 AND id = $2 AND status = 'running'";
+const CANCEL_REQUESTED: &str = "SELECT cancel_requested FROM runs WHERE id = $1";
+
+impl Store {
+    /// Stores a new run, `queued`. The spec is kept whole, and its environment, scenario and
+    /// model also in their own columns for filtering.
+    pub async fn insert_run(
+        &self,
+        id: &RunId,
+        project_id: &str,
+        spec: &RunSpec,
+    ) -> Result<RunRecord> {
+        let spec_json = serde_json::to_string(spec).map_err(encode("run spec"))?;
+        sqlx::query_as::<_, RunRow>(INSERT_RUN)
+            .bind(id.0.clone())
+            .bind(project_id.to_string())
+            .bind(spec_json)
+            .bind(spec.env_name.clone())
+            .bind(spec.env_version)
+            .bind(spec.scenario_name.clone())
+            .bind(spec.model.clone())
+            .bind(now_ms())
+            .fetch_one(self.pool())
+            .await
+            .map_err(db("inserting a run"))?
+            .into_record()
+    }
+
+    /// A run of the project, or `None` if it does not exist there.
+    pub async fn get_run(&self, project_id: &str, id: &str) -> Result<Option<RunRecord>> {
+        sqlx::query_as::<_, RunRow>(GET_RUN)
+            .bind(project_id.to_string())
+            .bind(id.to_string())
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db("reading a run"))?
+            .map(RunRow::into_record)
+            .transpose()
+    }
+
+    /// The project's runs matching `filter`, newest first. Pass the last id of a page as
+    /// `before` to get the next page.
+    pub async fn list_runs(&self, project_id: &str, filter: &RunFilter) -> Result<Vec<RunRecord>> {
+        sqlx::query_as::<_, RunRow>(LIST_RUNS)
+            .bind(project_id.to_string())
+            .bind(filter.status.map(RunStatus::as_str))
+            .bind(filter.env_name.clone())
+            .bind(filter.scenario.clone())
+            .bind(filter.model.clone())
+            .bind(filter.before.clone())
+            .bind(filter.effective_limit())
+            .fetch_all(self.pool())
+            .await
+            .map_err(db("listing runs"))?
+            .into_iter()
+            .map(RunRow::into_record)
+            .collect()
+    }
+
+    /// Cancels a run: a queued run becomes `cancelled` at once (with a `finished` event); a
+    /// running run is flagged, and its worker stops it when it sees
+    /// [`Store::is_cancel_requested`]. Returns the run's status afterwards, `None` if the run
+    /// does not exist in the project.
+    pub async fn cancel_run(&self, project_id: &str, id: &str) -> Result<Option<RunStatus>> {
+        let cancelled: Option<i64> = sqlx::query_scalar(CANCEL_QUEUED)
+            .bind(project_id.to_string())
+            .bind(id.to_string())
+            .bind(now_ms())
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db("cancelling a queued run"))?;
+        if let Some(attempts) = cancelled {
+            let finished = EventKind::Finished {
+                status: RunStatus::Cancelled.as_str().into(),
+                error: None,
+            };
+            self.append_event(&RunId(id.to_string()), attempts, &finished)
+                .await?;
+        } else {
+            sqlx::query(REQUEST_CANCEL)
+                .bind(project_id.to_string())
+                .bind(id.to_string())
+                .execute(self.pool())
+                .await
+                .map_err(db("requesting cancellation of a run"))?;
+        }
+        Ok(self.get_run(project_id, id).await?.map(|run| run.status))
+    }
+
+    /// True once cancellation of the run was requested. Workers poll it with their heartbeat.
+    pub async fn is_cancel_requested(&self, run_id: &RunId) -> Result<bool> {
+        let flag: Option<i64> = sqlx::query_scalar(CANCEL_REQUESTED)
+            .bind(run_id.0.clone())
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db("reading a run's cancellation flag"))?;
+        Ok(flag.unwrap_or(0) != 0)
+    }
+}

@@ -1,0 +1,254 @@
+//! The records the store reads and writes. Plain data: the SQL lives in `store/`.
+
+use rollout_domain::{EnvDescription, Evaluation, RunId, RunSpec, RunStatus, Usage};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::fmt;
+use std::str::FromStr;
+
+/// Which database a [`crate::Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A local file; one process should own it.
+    Sqlite,
+    /// A server shared by many processes and machines.
+    Postgres,
+}
+
+impl Backend {
+    /// A stable name for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// What an API key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyRole {
+    /// Manages keys and the project's settings, and everything a member can do.
+    Admin,
+    /// Runs agents and reads traces.
+    Member,
+}
+
+impl KeyRole {
+    /// The stable string used on the API and in the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyRole::Admin => "admin",
+            KeyRole::Member => "member",
+        }
+    }
+}
+
+impl fmt::Display for KeyRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for KeyRole {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "admin" => Ok(KeyRole::Admin),
+            "member" => Ok(KeyRole::Member),
+            other => Err(format!("unknown key role '{other}'")),
+        }
+    }
+}
+
+/// An API key as stored: never the secret itself, only its first characters for display.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyRecord {
+    pub id: String,
+    pub project_id: String,
+    pub name: String,
+    pub role: KeyRole,
+    /// The first 8 characters of the secret, so that a user can tell keys apart.
+    pub prefix: String,
+    pub created_at_ms: i64,
+}
+
+/// Whether an environment version can be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EnvStatus {
+    /// Built and introspected: runs may use it.
+    Ready,
+    /// The build or the introspection failed; `error` says why.
+    Failed,
+}
+
+impl EnvStatus {
+    /// The stable string used on the API and in the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EnvStatus::Ready => "ready",
+            EnvStatus::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for EnvStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for EnvStatus {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "ready" => Ok(EnvStatus::Ready),
+            "failed" => Ok(EnvStatus::Failed),
+            other => Err(format!("unknown environment status '{other}'")),
+        }
+    }
+}
+
+/// A version of an environment to register.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEnvVersion {
+    pub project_id: String,
+    pub name: String,
+    /// Where the version comes from (command, url, bundle, git), as the deployer describes it.
+    pub source: Value,
+    /// A hash of the source, so that re-registering the same source is a no-op.
+    pub source_hash: String,
+    pub status: EnvStatus,
+    /// What introspection found; `None` when it failed.
+    pub description: Option<EnvDescription>,
+    /// Why the version failed (the build log's tail).
+    pub error: Option<String>,
+}
+
+/// A registered environment version. Versions are numbered 1, 2, 3.. per environment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnvVersion {
+    pub id: String,
+    pub project_id: String,
+    pub name: String,
+    pub version: i64,
+    pub source: Value,
+    pub source_hash: String,
+    pub status: EnvStatus,
+    pub description: Option<EnvDescription>,
+    pub error: Option<String>,
+    pub created_at_ms: i64,
+}
+
+/// A run as stored: its spec, where it stands, and its results once finished.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub id: RunId,
+    pub project_id: String,
+    pub spec: RunSpec,
+    pub status: RunStatus,
+    /// How the agent phase ended (`RunOutcome::as_str`), once known.
+    pub outcome: Option<String>,
+    pub reward: Option<f64>,
+    pub evaluation: Option<Evaluation>,
+    pub final_response: Option<String>,
+    pub error: Option<String>,
+    pub steps: i64,
+    /// Tokens summed over the run's model calls.
+    pub usage: Usage,
+    /// How many times a worker claimed the run (a released claim does not count).
+    pub attempts: i64,
+    pub created_at_ms: i64,
+    pub started_at_ms: Option<i64>,
+    pub finished_at_ms: Option<i64>,
+}
+
+/// A run a worker just claimed, with the number of this attempt (1 for the first).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedRun {
+    pub run: RunRecord,
+    pub attempt: i64,
+}
+
+/// The final state of a run, written once by the worker that owns it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FinishRun {
+    /// A terminal status.
+    pub status: RunStatus,
+    pub outcome: Option<String>,
+    pub reward: Option<f64>,
+    pub evaluation: Option<Evaluation>,
+    pub final_response: Option<String>,
+    pub steps: i64,
+    pub usage: Usage,
+    pub error: Option<String>,
+}
+
+/// Which runs to list. Every field narrows the list; `None` means no constraint.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunFilter {
+    pub status: Option<RunStatus>,
+    pub env_name: Option<String>,
+    /// The bare scenario name.
+    pub scenario: Option<String>,
+    pub model: Option<String>,
+    /// How many runs to return: 50 by default, at most 500.
+    pub limit: Option<i64>,
+    /// A cursor: only runs with an id smaller than this one (older runs).
+    pub before: Option<String>,
+}
+
+impl RunFilter {
+    /// The default page size.
+    pub const DEFAULT_LIMIT: i64 = 50;
+    /// The largest page size.
+    pub const MAX_LIMIT: i64 = 500;
+
+    /// The page size to use: the default when unset, clamped to `1..=MAX_LIMIT`.
+    pub fn effective_limit(&self) -> i64 {
+        self.limit
+            .unwrap_or(Self::DEFAULT_LIMIT)
+            .clamp(1, Self::MAX_LIMIT)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_and_statuses_round_trip_through_their_strings() {
+        for role in [KeyRole::Admin, KeyRole::Member] {
+            assert_eq!(role.as_str().parse::<KeyRole>().unwrap(), role);
+        }
+        for status in [EnvStatus::Ready, EnvStatus::Failed] {
+            assert_eq!(status.as_str().parse::<EnvStatus>().unwrap(), status);
+        }
+        assert!("owner".parse::<KeyRole>().is_err());
+    }
+
+    #[test]
+    fn list_limit_defaults_to_50_and_is_clamped() {
+        assert_eq!(RunFilter::default().effective_limit(), 50);
+        assert_eq!(
+            RunFilter {
+                limit: Some(10_000),
+                ..RunFilter::default()
+            }
+            .effective_limit(),
+            500
+        );
+        assert_eq!(
+            RunFilter {
+                limit: Some(0),
+                ..RunFilter::default()
+            }
+            .effective_limit(),
+            1
+        );
+    }
+}

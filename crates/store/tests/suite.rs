@@ -1,0 +1,51 @@
+//! The store's stories, one module per subject, each run on every available backend.
+
+mod common;
+mod envs;
+mod events;
+mod keys;
+mod queue;
+mod runs;
+
+/// Runs each story on SQLite, and on PostgreSQL when `TEST_DATABASE_URL` is set, each in a
+/// fresh database (a temp file, or a schema of its own), under a timeout.
+macro_rules! on_every_backend {
+    ($($module:ident :: $story:ident => $name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let db = super::common::TestDb::sqlite().await;
+                    super::common::within_timeout(super::$module::$story(&db)).await;
+                    db.cleanup().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    let Some(db) = super::common::TestDb::postgres().await else {
+                        return;
+                    };
+                    super::common::within_timeout(super::$module::$story(&db)).await;
+                    db.cleanup().await;
+                }
+            )*
+        }
+    };
+}
+
+on_every_backend! {
+    keys::keys_are_stored_hashed_verified_and_revoked => keys,
+    envs::env_versions_are_numbered_and_reregistration_is_a_noop => env_versions,
+    runs::runs_are_inserted_read_and_listed_with_filters_and_cursor => runs_listing,
+    runs::cancel_stops_queued_runs_and_flags_running_ones => cancel,
+    events::events_are_numbered_from_one_and_listed_after_a_seq => events,
+    events::concurrent_appends_get_distinct_consecutive_seqs => concurrent_events,
+    queue::claim_heartbeat_progress_and_finish_are_fenced => claim_and_fencing,
+    queue::concurrent_claimers_never_claim_a_run_twice => concurrent_claims,
+    queue::expired_leases_are_requeued_then_failed => lease_expiry,
+    queue::release_puts_a_run_back_without_counting_the_attempt => release,
+    queue::queue_position_follows_claim_order => queue_position,
+}

@@ -1,0 +1,134 @@
+//! Environments and their versions.
+
+use super::common::{PROJECT, TestDb, with_project};
+use rollout_domain::{EnvDescription, ScenarioArg, ScenarioSpec, ToolSpec};
+use rollout_store::{EnvStatus, NewEnvVersion};
+use serde_json::json;
+
+fn description() -> EnvDescription {
+    EnvDescription {
+        server_name: "alpha".into(),
+        server_version: "1.0".into(),
+        tools: vec![ToolSpec {
+            name: "add".into(),
+            description: "adds".into(),
+            input_schema: json!({"type": "object"}),
+        }],
+        scenarios: vec![ScenarioSpec {
+            name: "answer".into(),
+            id: "alpha:answer".into(),
+            description: String::new(),
+            arguments: vec![ScenarioArg {
+                name: "query".into(),
+                required: true,
+                schema: json!({"type": "string"}),
+                default: None,
+            }],
+            args_schema: json!({"type": "object"}),
+            meta: serde_json::Map::new(),
+        }],
+    }
+}
+
+fn version(name: &str, hash: &str, status: EnvStatus) -> NewEnvVersion {
+    NewEnvVersion {
+        project_id: PROJECT.into(),
+        name: name.into(),
+        source: json!({"command": ["python", "env.py"], "hash": hash}),
+        source_hash: hash.into(),
+        status,
+        description: (status == EnvStatus::Ready).then(description),
+        error: (status == EnvStatus::Failed).then(|| "build failed: exit 1".to_string()),
+    }
+}
+
+pub(crate) async fn env_versions_are_numbered_and_reregistration_is_a_noop(db: &TestDb) {
+    let store = &db.store;
+    with_project(store).await;
+    assert_eq!(
+        store.latest_ready_version(PROJECT, "alpha").await.unwrap(),
+        None
+    );
+    assert!(
+        store
+            .env_versions(PROJECT, "alpha")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let v1 = store
+        .add_env_version(&version("alpha", "h1", EnvStatus::Ready))
+        .await
+        .unwrap();
+    assert_eq!(v1.version, 1);
+    assert_eq!(v1.status, EnvStatus::Ready);
+    assert_eq!(v1.description, Some(description()));
+    assert_eq!(v1.source["hash"], "h1");
+
+    // The same source again changes nothing.
+    let same = store
+        .add_env_version(&version("alpha", "h1", EnvStatus::Ready))
+        .await
+        .unwrap();
+    assert_eq!(same, v1);
+
+    let v2 = store
+        .add_env_version(&version("alpha", "h2", EnvStatus::Failed))
+        .await
+        .unwrap();
+    assert_eq!(v2.version, 2);
+    assert_eq!(v2.error.as_deref(), Some("build failed: exit 1"));
+    assert_eq!(v2.description, None);
+    assert_eq!(
+        store.latest_ready_version(PROJECT, "alpha").await.unwrap(),
+        Some(v1.clone())
+    );
+    // The newest ready version is still h1: registering it again is still a no-op.
+    let same = store
+        .add_env_version(&version("alpha", "h1", EnvStatus::Ready))
+        .await
+        .unwrap();
+    assert_eq!(same, v1);
+
+    let v3 = store
+        .add_env_version(&version("alpha", "h3", EnvStatus::Ready))
+        .await
+        .unwrap();
+    assert_eq!(v3.version, 3);
+    assert_eq!(
+        store.latest_ready_version(PROJECT, "alpha").await.unwrap(),
+        Some(v3.clone())
+    );
+    // Redeploying an older source makes it the newest again.
+    let v4 = store
+        .add_env_version(&version("alpha", "h1", EnvStatus::Ready))
+        .await
+        .unwrap();
+    assert_eq!(v4.version, 4);
+
+    let versions = store.env_versions(PROJECT, "alpha").await.unwrap();
+    let numbers: Vec<i64> = versions.iter().map(|v| v.version).collect();
+    assert_eq!(numbers, vec![4, 3, 2, 1]);
+    assert_eq!(
+        store.env_version(PROJECT, "alpha", 2).await.unwrap(),
+        Some(v2)
+    );
+    assert_eq!(store.env_version(PROJECT, "alpha", 9).await.unwrap(), None);
+
+    let beta = store
+        .add_env_version(&version("beta", "h1", EnvStatus::Failed))
+        .await
+        .unwrap();
+    assert_eq!(beta.version, 1);
+    let listed = store.list_environments(PROJECT).await.unwrap();
+    assert_eq!(listed, vec![v4, beta]);
+
+    // Other projects see nothing.
+    store.ensure_project("p2", "Project two").await.unwrap();
+    assert!(store.list_environments("p2").await.unwrap().is_empty());
+    assert_eq!(
+        store.latest_ready_version("p2", "alpha").await.unwrap(),
+        None
+    );
+}

@@ -1,0 +1,133 @@
+//! Trace events: numbering and listing.
+
+use super::common::{PROJECT, TestDb, spec, with_project};
+use rollout_domain::{EventKind, RunId};
+use rollout_store::Store;
+use std::collections::BTreeSet;
+
+fn error_event(n: usize) -> EventKind {
+    EventKind::Error {
+        phase: "model".into(),
+        message: format!("retry {n}"),
+    }
+}
+
+async fn new_run(store: &Store) -> RunId {
+    let id = RunId::generate();
+    store
+        .insert_run(&id, PROJECT, &spec("alpha", "answer", "m"))
+        .await
+        .unwrap();
+    id
+}
+
+pub(crate) async fn events_are_numbered_from_one_and_listed_after_a_seq(db: &TestDb) {
+    let store = &db.store;
+    with_project(store).await;
+    let run = new_run(store).await;
+    let other = new_run(store).await;
+
+    let kinds = vec![
+        EventKind::AttemptStarted {
+            attempt: 1,
+            worker: "w1".into(),
+        },
+        EventKind::EnvConnected {
+            server_name: "alpha".into(),
+            version: 1,
+            duration_ms: 12,
+        },
+        error_event(1),
+        EventKind::Answer {
+            text: "Paris".into(),
+            outcome: "answered".into(),
+        },
+        EventKind::Finished {
+            status: "completed".into(),
+            error: None,
+        },
+    ];
+    let mut appended = Vec::new();
+    for kind in &kinds {
+        let event = store.append_event(&run, 1, kind).await.unwrap();
+        assert_eq!(&event.kind, kind);
+        assert_eq!(event.attempt, 1);
+        assert!(event.at_ms > 0);
+        appended.push(event);
+    }
+    let seqs: Vec<i64> = appended.iter().map(|event| event.seq).collect();
+    assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
+
+    // Numbering is per run.
+    let first_of_other = store
+        .append_event(&other, 1, &error_event(9))
+        .await
+        .unwrap();
+    assert_eq!(first_of_other.seq, 1);
+
+    assert_eq!(
+        store.list_events(run.as_str(), 0, 100).await.unwrap(),
+        appended
+    );
+    assert_eq!(
+        store.list_events(run.as_str(), 3, 100).await.unwrap(),
+        appended[3..].to_vec()
+    );
+    assert_eq!(
+        store.list_events(run.as_str(), 0, 2).await.unwrap(),
+        appended[..2].to_vec()
+    );
+    assert!(
+        store
+            .list_events(run.as_str(), 5, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .list_events("no-such-run", 0, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.list_events(other.as_str(), 0, 100).await.unwrap(),
+        vec![first_of_other]
+    );
+}
+
+pub(crate) async fn concurrent_appends_get_distinct_consecutive_seqs(db: &TestDb) {
+    let store = &db.store;
+    with_project(store).await;
+    let run = new_run(store).await;
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for writer in 0..4 {
+        let store = store.clone();
+        let run = run.clone();
+        tasks.spawn(async move {
+            let mut seqs = Vec::new();
+            for n in 0..10 {
+                let event = store
+                    .append_event(&run, 1, &error_event(writer * 100 + n))
+                    .await
+                    .unwrap();
+                seqs.push(event.seq);
+            }
+            seqs
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(seqs) = tasks.join_next().await {
+        all.extend(seqs.unwrap());
+    }
+    let unique: BTreeSet<i64> = all.iter().copied().collect();
+    assert_eq!(all.len(), 40);
+    assert_eq!(unique, (1..=40).collect());
+    let listed = store.list_events(run.as_str(), 0, 1000).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|event| event.seq).collect::<Vec<_>>(),
+        (1..=40).collect::<Vec<_>>()
+    );
+}

@@ -1,0 +1,210 @@
+//! Runs: insert, read, list with filters and a cursor, cancel.
+
+use super::common::{PROJECT, TestDb, spec, with_project};
+use rollout_domain::{EventKind, RunId, RunStatus, Usage};
+use rollout_store::{RunFilter, RunRecord};
+use std::time::Duration;
+
+const LEASE: Duration = Duration::from_secs(600);
+
+fn ids(runs: &[RunRecord]) -> Vec<String> {
+    runs.iter().map(|run| run.id.0.clone()).collect()
+}
+
+pub(crate) async fn runs_are_inserted_read_and_listed_with_filters_and_cursor(db: &TestDb) {
+    let store = &db.store;
+    with_project(store).await;
+    store.ensure_project("p2", "Project two").await.unwrap();
+
+    let combos = [
+        ("alpha", "answer", "claude-x"),
+        ("alpha", "count", "gpt-y"),
+        ("beta", "answer", "gpt-y"),
+        ("alpha", "answer", "gpt-y"),
+        ("beta", "count", "claude-x"),
+    ];
+    let mut inserted = Vec::new();
+    for (env, scenario, model) in combos {
+        let id = RunId::generate();
+        let run = store
+            .insert_run(&id, PROJECT, &spec(env, scenario, model))
+            .await
+            .unwrap();
+        assert_eq!(run.id, id);
+        assert_eq!(run.status, RunStatus::Queued);
+        assert_eq!(run.spec, spec(env, scenario, model));
+        assert_eq!(run.attempts, 0);
+        assert_eq!(run.steps, 0);
+        assert_eq!(run.usage, Usage::default());
+        assert_eq!((run.started_at_ms, run.finished_at_ms), (None, None));
+        assert!(run.created_at_ms > 0);
+        inserted.push(run);
+    }
+    // Runs belong to an existing project (foreign keys are on, on SQLite too).
+    let orphan = store
+        .insert_run(&RunId::generate(), "no-such-project", &spec("a", "b", "c"))
+        .await;
+    assert!(orphan.is_err());
+    let other = store
+        .insert_run(&RunId::generate(), "p2", &spec("alpha", "answer", "gpt-y"))
+        .await
+        .unwrap();
+
+    let first = &inserted[0];
+    assert_eq!(
+        store
+            .get_run(PROJECT, first.id.as_str())
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(first)
+    );
+    assert_eq!(store.get_run("p2", first.id.as_str()).await.unwrap(), None);
+    assert_eq!(store.get_run(PROJECT, "no-such-run").await.unwrap(), None);
+
+    let newest_first: Vec<String> = inserted.iter().rev().map(|run| run.id.0.clone()).collect();
+    let all = store
+        .list_runs(PROJECT, &RunFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(ids(&all), newest_first);
+    assert_eq!(all[0], inserted[4]);
+    assert_eq!(
+        ids(&store.list_runs("p2", &RunFilter::default()).await.unwrap()),
+        vec![other.id.0]
+    );
+
+    let by_env = RunFilter {
+        env_name: Some("alpha".into()),
+        ..RunFilter::default()
+    };
+    let pick = |indices: &[usize]| -> Vec<String> {
+        indices.iter().map(|&i| inserted[i].id.0.clone()).collect()
+    };
+    assert_eq!(
+        ids(&store.list_runs(PROJECT, &by_env).await.unwrap()),
+        pick(&[3, 1, 0])
+    );
+    let by_scenario = RunFilter {
+        scenario: Some("count".into()),
+        ..RunFilter::default()
+    };
+    assert_eq!(
+        ids(&store.list_runs(PROJECT, &by_scenario).await.unwrap()),
+        pick(&[4, 1])
+    );
+    let by_model = RunFilter {
+        model: Some("gpt-y".into()),
+        ..RunFilter::default()
+    };
+    assert_eq!(
+        ids(&store.list_runs(PROJECT, &by_model).await.unwrap()),
+        pick(&[3, 2, 1])
+    );
+    let combined = RunFilter {
+        env_name: Some("alpha".into()),
+        scenario: Some("answer".into()),
+        model: Some("gpt-y".into()),
+        ..RunFilter::default()
+    };
+    assert_eq!(
+        ids(&store.list_runs(PROJECT, &combined).await.unwrap()),
+        pick(&[3])
+    );
+
+    // Status: claim the oldest run.
+    let claimed = store.claim_next_run("w1", LEASE).await.unwrap().unwrap();
+    assert_eq!(claimed.run.id, inserted[0].id);
+    let running = RunFilter {
+        status: Some(RunStatus::Running),
+        ..RunFilter::default()
+    };
+    assert_eq!(
+        ids(&store.list_runs(PROJECT, &running).await.unwrap()),
+        pick(&[0])
+    );
+    let queued = RunFilter {
+        status: Some(RunStatus::Queued),
+        ..RunFilter::default()
+    };
+    assert_eq!(
+        ids(&store.list_runs(PROJECT, &queued).await.unwrap()),
+        pick(&[4, 3, 2, 1])
+    );
+
+    // Pages of two, following the cursor.
+    let mut pages = Vec::new();
+    let mut before = None;
+    loop {
+        let filter = RunFilter {
+            limit: Some(2),
+            before: before.clone(),
+            ..RunFilter::default()
+        };
+        let page = store.list_runs(PROJECT, &filter).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 2);
+        before = page.last().map(|run| run.id.0.clone());
+        pages.push(ids(&page));
+    }
+    assert_eq!(pages, vec![pick(&[4, 3]), pick(&[2, 1]), pick(&[0])]);
+}
+
+pub(crate) async fn cancel_stops_queued_runs_and_flags_running_ones(db: &TestDb) {
+    let store = &db.store;
+    with_project(store).await;
+    let running_id = RunId::generate();
+    store
+        .insert_run(&running_id, PROJECT, &spec("alpha", "answer", "m"))
+        .await
+        .unwrap();
+    let queued_id = RunId::generate();
+    store
+        .insert_run(&queued_id, PROJECT, &spec("alpha", "answer", "m"))
+        .await
+        .unwrap();
+    let claimed = store.claim_next_run("w1", LEASE).await.unwrap().unwrap();
+    assert_eq!(claimed.run.id, running_id);
+
+    let status = store.cancel_run(PROJECT, queued_id.as_str()).await.unwrap();
+    assert_eq!(status, Some(RunStatus::Cancelled));
+    let cancelled = store
+        .get_run(PROJECT, queued_id.as_str())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(cancelled.finished_at_ms.is_some());
+    let events = store.list_events(queued_id.as_str(), 0, 100).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        events[0].kind,
+        EventKind::Finished {
+            status: "cancelled".into(),
+            error: None
+        }
+    );
+    // A cancelled run is never claimed.
+    assert!(store.claim_next_run("w2", LEASE).await.unwrap().is_none());
+
+    assert!(!store.is_cancel_requested(&running_id).await.unwrap());
+    let status = store
+        .cancel_run(PROJECT, running_id.as_str())
+        .await
+        .unwrap();
+    assert_eq!(status, Some(RunStatus::Running));
+    assert!(store.is_cancel_requested(&running_id).await.unwrap());
+
+    assert_eq!(
+        store.cancel_run(PROJECT, "no-such-run").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .cancel_run("p-other", running_id.as_str())
+            .await
+            .unwrap(),
+        None
+    );
+}

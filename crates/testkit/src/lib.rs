@@ -1,0 +1,7 @@
+#![doc = include_str!("../README.md")]
+
+pub mod fake_model;
+pub mod server;
+
+pub use fake_model::{CapturedRequest, FakeModelServer, FakeReply, Policy};
+pub use server::{ServerOptions, TEST_ADMIN_KEY, TestServer};

@@ -1,0 +1,42 @@
+//! Worker settings. Defaults suit one server on one machine.
+
+use std::time::Duration;
+
+/// How a worker claims and executes runs.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Unique per process; written into the lease so that only the owner may finish a run.
+    pub worker_id: String,
+    /// Runs executed at once by this process.
+    pub max_concurrent_runs: usize,
+    /// How long a claim stays valid without a heartbeat.
+    pub lease: Duration,
+    /// How often a running run renews its lease.
+    pub heartbeat: Duration,
+    /// How often an idle worker looks for queued runs (another process may have added some).
+    pub poll_interval: Duration,
+    /// How many times a run is started before a lost worker fails it for good.
+    pub max_attempts: i64,
+    /// Budget to start an environment and complete the MCP handshake.
+    pub connect_timeout: Duration,
+    /// Budget for scenario setup (`prompts/get`) and the tool listing.
+    pub setup_timeout: Duration,
+    /// On shutdown, how long in-flight runs may go on before they are released to the queue.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            worker_id: format!("worker-{}", rollout_domain::new_id()),
+            max_concurrent_runs: 8,
+            lease: Duration::from_secs(30),
+            heartbeat: Duration::from_secs(10),
+            poll_interval: Duration::from_millis(500),
+            max_attempts: 3,
+            connect_timeout: Duration::from_secs(60),
+            setup_timeout: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}

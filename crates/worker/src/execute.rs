@@ -1,0 +1,204 @@
+//! Executes one claimed run: environment session, setup, agent phase, grading.
+
+use crate::config::WorkerConfig;
+use crate::error::RunError;
+use crate::sink::StoreSink;
+use rollout_agent::{AgentConfig, run_agent};
+use rollout_domain::{EventKind, EventSink, RunOutcome, RunStatus};
+use rollout_mcp::{EnvSession, EnvTarget};
+use rollout_models::ModelCatalog;
+use rollout_store::{FinishRun, RunRecord, Store};
+use std::future::Future;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// What a run needs from the worker.
+pub(crate) struct Executor<'a> {
+    pub(crate) store: &'a Store,
+    pub(crate) catalog: &'a ModelCatalog,
+    pub(crate) config: &'a WorkerConfig,
+}
+
+impl Executor<'_> {
+    /// Runs the whole lifecycle and returns how the run ends. Events are recorded as
+    /// they happen; the caller writes the terminal row.
+    pub(crate) async fn execute(&self, run: &RunRecord, sink: &StoreSink) -> FinishRun {
+        let mut finish = match self.try_execute(run, sink).await {
+            Ok(finish) => finish,
+            Err(error) => {
+                let message = error.to_string();
+                let status = match error {
+                    RunError::Timeout { .. } => RunStatus::TimedOut,
+                    _ => RunStatus::Failed,
+                };
+                let _ = sink
+                    .record(EventKind::Error {
+                        phase: error.phase().into(),
+                        message: message.clone(),
+                    })
+                    .await;
+                FinishRun {
+                    status,
+                    outcome: None,
+                    reward: None,
+                    evaluation: None,
+                    final_response: None,
+                    steps: 0,
+                    usage: Default::default(),
+                    error: Some(message),
+                }
+            }
+        };
+        let (steps, usage) = sink.totals();
+        finish.steps = steps;
+        finish.usage = usage;
+        finish
+    }
+
+    async fn try_execute(&self, run: &RunRecord, sink: &StoreSink) -> Result<FinishRun, RunError> {
+        let spec = &run.spec;
+        let version = self
+            .store
+            .env_version(&run.project_id, &spec.env_name, spec.env_version)
+            .await?
+            .ok_or_else(|| RunError::MissingVersion {
+                name: spec.env_name.clone(),
+                version: spec.env_version,
+            })?;
+        let target: EnvTarget =
+            serde_json::from_value(version.source.clone()).map_err(|e| RunError::BadSource {
+                name: spec.env_name.clone(),
+                version: spec.env_version,
+                message: e.to_string(),
+            })?;
+        let scenario = version
+            .description
+            .as_ref()
+            .and_then(|description| description.scenario(&spec.scenario_name))
+            .cloned()
+            .ok_or_else(|| RunError::MissingScenario {
+                name: spec.env_name.clone(),
+                version: spec.env_version,
+                scenario: spec.scenario_name.clone(),
+            })?;
+        let model = self
+            .catalog
+            .client(&spec.model, &spec.validation)
+            .map_err(|e| RunError::Model(e.to_string()))?;
+
+        let label = format!("{}@v{} run={}", spec.env_name, spec.env_version, run.id);
+        let started = Instant::now();
+        let session = within("environment start", self.config.connect_timeout, async {
+            EnvSession::connect(&target, &label)
+                .await
+                .map_err(RunError::from)
+        })
+        .await?;
+        sink.record(EventKind::EnvConnected {
+            server_name: session.server_name().to_string(),
+            version: spec.env_version,
+            duration_ms: elapsed_ms(started),
+        })
+        .await
+        .map_err(rollout_agent::AgentError::from)?;
+
+        let started = Instant::now();
+        let (setup, tools) = within("scenario setup", self.config.setup_timeout, async {
+            let setup = session.setup(&scenario, &spec.scenario_args).await?;
+            let tools = session.visible_tools().await?;
+            Ok((setup, tools))
+        })
+        .await?;
+        sink.record(EventKind::Setup {
+            scenario_id: scenario.id.clone(),
+            arguments: setup.arguments.clone(),
+            prompt: setup.prompt.clone(),
+            tools: tools.clone(),
+            duration_ms: elapsed_ms(started),
+        })
+        .await
+        .map_err(rollout_agent::AgentError::from)?;
+
+        let agent_config = AgentConfig {
+            model: spec.model.clone(),
+            max_steps: spec.max_steps,
+            system_prompt: spec.system_prompt.clone(),
+        };
+        let agent_budget = Duration::from_secs(spec.agent_timeout_seconds);
+        let agent = run_agent(
+            &agent_config,
+            &setup.prompt,
+            tools,
+            model.as_ref(),
+            &session,
+            sink,
+        );
+        let (answer, outcome) = match tokio::time::timeout(agent_budget, agent).await {
+            Ok(result) => {
+                let result = result?;
+                (result.final_answer, result.outcome)
+            }
+            Err(_) => (String::new(), RunOutcome::AgentTimeout),
+        };
+        sink.record(EventKind::Answer {
+            text: answer.clone(),
+            outcome: outcome.as_str().into(),
+        })
+        .await
+        .map_err(rollout_agent::AgentError::from)?;
+
+        let started = Instant::now();
+        let grading_budget = Duration::from_secs(spec.grading_timeout_seconds);
+        let evaluation = within("grading", grading_budget, async {
+            session.submit(&scenario.name, &answer).await?;
+            Ok(session.evaluate(&scenario.id).await?)
+        })
+        .await?;
+        sink.record(EventKind::Evaluation {
+            evaluation: evaluation.clone(),
+            duration_ms: elapsed_ms(started),
+        })
+        .await
+        .map_err(rollout_agent::AgentError::from)?;
+        drop(session);
+
+        let status = match outcome {
+            RunOutcome::AgentTimeout => RunStatus::TimedOut,
+            RunOutcome::Answered | RunOutcome::MaxStepsReached => RunStatus::Completed,
+        };
+        Ok(FinishRun {
+            status,
+            outcome: Some(outcome.as_str().into()),
+            reward: Some(evaluation.reward),
+            evaluation: Some(evaluation),
+            final_response: Some(answer),
+            steps: 0,
+            usage: Default::default(),
+            error: match outcome {
+                RunOutcome::AgentTimeout => Some(format!(
+                    "the agent phase took longer than {} s; the run was graded with an empty answer",
+                    spec.agent_timeout_seconds
+                )),
+                RunOutcome::Answered | RunOutcome::MaxStepsReached => None,
+            },
+        })
+    }
+}
+
+/// Runs `future` within `budget`, or fails with a timeout naming the phase.
+async fn within<T>(
+    phase: &'static str,
+    budget: Duration,
+    future: impl Future<Output = Result<T, RunError>>,
+) -> Result<T, RunError> {
+    tokio::time::timeout(budget, future)
+        .await
+        .map_err(|_| RunError::Timeout {
+            phase,
+            seconds: budget.as_secs(),
+        })?
+}
+
+fn elapsed_ms(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,84 @@
+//! Registering an environment version: start it once, read its tools and scenarios, and
+//! store the version as `ready` (or `failed` with the reason).
+
+use rollout_mcp::{EnvSession, EnvTarget};
+use rollout_store::{EnvStatus, EnvVersion, NewEnvVersion, Store, StoreError};
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+use thiserror::Error;
+
+/// Why a registration did not produce a ready version.
+#[derive(Debug, Error)]
+pub enum RegisterError {
+    /// The environment could not be started or introspected; a `failed` version records why.
+    #[error("environment '{name}' could not be introspected: {message}")]
+    Unusable {
+        name: String,
+        message: String,
+        version: Box<EnvVersion>,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Starts the environment at `target`, reads what it offers, and stores a new version of
+/// `name` (or returns the existing ready version when the source is unchanged).
+pub async fn register_environment(
+    store: &Store,
+    project_id: &str,
+    name: &str,
+    target: &EnvTarget,
+    timeout: Duration,
+) -> Result<EnvVersion, RegisterError> {
+    let source = serde_json::to_value(target).unwrap_or_default();
+    let source_hash = hex_sha256(source.to_string().as_bytes());
+    if let Some(existing) = store.latest_ready_version(project_id, name).await? {
+        if existing.source_hash == source_hash {
+            return Ok(existing);
+        }
+    }
+    let label = format!("{name}@introspect");
+    let introspected = tokio::time::timeout(timeout, async {
+        let session = EnvSession::connect(target, &label).await?;
+        session.describe().await
+    })
+    .await;
+    let (status, description, error) = match introspected {
+        Ok(Ok(description)) => (EnvStatus::Ready, Some(description), None),
+        Ok(Err(error)) => (EnvStatus::Failed, None, Some(error.to_string())),
+        Err(_) => (
+            EnvStatus::Failed,
+            None,
+            Some(format!(
+                "the environment did not answer within {} s",
+                timeout.as_secs()
+            )),
+        ),
+    };
+    let version = store
+        .add_env_version(&NewEnvVersion {
+            project_id: project_id.to_string(),
+            name: name.to_string(),
+            source,
+            source_hash,
+            status,
+            description,
+            error: error.clone(),
+        })
+        .await?;
+    match error {
+        None => Ok(version),
+        Some(message) => Err(RegisterError::Unusable {
+            name: name.to_string(),
+            message,
+            version: Box::new(version),
+        }),
+    }
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

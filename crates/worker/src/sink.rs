@@ -1,0 +1,60 @@
+//! The event sink the agent loop records into: the run's trace in the store. It also
+//! keeps the step and token totals, so that a run cut short by a deadline still reports
+//! what it used.
+
+use async_trait::async_trait;
+use rollout_domain::{EventKind, EventSink, RecordError, RunId, Usage};
+use rollout_store::Store;
+use std::sync::Mutex;
+
+/// Appends events to one run's trace.
+pub(crate) struct StoreSink {
+    store: Store,
+    run_id: RunId,
+    attempt: i64,
+    worker_id: String,
+    totals: Mutex<(i64, Usage)>,
+}
+
+impl StoreSink {
+    pub(crate) fn new(store: Store, run_id: RunId, attempt: i64, worker_id: String) -> Self {
+        Self {
+            store,
+            run_id,
+            attempt,
+            worker_id,
+            totals: Mutex::new((0, Usage::default())),
+        }
+    }
+
+    /// Steps taken and tokens used so far.
+    pub(crate) fn totals(&self) -> (i64, Usage) {
+        self.totals.lock().map(|totals| *totals).unwrap_or_default()
+    }
+}
+
+#[async_trait]
+impl EventSink for StoreSink {
+    async fn record(&self, event: EventKind) -> Result<(), RecordError> {
+        let progress = match &event {
+            EventKind::ModelCall { step, usage, .. } => {
+                let mut totals = self.totals.lock().map_err(|e| RecordError(e.to_string()))?;
+                totals.0 = i64::from(*step);
+                totals.1.add(usage);
+                Some(*totals)
+            }
+            _ => None,
+        };
+        self.store
+            .append_event(&self.run_id, self.attempt, &event)
+            .await
+            .map_err(|e| RecordError(e.to_string()))?;
+        if let Some((steps, usage)) = progress {
+            self.store
+                .record_progress(&self.run_id, &self.worker_id, steps, &usage)
+                .await
+                .map_err(|e| RecordError(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
