@@ -54,10 +54,10 @@ pub async fn run_agent(
         let started = Instant::now();
         let response = model.complete(&request).await?;
         let mut new_messages = messages[sent..].to_vec();
-        if step == 1 {
-            if let Some(system) = &config.system_prompt {
-                new_messages.insert(0, Message::system(system.clone()));
-            }
+        if step == 1
+            && let Some(system) = &config.system_prompt
+        {
+            new_messages.insert(0, Message::system(system.clone()));
         }
         sent = messages.len() + 1;
         usage.add(&response.usage);

@@ -41,6 +41,9 @@ pub(crate) struct ServeArgs {
     /// Seconds a worker's claim on a run lasts without a heartbeat.
     #[arg(long, env = "ROLLOUT_LEASE_SECONDS")]
     pub(crate) lease_seconds: Option<u64>,
+    /// Seconds runs in flight may go on after SIGTERM before they are released to the queue.
+    #[arg(long, env = "ROLLOUT_SHUTDOWN_GRACE_SECONDS")]
+    pub(crate) shutdown_grace_seconds: Option<u64>,
     /// Log filter, e.g. info or rollout=debug,tower_http=info.
     #[arg(long, env = "ROLLOUT_LOG")]
     pub(crate) log: Option<String>,
@@ -56,6 +59,7 @@ pub(crate) struct FileConfig {
     pub(crate) public_url: Option<String>,
     pub(crate) max_concurrent_runs: Option<usize>,
     pub(crate) lease_seconds: Option<u64>,
+    pub(crate) shutdown_grace_seconds: Option<u64>,
     pub(crate) log: Option<String>,
     /// Largest accepted request body, in bytes.
     pub(crate) max_body_bytes: Option<usize>,
@@ -125,6 +129,7 @@ pub(crate) struct Settings {
     pub(crate) public_url: Option<String>,
     pub(crate) max_concurrent_runs: usize,
     pub(crate) lease_seconds: u64,
+    pub(crate) shutdown_grace_seconds: u64,
     pub(crate) log: String,
     pub(crate) admin_key: Option<String>,
     pub(crate) max_body_bytes: usize,
@@ -170,6 +175,7 @@ impl Settings {
                 .or(file.lease_seconds)
                 .unwrap_or(30)
                 .max(2),
+            shutdown_grace_seconds: args.shutdown_grace_seconds.or(file.shutdown_grace_seconds).unwrap_or(10),
             log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
             admin_key: args.admin_key.filter(|key| !key.trim().is_empty()),
             max_body_bytes: file.max_body_bytes.unwrap_or(1024 * 1024),

@@ -80,6 +80,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 max_concurrent_runs: settings.max_concurrent_runs,
                 lease,
                 heartbeat: lease / 3,
+                shutdown_grace: Duration::from_secs(settings.shutdown_grace_seconds),
                 ..WorkerConfig::default()
             },
         );

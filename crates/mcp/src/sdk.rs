@@ -69,6 +69,7 @@ mod session;
 mod tool;
 
 pub use error::SdkError;
+use http::HostCheck;
 pub use http::HttpService;
 pub use names::normalize_env_name;
 pub use rollout_domain::{Evaluation, SubScore};
@@ -91,7 +92,7 @@ pub struct Environment {
     version: String,
     tools: Vec<Tool>,
     scenarios: Vec<Arc<Scenario>>,
-    allowed_hosts: Option<Vec<String>>,
+    hosts: HostCheck,
 }
 
 impl Environment {
@@ -103,7 +104,7 @@ impl Environment {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             tools: Vec::new(),
             scenarios: Vec::new(),
-            allowed_hosts: Some(Vec::new()),
+            hosts: HostCheck::Loopback,
         }
     }
 
@@ -165,7 +166,7 @@ impl Environment {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.allowed_hosts = Some(hosts.into_iter().map(Into::into).collect());
+        self.hosts = HostCheck::Only(hosts.into_iter().map(Into::into).collect());
         self
     }
 
@@ -223,7 +224,7 @@ impl Environment {
     /// The MCP streamable-HTTP endpoint as a tower service, to mount at `/mcp` in an axum
     /// router. Sessions are stateful (`Mcp-Session-Id`), as hud's scenario state requires.
     pub fn http_service(&self) -> HttpService {
-        HttpService::new(self.core(), self.allowed_hosts.clone())
+        HttpService::new(self.core(), self.hosts.clone())
     }
 
     /// Serves MCP over streamable HTTP at `http://addr/mcp` until the process ends.
@@ -244,10 +245,9 @@ impl Environment {
             env: self.name.clone(),
             source,
         })?;
-        let default_hosts = self.allowed_hosts.as_ref().is_some_and(Vec::is_empty);
-        if default_hosts && !local.ip().is_loopback() {
+        if matches!(self.hosts, HostCheck::Loopback) && !local.ip().is_loopback() {
             // Bound for others to reach: accept any Host, like `hud dev` on 0.0.0.0.
-            self.allowed_hosts = None;
+            self.hosts = HostCheck::Any;
         }
         let router = axum::Router::new().nest_service("/mcp", self.http_service());
         tracing::info!(env = %self.name, %local, "serving mcp over streamable http at /mcp");

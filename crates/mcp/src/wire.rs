@@ -66,10 +66,10 @@ pub(crate) fn tool_result(call_id: &str, result: &Value) -> ToolResult {
         .map(content_text)
         .collect::<Vec<_>>()
         .join("\n");
-    if text.is_empty() {
-        if let Some(structured) = &structured {
-            text = structured.to_string();
-        }
+    if text.is_empty()
+        && let Some(structured) = &structured
+    {
+        text = structured.to_string();
     }
     ToolResult {
         call_id: call_id.to_string(),

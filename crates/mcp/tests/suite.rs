@@ -2,3 +2,4 @@
 
 mod sdk;
 mod sdk_http;
+mod sdk_scenario;

@@ -105,6 +105,7 @@ impl TestServer {
         .with_context(|| format!("server log:\n{}", read_log(&data_dir)))?;
         // Keep draining stdout so the server never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let _ = rustls::crypto::ring::default_provider().install_default();
         Ok(Self {
             base_url,
             admin_key: TEST_ADMIN_KEY.into(),

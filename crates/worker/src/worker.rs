@@ -45,7 +45,7 @@ impl Worker {
         let slots = Arc::new(Semaphore::new(self.config.max_concurrent_runs.max(1)));
         let stop_runs = CancellationToken::new();
         let mut tasks = JoinSet::new();
-        tasks.spawn(self.clone().recover_lost_runs(shutdown.clone()));
+        let recovery = tokio::spawn(self.clone().recover_lost_runs(shutdown.clone()));
         tracing::info!(worker = %self.config.worker_id, slots = self.config.max_concurrent_runs, "worker started");
         loop {
             let permit = tokio::select! {
@@ -86,11 +86,7 @@ impl Worker {
         tracing::info!("worker stopping; waiting for in-flight runs");
         let grace = tokio::time::sleep(self.config.shutdown_grace);
         tokio::pin!(grace);
-        loop {
-            // The recovery loop is always in the set, so wait for more than one task.
-            if tasks.len() <= 1 {
-                break;
-            }
+        while !tasks.is_empty() {
             tokio::select! {
                 _ = &mut grace => {
                     stop_runs.cancel();
@@ -100,6 +96,7 @@ impl Worker {
             }
         }
         while tasks.join_next().await.is_some() {}
+        let _ = recovery.await;
         tracing::info!("worker stopped");
     }
 

@@ -99,13 +99,15 @@ async fn a_run_in_flight_survives_a_server_crash() {
 async fn a_graceful_shutdown_releases_runs_in_flight_to_the_queue() {
     let hole = black_hole().await;
     let mut options = stuck_options(&hole, None);
-    options.env.push(("ROLLOUT_LOG".into(), "info".into()));
+    options.args.extend(["--shutdown-grace-seconds".into(), "1".into()]);
     let mut server = TestServer::start(binary(), options).await.unwrap();
     let (_, accepted) = server.post("/v1/agent/run", &run_body()).await;
     let trace_id = accepted["trace_id"].as_str().unwrap().to_string();
     wait_running(&server, &trace_id).await;
     let data_dir = server.data_dir.clone();
-    server.terminate(Duration::from_secs(60)).await.unwrap();
+    if let Err(error) = server.terminate(Duration::from_secs(60)).await {
+        panic!("{error}\n{}", server.log());
+    }
 
     let trace = restart_and_finish(data_dir, &trace_id).await;
     let released = trace["events"]

@@ -219,7 +219,7 @@ impl ServerHandler for EnvHandler {
         _context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         let name = request.name.as_ref();
-        let arguments = Value::Object(request.arguments.clone().unwrap_or_default());
+        let arguments = Value::Object(request.arguments.unwrap_or_default());
         let output = if name == SUBMIT_TOOL {
             self.submit(&arguments)
         } else {

@@ -14,6 +14,17 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+/// Which `Host` headers the endpoint accepts (rmcp's DNS-rebinding guard).
+#[derive(Debug, Clone)]
+pub(crate) enum HostCheck {
+    /// rmcp's default: `localhost`, `127.0.0.1`, `::1`.
+    Loopback,
+    /// These hosts (or `host:port` authorities) only.
+    Only(Vec<String>),
+    /// Any host.
+    Any,
+}
+
 /// The MCP streamable-HTTP endpoint of an environment, as a tower `Service`.
 ///
 /// Mount it with `axum::Router::new().nest_service("/mcp", service)`. Each MCP session
@@ -24,15 +35,13 @@ pub struct HttpService {
 }
 
 impl HttpService {
-    /// `allowed_hosts`: `Host` values accepted (DNS-rebinding guard); `None` turns the check
-    /// off, `Some(empty)` keeps rmcp's loopback-only default.
-    pub(crate) fn new(core: Arc<EnvCore>, allowed_hosts: Option<Vec<String>>) -> Self {
-        let mut config = StreamableHttpServerConfig::default();
-        match allowed_hosts {
-            None => config = config.disable_allowed_hosts(),
-            Some(hosts) if hosts.is_empty() => {}
-            Some(hosts) => config = config.with_allowed_hosts(hosts),
-        }
+    pub(crate) fn new(core: Arc<EnvCore>, hosts: HostCheck) -> Self {
+        let config = StreamableHttpServerConfig::default();
+        let config = match hosts {
+            HostCheck::Loopback => config,
+            HostCheck::Only(hosts) => config.with_allowed_hosts(hosts),
+            HostCheck::Any => config.disable_allowed_hosts(),
+        };
         let factory = move || Ok(EnvHandler::new(core.clone()));
         let inner =
             StreamableHttpService::new(factory, Arc::new(LocalSessionManager::default()), config);

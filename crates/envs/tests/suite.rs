@@ -1,0 +1,3 @@
+//! Test topics.
+
+mod my_assistant;
