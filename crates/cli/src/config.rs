@@ -175,7 +175,10 @@ impl Settings {
                 .or(file.lease_seconds)
                 .unwrap_or(30)
                 .max(2),
-            shutdown_grace_seconds: args.shutdown_grace_seconds.or(file.shutdown_grace_seconds).unwrap_or(10),
+            shutdown_grace_seconds: args
+                .shutdown_grace_seconds
+                .or(file.shutdown_grace_seconds)
+                .unwrap_or(10),
             log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
             admin_key: args.admin_key.filter(|key| !key.trim().is_empty()),
             max_body_bytes: file.max_body_bytes.unwrap_or(1024 * 1024),

@@ -32,10 +32,10 @@ pub async fn register_environment(
 ) -> Result<EnvVersion, RegisterError> {
     let source = serde_json::to_value(target).unwrap_or_default();
     let source_hash = hex_sha256(source.to_string().as_bytes());
-    if let Some(existing) = store.latest_ready_version(project_id, name).await? {
-        if existing.source_hash == source_hash {
-            return Ok(existing);
-        }
+    if let Some(existing) = store.latest_ready_version(project_id, name).await?
+        && existing.source_hash == source_hash
+    {
+        return Ok(existing);
     }
     let label = format!("{name}@introspect");
     let introspected = tokio::time::timeout(timeout, async {

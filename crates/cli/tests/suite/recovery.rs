@@ -99,7 +99,9 @@ async fn a_run_in_flight_survives_a_server_crash() {
 async fn a_graceful_shutdown_releases_runs_in_flight_to_the_queue() {
     let hole = black_hole().await;
     let mut options = stuck_options(&hole, None);
-    options.args.extend(["--shutdown-grace-seconds".into(), "1".into()]);
+    options
+        .args
+        .extend(["--shutdown-grace-seconds".into(), "1".into()]);
     let mut server = TestServer::start(binary(), options).await.unwrap();
     let (_, accepted) = server.post("/v1/agent/run", &run_body()).await;
     let trace_id = accepted["trace_id"].as_str().unwrap().to_string();

@@ -211,13 +211,13 @@ fn validate(
             format!("max_steps must be between 1 and {MAX_MAX_STEPS}, got {max_steps}"),
         ));
     }
-    if let Some(timeout) = request.timeout {
-        if !(1..=MAX_SYNC_TIMEOUT).contains(&timeout) {
-            problems.push(problem(
-                "timeout",
-                format!("timeout must be between 1 and {MAX_SYNC_TIMEOUT} seconds, got {timeout}"),
-            ));
-        }
+    if let Some(timeout) = request.timeout
+        && !(1..=MAX_SYNC_TIMEOUT).contains(&timeout)
+    {
+        problems.push(problem(
+            "timeout",
+            format!("timeout must be between 1 and {MAX_SYNC_TIMEOUT} seconds, got {timeout}"),
+        ));
     }
     let model = request.model.clone().unwrap_or_default();
     if model.trim().is_empty() {

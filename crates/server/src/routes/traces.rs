@@ -62,13 +62,13 @@ pub(crate) async fn list(
         ),
         None => None,
     };
-    if let Some(limit) = query.limit {
-        if !(1..=500).contains(&limit) {
-            return Err(ApiError::invalid(vec![problem(
-                "limit",
-                format!("limit must be between 1 and 500, got {limit}"),
-            )]));
-        }
+    if let Some(limit) = query.limit
+        && !(1..=500).contains(&limit)
+    {
+        return Err(ApiError::invalid(vec![problem(
+            "limit",
+            format!("limit must be between 1 and 500, got {limit}"),
+        )]));
     }
     let limit = query.limit.unwrap_or(50);
     let filter = RunFilter {
