@@ -116,6 +116,11 @@ impl TestServer {
         })
     }
 
+    /// The server process id (for CPU and memory measurements).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// The server's log so far.
     pub fn log(&self) -> String {
         read_log(&self.data_dir)
