@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Flags of `rollout serve`. Each has an environment variable; flags win.
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub(crate) struct ServeArgs {
     /// Address to listen on. Keep 127.0.0.1 unless a proxy in front handles TLS and access.
     #[arg(long, env = "ROLLOUT_BIND")]
@@ -41,6 +41,10 @@ pub(crate) struct ServeArgs {
     /// Seconds a worker's claim on a run lasts without a heartbeat.
     #[arg(long, env = "ROLLOUT_LEASE_SECONDS")]
     pub(crate) lease_seconds: Option<u64>,
+    /// Environment sessions kept started ahead of time per stdio environment version, so
+    /// runs do not wait for environments to boot (0: off).
+    #[arg(long, env = "ROLLOUT_WARM_POOL_SIZE")]
+    pub(crate) warm_pool_size: Option<usize>,
     /// Seconds runs in flight may go on after SIGTERM before they are released to the queue.
     #[arg(long, env = "ROLLOUT_SHUTDOWN_GRACE_SECONDS")]
     pub(crate) shutdown_grace_seconds: Option<u64>,
@@ -60,11 +64,22 @@ pub(crate) struct FileConfig {
     pub(crate) max_concurrent_runs: Option<usize>,
     pub(crate) lease_seconds: Option<u64>,
     pub(crate) shutdown_grace_seconds: Option<u64>,
+    pub(crate) warm_pool_size: Option<usize>,
     pub(crate) log: Option<String>,
     /// Largest accepted request body, in bytes.
     pub(crate) max_body_bytes: Option<usize>,
+    /// Largest accepted bundle upload (environment deploys), in bytes.
+    pub(crate) max_upload_bytes: Option<usize>,
+    /// Budget of an environment deploy's clone and build command, in seconds.
+    pub(crate) build_timeout_seconds: Option<u64>,
     #[serde(default)]
     pub(crate) runs: RunDefaults,
+    /// `[callbacks]`: delivery of run callbacks.
+    #[serde(default)]
+    pub(crate) callbacks: CallbackSection,
+    /// `[limits]`: request rate per API key.
+    #[serde(default)]
+    pub(crate) limits: LimitsSection,
     /// Model providers by name; `anthropic` and `openai` exist by default.
     #[serde(default)]
     pub(crate) providers: BTreeMap<String, ProviderSection>,
@@ -81,6 +96,32 @@ pub(crate) struct FileConfig {
 pub(crate) struct RunDefaults {
     pub(crate) agent_timeout_seconds: Option<u64>,
     pub(crate) grading_timeout_seconds: Option<u64>,
+    /// The largest agent or grading budget a request may ask for.
+    pub(crate) max_timeout_seconds: Option<u64>,
+    /// How long an Idempotency-Key stands for its run.
+    pub(crate) idempotency_ttl_seconds: Option<u64>,
+}
+
+/// `[limits]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LimitsSection {
+    /// Requests per minute per API key (default: unlimited).
+    pub(crate) requests_per_minute: Option<u32>,
+    /// Requests a key may make at once (default: requests_per_minute).
+    pub(crate) burst: Option<u32>,
+}
+
+/// `[callbacks]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CallbackSection {
+    /// Allow loopback and private destinations (default false).
+    pub(crate) allow_private: Option<bool>,
+    /// Wait before the first retry, doubled for each next one (default 1000).
+    pub(crate) first_backoff_ms: Option<u64>,
+    /// Budget of one delivery attempt (default 10).
+    pub(crate) timeout_seconds: Option<u64>,
 }
 
 /// `[providers.NAME]`.
@@ -130,11 +171,21 @@ pub(crate) struct Settings {
     pub(crate) max_concurrent_runs: usize,
     pub(crate) lease_seconds: u64,
     pub(crate) shutdown_grace_seconds: u64,
+    pub(crate) warm_pool_size: usize,
     pub(crate) log: String,
     pub(crate) admin_key: Option<String>,
     pub(crate) max_body_bytes: usize,
+    pub(crate) max_upload_bytes: usize,
+    pub(crate) build_timeout_seconds: u64,
     pub(crate) agent_timeout_seconds: u64,
     pub(crate) grading_timeout_seconds: u64,
+    pub(crate) max_timeout_seconds: u64,
+    pub(crate) idempotency_ttl_seconds: u64,
+    pub(crate) allow_private_callbacks: bool,
+    pub(crate) callback_first_backoff_ms: u64,
+    pub(crate) callback_timeout_seconds: u64,
+    /// `(per_minute, burst)` per API key.
+    pub(crate) rate_limit: Option<(u32, u32)>,
     pub(crate) catalog: CatalogConfig,
     pub(crate) environments: Vec<EnvironmentSection>,
 }
@@ -161,6 +212,10 @@ impl Settings {
         if agent_timeout_seconds == 0 || grading_timeout_seconds == 0 {
             bail!("[runs] timeouts must be at least 1 second");
         }
+        let max_timeout_seconds = file.runs.max_timeout_seconds.unwrap_or(86_400);
+        if max_timeout_seconds < agent_timeout_seconds.max(grading_timeout_seconds) {
+            bail!("[runs] max_timeout_seconds must be at least the default timeouts");
+        }
         Ok(Self {
             bind,
             data_dir,
@@ -179,11 +234,24 @@ impl Settings {
                 .shutdown_grace_seconds
                 .or(file.shutdown_grace_seconds)
                 .unwrap_or(10),
+            warm_pool_size: args.warm_pool_size.or(file.warm_pool_size).unwrap_or(0),
             log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
             admin_key: args.admin_key.filter(|key| !key.trim().is_empty()),
             max_body_bytes: file.max_body_bytes.unwrap_or(1024 * 1024),
+            max_upload_bytes: file.max_upload_bytes.unwrap_or(100 * 1024 * 1024),
+            build_timeout_seconds: file.build_timeout_seconds.unwrap_or(900).max(1),
             agent_timeout_seconds,
             grading_timeout_seconds,
+            max_timeout_seconds,
+            idempotency_ttl_seconds: file.runs.idempotency_ttl_seconds.unwrap_or(86_400),
+            allow_private_callbacks: file.callbacks.allow_private.unwrap_or(false),
+            callback_first_backoff_ms: file.callbacks.first_backoff_ms.unwrap_or(1000),
+            callback_timeout_seconds: file.callbacks.timeout_seconds.unwrap_or(10).max(1),
+            rate_limit: file
+                .limits
+                .requests_per_minute
+                .filter(|per_minute| *per_minute > 0)
+                .map(|per_minute| (per_minute, file.limits.burst.unwrap_or(per_minute).max(1))),
             catalog: catalog(&file.providers, &file.models)?,
             environments: file.environments,
         })

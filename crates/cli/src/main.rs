@@ -1,7 +1,14 @@
 //! `rollout`: turn any agent scenario into a callable API endpoint.
 
+mod api;
 mod config;
+mod embedded;
+mod env_guard;
+mod environments;
+mod eval;
 mod example_env;
+mod keys;
+mod schedule;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -20,15 +27,47 @@ struct Cli {
 enum Command {
     /// Start the API server and a worker (SQLite in --data-dir unless --database-url is set).
     Serve(Box<config::ServeArgs>),
+    /// Evaluate models on a taskset file (JSONL, hud task format): against a server with
+    /// --url, or in-process without one.
+    Eval(Box<eval::EvalArgs>),
+    /// Create, list or revoke API keys of a running server (needs an admin key).
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
+    /// Create, list, pause, resume or delete schedules of a running server.
+    #[command(subcommand)]
+    Schedule(schedule::ScheduleCommand),
+    /// Show or compare the results of an evaluation job.
+    #[command(subcommand)]
+    Job(eval::JobCommand),
+    /// Deploy, list or delete environments of a running server.
+    #[command(subcommand)]
+    Env(environments::EnvCommand),
+    /// Run an environment command under resource limits, killing it when the server dies
+    /// (used by the server itself for every stdio environment).
+    #[command(hide = true)]
+    EnvGuard(env_guard::GuardArgs),
     /// Serve a bundled example environment over stdio (used by the server itself).
     ExampleEnv {
         /// The environment's name, e.g. my-assistant.
         name: String,
+        /// Serve streamable HTTP at http://ADDR/mcp instead of stdio.
+        #[arg(long, value_name = "ADDR")]
+        http: Option<std::net::SocketAddr>,
     },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The guard is a plain synchronous supervisor: no async runtime.
+    let cli = match cli.command {
+        Command::EnvGuard(args) => {
+            return env_guard::run(args).unwrap_or_else(|error| {
+                eprintln_safe(&format!("rollout env-guard: {error:#}"));
+                ExitCode::FAILURE
+            });
+        }
+        command => Cli { command },
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -44,7 +83,13 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve::run(*args).await,
-            Command::ExampleEnv { name } => example_env::run(&name).await,
+            Command::Eval(args) => eval::run(*args).await,
+            Command::Job(command) => eval::job(command).await,
+            Command::Keys(command) => keys::run(command).await,
+            Command::Schedule(command) => schedule::run(command).await,
+            Command::Env(command) => environments::run(command).await,
+            Command::ExampleEnv { name, http } => example_env::run(&name, http).await,
+            Command::EnvGuard(_) => Ok(()),
         }
     });
     match result {

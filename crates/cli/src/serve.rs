@@ -2,11 +2,11 @@
 
 use crate::config::{EnvironmentSection, ServeArgs, Settings};
 use anyhow::{Context, anyhow};
-use rollout_mcp::EnvTarget;
+use rollout_mcp::{EnvTarget, ProcessGuard, ProcessLimits};
 use rollout_models::ModelCatalog;
-use rollout_server::{AppState, ServerConfig};
+use rollout_server::{AppState, RateLimit, ServerConfig};
 use rollout_store::{KeyRole, Store, generate_api_key};
-use rollout_worker::{RunNotifier, Worker, WorkerConfig, register_environment};
+use rollout_worker::{CallbackConfig, RunNotifier, Worker, WorkerConfig, register_environment};
 use serde_json::{Map, Value};
 use std::io::Write;
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Every object belongs to a project; until projects can be created, this is the one.
-const DEFAULT_PROJECT: &str = "default";
+pub(crate) const DEFAULT_PROJECT: &str = "default";
 
 /// Starts everything and runs until SIGINT or SIGTERM.
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -51,16 +51,35 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             )
         })?;
     let address = listener.local_addr().context("reading the bound address")?;
-    let server_config = ServerConfig {
+    let mut server_config = ServerConfig {
         public_url: settings
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{address}")),
         max_body_bytes: settings.max_body_bytes,
+        data_dir: Some(settings.data_dir.clone()),
+        max_upload_bytes: settings.max_upload_bytes,
+        build_timeout: Duration::from_secs(settings.build_timeout_seconds),
+        process_guard: Some(ProcessGuard {
+            program: std::env::current_exe().context("locating the rollout binary")?,
+            limits: ProcessLimits::default(),
+        }),
         agent_timeout_seconds: settings.agent_timeout_seconds,
         grading_timeout_seconds: settings.grading_timeout_seconds,
+        max_timeout_seconds: settings.max_timeout_seconds,
+        idempotency_ttl: Duration::from_secs(settings.idempotency_ttl_seconds),
+        callbacks: CallbackConfig {
+            allow_private: settings.allow_private_callbacks,
+            public_url: None,
+            first_backoff: Duration::from_millis(settings.callback_first_backoff_ms),
+            request_timeout: Duration::from_secs(settings.callback_timeout_seconds),
+        },
+        rate_limit: settings
+            .rate_limit
+            .map(|(per_minute, burst)| RateLimit { per_minute, burst }),
         ..ServerConfig::default()
     };
+    server_config.callbacks.public_url = Some(server_config.public_url.clone());
     register_startup_environments(
         &store,
         &settings.environments,
@@ -81,6 +100,12 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 lease,
                 heartbeat: lease / 3,
                 shutdown_grace: Duration::from_secs(settings.shutdown_grace_seconds),
+                warm_pool_size: settings.warm_pool_size,
+                process_guard: Some(ProcessGuard {
+                    program: std::env::current_exe().context("locating the rollout binary")?,
+                    limits: ProcessLimits::default(),
+                }),
+                callbacks: server_config.callbacks.clone(),
                 ..WorkerConfig::default()
             },
         );
@@ -95,6 +120,10 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         notifier,
         config: Arc::new(server_config),
     };
+    let scheduler_stop = shutdown.clone();
+    let scheduler = tokio::spawn(rollout_server::run_scheduler(state.clone(), async move {
+        scheduler_stop.cancelled().await;
+    }));
     say(&format!(
         "rollout listening on http://{address} (database: {})",
         redact_url(&settings.database_url)
@@ -108,6 +137,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     .await
     .context("serving HTTP")?;
     shutdown.cancel();
+    let _ = scheduler.await;
     if let Some(worker_task) = worker_task {
         let _ = worker_task.await;
     }
@@ -144,7 +174,7 @@ async fn bootstrap_admin_key(store: &Store, configured: Option<&str>) -> anyhow:
 
 /// Registers the bundled example environments and the ones from `rollout.toml`. A broken
 /// environment is logged and kept as a failed version; it does not stop the server.
-async fn register_startup_environments(
+pub(crate) async fn register_startup_environments(
     store: &Store,
     configured: &[EnvironmentSection],
     timeout: Duration,
@@ -164,6 +194,7 @@ async fn register_startup_environments(
                     command,
                     cwd: None,
                     env: Map::new(),
+                    limits: None,
                 },
             )
         })
@@ -193,6 +224,7 @@ fn target(section: &EnvironmentSection) -> anyhow::Result<EnvTarget> {
             command: command.clone(),
             cwd: section.cwd.clone(),
             env: strings(&section.env),
+            limits: None,
         }),
         (None, Some(url)) => Ok(EnvTarget::Url {
             url: url.clone(),
@@ -205,7 +237,7 @@ fn target(section: &EnvironmentSection) -> anyhow::Result<EnvTarget> {
     }
 }
 
-fn init_logging(filter: &str) {
+pub(crate) fn init_logging(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());

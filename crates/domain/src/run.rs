@@ -33,6 +33,13 @@ pub struct RunSpec {
     pub agent_timeout_seconds: u64,
     /// Wall-clock budget of grading (submit + evaluation), in seconds.
     pub grading_timeout_seconds: u64,
+    /// Tokens (input + output, summed over model calls) after which the agent is stopped;
+    /// the run is still graded, with outcome `token_budget_exceeded`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_total_tokens: Option<u64>,
+    /// Where to POST the run's summary when it ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback: Option<crate::CallbackSpec>,
 }
 
 /// One action of a `validation` list: a tool call, or (rollout's extension) the final answer.
@@ -128,6 +135,9 @@ pub enum RunOutcome {
     MaxStepsReached,
     /// The agent-time budget ran out; the run is evaluated with an empty answer.
     AgentTimeout,
+    /// The token budget (`max_total_tokens`) ran out; the run is evaluated with an empty
+    /// answer.
+    TokenBudgetExceeded,
 }
 
 impl RunOutcome {
@@ -137,6 +147,7 @@ impl RunOutcome {
             RunOutcome::Answered => "answered",
             RunOutcome::MaxStepsReached => "max_steps_reached",
             RunOutcome::AgentTimeout => "agent_timeout",
+            RunOutcome::TokenBudgetExceeded => "token_budget_exceeded",
         }
     }
 }

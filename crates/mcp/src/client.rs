@@ -4,11 +4,13 @@
 //! group) when the session is dropped: hud environments ignore stdin EOF, so a polite
 //! close would cost seconds per run and risk orphans (see dependencies.md §2.4).
 
+mod guard;
 mod stderr;
 
 use crate::error::EnvError;
 use crate::wire;
 use async_trait::async_trait;
+pub use guard::{ProcessGuard, ProcessLimits};
 use process_wrap::tokio::{CommandWrap, KillOnDrop, ProcessGroup};
 use rmcp::model::{
     CallToolRequestParams, GetPromptRequestParams, JsonObject, ReadResourceRequestParams,
@@ -39,6 +41,9 @@ pub enum EnvTarget {
         cwd: Option<PathBuf>,
         #[serde(default, skip_serializing_if = "Map::is_empty")]
         env: Map<String, Value>,
+        /// Resource limits (from a bundle's manifest), applied by the process guard.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limits: Option<ProcessLimits>,
     },
     /// A streamable-HTTP MCP endpoint.
     Url {
@@ -76,16 +81,77 @@ pub struct EnvSession {
     server_name: String,
     server_version: String,
     stderr: StderrTail,
+    /// The process group of a stdio environment (its leader's pid), killed on drop.
+    process_group: Option<u32>,
 }
+
+impl Drop for EnvSession {
+    /// Kills a stdio environment's whole process group at once, synchronously: rmcp's own
+    /// close first waits seconds for the leader and never reaches the processes it started,
+    /// so a cancelled run would otherwise leave them behind.
+    fn drop(&mut self) {
+        if let Some(group) = self.process_group {
+            kill_process_group(group);
+        }
+    }
+}
+
+/// Sends SIGKILL to a process group. A group that already exited is fine.
+#[cfg(unix)]
+fn kill_process_group(group: u32) {
+    use nix::sys::signal::{Signal, killpg};
+    use nix::unistd::Pid;
+    let Ok(raw) = i32::try_from(group) else {
+        return;
+    };
+    if raw <= 1 {
+        return;
+    }
+    match killpg(Pid::from_raw(raw), Signal::SIGKILL) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+        Err(error) => {
+            tracing::warn!(group, %error, "could not kill an environment's process group")
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn kill_process_group(_group: u32) {}
 
 impl EnvSession {
     /// Starts or reaches the environment and completes the MCP handshake. `label` tags the
     /// environment's stderr lines in the logs (environment, version, run).
     pub async fn connect(target: &EnvTarget, label: &str) -> Result<Self, EnvError> {
+        Self::connect_guarded(target, label, None).await
+    }
+
+    /// Like `connect`, but a stdio environment runs under `guard` (resource limits, and
+    /// killed when this process dies).
+    pub async fn connect_guarded(
+        target: &EnvTarget,
+        label: &str,
+        guard: Option<&ProcessGuard>,
+    ) -> Result<Self, EnvError> {
         let stderr = StderrTail::default();
+        let mut process_group = None;
         let service = match target {
-            EnvTarget::Command { command, cwd, env } => {
-                let transport = spawn(command, cwd.as_ref(), env, label, &stderr)?;
+            EnvTarget::Command {
+                command,
+                cwd,
+                env,
+                limits,
+            } => {
+                let command = match (guard, limits) {
+                    (Some(guard), Some(limits)) => ProcessGuard {
+                        program: guard.program.clone(),
+                        limits: limits.clone(),
+                    }
+                    .wrap(command),
+                    (Some(guard), None) => guard.wrap(command),
+                    (None, _) => command.clone(),
+                };
+                let transport = spawn(&command, cwd.as_ref(), env, label, &stderr)?;
+                process_group = transport.id();
                 ().serve(transport).await.map_err(|e| EnvError::Connect {
                     message: e.to_string(),
                     stderr_tail: stderr.text(),
@@ -109,7 +175,13 @@ impl EnvSession {
             server_name,
             server_version,
             stderr,
+            process_group,
         })
+    }
+
+    /// True once the connection is gone (the process exited, the server went away).
+    pub fn is_closed(&self) -> bool {
+        self.service.is_closed()
     }
 
     /// `serverInfo.name` from the handshake.

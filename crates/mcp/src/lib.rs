@@ -5,5 +5,5 @@ pub mod error;
 pub mod sdk;
 mod wire;
 
-pub use client::{EnvSession, EnvTarget};
+pub use client::{EnvSession, EnvTarget, ProcessGuard, ProcessLimits};
 pub use error::EnvError;

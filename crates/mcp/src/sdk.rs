@@ -66,6 +66,7 @@ mod pyjson;
 mod scenario;
 mod schema;
 mod session;
+mod state;
 mod tool;
 
 pub use error::SdkError;
@@ -74,6 +75,7 @@ pub use http::HttpService;
 pub use names::normalize_env_name;
 pub use rollout_domain::{Evaluation, SubScore};
 pub use scenario::{Answer, IntoEvaluation, Scenario, ScenarioContext};
+pub use state::{SessionState, ToolContext};
 pub use tool::{IntoToolOutput, NoArgs, Tool, ToolFailure, ToolOutput};
 
 use handler::{EnvCore, EnvHandler, SUBMIT_TOOL};

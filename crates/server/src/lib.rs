@@ -1,14 +1,20 @@
 #![doc = include_str!("../README.md")]
 
 mod auth;
+mod cron;
 mod error;
 mod json;
+mod rate_limit;
 mod routes;
+mod scheduler;
 mod state;
+mod ui;
 mod views;
 
 pub use error::ApiError;
+pub use rate_limit::RateLimit;
 pub use routes::router;
+pub use scheduler::run_scheduler;
 pub use state::{AppState, ServerConfig};
 
 /// Serves the API on `listener` until `shutdown` resolves, then lets requests in flight end.

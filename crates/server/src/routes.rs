@@ -1,9 +1,19 @@
 //! The router: every route, its middleware, and the JSON fallbacks.
 
+mod cancel;
+pub(crate) mod checks;
+mod deploy;
 mod environments;
+pub(crate) mod events;
+mod jobs;
+mod keys;
 mod models;
-mod runs;
-mod traces;
+mod run_api;
+pub(crate) mod runs;
+pub(crate) mod schedules;
+mod tasksets;
+pub(crate) mod traces;
+pub(crate) mod usage;
 
 use crate::auth::require_key;
 use crate::error::ApiError;
@@ -20,12 +30,67 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/agent/run", post(runs::create))
         .route("/v1/traces", get(traces::list))
         .route("/v1/traces/{id}", get(traces::get))
+        .route("/v1/traces/cancel", post(cancel::cancel_many))
+        .route("/v1/traces/{id}/cancel", post(cancel::cancel_one))
+        .route(
+            "/v1/traces/{id}/deliveries",
+            get(run_api::deliveries).post(run_api::redeliver),
+        )
+        .route("/v1/traces/{id}/events", get(events::stream))
+        .route("/v1/usage", get(usage::get))
         .route("/v1/models", get(models::list))
+        .route("/v1/keys", get(keys::list).post(keys::create))
+        .route(
+            "/v1/schedules",
+            get(schedules::list).post(schedules::create),
+        )
+        .route(
+            "/v1/schedules/{id}",
+            get(schedules::get).delete(schedules::delete),
+        )
+        .route("/v1/schedules/{id}/pause", post(schedules::pause))
+        .route("/v1/schedules/{id}/resume", post(schedules::resume))
+        .route("/v1/schedules/{id}/runs", get(schedules::runs))
+        .route("/v1/keys/{id}", axum::routing::delete(keys::revoke))
         .route(
             "/v1/environments",
             get(environments::list).post(environments::register),
         )
-        .route("/v1/environments/{name}", get(environments::get))
+        .route(
+            "/v1/environments/{name}",
+            get(environments::get).delete(deploy::delete),
+        )
+        .route(
+            "/v1/environments/{name}/deploy",
+            post(deploy::bundle).layer(DefaultBodyLimit::max(state.config.max_upload_bytes)),
+        )
+        .route(
+            "/v1/environments/{name}/versions/{version}/log",
+            get(deploy::build_log),
+        )
+        .route("/v1/tasksets", get(tasksets::list).post(tasksets::create))
+        .route(
+            "/v1/tasksets/{name}",
+            get(tasksets::get).delete(tasksets::delete),
+        )
+        .route("/v1/tasksets/{name}/import", post(tasksets::import))
+        .route("/v1/tasksets/{name}/export", get(tasksets::export))
+        .route("/v1/tasksets/{name}/tasks", post(tasksets::add))
+        .route(
+            "/v1/tasksets/{name}/tasks/{task_id}",
+            axum::routing::delete(tasksets::remove_task),
+        )
+        .route("/v1/jobs", get(jobs::list).post(jobs::create))
+        .route("/v1/jobs/{id}", get(jobs::get))
+        .route("/v1/jobs/{id}/cancel", post(jobs::cancel))
+        .route("/v1/jobs/{id}/retry", post(jobs::retry))
+        .route("/v1/jobs/{id}/metrics", get(jobs::metrics))
+        .route("/v1/jobs/{id}/compare", get(jobs::compare))
+        // Runs after require_key (layers wrap inward), which identifies the key.
+        .route_layer(axum::middleware::from_fn_with_state(
+            std::sync::Arc::new(crate::rate_limit::RateLimiter::new(state.config.rate_limit)),
+            crate::rate_limit::limit_rate,
+        ))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             require_key,
@@ -33,6 +98,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health))
         .merge(api)
+        .merge(crate::ui::router(state.clone()))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))

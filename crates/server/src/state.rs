@@ -19,6 +19,24 @@ pub struct ServerConfig {
     pub grading_timeout_seconds: u64,
     /// Budget to start and introspect an environment being registered.
     pub introspect_timeout: Duration,
+    /// Largest agent or grading budget a run may ask for, in seconds.
+    pub max_timeout_seconds: u64,
+    /// How long an `Idempotency-Key` of `POST /v1/agent/run` stands for its run.
+    pub idempotency_ttl: Duration,
+    /// Callback delivery (destinations allowed, backoff) for manual redelivery and for
+    /// queued runs cancelled through the API.
+    pub callbacks: rollout_worker::CallbackConfig,
+    /// Requests per API key (none: unlimited).
+    pub rate_limit: Option<crate::RateLimit>,
+    /// Where deployed bundles are unpacked and built (`DATA_DIR/envs/NAME/HASH/`); deploys
+    /// are refused without it.
+    pub data_dir: Option<std::path::PathBuf>,
+    /// Largest accepted bundle upload (`POST /v1/environments/{name}/deploy`).
+    pub max_upload_bytes: usize,
+    /// Budget of a deploy's clone and build.
+    pub build_timeout: Duration,
+    /// The supervisor deployed environments are introspected under (with their limits).
+    pub process_guard: Option<rollout_mcp::ProcessGuard>,
 }
 
 impl Default for ServerConfig {
@@ -29,6 +47,14 @@ impl Default for ServerConfig {
             agent_timeout_seconds: 1800,
             grading_timeout_seconds: 300,
             introspect_timeout: Duration::from_secs(60),
+            max_timeout_seconds: 86_400,
+            idempotency_ttl: Duration::from_secs(86_400),
+            callbacks: rollout_worker::CallbackConfig::default(),
+            rate_limit: None,
+            data_dir: None,
+            max_upload_bytes: 100 * 1024 * 1024,
+            build_timeout: Duration::from_secs(900),
+            process_guard: None,
         }
     }
 }

@@ -1,12 +1,20 @@
 #![doc = include_str!("../README.md")]
 
 pub mod error;
+pub mod eval;
 mod store;
 pub mod types;
 
 pub use error::{DbError, StoreError};
+pub use eval::{
+    JobCounts, JobRecord, JobRun, JobSpec, ModelProgress, NewJobRun, StoredTask, TasksetRecord,
+};
 pub use store::Store;
+pub use store::deliveries::{DeliveryRecord, NewDelivery};
+pub use store::idempotency::IdempotentInsert;
 pub use store::keys::{generate_api_key, hash_api_key};
+pub use store::schedules::{NewSchedule, ScheduleRecord};
+pub use store::traces::{TraceQuery, UsageGroup, UsageRow};
 pub use types::{
     ApiKeyRecord, Backend, ClaimedRun, EnvStatus, EnvVersion, FinishRun, KeyRole, NewEnvVersion,
     RunFilter, RunRecord,

@@ -20,11 +20,19 @@ macro_rules! run_columns {
     };
 }
 
+pub(crate) mod deliveries;
+mod deploys;
 mod envs;
 mod events;
+pub(crate) mod idempotency;
+mod jobs;
 pub(crate) mod keys;
 mod queue;
 mod runs;
+pub(crate) mod schedules;
+mod tasksets;
+pub(crate) mod traces;
+mod ui_sessions;
 
 /// The embedded migrations, portable between both backends.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

@@ -1,11 +1,15 @@
 //! The store's stories, one module per subject, each run on every available backend.
 
 mod common;
+mod deploys;
 mod envs;
 mod events;
+mod jobs;
 mod keys;
 mod queue;
+mod run_api;
 mod runs;
+mod traces;
 
 /// Runs each story on SQLite, and on PostgreSQL when `TEST_DATABASE_URL` is set, each in a
 /// fresh database (a temp file, or a schema of its own), under a timeout.
@@ -39,6 +43,7 @@ macro_rules! on_every_backend {
 on_every_backend! {
     keys::keys_are_stored_hashed_verified_and_revoked => keys,
     envs::env_versions_are_numbered_and_reregistration_is_a_noop => env_versions,
+    deploys::build_logs_active_runs_and_delete_keep_traces => env_deploys,
     runs::runs_are_inserted_read_and_listed_with_filters_and_cursor => runs_listing,
     runs::cancel_stops_queued_runs_and_flags_running_ones => cancel,
     events::events_are_numbered_from_one_and_listed_after_a_seq => events,
@@ -48,4 +53,12 @@ on_every_backend! {
     queue::expired_leases_are_requeued_then_failed => lease_expiry,
     queue::release_puts_a_run_back_without_counting_the_attempt => release,
     queue::queue_position_follows_claim_order => queue_position,
+    run_api::idempotency_keys_return_the_same_run_and_refuse_other_requests => idempotency_keys,
+    run_api::concurrent_duplicates_create_exactly_one_run => idempotency_concurrent,
+    run_api::deliveries_are_logged_per_run_and_project => callback_deliveries,
+    jobs::tasksets_keep_tasks_in_order_and_all_or_nothing => tasksets,
+    jobs::claims_respect_a_jobs_max_concurrency => job_max_concurrency,
+    jobs::jobs_cancel_and_retry_only_failed_runs => job_cancel_retry,
+    traces::traces_are_searched_by_every_filter_and_usage_is_summed => trace_search,
+    traces::ui_sessions_follow_their_key_and_expire => ui_sessions,
 }

@@ -23,6 +23,15 @@ pub struct WorkerConfig {
     pub setup_timeout: Duration,
     /// On shutdown, how long in-flight runs may go on before they are released to the queue.
     pub shutdown_grace: Duration,
+    /// How often a running run checks the store for a cancellation request made by another
+    /// process (requests made in this process arrive at once).
+    pub cancel_poll: Duration,
+    /// How run callbacks are delivered.
+    pub callbacks: crate::CallbackConfig,
+    /// The supervisor stdio environments run under (limits; killed if this process dies).
+    pub process_guard: Option<rollout_mcp::ProcessGuard>,
+    /// Pre-started sessions kept ready per stdio environment version (0: none).
+    pub warm_pool_size: usize,
 }
 
 impl Default for WorkerConfig {
@@ -37,6 +46,10 @@ impl Default for WorkerConfig {
             connect_timeout: Duration::from_secs(60),
             setup_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(10),
+            cancel_poll: Duration::from_secs(1),
+            callbacks: crate::CallbackConfig::default(),
+            process_guard: None,
+            warm_pool_size: 0,
         }
     }
 }

@@ -2,10 +2,11 @@
 
 use crate::config::WorkerConfig;
 use crate::error::RunError;
+use crate::pool::WarmPool;
 use crate::sink::StoreSink;
 use rollout_agent::{AgentConfig, run_agent};
 use rollout_domain::{EventKind, EventSink, RunOutcome, RunStatus};
-use rollout_mcp::{EnvSession, EnvTarget};
+use rollout_mcp::EnvTarget;
 use rollout_models::ModelCatalog;
 use rollout_store::{FinishRun, RunRecord, Store};
 use std::future::Future;
@@ -17,6 +18,7 @@ pub(crate) struct Executor<'a> {
     pub(crate) store: &'a Store,
     pub(crate) catalog: &'a ModelCatalog,
     pub(crate) config: &'a WorkerConfig,
+    pub(crate) pool: &'a WarmPool,
 }
 
 impl Executor<'_> {
@@ -89,7 +91,8 @@ impl Executor<'_> {
         let label = format!("{}@v{} run={}", spec.env_name, spec.env_version, run.id);
         let started = Instant::now();
         let session = within("environment start", self.config.connect_timeout, async {
-            EnvSession::connect(&target, &label)
+            self.pool
+                .session(&version.id, &target, &label)
                 .await
                 .map_err(RunError::from)
         })
@@ -133,12 +136,16 @@ impl Executor<'_> {
             &session,
             sink,
         );
-        let (answer, outcome) = match tokio::time::timeout(agent_budget, agent).await {
-            Ok(result) => {
-                let result = result?;
-                (result.final_answer, result.outcome)
-            }
-            Err(_) => (String::new(), RunOutcome::AgentTimeout),
+        let (answer, outcome) = tokio::select! {
+            biased;
+            _ = sink.budget_exceeded().cancelled() => (String::new(), RunOutcome::TokenBudgetExceeded),
+            result = tokio::time::timeout(agent_budget, agent) => match result {
+                Ok(result) => {
+                    let result = result?;
+                    (result.final_answer, result.outcome)
+                }
+                Err(_) => (String::new(), RunOutcome::AgentTimeout),
+            },
         };
         sink.record(EventKind::Answer {
             text: answer.clone(),
@@ -164,7 +171,9 @@ impl Executor<'_> {
 
         let status = match outcome {
             RunOutcome::AgentTimeout => RunStatus::TimedOut,
-            RunOutcome::Answered | RunOutcome::MaxStepsReached => RunStatus::Completed,
+            RunOutcome::Answered
+            | RunOutcome::MaxStepsReached
+            | RunOutcome::TokenBudgetExceeded => RunStatus::Completed,
         };
         Ok(FinishRun {
             status,
@@ -179,7 +188,9 @@ impl Executor<'_> {
                     "the agent phase took longer than {} s; the run was graded with an empty answer",
                     spec.agent_timeout_seconds
                 )),
-                RunOutcome::Answered | RunOutcome::MaxStepsReached => None,
+                RunOutcome::Answered
+                | RunOutcome::MaxStepsReached
+                | RunOutcome::TokenBudgetExceeded => None,
             },
         })
     }

@@ -1,14 +1,20 @@
 #![doc = include_str!("../README.md")]
 
+mod callback;
+mod cancel;
 mod config;
+pub mod deploy;
 mod error;
 mod execute;
 mod notifier;
+mod pool;
 mod register;
 mod sink;
 mod worker;
 
+pub use callback::{CallbackConfig, CallbackDeliverer, check_destination, payload, sign};
 pub use config::WorkerConfig;
+pub use deploy::{BundleSource, DeployConfig, DeployError, Deployment, deploy_environment};
 pub use error::RunError;
 pub use notifier::{RunNotifier, RunUpdate};
 pub use register::{RegisterError, register_environment};

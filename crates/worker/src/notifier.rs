@@ -16,6 +16,7 @@ pub struct RunUpdate {
 pub struct RunNotifier {
     queued: Notify,
     finished: broadcast::Sender<RunUpdate>,
+    cancel: broadcast::Sender<RunId>,
 }
 
 impl Default for RunNotifier {
@@ -23,6 +24,7 @@ impl Default for RunNotifier {
         Self {
             queued: Notify::new(),
             finished: broadcast::channel(1024).0,
+            cancel: broadcast::channel(256).0,
         }
     }
 }
@@ -47,5 +49,16 @@ impl RunNotifier {
     /// Subscribes to finished runs; subscribe before checking the store to avoid a race.
     pub fn subscribe(&self) -> broadcast::Receiver<RunUpdate> {
         self.finished.subscribe()
+    }
+
+    /// Tells this process's worker that cancellation of a run was requested (already
+    /// flagged in the store, which workers of other processes poll).
+    pub fn cancel_requested(&self, run_id: RunId) {
+        let _ = self.cancel.send(run_id);
+    }
+
+    /// Subscribes to cancellation requests made in this process.
+    pub fn subscribe_cancel(&self) -> broadcast::Receiver<RunId> {
+        self.cancel.subscribe()
     }
 }

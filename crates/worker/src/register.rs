@@ -32,6 +32,46 @@ pub async fn register_environment(
 ) -> Result<EnvVersion, RegisterError> {
     let source = serde_json::to_value(target).unwrap_or_default();
     let source_hash = hex_sha256(source.to_string().as_bytes());
+    register_version(
+        store,
+        project_id,
+        name,
+        target,
+        VersionSource {
+            source,
+            source_hash,
+            guard: None,
+        },
+        timeout,
+    )
+    .await
+}
+
+/// What a version is stored with, beyond its target: the source as recorded (the target,
+/// plus e.g. where a bundle came from), the hash that makes re-registration a no-op, and
+/// the supervisor introspection runs under.
+pub(crate) struct VersionSource<'a> {
+    pub(crate) source: serde_json::Value,
+    pub(crate) source_hash: String,
+    pub(crate) guard: Option<&'a rollout_mcp::ProcessGuard>,
+}
+
+/// Starts the environment at `target` (under the guard, if any), reads what it offers, and
+/// stores a version with the given source and hash (or returns the existing ready version
+/// when the newest ready one has the same hash).
+pub(crate) async fn register_version(
+    store: &Store,
+    project_id: &str,
+    name: &str,
+    target: &EnvTarget,
+    version_source: VersionSource<'_>,
+    timeout: Duration,
+) -> Result<EnvVersion, RegisterError> {
+    let VersionSource {
+        source,
+        source_hash,
+        guard,
+    } = version_source;
     if let Some(existing) = store.latest_ready_version(project_id, name).await?
         && existing.source_hash == source_hash
     {
@@ -39,7 +79,7 @@ pub async fn register_environment(
     }
     let label = format!("{name}@introspect");
     let introspected = tokio::time::timeout(timeout, async {
-        let session = EnvSession::connect(target, &label).await?;
+        let session = EnvSession::connect_guarded(target, &label, guard).await?;
         session.describe().await
     })
     .await;

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use rollout_domain::{EventKind, EventSink, RecordError, RunId, Usage};
 use rollout_store::Store;
 use std::sync::Mutex;
+use tokio_util::sync::CancellationToken;
 
 /// Appends events to one run's trace.
 pub(crate) struct StoreSink {
@@ -14,6 +15,9 @@ pub(crate) struct StoreSink {
     attempt: i64,
     worker_id: String,
     totals: Mutex<(i64, Usage)>,
+    /// The run's `max_total_tokens`, and what is cancelled once the totals go over it.
+    token_budget: Option<u64>,
+    budget_exceeded: CancellationToken,
 }
 
 impl StoreSink {
@@ -24,7 +28,21 @@ impl StoreSink {
             attempt,
             worker_id,
             totals: Mutex::new((0, Usage::default())),
+            token_budget: None,
+            budget_exceeded: CancellationToken::new(),
         }
+    }
+
+    /// Stops the run's agent phase (see [`StoreSink::budget_exceeded`]) once its tokens go
+    /// over `budget`.
+    pub(crate) fn with_token_budget(mut self, budget: Option<u64>) -> Self {
+        self.token_budget = budget;
+        self
+    }
+
+    /// Cancelled once the run's tokens went over its budget (after recording the model call).
+    pub(crate) fn budget_exceeded(&self) -> &CancellationToken {
+        &self.budget_exceeded
     }
 
     /// Steps taken and tokens used so far.
@@ -49,6 +67,12 @@ impl EventSink for StoreSink {
             .append_event(&self.run_id, self.attempt, &event)
             .await
             .map_err(|e| RecordError(e.to_string()))?;
+        if let Some((_, usage)) = progress
+            && let Some(budget) = self.token_budget
+            && usage.total() > budget
+        {
+            self.budget_exceeded.cancel();
+        }
         if let Some((steps, usage)) = progress {
             self.store
                 .record_progress(&self.run_id, &self.worker_id, steps, &usage)

@@ -4,6 +4,7 @@
 use crate::config::WorkerConfig;
 use crate::execute::Executor;
 use crate::notifier::RunNotifier;
+use crate::pool::WarmPool;
 use crate::sink::StoreSink;
 use rollout_domain::{EventKind, EventSink, RunStatus};
 use rollout_models::ModelCatalog;
@@ -20,6 +21,7 @@ pub struct Worker {
     catalog: Arc<ModelCatalog>,
     notifier: Arc<RunNotifier>,
     config: Arc<WorkerConfig>,
+    pool: WarmPool,
 }
 
 impl Worker {
@@ -30,11 +32,13 @@ impl Worker {
         notifier: Arc<RunNotifier>,
         config: WorkerConfig,
     ) -> Self {
+        let pool = WarmPool::new(config.warm_pool_size, config.process_guard.clone());
         Self {
             store,
             catalog,
             notifier,
             config: Arc::new(config),
+            pool,
         }
     }
 
@@ -97,6 +101,7 @@ impl Worker {
         }
         while tasks.join_next().await.is_some() {}
         let _ = recovery.await;
+        self.pool.clear();
         tracing::info!("worker stopped");
     }
 
@@ -110,7 +115,8 @@ impl Worker {
             run_id.clone(),
             claimed.attempt,
             worker_id.clone(),
-        );
+        )
+        .with_token_budget(run.spec.max_total_tokens);
         tracing::info!(run = %run_id, attempt = claimed.attempt, env = %run.spec.env_name, model = %run.spec.model, "run started");
         let started = EventKind::AttemptStarted {
             attempt: claimed.attempt,
@@ -127,14 +133,30 @@ impl Worker {
             self.config.clone(),
             lease_lost.clone(),
         ));
+        let cancel = CancellationToken::new();
+        let cancel_watch = tokio::spawn(crate::cancel::watch_cancel(
+            self.store.clone(),
+            self.notifier.clone(),
+            run_id.clone(),
+            self.config.cancel_poll,
+            cancel.clone(),
+        ));
         let executor = Executor {
             store: &self.store,
             catalog: &self.catalog,
             config: &self.config,
+            pool: &self.pool,
         };
+        let mut cancelled = false;
         let finish = tokio::select! {
             finish = executor.execute(&run, &sink) => Some(finish),
             _ = lease_lost.cancelled() => None,
+            // The run's future (model call in flight, environment session) is dropped here,
+            // which kills the environment's process group, before `cancelled` is written.
+            _ = cancel.cancelled() => {
+                cancelled = true;
+                None
+            }
             _ = stop.cancelled() => {
                 // Shutting down: the environment session was dropped with the future above.
                 let message = "server shutting down; run released back to the queue";
@@ -147,6 +169,12 @@ impl Worker {
             }
         };
         heartbeat.abort();
+        cancel_watch.abort();
+        let finish = if cancelled {
+            Some(crate::cancel::cancelled_finish(&sink))
+        } else {
+            finish
+        };
         let Some(finish) = finish else {
             return;
         };
@@ -161,7 +189,10 @@ impl Worker {
         match self.store.finish_run(&run_id, &worker_id, &finish).await {
             Ok(true) => {
                 tracing::info!(run = %run_id, status = %status, reward = ?finish.reward, "run finished");
-                self.notifier.run_finished(run_id, status);
+                self.notifier.run_finished(run_id.clone(), status);
+                if run.spec.callback.is_some() {
+                    self.spawn_callback(&run.project_id, &run_id);
+                }
             }
             Ok(false) => {
                 tracing::warn!(run = %run_id, "run was taken over by another worker; result dropped")
@@ -170,6 +201,24 @@ impl Worker {
                 tracing::error!(run = %run_id, %error, "could not store the end of a run; it will be recovered when its lease expires")
             }
         }
+    }
+
+    /// Delivers a finished run's callback in the background: it never delays the worker.
+    fn spawn_callback(&self, project_id: &str, run_id: &rollout_domain::RunId) {
+        let store = self.store.clone();
+        let deliverer = crate::CallbackDeliverer::new(store.clone(), self.config.callbacks.clone());
+        let (project_id, run_id) = (project_id.to_string(), run_id.to_string());
+        tokio::spawn(async move {
+            match store.get_run(&project_id, &run_id).await {
+                Ok(Some(run)) => {
+                    deliverer.deliver(&run, "auto").await;
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(run = %run_id, %error, "could not read a run to deliver its callback")
+                }
+            }
+        });
     }
 
     /// Periodically re-queues (or fails) runs whose worker stopped renewing its lease.

@@ -50,7 +50,7 @@ async fn a_hud_environment_is_introspected_from_its_prompts() {
         .iter()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
-    assert_eq!(tools, ["add", "shout", "fail"]);
+    assert_eq!(tools, ["add", "shout", "fail", "crash", "sleep"]);
     let sum = env["scenarios"]
         .as_array()
         .unwrap()
@@ -283,4 +283,40 @@ async fn concurrent_runs_on_a_hud_environment_over_http_keep_their_own_sessions(
         .clone();
     assert_eq!(shout["result"]["text"], "PARIS");
     let _ = RUN_TIMEOUT;
+}
+
+#[tokio::test]
+async fn an_environment_that_crashes_fails_only_its_run_with_its_stderr() {
+    let Some(python) = python() else { return };
+    let server = plain_server().await;
+    register_stdio(&server, &python).await;
+    let body = |validation: Value| {
+        json!({
+            "env_name": "hud-assistant",
+            "scenario_name": "answer_question",
+            "scenario_args": {"query": "capital of France?"},
+            "model": "replay",
+            "validation": validation,
+            "sync": true
+        })
+    };
+    let (_, crashed) = server
+        .post(
+            "/v1/agent/run",
+            &body(json!([{"name": "crash"}, {"answer": "Paris"}])),
+        )
+        .await;
+    assert_eq!(crashed["status"], "failed", "{crashed}");
+    let error = crashed["error"].as_str().unwrap();
+    assert!(
+        error.contains("crashing on purpose"),
+        "the error lacks the stderr tail: {error}"
+    );
+    assert_eq!(crashed["reward"], Value::Null);
+    // The next run gets a healthy process.
+    let (_, healthy) = server
+        .post("/v1/agent/run", &body(json!([{"answer": "Paris"}])))
+        .await;
+    assert_eq!(healthy["status"], "completed", "{healthy}");
+    assert_eq!(healthy["reward"], 1.0);
 }

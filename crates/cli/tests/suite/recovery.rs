@@ -135,3 +135,67 @@ async fn queued_runs_survive_a_restart() {
     server.kill().await;
     restart_and_finish(data_dir, &trace_id).await;
 }
+
+/// Pids of processes whose command line contains `needle`.
+fn processes_with(needle: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains(needle) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+#[tokio::test]
+async fn a_killed_server_leaves_no_environment_process_behind() {
+    let Ok(python) = std::env::var("ROLLOUT_TEST_PYTHON") else {
+        assert!(
+            std::env::var("ROLLOUT_REQUIRE_PYTHON").is_err(),
+            "ROLLOUT_TEST_PYTHON is not set"
+        );
+        return;
+    };
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../testkit/fixtures/hud_env.py"
+    );
+    let tag = format!("orphan-check-{}", std::process::id());
+    let hole = black_hole().await;
+    let mut server = TestServer::start(binary(), stuck_options(&hole, None))
+        .await
+        .unwrap();
+    let (status, env) = server
+        .post(
+            "/v1/environments",
+            &json!({"name": "guarded", "command": [python, fixture, "--tag", tag]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{env}");
+    let mut body = run_body();
+    body["env_name"] = json!("guarded");
+    body["scenario_args"] = json!({"query": "capital of France?"});
+    let (_, accepted) = server.post("/v1/agent/run", &body).await;
+    wait_running(&server, accepted["trace_id"].as_str().unwrap()).await;
+    assert!(
+        !processes_with(&tag).is_empty(),
+        "the environment is not running"
+    );
+
+    server.kill().await;
+    let gone = tokio::time::timeout(Duration::from_secs(30), async {
+        while !processes_with(&tag).is_empty() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(
+        gone.is_ok(),
+        "environment processes left behind: {:?}",
+        processes_with(&tag)
+    );
+}

@@ -247,7 +247,13 @@ async fn the_bundled_environment_is_listed_with_its_scenario_schema() {
     let server = plain_server().await;
     let (status, body) = server.get("/v1/environments").await;
     assert_eq!(status, 200);
-    assert_eq!(body["environments"][0]["name"], "my-assistant");
+    let names: Vec<&str> = body["environments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["inbox", "my-assistant"]);
     let (status, env) = server.get("/v1/environments/my-assistant").await;
     assert_eq!(status, 200);
     assert_eq!(env["status"], "ready");

@@ -39,7 +39,10 @@ async fn unknown_environment_is_404_naming_the_available_ones() {
     body["env_name"] = json!("nope");
     let error = expect_error(&server, &body, 404, "environment_not_found").await;
     assert!(error["message"].as_str().unwrap().contains("my-assistant"));
-    assert_eq!(error["details"]["available"], json!(["my-assistant"]));
+    assert_eq!(
+        error["details"]["available"],
+        json!(["inbox", "my-assistant"])
+    );
     assert_nothing_queued(&server).await;
 }
 

@@ -68,12 +68,12 @@ async fn run(client: &Client, query: &str, answer: &str) -> Value {
 
 #[tokio::test]
 async fn names_list_the_bundled_environments() {
-    assert_eq!(rollout_envs::NAMES, ["my-assistant"]);
+    assert_eq!(rollout_envs::NAMES, ["my-assistant", "inbox"]);
     assert!(rollout_envs::by_name("nope").is_none());
     let error = rollout_envs::serve_stdio_by_name("nope").await.unwrap_err();
     assert_eq!(
         error.to_string(),
-        "unknown example environment 'nope' (known: my-assistant)"
+        "unknown example environment 'nope' (known: my-assistant, inbox)"
     );
 }
 

@@ -6,6 +6,7 @@ use super::pyjson::to_python_json;
 use super::scenario::{Scenario, lock};
 use super::schema::{ArgsSchema, decode_untyped};
 use super::session::{self, ActiveScenario, StartError};
+use super::state::{SessionState, ToolContext};
 use super::tool::{Tool, ToolOutput};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ErrorCode,
@@ -91,6 +92,8 @@ impl EnvCore {
 pub(crate) struct EnvHandler {
     core: Arc<EnvCore>,
     active: Mutex<Option<ActiveScenario>>,
+    /// State shared by this session's tools and scenarios.
+    state: SessionState,
 }
 
 impl EnvHandler {
@@ -98,6 +101,7 @@ impl EnvHandler {
         Self {
             core,
             active: Mutex::new(None),
+            state: SessionState::default(),
         }
     }
 
@@ -228,7 +232,12 @@ impl ServerHandler for EnvHandler {
                 Some(_) if !self.tool_allowed(name) => ToolOutput::error(format!(
                     "Tool '{name}' is not available in the current scenario."
                 )),
-                Some(tool) => tool.call(arguments).await,
+                Some(tool) => {
+                    let context = ToolContext {
+                        state: self.state.clone(),
+                    };
+                    tool.call(arguments, context).await
+                }
             }
         };
         Ok(to_call_result(output).into())
@@ -284,12 +293,18 @@ impl ServerHandler for EnvHandler {
             )
         };
         scenario.schema.validate(&arguments).map_err(invalid)?;
-        let (prompt, active) =
-            match session::start(scenario.clone(), scenario_id.clone(), arguments).await {
-                Ok(started) => started,
-                Err(StartError::InvalidArguments(message)) => return Err(invalid(message)),
-                Err(StartError::Setup(message)) => return Err(hud_error(message, None)),
-            };
+        let (prompt, active) = match session::start(
+            scenario.clone(),
+            scenario_id.clone(),
+            arguments,
+            self.state.clone(),
+        )
+        .await
+        {
+            Ok(started) => started,
+            Err(StartError::InvalidArguments(message)) => return Err(invalid(message)),
+            Err(StartError::Setup(message)) => return Err(hud_error(message, None)),
+        };
         // Replacing the previous scenario drops it, which aborts its task (hud drops its
         // generator the same way).
         let previous = lock(&self.active).replace(active);

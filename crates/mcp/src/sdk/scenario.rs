@@ -1,6 +1,7 @@
 //! Scenarios: typed async functions that hand a prompt to the agent and grade its answer.
 
 use super::schema::ArgsSchema;
+use super::state::SessionState;
 use rollout_domain::Evaluation;
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
@@ -159,6 +160,7 @@ impl fmt::Debug for Scenario {
 pub struct ScenarioContext {
     scenario_id: String,
     channels: Mutex<Option<PromptChannels>>,
+    state: SessionState,
 }
 
 struct PromptChannels {
@@ -171,14 +173,22 @@ impl ScenarioContext {
         scenario_id: String,
         prompt_tx: oneshot::Sender<String>,
         answer_rx: oneshot::Receiver<Answer>,
+        state: SessionState,
     ) -> Self {
         Self {
             scenario_id,
+            state,
             channels: Mutex::new(Some(PromptChannels {
                 prompt_tx,
                 answer_rx,
             })),
         }
+    }
+
+    /// The session's value of type `T`, shared with the session's tools: set it up before
+    /// prompting, read what the tools did after (see [`SessionState::get`]).
+    pub fn state<T: Default + Send + Sync + 'static>(&self) -> Arc<T> {
+        self.state.get::<T>()
     }
 
     /// The scenario id, `env:scenario`.

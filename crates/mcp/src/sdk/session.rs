@@ -2,6 +2,7 @@
 //! setup/evaluate steps that drive it (protocol §5).
 
 use super::scenario::{Answer, Scenario, ScenarioContext};
+use super::state::SessionState;
 use rollout_domain::Evaluation;
 use serde_json::Value;
 use std::sync::Arc;
@@ -41,10 +42,11 @@ pub(crate) async fn start(
     scenario: Arc<Scenario>,
     scenario_id: String,
     arguments: Value,
+    state: SessionState,
 ) -> Result<(String, ActiveScenario), StartError> {
     let (prompt_tx, prompt_rx) = oneshot::channel();
     let (answer_tx, answer_rx) = oneshot::channel();
-    let context = ScenarioContext::new(scenario_id.clone(), prompt_tx, answer_rx);
+    let context = ScenarioContext::new(scenario_id.clone(), prompt_tx, answer_rx, state);
     let future = scenario
         .start(arguments, context)
         .map_err(StartError::InvalidArguments)?;

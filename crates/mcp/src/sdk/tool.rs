@@ -1,6 +1,7 @@
 //! Tools: typed async functions exposed as MCP tools.
 
 use super::schema::ArgsSchema;
+use super::state::ToolContext;
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -11,7 +12,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 type ToolFuture = Pin<Box<dyn Future<Output = ToolOutput> + Send>>;
-type ToolFn = dyn Fn(Value) -> ToolFuture + Send + Sync;
+type ToolFn = dyn Fn(Value, ToolContext) -> ToolFuture + Send + Sync;
 
 /// An MCP tool: a name, a description for the model, and a typed async function.
 ///
@@ -30,11 +31,8 @@ pub struct Tool {
 }
 
 impl Tool {
-    /// A tool calling `function` with arguments deserialized into `A`.
-    ///
-    /// `function` returns anything [`IntoToolOutput`]: a [`ToolOutput`], a `String`, or a
-    /// `Result` of those whose error (any `Display`) becomes an `isError` result
-    /// `Error calling tool '<name>': <error>`, like hud's.
+    /// A tool: a typed async function of its arguments. `A`'s JSON Schema is the tool's
+    /// `inputSchema`; arguments that do not fit get an `isError` result.
     pub fn new<A, F, Fut>(
         name: impl Into<String>,
         description: impl Into<String>,
@@ -46,12 +44,30 @@ impl Tool {
         Fut: Future + Send + 'static,
         Fut::Output: IntoToolOutput,
     {
+        Self::with_context(name, description, move |args: A, _context: ToolContext| {
+            function(args)
+        })
+    }
+
+    /// A tool that also gets its MCP session's [`ToolContext`], for state shared with the
+    /// other tools and the scenario of the same session (`context.state::<T>()`).
+    pub fn with_context<A, F, Fut>(
+        name: impl Into<String>,
+        description: impl Into<String>,
+        function: F,
+    ) -> Self
+    where
+        A: DeserializeOwned + JsonSchema + Send + 'static,
+        F: Fn(A, ToolContext) -> Fut + Send + Sync + 'static,
+        Fut: Future + Send + 'static,
+        Fut::Output: IntoToolOutput,
+    {
         let name = name.into();
         let tool_name = name.clone();
-        let handler = move |arguments: Value| -> ToolFuture {
+        let handler = move |arguments: Value, context: ToolContext| -> ToolFuture {
             match serde_json::from_value::<A>(arguments) {
                 Ok(args) => {
-                    let future = function(args);
+                    let future = function(args, context);
                     let tool_name = tool_name.clone();
                     Box::pin(async move { future.await.into_tool_output(&tool_name) })
                 }
@@ -80,11 +96,11 @@ impl Tool {
     }
 
     /// Validates `arguments` against the schema, then runs the tool.
-    pub(crate) async fn call(&self, arguments: Value) -> ToolOutput {
+    pub(crate) async fn call(&self, arguments: Value, context: ToolContext) -> ToolOutput {
         if let Err(message) = self.schema.validate(&arguments) {
             return ToolOutput::error(format!("Input validation error: {message}"));
         }
-        (self.handler)(arguments).await
+        (self.handler)(arguments, context).await
     }
 }
 

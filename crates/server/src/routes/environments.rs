@@ -13,7 +13,7 @@ use rollout_worker::{RegisterError, register_environment};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-/// The body of `POST /v1/environments`: a name and exactly one of `command` or `url`.
+/// The body of `POST /v1/environments`: a name and exactly one of `command`, `url` or `git`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RegisterRequest {
@@ -25,6 +25,8 @@ pub(crate) struct RegisterRequest {
     #[serde(default)]
     env: Map<String, Value>,
     cwd: Option<String>,
+    /// A git repository to clone and build like a bundle (`{"url", "ref"}`).
+    git: Option<super::deploy::GitRequest>,
 }
 
 /// Registers a version: the environment is started, introspected and stored. An
@@ -35,6 +37,15 @@ pub(crate) async fn register(
     ApiJson(request): ApiJson<RegisterRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller.require_admin("registering an environment")?;
+    if let Some(git) = request.git.clone() {
+        if request.command.is_some() || request.url.is_some() {
+            return Err(ApiError::invalid(vec![problem(
+                "git",
+                "give one of command, url or git, not several",
+            )]));
+        }
+        return super::deploy::git(&state, &caller, &request.name, git).await;
+    }
     let target = target(&request)?;
     let before = state
         .store
@@ -99,6 +110,7 @@ fn target(request: &RegisterRequest) -> Result<EnvTarget, ApiError> {
                 command: command.clone(),
                 cwd: request.cwd.clone().map(Into::into),
                 env: request.env.clone(),
+                limits: None,
             })
         }
         (None, Some(url)) => {

@@ -1,5 +1,7 @@
 //! `POST /v1/agent/run`: validate everything, queue the run, and optionally wait for it.
 
+use super::checks;
+use super::run_api;
 use crate::auth::Caller;
 use crate::error::{ApiError, problem};
 use crate::json::ApiJson;
@@ -8,12 +10,12 @@ use crate::views;
 use axum::Extension;
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use rollout_domain::run::{DEFAULT_MAX_STEPS, MAX_MAX_STEPS};
-use rollout_domain::{RunId, RunSpec, ScenarioSpec, ValidationItem};
-use rollout_store::{EnvStatus, EnvVersion};
-use serde::Deserialize;
+use rollout_domain::{CallbackSpec, RunId, RunSpec, ScenarioSpec, ValidationItem};
+use rollout_store::EnvVersion;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::time::Duration;
 
@@ -23,7 +25,7 @@ const MAX_SYNC_TIMEOUT: i64 = 600;
 
 /// The body of `POST /v1/agent/run`. Unknown fields are refused, so typos do not pass
 /// silently.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RunRequest {
     env_name: String,
@@ -41,28 +43,49 @@ pub(crate) struct RunRequest {
     validation: Vec<ValidationItem>,
     system_prompt: Option<String>,
     env_version: Option<i64>,
+    /// Where to POST the run's summary when it ends.
+    callback: Option<CallbackSpec>,
+    /// Agent-phase budget in seconds (default from the server's configuration).
+    timeout_seconds: Option<i64>,
+    /// Grading budget in seconds (default from the server's configuration).
+    grading_timeout_seconds: Option<i64>,
+    /// Stop the agent once its model calls used more tokens than this; still graded.
+    max_total_tokens: Option<i64>,
 }
 
 /// Queues a run (202), or with `sync` waits for it and returns its summary.
 pub(crate) async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
     ApiJson(request): ApiJson<RunRequest>,
 ) -> Result<Response, ApiError> {
-    let version = serving_version(&state, &caller, &request).await?;
-    let scenario = find_scenario(&version, &request.scenario_name)?;
-    let spec = validate(&state, &request, &version, &scenario)?;
+    let idempotency_key = run_api::idempotency_key(&headers)?;
+    let version = checks::serving_version(
+        &state.store,
+        &caller.project_id,
+        &request.env_name,
+        request.env_version,
+    )
+    .await?;
+    let scenario = checks::find_scenario(&version, &request.scenario_name)?;
+    let spec = validate(&state, &request, &version, &scenario).await?;
     let sync_timeout = request.timeout.unwrap_or(DEFAULT_SYNC_TIMEOUT);
 
     let run_id = RunId::generate();
     // Subscribe before queueing so that a fast run cannot finish unseen.
     let mut finished = state.notifier.subscribe();
-    let run = state
-        .store
-        .insert_run(&run_id, &caller.project_id, &spec)
-        .await?;
-    state.notifier.run_queued();
-    tracing::info!(run = %run_id, key = %caller.key_id, env = %spec.env_name, scenario = %spec.scenario_name, model = %spec.model, "run queued");
+    let idempotency = idempotency_key.map(|key| {
+        let hash = run_api::request_hash(serde_json::to_value(&request).unwrap_or_default());
+        (key, hash)
+    });
+    let (run, created) = run_api::insert(&state, &caller, &run_id, &spec, idempotency).await?;
+    // A replay waits for (and reports) the run the key created.
+    let run_id = run.id.clone();
+    if created {
+        state.notifier.run_queued();
+        tracing::info!(run = %run_id, key = %caller.key_id, env = %spec.env_name, scenario = %spec.scenario_name, model = %spec.model, "run queued");
+    }
 
     if !request.sync {
         let body = json!({
@@ -70,7 +93,13 @@ pub(crate) async fn create(
             "trace_url": state.trace_url(run.id.as_str()),
             "status": run.status,
         });
-        return Ok((StatusCode::ACCEPTED, Json(body)).into_response());
+        let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
+        if !created {
+            response
+                .headers_mut()
+                .insert("idempotent-replayed", HeaderValue::from_static("true"));
+        }
+        return Ok(response);
     }
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(sync_timeout.unsigned_abs());
@@ -109,101 +138,14 @@ pub(crate) async fn create(
     }
 }
 
-/// The environment version the run will use: the one asked for, or the newest ready one.
-async fn serving_version(
-    state: &AppState,
-    caller: &Caller,
-    request: &RunRequest,
-) -> Result<EnvVersion, ApiError> {
-    let name = &request.env_name;
-    let versions = state.store.env_versions(&caller.project_id, name).await?;
-    if versions.is_empty() {
-        let available: Vec<String> = state
-            .store
-            .list_environments(&caller.project_id)
-            .await?
-            .into_iter()
-            .map(|v| v.name)
-            .collect();
-        return Err(ApiError::not_found(
-            "environment_not_found",
-            format!(
-                "environment '{name}' not found; available: {}",
-                list_or_none(&available)
-            ),
-        )
-        .with_details(json!({ "available": available })));
-    }
-    let chosen = match request.env_version {
-        Some(wanted) => versions
-            .iter()
-            .find(|v| v.version == wanted)
-            .ok_or_else(|| {
-                let known: Vec<String> = versions.iter().map(|v| v.version.to_string()).collect();
-                ApiError::not_found(
-                    "environment_version_not_found",
-                    format!(
-                        "environment '{name}' has no version {wanted}; versions: {}",
-                        known.join(", ")
-                    ),
-                )
-            })?,
-        None => versions
-            .iter()
-            .find(|v| v.status == EnvStatus::Ready)
-            .ok_or_else(|| {
-                ApiError::new(
-                    StatusCode::CONFLICT,
-                    "environment_not_ready",
-                    format!(
-                        "environment '{name}' has no ready version; the newest failed: {}",
-                        versions[0].error.clone().unwrap_or_default()
-                    ),
-                )
-            })?,
-    };
-    if chosen.status != EnvStatus::Ready {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "environment_not_ready",
-            format!(
-                "version {} of '{name}' is not ready: {}",
-                chosen.version,
-                chosen.error.clone().unwrap_or_default()
-            ),
-        ));
-    }
-    Ok(chosen.clone())
-}
-
-fn find_scenario(version: &EnvVersion, name: &str) -> Result<ScenarioSpec, ApiError> {
-    let description = version.description.clone().unwrap_or_default();
-    description.scenario(name).cloned().ok_or_else(|| {
-        let available: Vec<String> = description
-            .scenarios
-            .iter()
-            .map(|s| s.name.clone())
-            .collect();
-        ApiError::not_found(
-            "scenario_not_found",
-            format!(
-                "scenario '{name}' not found in environment '{}'; available: {}",
-                version.name,
-                list_or_none(&available)
-            ),
-        )
-        .with_details(json!({ "available": available }))
-    })
-}
-
 /// Checks every remaining field and collects every problem into one 422.
-fn validate(
+async fn validate(
     state: &AppState,
     request: &RunRequest,
     version: &EnvVersion,
     scenario: &ScenarioSpec,
 ) -> Result<RunSpec, ApiError> {
-    let mut problems = args_problems(scenario, &request.scenario_args);
+    let mut problems = checks::args_problems(scenario, &request.scenario_args, "scenario_args");
     let max_steps = request.max_steps.unwrap_or(i64::from(DEFAULT_MAX_STEPS));
     if !(1..=i64::from(MAX_MAX_STEPS)).contains(&max_steps) {
         problems.push(problem(
@@ -228,6 +170,14 @@ fn validate(
     } else if let Err(error) = state.catalog.client(&model, &request.validation) {
         problems.push(problem("model", error.to_string()));
     }
+    problems.extend(run_api::callback_problems(state, request.callback.as_ref()).await);
+    let budgets = run_api::budgets(
+        state,
+        request.timeout_seconds,
+        request.grading_timeout_seconds,
+        request.max_total_tokens,
+        &mut problems,
+    );
     if !problems.is_empty() {
         return Err(ApiError::invalid(problems));
     }
@@ -241,39 +191,37 @@ fn validate(
         system_prompt: request.system_prompt.clone(),
         validation: request.validation.clone(),
         metadata: request.metadata.clone(),
-        agent_timeout_seconds: state.config.agent_timeout_seconds,
-        grading_timeout_seconds: state.config.grading_timeout_seconds,
+        agent_timeout_seconds: budgets.agent_timeout_seconds,
+        grading_timeout_seconds: budgets.grading_timeout_seconds,
+        max_total_tokens: budgets.max_total_tokens,
+        callback: request.callback.clone(),
     })
 }
 
-/// Every way the arguments break the scenario's schema.
-fn args_problems(scenario: &ScenarioSpec, args: &Map<String, Value>) -> Vec<Value> {
-    let validator = match jsonschema::validator_for(&scenario.args_schema) {
-        Ok(validator) => validator,
-        Err(error) => {
-            tracing::warn!(scenario = %scenario.id, %error, "scenario has an invalid argument schema; arguments not checked");
-            return Vec::new();
-        }
-    };
-    let instance = Value::Object(args.clone());
-    validator
-        .iter_errors(&instance)
-        .map(|error| {
-            let path = error.instance_path().to_string();
-            let field = if path.is_empty() {
-                "scenario_args".to_string()
-            } else {
-                format!("scenario_args{}", path.replace('/', "."))
-            };
-            problem(&field, format!("scenario_args: {error}"))
-        })
-        .collect()
-}
-
-fn list_or_none(names: &[String]) -> String {
-    if names.is_empty() {
-        "none".into()
-    } else {
-        names.join(", ")
+/// Checks a run body given as JSON (a schedule's `run`) as `POST /v1/agent/run` checks its
+/// own, and returns the spec and the environment version the body pinned, if any. A
+/// scheduled run cannot wait for itself: `sync` and `timeout` are refused.
+pub(crate) async fn spec_from_body(
+    state: &AppState,
+    caller: &Caller,
+    body: Value,
+) -> Result<(RunSpec, Option<i64>), ApiError> {
+    let request: RunRequest = serde_json::from_value(body)
+        .map_err(|error| ApiError::invalid(vec![problem("run", format!("run: {error}"))]))?;
+    if request.sync || request.timeout.is_some() {
+        return Err(ApiError::invalid(vec![problem(
+            "run.sync",
+            "a scheduled run cannot wait for its result: remove sync and timeout",
+        )]));
     }
+    let version = checks::serving_version(
+        &state.store,
+        &caller.project_id,
+        &request.env_name,
+        request.env_version,
+    )
+    .await?;
+    let scenario = checks::find_scenario(&version, &request.scenario_name)?;
+    let spec = validate(state, &request, &version, &scenario).await?;
+    Ok((spec, request.env_version))
 }

@@ -7,45 +7,196 @@ use crate::views;
 use axum::extract::{Path, Query, State};
 use axum::{Extension, Json};
 use rollout_domain::RunStatus;
-use rollout_store::RunFilter;
+use rollout_store::TraceQuery;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-/// Most events returned with one trace (the rest are paged by later API versions).
+/// Most events returned with one trace; longer traces are paged with `events_after`.
 const MAX_EVENTS: i64 = 10_000;
 
-/// `GET /v1/traces/{id}`: the whole trace.
+/// Options of `GET /v1/traces/{id}`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct GetQuery {
+    /// Comma-separated parts to include; without it, events are included.
+    include: Option<String>,
+    /// Only events with a `seq` above this (a page's `events_next_after`).
+    events_after: Option<i64>,
+    /// Most events to return, 1 to 10000 (default 10000).
+    events_limit: Option<i64>,
+}
+
+/// `GET /v1/traces/{id}`: the whole trace, its events paged for very long traces.
 pub(crate) async fn get(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
+    Query(query): Query<GetQuery>,
 ) -> Result<Json<Value>, ApiError> {
+    let include_events = query
+        .include
+        .as_deref()
+        .is_none_or(|include| include.split(',').any(|part| part.trim() == "events"));
+    let after = query.events_after.unwrap_or(0);
+    let limit = query.events_limit.unwrap_or(MAX_EVENTS);
+    let mut problems = Vec::new();
+    if after < 0 {
+        problems.push(problem("events_after", "events_after must be 0 or more"));
+    }
+    if !(1..=MAX_EVENTS).contains(&limit) {
+        problems.push(problem(
+            "events_limit",
+            format!("events_limit must be between 1 and {MAX_EVENTS}, got {limit}"),
+        ));
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::invalid(problems));
+    }
     let run = state
         .store
         .get_run(&caller.project_id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("trace_not_found", format!("trace '{id}' not found")))?;
-    let events = state
-        .store
-        .list_events(run.id.as_str(), 0, MAX_EVENTS)
-        .await?;
+    let events = if include_events {
+        state
+            .store
+            .list_events(run.id.as_str(), after, limit)
+            .await?
+    } else {
+        Vec::new()
+    };
     let position = if run.status == RunStatus::Queued {
         state.store.queue_position(run.id.as_str()).await?
     } else {
         None
     };
-    Ok(Json(views::trace(&state, &run, &events, position)))
+    let mut trace = views::trace(&state, &run, &events, position);
+    if let Some(object) = trace.as_object_mut() {
+        if include_events {
+            let next = if events.len() as i64 == limit {
+                events.last().map(|event| event.seq)
+            } else {
+                None
+            };
+            object.insert("events_next_after".into(), json!(next));
+        } else {
+            object.remove("events");
+        }
+    }
+    Ok(Json(trace))
 }
 
 /// Filters of `GET /v1/traces`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub(crate) struct ListQuery {
-    status: Option<String>,
-    env_name: Option<String>,
-    scenario_name: Option<String>,
-    model: Option<String>,
-    limit: Option<i64>,
-    cursor: Option<String>,
+    pub(crate) status: Option<String>,
+    #[serde(alias = "environment")]
+    pub(crate) env_name: Option<String>,
+    #[serde(alias = "scenario")]
+    pub(crate) scenario_name: Option<String>,
+    pub(crate) model: Option<String>,
+    pub(crate) reward_min: Option<String>,
+    pub(crate) reward_max: Option<String>,
+    /// RFC 3339 time, date, or unix milliseconds.
+    pub(crate) from: Option<String>,
+    pub(crate) to: Option<String>,
+    pub(crate) metadata_key: Option<String>,
+    pub(crate) metadata_value: Option<String>,
+    pub(crate) job_id: Option<String>,
+    /// Total tokens (input + output) bounds.
+    pub(crate) tokens_min: Option<String>,
+    pub(crate) tokens_max: Option<String>,
+    /// Duration bounds in seconds (finished runs).
+    pub(crate) duration_min: Option<String>,
+    pub(crate) duration_max: Option<String>,
+    pub(crate) limit: Option<String>,
+    pub(crate) cursor: Option<String>,
+}
+
+impl ListQuery {
+    /// The store query, or 422 listing every invalid filter. Empty values mean "any".
+    pub(crate) fn to_query(&self) -> Result<TraceQuery, ApiError> {
+        let mut problems = Vec::new();
+        let given = |value: &Option<String>| value.clone().filter(|v| !v.trim().is_empty());
+        let status = given(&self.status).and_then(|status| match status.parse::<RunStatus>() {
+            Ok(status) => Some(status),
+            Err(e) => {
+                problems.push(problem("status", e));
+                None
+            }
+        });
+        let mut float = |field: &str, value: &Option<String>| {
+            given(value).and_then(|v| match v.trim().parse::<f64>() {
+                Ok(f) if f.is_finite() => Some(f),
+                _ => {
+                    problems.push(problem(
+                        field,
+                        format!("{field} must be a number, got '{v}'"),
+                    ));
+                    None
+                }
+            })
+        };
+        let reward_min = float("reward_min", &self.reward_min);
+        let reward_max = float("reward_max", &self.reward_max);
+        let tokens_min = float("tokens_min", &self.tokens_min).map(|f| f.ceil() as i64);
+        let tokens_max = float("tokens_max", &self.tokens_max).map(|f| f.floor() as i64);
+        let duration_min_ms =
+            float("duration_min", &self.duration_min).map(|f| (f * 1000.0).ceil() as i64);
+        let duration_max_ms =
+            float("duration_max", &self.duration_max).map(|f| (f * 1000.0).floor() as i64);
+        let mut time = |field: &str, value: &Option<String>| {
+            given(value).and_then(|v| match crate::routes::usage::parse_time(&v) {
+                Some(ms) => Some(ms),
+                None => {
+                    problems.push(problem(
+                        field,
+                        format!("{field} must be an RFC 3339 time, a date (YYYY-MM-DD) or unix milliseconds, got '{v}'"),
+                    ));
+                    None
+                }
+            })
+        };
+        let from_ms = time("from", &self.from);
+        let to_ms = time("to", &self.to);
+        let limit = match given(&self.limit) {
+            None => 50,
+            Some(v) => match v.trim().parse::<i64>() {
+                Ok(limit) if (1..=500).contains(&limit) => limit,
+                _ => {
+                    problems.push(problem(
+                        "limit",
+                        format!("limit must be between 1 and 500, got {v}"),
+                    ));
+                    50
+                }
+            },
+        };
+        if self.metadata_value.is_some() && given(&self.metadata_key).is_none() {
+            problems.push(problem("metadata_key", "metadata_value needs metadata_key"));
+        }
+        if !problems.is_empty() {
+            return Err(ApiError::invalid(problems));
+        }
+        Ok(TraceQuery {
+            status,
+            env_name: given(&self.env_name),
+            scenario: given(&self.scenario_name),
+            model: given(&self.model),
+            reward_min,
+            reward_max,
+            from_ms,
+            to_ms,
+            metadata_key: given(&self.metadata_key),
+            metadata_value: self.metadata_value.clone(),
+            job_id: given(&self.job_id),
+            tokens_min,
+            tokens_max,
+            duration_min_ms,
+            duration_max_ms,
+            before: given(&self.cursor),
+            limit,
+        })
+    }
 }
 
 /// `GET /v1/traces`: newest first, with a cursor for the next page.
@@ -54,33 +205,9 @@ pub(crate) async fn list(
     Extension(caller): Extension<Caller>,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let status = match &query.status {
-        Some(status) => Some(
-            status
-                .parse::<RunStatus>()
-                .map_err(|e| ApiError::invalid(vec![problem("status", e)]))?,
-        ),
-        None => None,
-    };
-    if let Some(limit) = query.limit
-        && !(1..=500).contains(&limit)
-    {
-        return Err(ApiError::invalid(vec![problem(
-            "limit",
-            format!("limit must be between 1 and 500, got {limit}"),
-        )]));
-    }
-    let limit = query.limit.unwrap_or(50);
-    let filter = RunFilter {
-        status,
-        env_name: query.env_name,
-        scenario: query.scenario_name,
-        model: query.model,
-        limit: Some(limit),
-        before: query.cursor,
-    };
-    let runs = state.store.list_runs(&caller.project_id, &filter).await?;
-    let next_cursor = if runs.len() as i64 == limit {
+    let query = query.to_query()?;
+    let runs = state.store.search_runs(&caller.project_id, &query).await?;
+    let next_cursor = if runs.len() as i64 == query.limit {
         runs.last().map(|r| r.id.to_string())
     } else {
         None

@@ -10,11 +10,25 @@ use crate::types::{Backend, ClaimedRun, FinishRun};
 use rollout_domain::{EventKind, RunId, RunStatus};
 use std::time::Duration;
 
+/// The claim's condition on a queued run `r`: it belongs to no job, or its job has no limit,
+/// or fewer of the job's runs are running than its `max_concurrency`. On PostgreSQL two
+/// claimers racing for the last slot of one job can each take a run (the limit is then
+/// exceeded by at most the number of concurrent claimers minus one).
+macro_rules! job_has_room {
+    () => {
+        "(r.job_id IS NULL OR NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = r.job_id \
+         AND j.max_concurrency IS NOT NULL AND j.max_concurrency <= \
+         (SELECT COUNT(*) FROM runs x WHERE x.job_id = r.job_id AND x.status = 'running')))"
+    };
+}
+
 /// The claim on SQLite, where writers are serialised so the subquery cannot race.
 const CLAIM_SQLITE: &str = concat!(
     "UPDATE runs SET status = 'running', lease_owner = $1, lease_expires_at = $2, \
      attempts = attempts + 1, started_at = COALESCE(started_at, $3) \
-     WHERE id = (SELECT id FROM runs WHERE status = 'queued' ORDER BY created_at, id LIMIT 1) \
+     WHERE id = (SELECT r.id FROM runs r WHERE r.status = 'queued' AND ",
+    job_has_room!(),
+    " ORDER BY r.created_at, r.id LIMIT 1) \
      AND status = 'queued' RETURNING ",
     run_columns!()
 );
@@ -22,8 +36,9 @@ const CLAIM_SQLITE: &str = concat!(
 const CLAIM_POSTGRES: &str = concat!(
     "UPDATE runs SET status = 'running', lease_owner = $1, lease_expires_at = $2, \
      attempts = attempts + 1, started_at = COALESCE(started_at, $3) \
-     WHERE id = (SELECT id FROM runs WHERE status = 'queued' ORDER BY created_at, id LIMIT 1 \
-     FOR UPDATE SKIP LOCKED) \
+     WHERE id = (SELECT r.id FROM runs r WHERE r.status = 'queued' AND ",
+    job_has_room!(),
+    " ORDER BY r.created_at, r.id LIMIT 1 FOR UPDATE OF r SKIP LOCKED) \
      AND status = 'queued' RETURNING ",
     run_columns!()
 );

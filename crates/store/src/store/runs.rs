@@ -6,7 +6,7 @@ use crate::store::{RunRow, Store, now_ms};
 use crate::types::{RunFilter, RunRecord};
 use rollout_domain::{EventKind, RunId, RunSpec, RunStatus};
 
-const INSERT_RUN: &str = concat!(
+pub(crate) const INSERT_RUN: &str = concat!(
     "INSERT INTO runs (id, project_id, spec, env_name, env_version, scenario, model, status, \
      created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8) RETURNING ",
     run_columns!()

@@ -106,5 +106,7 @@ pub(crate) fn spec(env: &str, scenario: &str, model: &str) -> RunSpec {
         metadata: json!({"tag": "test"}).as_object().unwrap().clone(),
         agent_timeout_seconds: 60,
         grading_timeout_seconds: 30,
+        max_total_tokens: None,
+        callback: None,
     }
 }

@@ -4,6 +4,11 @@
 //! server process and its peak RSS.
 //!
 //! Usage: rollout-bench --rollout PATH [--runs N] [--steps K] [--concurrency C] [--workers W]
+//!        [--warm-pool N] [--hud-python PATH]
+//!
+//! With `--hud-python` (a python with hud-python 0.5.41) the runs use the hud-python fixture
+//! environment (`fixtures/hud_env.py`, scenario `sum_numbers`, tool `add`) instead of the
+//! bundled Rust one; `--warm-pool N` starts the server with `--warm-pool-size N`.
 
 use anyhow::{Context, bail};
 use rollout_testkit::{FakeModelServer, Policy, ServerOptions, TestServer};
@@ -17,6 +22,8 @@ struct Args {
     steps: usize,
     concurrency: usize,
     workers: usize,
+    warm_pool: usize,
+    hud_python: Option<String>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -26,6 +33,8 @@ fn parse_args() -> anyhow::Result<Args> {
         steps: 5,
         concurrency: 32,
         workers: 16,
+        warm_pool: 0,
+        hud_python: None,
     };
     let mut iter = std::env::args().skip(1);
     while let Some(flag) = iter.next() {
@@ -36,6 +45,8 @@ fn parse_args() -> anyhow::Result<Args> {
             "--steps" => args.steps = value()?.parse()?,
             "--concurrency" => args.concurrency = value()?.parse()?,
             "--workers" => args.workers = value()?.parse()?,
+            "--warm-pool" => args.warm_pool = value()?.parse()?,
+            "--hud-python" => args.hud_python = Some(value()?),
             other => bail!("unknown flag {other}; see the file's doc comment"),
         }
     }
@@ -84,9 +95,13 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
+    let (tool, arguments) = match args.hud_python {
+        Some(_) => ("add", json!({"a": 2, "b": 3})),
+        None => ("calculator", json!({"expression": "17 * 23"})),
+    };
     let policy = Policy::ToolStepsThenAnswer {
-        tool: "calculator".into(),
-        arguments: json!({"expression": "17 * 23"}),
+        tool: tool.into(),
+        arguments,
         steps: args.steps,
     };
     let fake = FakeModelServer::start_with_policy(policy).await?;
@@ -96,15 +111,36 @@ async fn main() -> anyhow::Result<()> {
             ("ANTHROPIC_API_KEY".into(), "sk-bench".into()),
             ("ROLLOUT_LOG".into(), "warn".into()),
         ],
-        args: vec!["--max-concurrent-runs".into(), args.workers.to_string()],
+        args: vec![
+            "--max-concurrent-runs".into(),
+            args.workers.to_string(),
+            "--warm-pool-size".into(),
+            args.warm_pool.to_string(),
+        ],
         ..ServerOptions::default()
     };
     let server = TestServer::start(&args.rollout, options).await?;
     let pid = server.pid().context("server pid")?;
+    let (env_name, scenario, scenario_args) = match &args.hud_python {
+        Some(python) => {
+            let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/hud_env.py");
+            let register = json!({"name": "hud-bench", "command": [python, fixture]});
+            let (status, env) = server.post("/v1/environments", &register).await;
+            if status != 201 {
+                bail!("registering the hud environment failed: {env}");
+            }
+            ("hud-bench", "sum_numbers", json!({"numbers": [2, 3]}))
+        }
+        None => (
+            "my-assistant",
+            "answer_question",
+            json!({"query": "What is 17 * 23?"}),
+        ),
+    };
     let body = json!({
-        "env_name": "my-assistant",
-        "scenario_name": "answer_question",
-        "scenario_args": {"query": "What is 17 * 23?"},
+        "env_name": env_name,
+        "scenario_name": scenario,
+        "scenario_args": scenario_args,
         "model": "claude-sonnet-4-5",
         "max_steps": args.steps + 1,
         "sync": true,

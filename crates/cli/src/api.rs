@@ -1,0 +1,152 @@
+//! A small client of the rollout HTTP API, for the commands that drive a server (`eval`,
+//! `job`). API errors come back as `anyhow` errors carrying the server's message and, for a
+//! 422, every problem it listed.
+
+use anyhow::{Context, anyhow};
+use serde_json::Value;
+use std::time::Duration;
+
+/// A server URL and an API key.
+pub(crate) struct Api {
+    base: String,
+    key: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    /// A client of the server at `base` (e.g. `http://127.0.0.1:8300`).
+    pub(crate) fn new(base: &str, key: &str) -> anyhow::Result<Self> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()
+            .context("building the HTTP client")?;
+        Ok(Self {
+            base: base.trim_end_matches('/').to_string(),
+            key: key.to_string(),
+            http,
+        })
+    }
+
+    /// `GET path`; `None` on 404.
+    pub(crate) async fn get_optional(&self, path: &str) -> anyhow::Result<Option<Value>> {
+        let request = self.http.get(self.url(path));
+        match self.send(request).await {
+            Ok(value) => Ok(Some(value)),
+            Err(ApiFailure::Status { status: 404, .. }) => Ok(None),
+            Err(failure) => Err(failure.into()),
+        }
+    }
+
+    /// `GET path`.
+    pub(crate) async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        Ok(self.send(self.http.get(self.url(path))).await?)
+    }
+
+    /// `POST path` with a JSON body.
+    pub(crate) async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        Ok(self.send(self.http.post(self.url(path)).json(body)).await?)
+    }
+
+    /// `DELETE path`.
+    pub(crate) async fn delete(&self, path: &str) -> anyhow::Result<Value> {
+        Ok(self.send(self.http.delete(self.url(path))).await?)
+    }
+
+    /// `POST path` with a binary body of `content_type`, allowed `timeout` (uploads that
+    /// the server processes while the request waits, e.g. an environment deploy).
+    pub(crate) async fn post_bytes(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> anyhow::Result<Value> {
+        let request = self
+            .http
+            .post(self.url(path))
+            .header("content-type", content_type)
+            .timeout(timeout)
+            .body(body);
+        Ok(self.send(request).await?)
+    }
+
+    /// `POST path` with a JSON body, allowed `timeout`.
+    pub(crate) async fn post_slow(
+        &self,
+        path: &str,
+        body: &Value,
+        timeout: Duration,
+    ) -> anyhow::Result<Value> {
+        let request = self.http.post(self.url(path)).json(body).timeout(timeout);
+        Ok(self.send(request).await?)
+    }
+
+    /// `POST path` with a text body (JSONL).
+    pub(crate) async fn post_text(&self, path: &str, body: String) -> anyhow::Result<Value> {
+        let request = self
+            .http
+            .post(self.url(path))
+            .header("content-type", "application/x-ndjson")
+            .body(body);
+        Ok(self.send(request).await?)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<Value, ApiFailure> {
+        let response = request
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .map_err(|error| ApiFailure::Transport(format!("{}: {error}", self.base)))?;
+        let status = response.status().as_u16();
+        let text = response
+            .text()
+            .await
+            .map_err(|error| ApiFailure::Transport(error.to_string()))?;
+        let body: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        if (200..300).contains(&status) {
+            Ok(body)
+        } else {
+            Err(ApiFailure::Status { status, body })
+        }
+    }
+}
+
+/// Why a request failed.
+enum ApiFailure {
+    Transport(String),
+    Status { status: u16, body: Value },
+}
+
+impl From<ApiFailure> for anyhow::Error {
+    fn from(failure: ApiFailure) -> Self {
+        match failure {
+            ApiFailure::Transport(message) => anyhow!("could not reach the server: {message}"),
+            ApiFailure::Status { status, body } => {
+                let error = &body["error"];
+                let message = error["message"]
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| body.to_string());
+                let problems: Vec<String> = error["details"]["errors"]
+                    .as_array()
+                    .map(|list| {
+                        list.iter()
+                            .filter_map(|p| p["message"].as_str())
+                            .map(|m| format!("\n  - {m}"))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if problems.is_empty() {
+                    anyhow!("the server answered {status}: {message}")
+                } else {
+                    anyhow!("the server answered {status}:{}", problems.concat())
+                }
+            }
+        }
+    }
+}

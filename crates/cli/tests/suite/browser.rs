@@ -1,0 +1,604 @@
+//! The web UI in a real headless Chromium, driven over WebDriver: sign-in, a scenario card
+//! with its form and snippets (run for real with curl and python3), the Run button, the
+//! trace page, an XSS attempt through a tool result, sign-out.
+//!
+//! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (`scripts/setup-browser`); without
+//! them the test is skipped, unless `ROLLOUT_REQUIRE_BROWSER=1` (set by `scripts/test`).
+
+use super::common::{RUN_TIMEOUT, server_with_fake};
+use fantoccini::{Client, ClientBuilder, Locator};
+use rollout_testkit::{FakeModelServer, FakeReply, Policy, ServerOptions, TestServer};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+const XSS: &str = "<img src=x onerror=\"window.__xss=1\"><script>window.__xss=2</script>";
+
+fn screenshots_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A chromedriver on a free loopback port, killed on drop.
+struct Driver {
+    _child: tokio::process::Child,
+    url: String,
+    _profile: tempfile::TempDir,
+}
+
+async fn start_driver() -> Option<(Driver, Client)> {
+    if !std::path::Path::new(CHROMEDRIVER).exists() || !std::path::Path::new(CHROMIUM).exists() {
+        assert!(
+            std::env::var("ROLLOUT_REQUIRE_BROWSER").is_err(),
+            "ROLLOUT_REQUIRE_BROWSER is set but chromium/chromedriver are missing: run scripts/setup-browser"
+        );
+        return None;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = tokio::process::Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let profile = tempfile::tempdir().unwrap();
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": CHROMIUM,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-dev-shm-usage", "--window-size=1280,1000",
+                format!("--user-data-dir={}", profile.path().display()),
+            ]
+        }),
+    );
+    let mut last_error = String::new();
+    for _ in 0..100 {
+        match ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities.clone())
+            .connect(&url)
+            .await
+        {
+            Ok(client) => {
+                let driver = Driver {
+                    _child: child,
+                    url,
+                    _profile: profile,
+                };
+                return Some((driver, client));
+            }
+            Err(error) => {
+                last_error = error.to_string();
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    panic!("chromedriver did not start a session: {last_error}");
+}
+
+/// Evaluates `script` (a function body) until it returns a truthy value, bounded.
+async fn wait_js(client: &Client, script: &str, what: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + RUN_TIMEOUT;
+    loop {
+        let value = client.execute(script, vec![]).await.unwrap_or(Value::Null);
+        let truthy = !matches!(&value, Value::Null | Value::Bool(false))
+            && value != json!("")
+            && value != json!(0);
+        if truthy {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn snippet(client: &Client, lang: &str) -> String {
+    client
+        .execute(
+            &format!("return document.querySelector('#scenario-answer_question code.snippet[data-lang={lang}]').textContent"),
+            vec![],
+        )
+        .await
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+async fn run_command(program: &str, args: &[&str], key: &str) -> Value {
+    let output = tokio::time::timeout(
+        RUN_TIMEOUT,
+        tokio::process::Command::new(program)
+            .args(args)
+            .env("ROLLOUT_API_KEY", key)
+            .output(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{program} failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{program} printed {stdout}: {e}"))
+}
+
+#[tokio::test]
+async fn the_web_ui_runs_a_scenario_and_shows_its_trace() {
+    let Some((_driver, client)) = start_driver().await else {
+        return;
+    };
+    let fake = FakeModelServer::start_with_policy(Policy::ToolStepsThenAnswer {
+        tool: "calculator".into(),
+        arguments: json!({"expression": "17 * 23"}),
+        steps: 1,
+    })
+    .await
+    .unwrap();
+    let server = server_with_fake(&fake).await;
+    let base = server.base_url.clone();
+
+    // A run whose tool result carries markup, through the API first.
+    fake.push([
+        FakeReply::tool_call("lookup", json!({"topic": XSS})),
+        FakeReply::text("done"),
+    ]);
+    let (status, xss_run) = server
+        .post(
+            "/v1/agent/run",
+            &json!({"env_name": "my-assistant", "scenario_name": "answer_question",
+                    "scenario_args": {"query": "What is 17 * 23?"}, "model": "claude-opus-4-5",
+                    "sync": true}),
+        )
+        .await;
+    assert_eq!(status, 200, "{xss_run}");
+    let xss_id = xss_run["trace_id"].as_str().unwrap().to_string();
+
+    // Every page needs a session: the first visit lands on sign-in.
+    client.goto(&format!("{base}/environments")).await.unwrap();
+    assert!(
+        client
+            .current_url()
+            .await
+            .unwrap()
+            .path()
+            .starts_with("/login")
+    );
+    client
+        .find(Locator::Id("key"))
+        .await
+        .unwrap()
+        .send_keys("ro_wrong")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Id("sign-in"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_js(
+        &client,
+        "return document.body.innerText.includes('not valid')",
+        "the sign-in error",
+    )
+    .await;
+    client
+        .find(Locator::Id("key"))
+        .await
+        .unwrap()
+        .send_keys(&server.admin_key)
+        .await
+        .unwrap();
+    client
+        .find(Locator::Id("sign-in"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_js(
+        &client,
+        "return location.pathname === '/environments'",
+        "the environments page",
+    )
+    .await;
+    // The session cookie is HttpOnly: scripts cannot read it.
+    let cookies = client
+        .execute("return document.cookie", vec![])
+        .await
+        .unwrap();
+    assert!(!cookies.as_str().unwrap().contains("rollout_session"));
+    assert!(client.source().await.unwrap().contains("my-assistant"));
+
+    // The scenario card.
+    client
+        .goto(&format!("{base}/environments/my-assistant"))
+        .await
+        .unwrap();
+    let card = client
+        .wait()
+        .at_most(RUN_TIMEOUT)
+        .for_element(Locator::Id("scenario-answer_question"))
+        .await
+        .unwrap();
+    let query = client
+        .find(Locator::Id("scenario-answer_question-arg-query"))
+        .await
+        .unwrap();
+    assert_eq!(
+        query.attr("required").await.unwrap().as_deref(),
+        Some("true")
+    );
+    query.clear().await.unwrap();
+    query.send_keys("What is 17 * 23?").await.unwrap();
+    let steps = client
+        .find(Locator::Id("scenario-answer_question-max-steps"))
+        .await
+        .unwrap();
+    steps.clear().await.unwrap();
+    steps.send_keys("7").await.unwrap();
+    let model: String = client
+        .find(Locator::Id("scenario-answer_question-model"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(model, "claude-opus-4-5");
+    for lang in ["curl", "python", "javascript"] {
+        let text = snippet(&client, lang).await;
+        assert!(text.contains("What is 17 * 23?"), "{lang}: {text}");
+        assert!(text.contains("claude-opus-4-5"), "{lang}: {text}");
+        assert!(
+            text.contains(&format!("{base}/v1/agent/run")),
+            "{lang}: {text}"
+        );
+        assert!(text.contains("ROLLOUT_API_KEY"), "{lang}: {text}");
+    }
+    assert!(snippet(&client, "curl").await.contains("\"max_steps\": 7"));
+    assert!(
+        snippet(&client, "python")
+            .await
+            .contains("\"max_steps\": 7")
+    );
+    assert!(snippet(&client, "python").await.contains("\"sync\": True"));
+    assert!(
+        snippet(&client, "javascript")
+            .await
+            .contains("\"max_steps\": 7")
+    );
+    // Typing updates every snippet at once.
+    query.send_keys(" Show your work.").await.unwrap();
+    for lang in ["curl", "python", "javascript"] {
+        assert!(
+            snippet(&client, lang)
+                .await
+                .contains("What is 17 * 23? Show your work."),
+            "{lang}"
+        );
+    }
+    // Tabs switch the visible snippet.
+    card.find(Locator::Css("button.tab[data-lang=python]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let python_visible = client
+        .execute("return !document.querySelector('#scenario-answer_question code.snippet[data-lang=python]').parentElement.hidden", vec![])
+        .await
+        .unwrap();
+    assert_eq!(python_visible, json!(true));
+    std::fs::write(
+        screenshots_dir().join("scenario-card.png"),
+        card.screenshot().await.unwrap(),
+    )
+    .unwrap();
+
+    // The snippets work for real.
+    let dir = tempfile::tempdir().unwrap();
+    let curl_path = dir.path().join("run.sh");
+    std::fs::write(&curl_path, snippet(&client, "curl").await).unwrap();
+    let from_curl = run_command("bash", &[curl_path.to_str().unwrap()], &server.admin_key).await;
+    assert_eq!(from_curl["status"], "completed", "{from_curl}");
+    assert_eq!(from_curl["reward"], 1.0, "{from_curl}");
+    let python_path = dir.path().join("run.py");
+    std::fs::write(&python_path, snippet(&client, "python").await).unwrap();
+    let from_python = run_command(
+        "python3",
+        &[python_path.to_str().unwrap()],
+        &server.admin_key,
+    )
+    .await;
+    assert_eq!(from_python["status"], "completed", "{from_python}");
+    assert_eq!(from_python["reward"], 1.0, "{from_python}");
+
+    // The Run button queues a run and opens its trace, which goes live and then final.
+    client
+        .find(Locator::Css("#scenario-answer_question button.run"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_js(
+        &client,
+        "return location.pathname.startsWith('/traces/')",
+        "the trace page",
+    )
+    .await;
+    let trace_id = client
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .trim_start_matches("/traces/")
+        .to_string();
+    wait_js(
+        &client,
+        "return document.getElementById('evaluation') && !document.getElementById('live')",
+        "the finished trace",
+    )
+    .await;
+    let trace = server.wait_for_trace(&trace_id, RUN_TIMEOUT).await;
+    assert_eq!(trace["status"], "completed");
+    let text: String = client
+        .find(Locator::Css("main"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let reward_text = client
+        .find(Locator::Css("#stat-reward .value"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(reward_text, "1.000");
+    let input_tokens = client
+        .find(Locator::Css("#stat-input-tokens .value"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(input_tokens, trace["usage"]["input_tokens"].to_string());
+    assert_ne!(input_tokens, "0");
+    let output_tokens = client
+        .find(Locator::Css("#stat-output-tokens .value"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(output_tokens, trace["usage"]["output_tokens"].to_string());
+    assert!(text.contains("tool calculator"), "{text}");
+    assert!(text.contains("\"expression\": \"17 * 23\""), "{text}");
+    assert!(text.contains("out tokens"), "{text}");
+    assert!(text.contains("The answer is 391."), "{text}");
+    assert!(text.contains("What is 17 * 23? Show your work."), "{text}");
+    // A tall window, so that the screenshot holds the whole timeline.
+    client.set_window_size(1280, 2400).await.unwrap();
+    std::fs::write(
+        screenshots_dir().join("trace-page.png"),
+        client.screenshot().await.unwrap(),
+    )
+    .unwrap();
+
+    // The traces list links to it.
+    client
+        .goto(&format!(
+            "{base}/traces?model=claude-opus-4-5&reward_min=0.5"
+        ))
+        .await
+        .unwrap();
+    let list = client.source().await.unwrap();
+    assert!(list.contains(&format!("/traces/{trace_id}")));
+    assert!(
+        !list.contains(&format!("/traces/{xss_id}")),
+        "reward filter"
+    );
+
+    // Markup in a tool result is shown as text and never runs.
+    client
+        .goto(&format!("{base}/traces/{xss_id}"))
+        .await
+        .unwrap();
+    wait_js(
+        &client,
+        "return document.readyState === 'complete'",
+        "the XSS trace",
+    )
+    .await;
+    let xss = client
+        .execute(
+            "return {flag: window.__xss === undefined, img: document.querySelectorAll('main img').length, text: document.querySelector('main').innerText}",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(xss["flag"], true, "{xss}");
+    assert_eq!(xss["img"], 0, "{xss}");
+    assert!(xss["text"].as_str().unwrap().contains(XSS), "{xss}");
+    std::fs::write(
+        screenshots_dir().join("trace-xss.png"),
+        client.screenshot().await.unwrap(),
+    )
+    .unwrap();
+
+    // A narrow screen still works (no horizontal page overflow of the card).
+    client.set_window_size(400, 900).await.unwrap();
+    client
+        .goto(&format!("{base}/environments/my-assistant"))
+        .await
+        .unwrap();
+    let overflow = client
+        .execute(
+            "return document.documentElement.scrollWidth <= window.innerWidth + 1",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(overflow, json!(true));
+    std::fs::write(
+        screenshots_dir().join("scenario-card-narrow.png"),
+        client.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    client.set_window_size(1280, 1000).await.unwrap();
+
+    // Usage page draws its chart.
+    client.goto(&format!("{base}/usage")).await.unwrap();
+    let bars = client
+        .execute(
+            "return document.querySelectorAll('svg.chart rect').length",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert!(bars.as_u64().unwrap() >= 1);
+    std::fs::write(
+        screenshots_dir().join("usage.png"),
+        client.screenshot().await.unwrap(),
+    )
+    .unwrap();
+
+    // Sign-out ends the session.
+    client
+        .find(Locator::Id("sign-out"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_js(
+        &client,
+        "return location.pathname === '/login'",
+        "the sign-in page",
+    )
+    .await;
+    client.goto(&format!("{base}/traces")).await.unwrap();
+    assert!(
+        client
+            .current_url()
+            .await
+            .unwrap()
+            .path()
+            .starts_with("/login")
+    );
+    let _ = &_driver.url;
+    client.close().await.unwrap();
+}
+
+/// Signs in on `base` with `key`, from the sign-in page.
+async fn sign_in(client: &Client, base: &str, key: &str) {
+    client.goto(&format!("{base}/login")).await.unwrap();
+    client
+        .find(Locator::Id("key"))
+        .await
+        .unwrap()
+        .send_keys(key)
+        .await
+        .unwrap();
+    client
+        .find(Locator::Id("sign-in"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_js(
+        client,
+        "return location.pathname === '/environments'",
+        "signed in",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_trace_page_follows_a_run_live_until_it_ends() {
+    let Some((_driver, client)) = start_driver().await else {
+        return;
+    };
+    // No worker: the run stays queued until it is cancelled, so the page is surely live.
+    let server = TestServer::start(
+        super::common::binary(),
+        ServerOptions {
+            args: vec!["--max-concurrent-runs".into(), "0".into()],
+            ..ServerOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let base = server.base_url.clone();
+    let (status, queued) = server
+        .post(
+            "/v1/agent/run",
+            &json!({"env_name": "my-assistant", "scenario_name": "answer_question",
+                    "scenario_args": {"query": "<b>bold?</b>"}, "model": "replay",
+                    "validation": [{"answer": "391"}]}),
+        )
+        .await;
+    assert_eq!(status, 202, "{queued}");
+    let trace_id = queued["trace_id"].as_str().unwrap();
+    sign_in(&client, &base, &server.admin_key).await;
+    client
+        .goto(&format!("{base}/traces/{trace_id}"))
+        .await
+        .unwrap();
+    client.find(Locator::Id("live")).await.unwrap();
+    let page = client
+        .find(Locator::Css("main"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("queued"), "{page}");
+    // The page is subscribed to the run's events: the cancellation's `finished` event
+    // reloads it, and the result shows without the test reloading anything.
+    client
+        .execute("window.__same_page = true; return true", vec![])
+        .await
+        .unwrap();
+    let (status, body) = server
+        .post(&format!("/v1/traces/{trace_id}/cancel"), &json!({}))
+        .await;
+    assert!(status == 200 || status == 202, "{status} {body}");
+    wait_js(
+        &client,
+        "return !document.getElementById('live') && document.body.innerText.includes('cancelled')",
+        "the page to follow the run to its end",
+    )
+    .await;
+    // It reloaded itself (a new document has no marker).
+    let marker = client
+        .execute("return window.__same_page === undefined", vec![])
+        .await
+        .unwrap();
+    assert_eq!(marker, json!(true));
+    client.close().await.unwrap();
+}

@@ -1,0 +1,209 @@
+//! Cancellation: `POST /v1/traces/{id}/cancel` and the bulk `POST /v1/traces/cancel`.
+//!
+//! A queued run leaves the queue at once. A running run is flagged in the store (workers of
+//! every process poll it) and its worker in this process is notified at once; the worker
+//! drops the run (the model call in flight, the environment's process group) and only then
+//! writes `cancelled`. The single-run endpoint waits up to [`CANCEL_WAIT`] for that.
+
+use crate::auth::Caller;
+use crate::error::{ApiError, problem};
+use crate::json::ApiJson;
+use crate::state::AppState;
+use crate::views;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use rollout_domain::{RunId, RunStatus};
+use rollout_store::{RunFilter, RunRecord};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// How long the single-run endpoint waits for a running run to reach `cancelled`.
+const CANCEL_WAIT: Duration = Duration::from_secs(5);
+
+/// `POST /v1/traces/{id}/cancel`: 200 with the run once cancelled; 202 with
+/// `cancel_requested: true` while its worker is still stopping it; 409 if it already ended.
+pub(crate) async fn cancel_one(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let not_found = || ApiError::not_found("trace_not_found", format!("trace '{id}' not found"));
+    let before = state
+        .store
+        .get_run(&caller.project_id, &id)
+        .await?
+        .ok_or_else(not_found)?;
+    if before.status.is_terminal() {
+        if before.status == RunStatus::Cancelled {
+            return Ok(reply(&state, &before, StatusCode::OK, false));
+        }
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "run_finished",
+            format!(
+                "run '{id}' already ended with status '{}'; there is nothing to cancel",
+                before.status
+            ),
+        )
+        .with_details(json!({ "status": before.status })));
+    }
+    // Subscribe before asking, so that a fast worker cannot finish unseen.
+    let mut finished = state.notifier.subscribe();
+    let status = state
+        .store
+        .cancel_run(&caller.project_id, &id)
+        .await?
+        .ok_or_else(not_found)?;
+    let run_id = RunId(id.clone());
+    match status {
+        RunStatus::Running => {
+            tracing::info!(run = %run_id, key = %caller.key_id, "cancellation requested");
+            state.notifier.cancel_requested(run_id.clone());
+        }
+        RunStatus::Cancelled => {
+            tracing::info!(run = %run_id, key = %caller.key_id, "queued run cancelled");
+            state
+                .notifier
+                .run_finished(run_id.clone(), RunStatus::Cancelled);
+            if let Some(run) = state.store.get_run(&caller.project_id, &id).await? {
+                super::run_api::spawn_callback(&state, run);
+            }
+        }
+        RunStatus::Queued | RunStatus::Completed | RunStatus::Failed | RunStatus::TimedOut => {}
+    }
+    let deadline = tokio::time::Instant::now() + CANCEL_WAIT;
+    loop {
+        let current = state
+            .store
+            .get_run(&caller.project_id, &id)
+            .await?
+            .ok_or_else(not_found)?;
+        if current.status.is_terminal() {
+            return Ok(reply(&state, &current, StatusCode::OK, false));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(reply(&state, &current, StatusCode::ACCEPTED, true));
+        }
+        let wait = async {
+            loop {
+                match finished.recv().await {
+                    Ok(update) if update.run_id == run_id => return,
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        std::future::pending::<()>().await;
+                    }
+                }
+            }
+        };
+        // Wake on this process's notification, or poll: another process may run it.
+        tokio::select! {
+            _ = wait => {}
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+        }
+    }
+}
+
+fn reply(state: &AppState, run: &RunRecord, status: StatusCode, requested: bool) -> Response {
+    let mut body = views::run_summary(state, run);
+    if let Some(object) = body.as_object_mut() {
+        object.insert("cancel_requested".into(), Value::Bool(requested));
+    }
+    (status, Json(body)).into_response()
+}
+
+/// The body of `POST /v1/traces/cancel`: which runs to cancel. Every field narrows.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BulkCancelRequest {
+    /// `queued` or `running`; both when absent.
+    status: Option<String>,
+    env_name: Option<String>,
+    scenario_name: Option<String>,
+    model: Option<String>,
+}
+
+/// `POST /v1/traces/cancel`: cancels every queued and running run of the project that
+/// matches the filters. Answers at once with the ids of the runs cancelled (they were
+/// queued) and of those whose workers were asked to stop (they were running).
+pub(crate) async fn cancel_many(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(request): ApiJson<BulkCancelRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let statuses = match request.status.as_deref() {
+        None => vec![RunStatus::Queued, RunStatus::Running],
+        Some("queued") => vec![RunStatus::Queued],
+        Some("running") => vec![RunStatus::Running],
+        Some(other) => {
+            return Err(ApiError::invalid(vec![problem(
+                "status",
+                format!(
+                    "status must be 'queued' or 'running' (runs that can be cancelled), got '{other}'"
+                ),
+            )]));
+        }
+    };
+    let mut cancelled = Vec::new();
+    let mut requested = Vec::new();
+    for status in statuses {
+        let mut filter = RunFilter {
+            status: Some(status),
+            env_name: request.env_name.clone(),
+            scenario: request.scenario_name.clone(),
+            model: request.model.clone(),
+            limit: Some(RunFilter::MAX_LIMIT),
+            before: None,
+        };
+        loop {
+            let page = state.store.list_runs(&caller.project_id, &filter).await?;
+            for run in &page {
+                match state
+                    .store
+                    .cancel_run(&caller.project_id, run.id.as_str())
+                    .await?
+                {
+                    Some(RunStatus::Cancelled) => {
+                        state
+                            .notifier
+                            .run_finished(run.id.clone(), RunStatus::Cancelled);
+                        cancelled.push(run.id.to_string());
+                        if let Some(run) = state
+                            .store
+                            .get_run(&caller.project_id, run.id.as_str())
+                            .await?
+                        {
+                            super::run_api::spawn_callback(&state, run);
+                        }
+                    }
+                    Some(RunStatus::Running) => {
+                        state.notifier.cancel_requested(run.id.clone());
+                        requested.push(run.id.to_string());
+                    }
+                    Some(
+                        RunStatus::Queued
+                        | RunStatus::Completed
+                        | RunStatus::Failed
+                        | RunStatus::TimedOut,
+                    )
+                    | None => {}
+                }
+            }
+            match page.last() {
+                Some(last) if page.len() as i64 == RunFilter::MAX_LIMIT => {
+                    filter.before = Some(last.id.to_string());
+                }
+                _ => break,
+            }
+        }
+    }
+    tracing::info!(key = %caller.key_id, cancelled = cancelled.len(), requested = requested.len(), "bulk cancel");
+    Ok(Json(json!({
+        "cancelled": cancelled,
+        "cancel_requested": requested,
+    })))
+}

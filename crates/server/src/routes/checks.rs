@@ -1,0 +1,131 @@
+//! Checks shared by every route that queues runs: the serving environment version, the
+//! scenario, and the scenario's arguments against its JSON Schema.
+
+use crate::error::{ApiError, problem};
+use axum::http::StatusCode;
+use rollout_domain::ScenarioSpec;
+use rollout_store::{EnvStatus, EnvVersion, Store};
+use serde_json::{Map, Value, json};
+
+/// The environment version the run will use: the one asked for, or the newest ready one.
+pub(crate) async fn serving_version(
+    store: &Store,
+    project_id: &str,
+    name: &str,
+    env_version: Option<i64>,
+) -> Result<EnvVersion, ApiError> {
+    let versions = store.env_versions(project_id, name).await?;
+    if versions.is_empty() {
+        let available: Vec<String> = store
+            .list_environments(project_id)
+            .await?
+            .into_iter()
+            .map(|v| v.name)
+            .collect();
+        return Err(ApiError::not_found(
+            "environment_not_found",
+            format!(
+                "environment '{name}' not found; available: {}",
+                list_or_none(&available)
+            ),
+        )
+        .with_details(json!({ "available": available })));
+    }
+    let chosen = match env_version {
+        Some(wanted) => versions
+            .iter()
+            .find(|v| v.version == wanted)
+            .ok_or_else(|| {
+                let known: Vec<String> = versions.iter().map(|v| v.version.to_string()).collect();
+                ApiError::not_found(
+                    "environment_version_not_found",
+                    format!(
+                        "environment '{name}' has no version {wanted}; versions: {}",
+                        known.join(", ")
+                    ),
+                )
+            })?,
+        None => versions
+            .iter()
+            .find(|v| v.status == EnvStatus::Ready)
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "environment_not_ready",
+                    format!(
+                        "environment '{name}' has no ready version; the newest failed: {}",
+                        versions[0].error.clone().unwrap_or_default()
+                    ),
+                )
+            })?,
+    };
+    if chosen.status != EnvStatus::Ready {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "environment_not_ready",
+            format!(
+                "version {} of '{name}' is not ready: {}",
+                chosen.version,
+                chosen.error.clone().unwrap_or_default()
+            ),
+        ));
+    }
+    Ok(chosen.clone())
+}
+
+pub(crate) fn find_scenario(version: &EnvVersion, name: &str) -> Result<ScenarioSpec, ApiError> {
+    let description = version.description.clone().unwrap_or_default();
+    description.scenario(name).cloned().ok_or_else(|| {
+        let available: Vec<String> = description
+            .scenarios
+            .iter()
+            .map(|s| s.name.clone())
+            .collect();
+        ApiError::not_found(
+            "scenario_not_found",
+            format!(
+                "scenario '{name}' not found in environment '{}'; available: {}",
+                version.name,
+                list_or_none(&available)
+            ),
+        )
+        .with_details(json!({ "available": available }))
+    })
+}
+
+/// Every way the arguments break the scenario's schema, each a problem whose field starts
+/// with `field` (e.g. `scenario_args.query`).
+pub(crate) fn args_problems(
+    scenario: &ScenarioSpec,
+    args: &Map<String, Value>,
+    field: &str,
+) -> Vec<Value> {
+    let validator = match jsonschema::validator_for(&scenario.args_schema) {
+        Ok(validator) => validator,
+        Err(error) => {
+            tracing::warn!(scenario = %scenario.id, %error, "scenario has an invalid argument schema; arguments not checked");
+            return Vec::new();
+        }
+    };
+    let instance = Value::Object(args.clone());
+    validator
+        .iter_errors(&instance)
+        .map(|error| {
+            let path = error.instance_path().to_string();
+            let at = if path.is_empty() {
+                field.to_string()
+            } else {
+                format!("{field}{}", path.replace('/', "."))
+            };
+            problem(&at, format!("{field}: {error}"))
+        })
+        .collect()
+}
+
+pub(crate) fn list_or_none(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}

@@ -1,0 +1,304 @@
+//! Deployed environments: `POST /v1/environments/{name}/deploy` (a tar.gz bundle),
+//! `POST /v1/environments` with `git`, the build log of a version, and
+//! `DELETE /v1/environments/{name}`.
+//!
+//! A deploy runs inside the request: unpack or clone, hash (identical content answers 200
+//! with the existing version), build, start, introspect. The answer carries the build log.
+
+use crate::auth::Caller;
+use crate::error::{ApiError, problem};
+use crate::state::AppState;
+use crate::views;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use rollout_domain::{RunId, RunStatus};
+use rollout_worker::deploy::check_env_name;
+use rollout_worker::{BundleSource, DeployConfig, DeployError, deploy_environment};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+
+/// The `git` member of `POST /v1/environments`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GitRequest {
+    /// Any URL `git clone` takes; `file://` URLs and local paths included.
+    url: String,
+    /// A branch, tag or commit (default: the default branch).
+    #[serde(rename = "ref")]
+    reference: Option<String>,
+}
+
+/// `POST /v1/environments/{name}/deploy`: the body is a tar.gz of the bundle.
+pub(crate) async fn bundle(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require_admin("deploying an environment")?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if !matches!(
+        content_type.as_str(),
+        "application/gzip" | "application/x-gzip" | "application/octet-stream"
+    ) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the bundle as a tar.gz with the header 'Content-Type: application/gzip'",
+        ));
+    }
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!(
+                    "the bundle is larger than the server accepts ({} MiB)",
+                    state.config.max_upload_bytes / (1024 * 1024)
+                ),
+            )
+        } else {
+            ApiError::bad_request(format!(
+                "could not read the request body: {}",
+                rejection.body_text()
+            ))
+        }
+    })?;
+    if body.is_empty() {
+        return Err(ApiError::invalid(vec![problem(
+            "body",
+            "the body is empty; send a tar.gz of the bundle",
+        )]));
+    }
+    deploy(&state, &caller, &name, BundleSource::Archive(body.to_vec())).await
+}
+
+/// `POST /v1/environments` with `{"name", "git": {"url", "ref"}}`.
+pub(crate) async fn git(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    git: GitRequest,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller.require_admin("deploying an environment")?;
+    deploy(
+        state,
+        caller,
+        name,
+        BundleSource::Git {
+            url: git.url,
+            reference: git.reference,
+        },
+    )
+    .await
+}
+
+async fn deploy(
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    source: BundleSource,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    check_env_name(name).map_err(|message| ApiError::invalid(vec![problem("name", message)]))?;
+    let Some(data_dir) = state.config.data_dir.clone() else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "deploy_unavailable",
+            "this server has no data directory to deploy bundles to",
+        ));
+    };
+    let config = DeployConfig {
+        data_dir,
+        build_timeout: state.config.build_timeout,
+        introspect_timeout: state.config.introspect_timeout,
+        guard: state.config.process_guard.clone(),
+    };
+    tracing::info!(env = name, key = %caller.key_id, "deploy requested");
+    let deployed = deploy_environment(&state.store, &caller.project_id, name, source, &config)
+        .await
+        .map_err(deploy_error)?;
+    let versions = state.store.env_versions(&caller.project_id, name).await?;
+    let mut body = views::environment(name, &versions);
+    body["deployed_version"] = json!(deployed.version.version);
+    body["unchanged"] = json!(!deployed.created);
+    body["build_log"] = json!(deployed.build_log.unwrap_or_default());
+    let status = if deployed.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(body)))
+}
+
+fn deploy_error(error: DeployError) -> ApiError {
+    match error {
+        DeployError::InvalidBundle(message) => {
+            ApiError::invalid(vec![problem("bundle", message)])
+        }
+        DeployError::Git(message) => ApiError::invalid(vec![problem("git", message)]),
+        DeployError::BuildFailed {
+            name,
+            reason,
+            log_tail,
+            version,
+        } => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "build_failed",
+            format!(
+                "the build of environment '{name}' failed: {reason}\n--- build log (tail) ---\n{log_tail}"
+            ),
+        )
+        .with_details(json!({
+            "version": version.version,
+            "status": version.status,
+            "error": reason,
+            "build_log_tail": log_tail,
+        })),
+        DeployError::Unusable {
+            name,
+            message,
+            version,
+        } => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "environment_unusable",
+            format!("environment '{name}' was built but could not be started or introspected: {message}"),
+        )
+        .with_details(json!({
+            "version": version.version,
+            "status": version.status,
+            "error": message,
+        })),
+        DeployError::Io { .. } => ApiError::internal(error),
+        DeployError::Store(error) => error.into(),
+    }
+}
+
+/// `GET /v1/environments/{name}/versions/{version}/log`: the build log, as text.
+pub(crate) async fn build_log(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let not_found = || {
+        ApiError::not_found(
+            "version_not_found",
+            format!("environment '{name}' has no version {version}"),
+        )
+    };
+    let number: i64 = version.parse().map_err(|_| not_found())?;
+    let log = state
+        .store
+        .env_build_log(&caller.project_id, &name, number)
+        .await?
+        .ok_or_else(not_found)?
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "build_log_not_found",
+                format!(
+                    "version {number} of '{name}' was registered by command or URL; it was not built"
+                ),
+            )
+        })?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], log).into_response())
+}
+
+/// `DELETE /v1/environments/{name}[?force=true]`: deletes the environment and its versions
+/// (and its bundles' files); runs and their traces stay. While runs of it are queued or
+/// running it answers 409, unless `force=true`, which cancels them first.
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require_admin("deleting an environment")?;
+    let force = match query.get("force").map(String::as_str) {
+        None | Some("false" | "0") => false,
+        Some("true" | "1" | "") => true,
+        Some(other) => {
+            return Err(ApiError::invalid(vec![problem(
+                "force",
+                format!("force must be true or false, got '{other}'"),
+            )]));
+        }
+    };
+    if state
+        .store
+        .env_versions(&caller.project_id, &name)
+        .await?
+        .is_empty()
+    {
+        return Err(ApiError::not_found(
+            "environment_not_found",
+            format!("environment '{name}' not found"),
+        ));
+    }
+    let active = state
+        .store
+        .active_env_runs(&caller.project_id, &name)
+        .await?;
+    if !active.is_empty() && !force {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "environment_busy",
+            format!(
+                "environment '{name}' has {} run(s) queued or running; wait for them, or delete with ?force=true to cancel them",
+                active.len()
+            ),
+        )
+        .with_details(json!({ "runs": active })));
+    }
+    let mut cancelled = Vec::new();
+    for id in &active {
+        let status = state.store.cancel_run(&caller.project_id, id).await?;
+        let run_id = RunId(id.clone());
+        match status {
+            Some(RunStatus::Running) => state.notifier.cancel_requested(run_id),
+            Some(RunStatus::Cancelled) => {
+                state.notifier.run_finished(run_id, RunStatus::Cancelled);
+                if let Some(run) = state.store.get_run(&caller.project_id, id).await? {
+                    super::run_api::spawn_callback(&state, run);
+                }
+            }
+            Some(
+                RunStatus::Queued | RunStatus::Completed | RunStatus::Failed | RunStatus::TimedOut,
+            )
+            | None => {}
+        }
+        cancelled.push(id.clone());
+    }
+    let deleted = state
+        .store
+        .delete_environment(&caller.project_id, &name)
+        .await?;
+    if let Some(data_dir) = &state.config.data_dir
+        && check_env_name(&name).is_ok()
+    {
+        let dir = data_dir.join("envs").join(&name);
+        if tokio::fs::metadata(&dir).await.is_ok()
+            && let Err(error) = tokio::fs::remove_dir_all(&dir).await
+        {
+            tracing::warn!(env = %name, %error, "could not remove the environment's files");
+        }
+    }
+    tracing::info!(env = %name, key = %caller.key_id, versions = deleted, cancelled = cancelled.len(), "environment deleted");
+    Ok(Json(json!({
+        "name": name,
+        "deleted_versions": deleted,
+        "cancelled_runs": cancelled,
+    })))
+}

@@ -1,0 +1,534 @@
+//! Jobs: evaluate models on a taskset. A job queues taskset × models × repeats ordinary runs
+//! linked to it; its progress and metrics are read from those runs.
+
+use super::{checks, tasksets};
+use crate::auth::Caller;
+use crate::error::{ApiError, problem};
+use crate::json::ApiJson;
+use crate::state::AppState;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use rollout_domain::metrics::{self, DEFAULT_SUCCESS_THRESHOLD, Sample};
+use rollout_domain::run::{DEFAULT_MAX_STEPS, MAX_MAX_STEPS};
+use rollout_domain::time::rfc3339_from_ms;
+use rollout_domain::{RunId, RunSpec, RunStatus};
+use rollout_store::{JobCounts, JobRecord, JobRun, JobSpec, ModelProgress, NewJobRun};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Most repeats of each task per model.
+const MAX_REPEATS: i64 = 100;
+/// Most runs one job may queue.
+const MAX_JOB_RUNS: usize = 20_000;
+
+/// The body of `POST /v1/jobs`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CreateRequest {
+    taskset: String,
+    models: Vec<String>,
+    #[serde(default = "one")]
+    repeats: i64,
+    max_concurrency: Option<i64>,
+    max_steps: Option<i64>,
+    system_prompt: Option<String>,
+    #[serde(default)]
+    metadata: Map<String, Value>,
+}
+
+fn one() -> i64 {
+    1
+}
+
+/// `?threshold=` of the metrics endpoints, and `a`, `b` of the comparison.
+#[derive(Debug, Deserialize)]
+pub(crate) struct MetricsQuery {
+    threshold: Option<f64>,
+    a: Option<String>,
+    b: Option<String>,
+}
+
+/// `?limit=&cursor=` of the job list.
+#[derive(Debug, Deserialize)]
+pub(crate) struct ListQuery {
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+/// `POST /v1/jobs`: checks everything (every task against its scenario, every model), then
+/// queues all runs in one transaction. 201 with the job's progress.
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    ApiJson(request): ApiJson<CreateRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let taskset = tasksets::find(&state, &caller, &request.taskset).await?;
+    let tasks = state.store.taskset_tasks(&taskset.id).await?;
+    let mut problems = Vec::new();
+    if tasks.is_empty() {
+        problems.push(problem(
+            "taskset",
+            format!("taskset '{}' has no tasks", request.taskset),
+        ));
+    }
+    if request.models.is_empty() {
+        problems.push(problem("models", "give at least one model"));
+    }
+    let mut seen = Vec::new();
+    for model in &request.models {
+        if model.trim().is_empty() {
+            problems.push(problem("models", "a model name is empty"));
+        } else if seen.contains(&model) {
+            problems.push(problem(
+                "models",
+                format!("model '{model}' is listed twice"),
+            ));
+        }
+        seen.push(model);
+    }
+    if !(1..=MAX_REPEATS).contains(&request.repeats) {
+        problems.push(problem(
+            "repeats",
+            format!(
+                "repeats must be between 1 and {MAX_REPEATS}, got {}",
+                request.repeats
+            ),
+        ));
+    }
+    if let Some(limit) = request.max_concurrency
+        && limit < 1
+    {
+        problems.push(problem(
+            "max_concurrency",
+            format!("max_concurrency must be at least 1, got {limit}"),
+        ));
+    }
+    let max_steps = request.max_steps.unwrap_or(i64::from(DEFAULT_MAX_STEPS));
+    if !(1..=i64::from(MAX_MAX_STEPS)).contains(&max_steps) {
+        problems.push(problem(
+            "max_steps",
+            format!("max_steps must be between 1 and {MAX_MAX_STEPS}, got {max_steps}"),
+        ));
+    }
+    let total = tasks.len() * request.models.len() * request.repeats.clamp(0, MAX_REPEATS) as usize;
+    if total > MAX_JOB_RUNS {
+        problems.push(problem(
+            "repeats",
+            format!("the job would queue {total} runs; at most {MAX_JOB_RUNS}"),
+        ));
+    }
+    // Models: each must resolve; the replay model needs every task to have a validation.
+    for model in &request.models {
+        let mut model_problem = None;
+        for stored in &tasks {
+            if let Err(error) = state.catalog.client(model, &stored.task.validation) {
+                model_problem = Some(format!("model '{model}' (task '{}'): {error}", stored.id));
+                break;
+            }
+        }
+        if let Some(message) = model_problem {
+            problems.push(problem("models", message));
+        }
+    }
+    // Tasks: checked again, the environment may have changed since the import.
+    let mut specs = Vec::new();
+    for stored in &tasks {
+        let task = &stored.task;
+        let version = match checks::serving_version(
+            &state.store,
+            &caller.project_id,
+            &task.env,
+            None,
+        )
+        .await
+        {
+            Ok(version) => version,
+            Err(error) => {
+                problems.push(problem(
+                    "taskset",
+                    format!("task '{}': {}", stored.id, error.message),
+                ));
+                continue;
+            }
+        };
+        let scenario = match checks::find_scenario(&version, &task.scenario) {
+            Ok(scenario) => scenario,
+            Err(error) => {
+                problems.push(problem(
+                    "taskset",
+                    format!("task '{}': {}", stored.id, error.message),
+                ));
+                continue;
+            }
+        };
+        for args_problem in checks::args_problems(&scenario, &task.args, "args") {
+            let message = args_problem["message"].as_str().unwrap_or_default();
+            problems.push(problem(
+                "taskset",
+                format!("task '{}': {message}", stored.id),
+            ));
+        }
+        let mut metadata = task.metadata.clone();
+        metadata.extend(request.metadata.clone());
+        metadata.insert("task_id".into(), json!(stored.id));
+        specs.push(RunSpec {
+            env_name: version.name.clone(),
+            env_version: version.version,
+            scenario_name: scenario.name.clone(),
+            scenario_args: task.args.clone(),
+            model: String::new(),
+            max_steps: u32::try_from(max_steps).unwrap_or(DEFAULT_MAX_STEPS),
+            system_prompt: request
+                .system_prompt
+                .clone()
+                .or_else(|| task.system_prompt().map(str::to_string)),
+            validation: task.validation.clone(),
+            metadata,
+            agent_timeout_seconds: state.config.agent_timeout_seconds,
+            grading_timeout_seconds: state.config.grading_timeout_seconds,
+            max_total_tokens: None,
+            callback: None,
+        });
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::invalid(problems));
+    }
+
+    let job_id = rollout_domain::new_id();
+    let mut runs = Vec::with_capacity(total);
+    for (task_index, spec) in specs.iter().enumerate() {
+        for model in &request.models {
+            for repeat in 0..request.repeats {
+                let mut spec = spec.clone();
+                spec.model = model.clone();
+                spec.metadata.insert("job_id".into(), json!(job_id));
+                runs.push(NewJobRun {
+                    id: RunId::generate(),
+                    spec,
+                    task_index: task_index as i64,
+                    repeat_index: repeat,
+                });
+            }
+        }
+    }
+    let job_spec = JobSpec {
+        taskset: taskset.name.clone(),
+        models: request.models.clone(),
+        repeats: request.repeats,
+        max_concurrency: request.max_concurrency,
+        max_steps: u32::try_from(max_steps).unwrap_or(DEFAULT_MAX_STEPS),
+        system_prompt: request.system_prompt.clone(),
+        metadata: request.metadata.clone(),
+        task_ids: tasks.iter().map(|t| t.id.clone()).collect(),
+    };
+    let job = state
+        .store
+        .create_job(&job_id, &caller.project_id, &job_spec, &runs)
+        .await?;
+    state.notifier.run_queued();
+    tracing::info!(job = %job_id, taskset = %taskset.name, runs = runs.len(), "job queued");
+    let progress = state.store.job_progress(&job.id).await?;
+    Ok((StatusCode::CREATED, Json(job_view(&job, &progress))))
+}
+
+/// `GET /v1/jobs`: newest first.
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let limit = query.limit.unwrap_or(50).clamp(1, 500);
+    let jobs = state
+        .store
+        .list_jobs(&caller.project_id, query.cursor.as_deref(), limit)
+        .await?;
+    let mut views = Vec::with_capacity(jobs.len());
+    for job in &jobs {
+        let counts = state.store.job_counts(&job.id).await?;
+        let mut view = job_header(job);
+        view["status"] = json!(job_status(job, &counts));
+        view["counts"] = counts_view(&counts);
+        views.push(view);
+    }
+    let next_cursor = (jobs.len() as i64 == limit)
+        .then(|| jobs.last().map(|j| j.id.clone()))
+        .flatten();
+    Ok(Json(json!({ "jobs": views, "next_cursor": next_cursor })))
+}
+
+/// `GET /v1/jobs/{id}`: the job with its progress, overall and per model.
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let job = find(&state, &caller, &id).await?;
+    let progress = state.store.job_progress(&job.id).await?;
+    Ok(Json(job_view(&job, &progress)))
+}
+
+/// `POST /v1/jobs/{id}/cancel`: queued runs are cancelled, running runs asked to stop.
+pub(crate) async fn cancel(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let job = state
+        .store
+        .cancel_job(&caller.project_id, &id)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    let progress = state.store.job_progress(&job.id).await?;
+    Ok(Json(job_view(&job, &progress)))
+}
+
+/// `POST /v1/jobs/{id}/retry`: the failed runs (only those) go back to the queue.
+pub(crate) async fn retry(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let retried = state
+        .store
+        .retry_failed_runs(&caller.project_id, &id)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    if retried > 0 {
+        state.notifier.run_queued();
+    }
+    let job = find(&state, &caller, &id).await?;
+    let progress = state.store.job_progress(&job.id).await?;
+    let mut view = job_view(&job, &progress);
+    view["retried"] = json!(retried);
+    Ok(Json(view))
+}
+
+/// `GET /v1/jobs/{id}/metrics?threshold=`: overall, per model, per task.
+pub(crate) async fn metrics(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Query(query): Query<MetricsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let threshold = threshold(&query)?;
+    let job = find(&state, &caller, &id).await?;
+    let runs = state.store.job_runs(&job.id).await?;
+    let samples = samples(&job, &runs);
+    let metrics = metrics::job_metrics(&samples, threshold);
+    let progress = state.store.job_progress(&job.id).await?;
+    let mut view = job_view(&job, &progress);
+    view["metrics"] = serde_json::to_value(&metrics).map_err(ApiError::internal)?;
+    Ok(Json(view))
+}
+
+/// `GET /v1/jobs/{id}/compare?a=MODEL&b=MODEL`: paired by task. With two models in the job,
+/// `a` and `b` default to them in order.
+pub(crate) async fn compare(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Query(query): Query<MetricsQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let threshold = threshold(&query)?;
+    let job = find(&state, &caller, &id).await?;
+    let models = &job.spec.models;
+    let pick = |given: &Option<String>, index: usize, field: &str| -> Result<String, ApiError> {
+        let model = match given {
+            Some(model) => model.clone(),
+            None if models.len() == 2 => models[index].clone(),
+            None => {
+                return Err(ApiError::invalid(vec![problem(
+                    field,
+                    format!(
+                        "give ?a=MODEL&b=MODEL; the job's models: {}",
+                        models.join(", ")
+                    ),
+                )]));
+            }
+        };
+        if models.contains(&model) {
+            Ok(model)
+        } else {
+            Err(ApiError::invalid(vec![problem(
+                field,
+                format!(
+                    "model '{model}' is not in the job; its models: {}",
+                    models.join(", ")
+                ),
+            )]))
+        }
+    };
+    let a = pick(&query.a, 0, "a")?;
+    let b = pick(&query.b, 1, "b")?;
+    let runs = state.store.job_runs(&job.id).await?;
+    let samples = samples(&job, &runs);
+    let comparison = metrics::compare(&samples, &a, &b);
+    let metrics = metrics::job_metrics(&samples, threshold);
+    let summary = |model: &str| {
+        metrics
+            .models
+            .iter()
+            .find(|m| m.model == model)
+            .map(|m| json!({"model": m.model, "scored": m.summary.scored, "failed": m.summary.failed, "mean_reward": m.summary.mean_reward, "reward_stderr": m.summary.reward_stderr, "success_rate": m.summary.success_rate}))
+    };
+    Ok(Json(json!({
+        "job_id": job.id,
+        "threshold": threshold,
+        "a": summary(&a),
+        "b": summary(&b),
+        "comparison": comparison,
+    })))
+}
+
+async fn find(state: &AppState, caller: &Caller, id: &str) -> Result<JobRecord, ApiError> {
+    state
+        .store
+        .get_job(&caller.project_id, id)
+        .await?
+        .ok_or_else(|| not_found(id))
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::not_found("job_not_found", format!("job '{id}' not found"))
+}
+
+fn threshold(query: &MetricsQuery) -> Result<f64, ApiError> {
+    let threshold = query.threshold.unwrap_or(DEFAULT_SUCCESS_THRESHOLD);
+    if threshold.is_finite() {
+        Ok(threshold)
+    } else {
+        Err(ApiError::invalid(vec![problem(
+            "threshold",
+            "threshold must be a number",
+        )]))
+    }
+}
+
+/// The finished runs of a job that metrics count: graded runs (completed, timed out) with
+/// their reward, failed runs without one. Queued, running and cancelled runs are left out.
+/// Ordered by the job's model order, then task order.
+pub(crate) fn samples(job: &JobRecord, runs: &[JobRun]) -> Vec<Sample> {
+    let mut runs: Vec<&JobRun> = runs.iter().collect();
+    runs.sort_by_key(|r| {
+        let model = job.spec.models.iter().position(|m| *m == r.run.spec.model);
+        (model, r.task_index, r.repeat_index)
+    });
+    runs.into_iter()
+        .filter_map(|job_run| {
+            let run = &job_run.run;
+            let reward = match run.status {
+                RunStatus::Completed | RunStatus::TimedOut => Some(run.reward.unwrap_or(0.0)),
+                RunStatus::Failed => None,
+                RunStatus::Queued | RunStatus::Running | RunStatus::Cancelled => return None,
+            };
+            let duration_seconds = match (run.started_at_ms, run.finished_at_ms) {
+                (Some(started), Some(finished)) => Some((finished - started) as f64 / 1000.0),
+                _ => None,
+            };
+            Some(Sample {
+                model: run.spec.model.clone(),
+                task: task_label(job, job_run.task_index),
+                reward,
+                duration_seconds,
+                steps: run.steps,
+                tokens: run.usage.total(),
+            })
+        })
+        .collect()
+}
+
+fn task_label(job: &JobRecord, index: i64) -> String {
+    usize::try_from(index)
+        .ok()
+        .and_then(|i| job.spec.task_ids.get(i))
+        .cloned()
+        .unwrap_or_else(|| format!("#{index}"))
+}
+
+fn job_header(job: &JobRecord) -> Value {
+    json!({
+        "id": job.id,
+        "taskset": job.spec.taskset,
+        "models": job.spec.models,
+        "repeats": job.spec.repeats,
+        "max_concurrency": job.spec.max_concurrency,
+        "max_steps": job.spec.max_steps,
+        "system_prompt": job.spec.system_prompt,
+        "metadata": job.spec.metadata,
+        "task_count": job.spec.task_ids.len(),
+        "created_at": rfc3339_from_ms(job.created_at_ms),
+        "cancelled_at": job.cancelled_at_ms.map(rfc3339_from_ms),
+    })
+}
+
+/// `running` while runs are queued or running (`cancelling` once cancelled), then
+/// `cancelled` or `finished`.
+fn job_status(job: &JobRecord, counts: &JobCounts) -> &'static str {
+    let open = counts.queued + counts.running > 0;
+    match (open, job.cancelled_at_ms.is_some()) {
+        (true, false) => "running",
+        (true, true) => "cancelling",
+        (false, true) => "cancelled",
+        (false, false) => "finished",
+    }
+}
+
+/// Counts with `done` = completed + timed out (graded runs).
+fn counts_view(counts: &JobCounts) -> Value {
+    json!({
+        "total": counts.total(),
+        "queued": counts.queued,
+        "running": counts.running,
+        "done": counts.completed + counts.timed_out,
+        "failed": counts.failed,
+        "cancelled": counts.cancelled,
+    })
+}
+
+/// The job with its progress: counts, an ETA, and per model done/total, failures and the
+/// mean reward so far.
+///
+/// ETA: `elapsed / finished × remaining`, with `elapsed` since the job was created,
+/// `finished` the runs that ended and `remaining` the queued and running ones; `null` before
+/// the first run ends or once none remain.
+pub(crate) fn job_view(job: &JobRecord, progress: &[ModelProgress]) -> Value {
+    let mut counts = JobCounts::default();
+    for model in progress {
+        for status in RunStatus::ALL {
+            counts.add(status, model.counts.count(status));
+        }
+    }
+    let remaining = counts.queued + counts.running;
+    let finished = counts.finished();
+    let eta_seconds = (finished > 0 && remaining > 0).then(|| {
+        let elapsed = (now_ms() - job.created_at_ms).max(0) as f64 / 1000.0;
+        elapsed / finished as f64 * remaining as f64
+    });
+    let models: Vec<Value> = job
+        .spec
+        .models
+        .iter()
+        .map(|model| {
+            let found = progress.iter().find(|p| p.model == *model);
+            let mut view = counts_view(&found.map(|p| p.counts).unwrap_or_default());
+            view["model"] = json!(model);
+            view["mean_reward"] = json!(found.and_then(ModelProgress::mean_reward));
+            view
+        })
+        .collect();
+    let mut view = job_header(job);
+    view["status"] = json!(job_status(job, &counts));
+    view["counts"] = counts_view(&counts);
+    view["eta_seconds"] = json!(eta_seconds);
+    view["progress"] = json!(models);
+    view
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

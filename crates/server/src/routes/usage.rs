@@ -1,0 +1,214 @@
+//! `GET /v1/usage`: runs, steps, tokens and compute time per day, model or environment.
+
+use crate::auth::Caller;
+use crate::error::{ApiError, problem};
+use crate::state::AppState;
+use axum::extract::{Query, State};
+use axum::{Extension, Json};
+use rollout_domain::time::{now_ms, rfc3339_from_ms};
+use rollout_store::{UsageGroup, UsageRow};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+const DAY_MS: i64 = 86_400_000;
+
+/// Query of `GET /v1/usage`.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct UsageQuery {
+    /// Start (inclusive); default 30 days before `to`.
+    pub(crate) from: Option<String>,
+    /// End (exclusive); default now.
+    pub(crate) to: Option<String>,
+    /// `day` (default), `model` or `environment`.
+    pub(crate) group_by: Option<String>,
+}
+
+/// A validated usage request.
+pub(crate) struct UsageRequest {
+    pub(crate) from_ms: i64,
+    pub(crate) to_ms: i64,
+    pub(crate) group: UsageGroup,
+}
+
+impl UsageQuery {
+    /// Checks the query; 422 lists every problem.
+    pub(crate) fn validate(&self) -> Result<UsageRequest, ApiError> {
+        let mut problems = Vec::new();
+        let mut time = |field: &str, value: &Option<String>| match value.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(text) => {
+                let parsed = parse_time(text);
+                if parsed.is_none() {
+                    problems.push(problem(
+                        field,
+                        format!("{field} must be an RFC 3339 time, a date (YYYY-MM-DD) or unix milliseconds, got '{text}'"),
+                    ));
+                }
+                parsed
+            }
+        };
+        let to_ms = time("to", &self.to).unwrap_or_else(|| now_ms() + 1);
+        let from_ms = time("from", &self.from).unwrap_or(to_ms - 30 * DAY_MS);
+        let group = match self.group_by.as_deref().unwrap_or("day") {
+            "day" => Some(UsageGroup::Day),
+            "model" => Some(UsageGroup::Model),
+            "environment" | "env" => Some(UsageGroup::Environment),
+            other => {
+                problems.push(problem(
+                    "group_by",
+                    format!("group_by must be day, model or environment, got '{other}'"),
+                ));
+                None
+            }
+        };
+        if from_ms >= to_ms {
+            problems.push(problem("from", "from must be before to"));
+        }
+        match group {
+            Some(group) if problems.is_empty() => Ok(UsageRequest {
+                from_ms,
+                to_ms,
+                group,
+            }),
+            _ => Err(ApiError::invalid(problems)),
+        }
+    }
+}
+
+/// One group as JSON.
+pub(crate) fn usage_row(row: &UsageRow) -> Value {
+    json!({
+        "group": row.group,
+        "runs": row.runs,
+        "steps": row.steps,
+        "input_tokens": row.input_tokens,
+        "output_tokens": row.output_tokens,
+        "compute_seconds": row.compute_seconds,
+    })
+}
+
+/// `GET /v1/usage?from&to&group_by=day|model|environment`.
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Query(query): Query<UsageQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let request = query.validate()?;
+    let rows = state
+        .store
+        .usage(
+            &caller.project_id,
+            request.from_ms,
+            request.to_ms,
+            request.group,
+        )
+        .await?;
+    let total = UsageRow {
+        group: "total".into(),
+        runs: rows.iter().map(|r| r.runs).sum(),
+        steps: rows.iter().map(|r| r.steps).sum(),
+        input_tokens: rows.iter().map(|r| r.input_tokens).sum(),
+        output_tokens: rows.iter().map(|r| r.output_tokens).sum(),
+        compute_seconds: rows.iter().map(|r| r.compute_seconds).sum(),
+    };
+    Ok(Json(json!({
+        "from": rfc3339_from_ms(request.from_ms),
+        "to": rfc3339_from_ms(request.to_ms),
+        "group_by": match request.group {
+            UsageGroup::Day => "day",
+            UsageGroup::Model => "model",
+            UsageGroup::Environment => "environment",
+        },
+        "groups": rows.iter().map(usage_row).collect::<Vec<_>>(),
+        "total": usage_row(&total),
+    })))
+}
+
+/// Parses unix milliseconds, a date `YYYY-MM-DD` (UTC midnight) or an RFC 3339 time
+/// `YYYY-MM-DDTHH:MM[:SS[.fff]](Z|±HH:MM)`.
+pub(crate) fn parse_time(text: &str) -> Option<i64> {
+    let text = text.trim();
+    if !text.is_empty() && text.chars().all(|c| c.is_ascii_digit()) {
+        return text.parse().ok();
+    }
+    let number = |s: &str| -> Option<i64> {
+        if s.is_empty() || !s.chars().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        s.parse().ok()
+    };
+    let date = text.get(..10)?;
+    let mut parts = date.split('-');
+    let year = number(parts.next()?)?;
+    let month = number(parts.next()?)?;
+    let day = number(parts.next()?)?;
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    let mut ms = days_from_civil(year, month, day) * DAY_MS;
+    let rest = &text[10..];
+    if rest.is_empty() {
+        return Some(ms);
+    }
+    let rest = rest.strip_prefix(['T', 't', ' '])?;
+    let (clock, offset_ms) = if let Some(clock) = rest.strip_suffix(['Z', 'z']) {
+        (clock, 0)
+    } else {
+        let sign_at = rest.rfind(['+', '-'])?;
+        let (clock, offset) = rest.split_at(sign_at);
+        let sign = if offset.starts_with('-') { -1 } else { 1 };
+        let (hours, minutes) = offset[1..].split_once(':')?;
+        (
+            clock,
+            sign * (number(hours)? * 3_600_000 + number(minutes)? * 60_000),
+        )
+    };
+    let (clock, fraction) = clock.split_once('.').unwrap_or((clock, ""));
+    let mut fields = clock.split(':');
+    let hours = number(fields.next()?)?;
+    let minutes = number(fields.next()?)?;
+    let seconds = fields.next().map_or(Some(0), number)?;
+    if hours > 23 || minutes > 59 || seconds > 60 || fields.next().is_some() {
+        return None;
+    }
+    let millis = if fraction.is_empty() {
+        0
+    } else {
+        let digits: String = fraction.chars().chain("000".chars()).take(3).collect();
+        number(&digits)?
+    };
+    ms += hours * 3_600_000 + minutes * 60_000 + seconds * 1000 + millis;
+    Some(ms - offset_ms)
+}
+
+/// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let yoe = year - era * 400;
+    let mp = if month > 2 { month - 3 } else { month + 9 };
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_parse_in_every_accepted_form() {
+        assert_eq!(parse_time("0"), Some(0));
+        assert_eq!(parse_time("1970-01-02"), Some(DAY_MS));
+        assert_eq!(
+            parse_time("2026-11-28T16:09:13.123Z").map(rfc3339_from_ms),
+            Some("2026-11-28T16:09:13.123Z".into())
+        );
+        assert_eq!(
+            parse_time("2026-11-28T18:09:13+02:00").map(rfc3339_from_ms),
+            Some("2026-11-28T16:09:13.000Z".into())
+        );
+        assert_eq!(parse_time("yesterday"), None);
+        assert_eq!(parse_time("2026-13-01"), None);
+    }
+}

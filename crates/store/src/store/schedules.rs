@@ -1,0 +1,283 @@
+//! Schedules: a cron expression, a time zone and the run to start at each tick. The store
+//! keeps `next_run_at`; firing a tick moves it forward with a compare-and-set in the same
+//! transaction as the run's insert, so each tick starts exactly one run however many
+//! processes poll (the `schedule_runs` primary key guards it a second time).
+
+use crate::Result;
+use crate::error::{corrupt, db, encode};
+use crate::store::runs::INSERT_RUN;
+use crate::store::{RunRow, Store, now_ms};
+use crate::types::RunRecord;
+use rollout_domain::{RunId, RunSpec};
+
+/// The columns of a schedule row, in the order [`ScheduleRow`] reads them.
+macro_rules! schedule_columns {
+    () => {
+        "id, project_id, name, cron, timezone, spec, pinned_version, paused, next_run_at, \
+         last_run_at, created_at"
+    };
+}
+const INSERT: &str = "INSERT INTO schedules (id, project_id, name, cron, timezone, spec, \
+     pinned_version, paused, next_run_at, last_run_at, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, 0, $8, NULL, $9)";
+const GET: &str = concat!(
+    "SELECT ",
+    schedule_columns!(),
+    " FROM schedules WHERE project_id = $1 AND id = $2"
+);
+const LIST: &str = concat!(
+    "SELECT ",
+    schedule_columns!(),
+    " FROM schedules WHERE project_id = $1 ORDER BY id"
+);
+const DUE: &str = concat!(
+    "SELECT ",
+    schedule_columns!(),
+    " FROM schedules WHERE paused = 0 AND next_run_at IS NOT NULL AND next_run_at <= $1 \
+     ORDER BY next_run_at LIMIT $2"
+);
+const DELETE: &str = "DELETE FROM schedules WHERE project_id = $1 AND id = $2";
+const SET_PAUSED: &str = "UPDATE schedules SET paused = $3, next_run_at = $4 \
+     WHERE project_id = $1 AND id = $2";
+/// The claim of one tick: only the process that still sees `next_run_at = tick` moves it.
+const ADVANCE: &str = "UPDATE schedules SET next_run_at = $3, last_run_at = $2 \
+     WHERE id = $1 AND next_run_at = $2 AND paused = 0";
+const INSERT_TICK: &str = "INSERT INTO schedule_runs (schedule_id, tick_at, run_id, created_at) \
+     VALUES ($1, $2, $3, $4)";
+const TICKS: &str = "SELECT tick_at, run_id FROM schedule_runs WHERE schedule_id = $1 \
+     ORDER BY tick_at DESC LIMIT $2";
+
+/// A schedule to create.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewSchedule {
+    pub project_id: String,
+    pub name: String,
+    /// 5 fields (minute hour day month weekday) or 6 (seconds first).
+    pub cron: String,
+    /// An IANA time zone, e.g. `Europe/Paris`.
+    pub timezone: String,
+    pub spec: RunSpec,
+    /// The environment version every run uses; `None`: the newest ready one at each tick.
+    pub pinned_version: Option<i64>,
+    /// The first tick (unix ms); `None` when the expression never fires.
+    pub next_run_at_ms: Option<i64>,
+}
+
+/// A stored schedule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScheduleRecord {
+    pub id: String,
+    pub project_id: String,
+    pub name: String,
+    pub cron: String,
+    pub timezone: String,
+    pub spec: RunSpec,
+    pub pinned_version: Option<i64>,
+    pub paused: bool,
+    pub next_run_at_ms: Option<i64>,
+    pub last_run_at_ms: Option<i64>,
+    pub created_at_ms: i64,
+}
+
+#[derive(sqlx::FromRow)]
+struct ScheduleRow {
+    id: String,
+    project_id: String,
+    name: String,
+    cron: String,
+    timezone: String,
+    spec: String,
+    pinned_version: Option<i64>,
+    paused: i64,
+    next_run_at: Option<i64>,
+    last_run_at: Option<i64>,
+    created_at: i64,
+}
+
+impl ScheduleRow {
+    fn into_record(self) -> Result<ScheduleRecord> {
+        Ok(ScheduleRecord {
+            spec: serde_json::from_str(&self.spec).map_err(corrupt("schedule spec"))?,
+            id: self.id,
+            project_id: self.project_id,
+            name: self.name,
+            cron: self.cron,
+            timezone: self.timezone,
+            pinned_version: self.pinned_version,
+            paused: self.paused != 0,
+            next_run_at_ms: self.next_run_at,
+            last_run_at_ms: self.last_run_at,
+            created_at_ms: self.created_at,
+        })
+    }
+}
+
+impl Store {
+    /// Stores a new schedule (not paused).
+    pub async fn insert_schedule(&self, id: &str, new: &NewSchedule) -> Result<ScheduleRecord> {
+        let spec = serde_json::to_string(&new.spec).map_err(encode("schedule spec"))?;
+        sqlx::query(INSERT)
+            .bind(id.to_string())
+            .bind(new.project_id.clone())
+            .bind(new.name.clone())
+            .bind(new.cron.clone())
+            .bind(new.timezone.clone())
+            .bind(spec)
+            .bind(new.pinned_version)
+            .bind(new.next_run_at_ms)
+            .bind(now_ms())
+            .execute(self.pool())
+            .await
+            .map_err(db("creating a schedule"))?;
+        self.get_schedule(&new.project_id, id)
+            .await?
+            .ok_or_else(|| crate::StoreError::Corrupt {
+                what: "schedule",
+                detail: format!("schedule '{id}' vanished after its insert"),
+            })
+    }
+
+    /// A schedule of the project.
+    pub async fn get_schedule(&self, project_id: &str, id: &str) -> Result<Option<ScheduleRecord>> {
+        sqlx::query_as::<_, ScheduleRow>(GET)
+            .bind(project_id.to_string())
+            .bind(id.to_string())
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db("reading a schedule"))?
+            .map(ScheduleRow::into_record)
+            .transpose()
+    }
+
+    /// The project's schedules, oldest first.
+    pub async fn list_schedules(&self, project_id: &str) -> Result<Vec<ScheduleRecord>> {
+        sqlx::query_as::<_, ScheduleRow>(LIST)
+            .bind(project_id.to_string())
+            .fetch_all(self.pool())
+            .await
+            .map_err(db("listing schedules"))?
+            .into_iter()
+            .map(ScheduleRow::into_record)
+            .collect()
+    }
+
+    /// Deletes a schedule (its runs stay). False if the project has no such schedule.
+    pub async fn delete_schedule(&self, project_id: &str, id: &str) -> Result<bool> {
+        let result = sqlx::query(DELETE)
+            .bind(project_id.to_string())
+            .bind(id.to_string())
+            .execute(self.pool())
+            .await
+            .map_err(db("deleting a schedule"))?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    /// Pauses a schedule, or resumes it from `next_run_at_ms`. False if there is no such
+    /// schedule in the project.
+    pub async fn set_schedule_paused(
+        &self,
+        project_id: &str,
+        id: &str,
+        paused: bool,
+        next_run_at_ms: Option<i64>,
+    ) -> Result<bool> {
+        let result = sqlx::query(SET_PAUSED)
+            .bind(project_id.to_string())
+            .bind(id.to_string())
+            .bind(i64::from(paused))
+            .bind(next_run_at_ms)
+            .execute(self.pool())
+            .await
+            .map_err(db("pausing or resuming a schedule"))?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    /// Schedules whose next tick is at or before `now_ms`, most overdue first.
+    pub async fn due_schedules(&self, now_ms: i64, limit: i64) -> Result<Vec<ScheduleRecord>> {
+        sqlx::query_as::<_, ScheduleRow>(DUE)
+            .bind(now_ms)
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await
+            .map_err(db("finding due schedules"))?
+            .into_iter()
+            .map(ScheduleRow::into_record)
+            .collect()
+    }
+
+    /// Fires the tick `tick_ms` of a schedule: moves its next tick to `next_ms` and, with
+    /// `run`, inserts the run (queued) and links it to the tick, all in one transaction.
+    /// False when another process fired this tick first (nothing is written).
+    pub async fn fire_schedule(
+        &self,
+        schedule: &ScheduleRecord,
+        tick_ms: i64,
+        next_ms: Option<i64>,
+        run: Option<(&RunId, &RunSpec)>,
+    ) -> Result<Option<RunRecord>> {
+        const OP: &str = "firing a schedule";
+        let mut tx = self.pool().begin().await.map_err(db(OP))?;
+        let claimed = sqlx::query(ADVANCE)
+            .bind(schedule.id.clone())
+            .bind(tick_ms)
+            .bind(next_ms)
+            .execute(&mut *tx)
+            .await
+            .map_err(db(OP))?
+            .rows_affected();
+        if claimed == 0 {
+            return Ok(None);
+        }
+        let Some((run_id, spec)) = run else {
+            tx.commit().await.map_err(db(OP))?;
+            return Ok(None);
+        };
+        let spec_json = serde_json::to_string(spec).map_err(encode("run spec"))?;
+        let now = now_ms();
+        let record = sqlx::query_as::<_, RunRow>(INSERT_RUN)
+            .bind(run_id.0.clone())
+            .bind(schedule.project_id.clone())
+            .bind(spec_json)
+            .bind(spec.env_name.clone())
+            .bind(spec.env_version)
+            .bind(spec.scenario_name.clone())
+            .bind(spec.model.clone())
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db(OP))?
+            .into_record()?;
+        sqlx::query(INSERT_TICK)
+            .bind(schedule.id.clone())
+            .bind(tick_ms)
+            .bind(run_id.0.clone())
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(db(OP))?;
+        tx.commit().await.map_err(db(OP))?;
+        Ok(Some(record))
+    }
+
+    /// The schedule's runs with their ticks (unix ms), newest first.
+    pub async fn schedule_runs(
+        &self,
+        project_id: &str,
+        schedule_id: &str,
+        limit: i64,
+    ) -> Result<Vec<(i64, RunRecord)>> {
+        let ticks: Vec<(i64, String)> = sqlx::query_as(TICKS)
+            .bind(schedule_id.to_string())
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await
+            .map_err(db("listing a schedule's runs"))?;
+        let mut runs = Vec::with_capacity(ticks.len());
+        for (tick, run_id) in ticks {
+            if let Some(run) = self.get_run(project_id, &run_id).await? {
+                runs.push((tick, run));
+            }
+        }
+        Ok(runs)
+    }
+}

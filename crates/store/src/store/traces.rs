@@ -1,0 +1,333 @@
+//! Trace search (every filter of `GET /v1/traces`, newest first with a cursor) and usage
+//! aggregation. The statements are built from fixed fragments; every value is bound, so
+//! that only the filters given appear in the SQL and the planner can pick an index.
+
+use crate::Result;
+use crate::error::db;
+use crate::store::{RunRow, Store};
+use crate::types::{Backend, RunRecord};
+use rollout_domain::RunStatus;
+use sqlx::AssertSqlSafe;
+use sqlx::any::AnyArguments;
+use sqlx::query::QueryAs;
+
+/// Which traces to list. Every field narrows the list; `None` means no constraint.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TraceQuery {
+    pub status: Option<RunStatus>,
+    pub env_name: Option<String>,
+    /// The bare scenario name.
+    pub scenario: Option<String>,
+    pub model: Option<String>,
+    /// Only runs with a reward of at least this.
+    pub reward_min: Option<f64>,
+    /// Only runs with a reward of at most this.
+    pub reward_max: Option<f64>,
+    /// Only runs created at or after this unix time in milliseconds.
+    pub from_ms: Option<i64>,
+    /// Only runs created before this unix time in milliseconds.
+    pub to_ms: Option<i64>,
+    /// Only runs whose metadata has this key...
+    pub metadata_key: Option<String>,
+    /// ...with this value (compared as text), when given.
+    pub metadata_value: Option<String>,
+    /// Only runs that used at least this many tokens (input + output).
+    pub tokens_min: Option<i64>,
+    /// Only runs that used at most this many tokens (input + output).
+    pub tokens_max: Option<i64>,
+    /// Only finished runs that took at least this long, start to end, in milliseconds.
+    pub duration_min_ms: Option<i64>,
+    /// Only finished runs that took at most this long, start to end, in milliseconds.
+    pub duration_max_ms: Option<i64>,
+    /// Only runs of this job.
+    pub job_id: Option<String>,
+    /// A cursor: only runs with an id smaller than this one (older runs).
+    pub before: Option<String>,
+    /// How many runs to return, clamped to `1..=500`.
+    pub limit: i64,
+}
+
+/// How to group usage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageGroup {
+    /// Per UTC day; the group is `YYYY-MM-DD`.
+    Day,
+    /// Per model name.
+    Model,
+    /// Per environment name.
+    Environment,
+}
+
+/// Usage of one group: runs, steps, tokens and compute time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageRow {
+    /// The day (`YYYY-MM-DD`), the model or the environment.
+    pub group: String,
+    pub runs: i64,
+    pub steps: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    /// Seconds between start and end, summed over finished runs.
+    pub compute_seconds: f64,
+}
+
+#[derive(sqlx::FromRow)]
+struct UsageDbRow {
+    grp: String,
+    runs: i64,
+    steps: i64,
+    input_tokens: i64,
+    output_tokens: i64,
+    compute_ms: i64,
+}
+
+/// A slack for turning times into UUID v7 bounds: an id is generated a moment before its
+/// row's `created_at` is stamped.
+const ID_SLACK_MS: i64 = 60_000;
+
+/// The smallest hyphenated UUID v7 whose timestamp is `ms`: ids of runs created at or after
+/// `ms` sort at or after it, which lets a time range use the primary-key order.
+fn uuid7_floor(ms: i64) -> String {
+    let ms = u64::try_from(ms.max(0)).unwrap_or(0) & 0xffff_ffff_ffff;
+    format!(
+        "{:08x}-{:04x}-0000-0000-000000000000",
+        ms >> 16,
+        ms & 0xffff
+    )
+}
+
+/// A statement under construction: SQL text and the values to bind, in order.
+struct Sql {
+    text: String,
+    strings: Vec<Bind>,
+}
+
+enum Bind {
+    Text(String),
+    Int(i64),
+    Float(f64),
+}
+
+impl Sql {
+    fn new(text: &str) -> Self {
+        Self {
+            text: text.to_string(),
+            strings: Vec::new(),
+        }
+    }
+
+    /// Appends `fragment`, in which `?` stands for the placeholder of `value`.
+    fn and(&mut self, fragment: &str, value: Bind) {
+        self.strings.push(value);
+        let placeholder = format!("${}", self.strings.len());
+        self.text.push_str(" AND ");
+        self.text.push_str(&fragment.replace('?', &placeholder));
+    }
+
+    fn push(&mut self, text: &str) {
+        self.text.push_str(text);
+    }
+
+    fn bind_value(&mut self, value: Bind) -> String {
+        self.strings.push(value);
+        format!("${}", self.strings.len())
+    }
+}
+
+fn bind_all<'q, O>(
+    mut query: QueryAs<'q, sqlx::Any, O, AnyArguments>,
+    values: Vec<Bind>,
+) -> QueryAs<'q, sqlx::Any, O, AnyArguments> {
+    for value in values {
+        query = match value {
+            Bind::Text(text) => query.bind(text),
+            Bind::Int(int) => query.bind(int),
+            Bind::Float(float) => query.bind(float),
+        };
+    }
+    query
+}
+
+impl Store {
+    /// The project's runs matching `query`, newest first. Pass the last id of a page as
+    /// `before` to get the next page.
+    pub async fn search_runs(
+        &self,
+        project_id: &str,
+        query: &TraceQuery,
+    ) -> Result<Vec<RunRecord>> {
+        let mut sql = Sql::new(concat!(
+            "SELECT ",
+            run_columns!(),
+            " FROM runs WHERE project_id = $1"
+        ));
+        sql.strings.push(Bind::Text(project_id.to_string()));
+        if let Some(status) = query.status {
+            sql.and("status = ?", Bind::Text(status.as_str().into()));
+        }
+        if let Some(env_name) = &query.env_name {
+            sql.and("env_name = ?", Bind::Text(env_name.clone()));
+        }
+        if let Some(scenario) = &query.scenario {
+            sql.and("scenario = ?", Bind::Text(scenario.clone()));
+        }
+        if let Some(model) = &query.model {
+            sql.and("model = ?", Bind::Text(model.clone()));
+        }
+        if let Some(min) = query.tokens_min {
+            sql.and("input_tokens + output_tokens >= ?", Bind::Int(min));
+        }
+        if let Some(max) = query.tokens_max {
+            sql.and("input_tokens + output_tokens <= ?", Bind::Int(max));
+        }
+        if let Some(min) = query.duration_min_ms {
+            sql.and("finished_at - started_at >= ?", Bind::Int(min));
+        }
+        if let Some(max) = query.duration_max_ms {
+            sql.and("finished_at - started_at <= ?", Bind::Int(max));
+        }
+        if let Some(job_id) = &query.job_id {
+            sql.and("job_id = ?", Bind::Text(job_id.clone()));
+        }
+        if let Some(min) = query.reward_min {
+            sql.and("reward >= ?", Bind::Float(min));
+        }
+        if let Some(max) = query.reward_max {
+            sql.and("reward <= ?", Bind::Float(max));
+        }
+        if let Some(from) = query.from_ms {
+            sql.and("id >= ?", Bind::Text(uuid7_floor(from - ID_SLACK_MS)));
+            sql.and("created_at >= ?", Bind::Int(from));
+        }
+        if let Some(to) = query.to_ms {
+            sql.and("id < ?", Bind::Text(uuid7_floor(to + ID_SLACK_MS)));
+            sql.and("created_at < ?", Bind::Int(to));
+        }
+        if let Some(key) = &query.metadata_key {
+            self.metadata_condition(&mut sql, key, query.metadata_value.as_deref());
+        }
+        if let Some(before) = &query.before {
+            sql.and("id < ?", Bind::Text(before.clone()));
+        }
+        let limit = sql.bind_value(Bind::Int(query.limit.clamp(1, 500)));
+        sql.push(&format!(" ORDER BY id DESC LIMIT {limit}"));
+        let Sql { text, strings } = sql;
+        bind_all(sqlx::query_as::<_, RunRow>(AssertSqlSafe(text)), strings)
+            .fetch_all(self.pool())
+            .await
+            .map_err(db("searching runs"))?
+            .into_iter()
+            .map(RunRow::into_record)
+            .collect()
+    }
+
+    fn metadata_condition(&self, sql: &mut Sql, key: &str, value: Option<&str>) {
+        match self.backend() {
+            Backend::Sqlite => {
+                // A JSON path with the key quoted, so that dots and spaces in keys work.
+                let path = format!("$.metadata.\"{}\"", key.replace('"', "\\\""));
+                match value {
+                    Some(value) => {
+                        let p = sql.bind_value(Bind::Text(path));
+                        let v = sql.bind_value(Bind::Text(value.to_string()));
+                        sql.push(&format!(
+                            " AND json_type(spec, {p}) IS NOT NULL \
+                             AND CAST(json_extract(spec, {p}) AS TEXT) = {v}"
+                        ));
+                    }
+                    None => sql.and("json_type(spec, ?) IS NOT NULL", Bind::Text(path)),
+                }
+            }
+            Backend::Postgres => {
+                let k = sql.bind_value(Bind::Text(key.to_string()));
+                match value {
+                    Some(value) => {
+                        let v = sql.bind_value(Bind::Text(value.to_string()));
+                        sql.push(&format!(
+                            " AND (CAST(spec AS JSONB) -> 'metadata') ->> CAST({k} AS TEXT) = {v}"
+                        ));
+                    }
+                    None => sql.push(&format!(
+                        " AND jsonb_exists(CAST(spec AS JSONB) -> 'metadata', CAST({k} AS TEXT))"
+                    )),
+                }
+            }
+        }
+    }
+
+    /// Usage of the project's runs created in `[from_ms, to_ms)`, per group, ordered by group.
+    pub async fn usage(
+        &self,
+        project_id: &str,
+        from_ms: i64,
+        to_ms: i64,
+        group: UsageGroup,
+    ) -> Result<Vec<UsageRow>> {
+        let group_expr = match group {
+            UsageGroup::Day => "CAST(created_at / 86400000 AS TEXT)",
+            UsageGroup::Model => "model",
+            UsageGroup::Environment => "env_name",
+        };
+        let text = format!(
+            "SELECT {group_expr} AS grp, CAST(COUNT(*) AS BIGINT) AS runs, \
+             CAST(COALESCE(SUM(steps), 0) AS BIGINT) AS steps, \
+             CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT) AS input_tokens, \
+             CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) AS output_tokens, \
+             CAST(COALESCE(SUM(CASE WHEN finished_at IS NOT NULL AND started_at IS NOT NULL \
+             THEN finished_at - started_at ELSE 0 END), 0) AS BIGINT) AS compute_ms \
+             FROM runs WHERE project_id = $1 AND created_at >= $2 AND created_at < $3 \
+             GROUP BY {group_expr} ORDER BY {group_expr}"
+        );
+        let values = vec![
+            Bind::Text(project_id.to_string()),
+            Bind::Int(from_ms),
+            Bind::Int(to_ms),
+        ];
+        let rows = bind_all(sqlx::query_as::<_, UsageDbRow>(AssertSqlSafe(text)), values)
+            .fetch_all(self.pool())
+            .await
+            .map_err(db("aggregating usage"))?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let group = match group {
+                    UsageGroup::Day => match row.grp.parse::<i64>() {
+                        Ok(day) => rollout_domain::time::rfc3339_from_ms(day * 86_400_000)
+                            .chars()
+                            .take(10)
+                            .collect(),
+                        Err(_) => row.grp,
+                    },
+                    UsageGroup::Model | UsageGroup::Environment => row.grp,
+                };
+                UsageRow {
+                    group,
+                    runs: row.runs,
+                    steps: row.steps,
+                    input_tokens: row.input_tokens,
+                    output_tokens: row.output_tokens,
+                    compute_seconds: row.compute_ms as f64 / 1000.0,
+                }
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uuid7_floor_orders_with_real_ids() {
+        let id = uuid::Uuid::now_v7().to_string();
+        let ms = i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap();
+        assert!(uuid7_floor(ms - 1000) <= id);
+        assert!(uuid7_floor(ms + 1000) > id);
+    }
+}

@@ -1,0 +1,219 @@
+//! `rollout.toml`, the manifest of a bundle: its name, how to build it, how to run it, and
+//! the resource limits of its processes.
+
+use rollout_mcp::{EnvTarget, ProcessLimits};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The manifest's file name, at the bundle's root.
+pub const MANIFEST_FILE: &str = "rollout.toml";
+
+/// A parsed `rollout.toml`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// The environment's name; when given, it must match the name deployed to.
+    pub name: Option<String>,
+    /// `[build]`: run once, in the unpacked bundle, before the first start.
+    #[serde(default)]
+    pub build: BuildSection,
+    /// `[run]`: how each run starts the environment.
+    #[serde(default)]
+    pub run: RunSection,
+    /// `[limits]`: resource limits of every process of the environment.
+    #[serde(default)]
+    pub limits: ProcessLimits,
+}
+
+/// `[build]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildSection {
+    /// A shell command (`sh -c`), run with the bundle directory as working directory.
+    pub command: Option<String>,
+    /// Extra environment variables of the build.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+/// `[run]`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSection {
+    /// The program and its arguments, spoken to over stdio. A program given as a relative
+    /// path (`.venv/bin/python`, `./serve.sh`) is found in the bundle directory, which is
+    /// also the working directory.
+    pub command: Option<Vec<String>>,
+    /// A streamable-HTTP environment's port on 127.0.0.1 (not supported yet).
+    pub port: Option<u16>,
+    /// The MCP path of an HTTP environment (with `port`).
+    pub path: Option<String>,
+    /// Extra environment variables of the environment's process.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+impl Manifest {
+    /// Parses a manifest, listing every problem in one message.
+    pub fn parse(text: &str) -> Result<Manifest, String> {
+        let manifest: Manifest =
+            toml::from_str(text).map_err(|error| format!("{MANIFEST_FILE}: {error}"))?;
+        let mut problems = Vec::new();
+        match (&manifest.run.command, manifest.run.port) {
+            (Some(command), None) => {
+                if command
+                    .first()
+                    .is_none_or(|program| program.trim().is_empty())
+                {
+                    problems.push(
+                        "[run] command must name a program, e.g. [\"python\", \"env.py\"]"
+                            .to_string(),
+                    );
+                }
+            }
+            (None, Some(_)) => problems.push(
+                "[run] port (an HTTP environment started by the server) is not supported yet; \
+                 give [run] command (stdio)"
+                    .to_string(),
+            ),
+            (Some(_), Some(_)) => {
+                problems.push("[run] takes either command (stdio) or port, not both".to_string())
+            }
+            (None, None) => problems.push(
+                "[run] command is missing: the program that serves the environment over stdio"
+                    .to_string(),
+            ),
+        }
+        if manifest.run.path.is_some() && manifest.run.port.is_none() {
+            problems.push("[run] path goes with port".to_string());
+        }
+        if manifest
+            .build
+            .command
+            .as_deref()
+            .is_some_and(|c| c.trim().is_empty())
+        {
+            problems.push("[build] command is empty".to_string());
+        }
+        for (field, value) in [
+            ("max_memory_mb", manifest.limits.max_memory_mb),
+            ("max_cpu_seconds", manifest.limits.max_cpu_seconds),
+            ("max_open_files", manifest.limits.max_open_files),
+        ] {
+            if value == Some(0) {
+                problems.push(format!("[limits] {field} must be at least 1"));
+            }
+        }
+        if problems.is_empty() {
+            Ok(manifest)
+        } else {
+            Err(format!("{MANIFEST_FILE}: {}", problems.join("; ")))
+        }
+    }
+
+    /// How to reach the environment once the bundle sits, built, in `dir` (absolute).
+    pub fn target(&self, dir: &Path) -> EnvTarget {
+        let mut command = self.run.command.clone().unwrap_or_default();
+        if let Some(program) = command.first_mut()
+            && program.contains('/')
+            && Path::new(program.as_str()).is_relative()
+        {
+            *program = dir.join(program.as_str()).display().to_string();
+        }
+        let env: Map<String, Value> = self
+            .run
+            .env
+            .iter()
+            .map(|(key, value)| (key.clone(), Value::String(value.clone())))
+            .collect();
+        EnvTarget::Command {
+            command,
+            cwd: Some(dir.to_path_buf()),
+            env,
+            limits: (self.limits != ProcessLimits::default()).then(|| self.limits.clone()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_full_manifest_and_resolves_the_program_in_the_bundle() {
+        let manifest = Manifest::parse(
+            r#"
+            name = "inbox"
+            [build]
+            command = "python3 -m venv .venv && .venv/bin/pip install -r requirements.txt"
+            [run]
+            command = [".venv/bin/python", "env.py"]
+            env = { MODE = "test" }
+            [limits]
+            max_memory_mb = 512
+            max_open_files = 256
+            "#,
+        )
+        .unwrap();
+        assert_eq!(manifest.name.as_deref(), Some("inbox"));
+        let target = manifest.target(Path::new("/data/envs/inbox/abc"));
+        let EnvTarget::Command {
+            command,
+            cwd,
+            env,
+            limits,
+        } = target
+        else {
+            panic!("a stdio target");
+        };
+        assert_eq!(command, ["/data/envs/inbox/abc/.venv/bin/python", "env.py"]);
+        assert_eq!(cwd.unwrap(), Path::new("/data/envs/inbox/abc"));
+        assert_eq!(env["MODE"], "test");
+        assert_eq!(
+            limits.unwrap(),
+            ProcessLimits {
+                max_memory_mb: Some(512),
+                max_cpu_seconds: None,
+                max_open_files: Some(256),
+            }
+        );
+    }
+
+    #[test]
+    fn a_program_on_the_path_is_left_alone_and_no_limits_means_none() {
+        let manifest = Manifest::parse("[run]\ncommand = [\"python3\", \"env.py\"]\n").unwrap();
+        let EnvTarget::Command {
+            command, limits, ..
+        } = manifest.target(Path::new("/b"))
+        else {
+            panic!("a stdio target");
+        };
+        assert_eq!(command, ["python3", "env.py"]);
+        assert_eq!(limits, None);
+    }
+
+    #[test]
+    fn problems_are_listed_together() {
+        let error =
+            Manifest::parse("[run]\nport = 8000\npath = \"/mcp\"\n[limits]\nmax_memory_mb = 0\n")
+                .unwrap_err();
+        assert!(error.contains("not supported yet"), "{error}");
+        assert!(
+            error.contains("max_memory_mb must be at least 1"),
+            "{error}"
+        );
+        assert!(
+            Manifest::parse("name = \"x\"\n")
+                .unwrap_err()
+                .contains("[run]")
+        );
+        assert!(
+            Manifest::parse("[run]\ncommand = []\n")
+                .unwrap_err()
+                .contains("must name a program")
+        );
+        assert!(Manifest::parse("[run]\ncommand = [\"a\"]\nbogus = 1\n").is_err());
+    }
+}
