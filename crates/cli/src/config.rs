@@ -80,6 +80,12 @@ pub(crate) struct FileConfig {
     /// `[limits]`: request rate per API key.
     #[serde(default)]
     pub(crate) limits: LimitsSection,
+    /// Origins allowed to call the API from a browser (CORS), e.g. `["https://chat.example.com"]`.
+    #[serde(default)]
+    pub(crate) cors_origins: Vec<String>,
+    /// `[gateway]`: the MCP gateway (`/v1/environments/NAME/mcp`, `/v1/mcp`).
+    #[serde(default)]
+    pub(crate) gateway: GatewaySection,
     /// Model providers by name; `anthropic` and `openai` exist by default.
     #[serde(default)]
     pub(crate) providers: BTreeMap<String, ProviderSection>,
@@ -110,6 +116,19 @@ pub(crate) struct LimitsSection {
     pub(crate) requests_per_minute: Option<u32>,
     /// Requests a key may make at once (default: requests_per_minute).
     pub(crate) burst: Option<u32>,
+}
+
+/// `[gateway]`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GatewaySection {
+    /// A gateway session without requests for this long is closed (default 600).
+    pub(crate) idle_timeout_seconds: Option<u64>,
+    /// Open gateway sessions per API key (default 16).
+    pub(crate) max_sessions_per_key: Option<usize>,
+    /// Accepted `Host` headers besides loopback and the public URL's host; `"*"`: any.
+    #[serde(default)]
+    pub(crate) allowed_hosts: Vec<String>,
 }
 
 /// `[callbacks]`.
@@ -186,8 +205,10 @@ pub(crate) struct Settings {
     pub(crate) callback_timeout_seconds: u64,
     /// `(per_minute, burst)` per API key.
     pub(crate) rate_limit: Option<(u32, u32)>,
+    pub(crate) cors_origins: Vec<String>,
     pub(crate) catalog: CatalogConfig,
     pub(crate) environments: Vec<EnvironmentSection>,
+    pub(crate) gateway: GatewaySection,
 }
 
 impl Settings {
@@ -252,8 +273,10 @@ impl Settings {
                 .requests_per_minute
                 .filter(|per_minute| *per_minute > 0)
                 .map(|per_minute| (per_minute, file.limits.burst.unwrap_or(per_minute).max(1))),
+            cors_origins: file.cors_origins.clone(),
             catalog: catalog(&file.providers, &file.models)?,
             environments: file.environments,
+            gateway: file.gateway,
         })
     }
 }

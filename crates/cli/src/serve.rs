@@ -80,6 +80,15 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ..ServerConfig::default()
     };
     server_config.callbacks.public_url = Some(server_config.public_url.clone());
+    server_config.cors_origins = settings.cors_origins.clone();
+    server_config.gateway = rollout_server::GatewayConfig {
+        idle_timeout: Duration::from_secs(
+            settings.gateway.idle_timeout_seconds.unwrap_or(600).max(1),
+        ),
+        max_sessions_per_key: settings.gateway.max_sessions_per_key.unwrap_or(16),
+        allowed_hosts: settings.gateway.allowed_hosts.clone(),
+        ..rollout_server::GatewayConfig::default()
+    };
     register_startup_environments(
         &store,
         &settings.environments,

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod callback;
+pub mod checkpoint;
 pub mod error;
 pub mod evaluation;
 pub mod event;
@@ -16,6 +17,7 @@ pub mod testing;
 pub mod time;
 
 pub use callback::CallbackSpec;
+pub use checkpoint::{Checkpoint, CheckpointTarget, Demonstration};
 pub use error::{ModelError, ModelErrorKind, RecordError, ToolError};
 pub use evaluation::{Evaluation, SubScore};
 pub use event::{EventKind, RunEvent};

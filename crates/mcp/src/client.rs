@@ -194,6 +194,16 @@ impl EnvSession {
         self.stderr.text()
     }
 
+    /// `serverInfo.version` from the handshake.
+    pub fn server_version(&self) -> &str {
+        &self.server_version
+    }
+
+    /// The rmcp peer, for the gateway's faithful forwarding.
+    pub(crate) fn peer(&self) -> &rmcp::Peer<RoleClient> {
+        self.service.peer()
+    }
+
     /// Reads the environment's tools and scenarios.
     pub async fn describe(&self) -> Result<EnvDescription, EnvError> {
         let tools = self.list_tools_raw().await?;

@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod error;
+pub mod gateway;
 pub mod sdk;
 mod wire;
 

@@ -3,15 +3,25 @@
 //! Resolution order: `replay`; an exact configured entry; the well-known prefixes
 //! (`claude-` → `anthropic`; `gpt-`, `o1`, `o3`, `o4` → `openai`); `provider/model` with a
 //! configured provider; otherwise an error that lists the accepted forms.
+//!
+//! Checkpoints registered at run time (`register_checkpoint`) come first after `replay`:
+//! a `fewshot` checkpoint is its base model's client wrapped in a [`FewshotClient`], an
+//! endpoint checkpoint an OpenAI-compatible client of its base URL.
 
 use crate::anthropic::AnthropicClient;
 use crate::config::{CatalogConfig, ClientConfig, ProviderConfig, WireFormat};
 use crate::error::ResolveError;
+use crate::fewshot::FewshotClient;
 use crate::openai::OpenAiChatClient;
 use crate::replay::{REPLAY_MODEL, ReplayModel};
-use rollout_domain::{ModelClient, ValidationItem};
+use rollout_domain::{Checkpoint, CheckpointTarget, ModelClient, ValidationItem};
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+/// How deep checkpoints may be stacked on checkpoints.
+const MAX_CHECKPOINT_DEPTH: usize = 4;
 
 /// Names listed for each built-in provider, so that `GET /v1/models` shows what is callable
 /// even before anything is configured.
@@ -72,12 +82,28 @@ pub struct ModelInfo {
     /// Why the model is not available.
     pub reason: Option<String>,
     pub description: Option<String>,
+    /// Set when the model is a checkpoint: where it came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<CheckpointLineage>,
+}
+
+/// The lineage of a checkpoint, as `GET /v1/models` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointLineage {
+    pub base_model: String,
+    pub backend: String,
+    pub dataset_id: String,
+    pub training_job_id: String,
+    pub project_id: String,
+    pub created_at_ms: i64,
 }
 
 /// The callable models. Cheap to share behind an `Arc`; building clients does no I/O.
 #[derive(Debug, Clone)]
 pub struct ModelCatalog {
     config: CatalogConfig,
+    /// Checkpoints by name, registered at start-up from the store and when training succeeds.
+    checkpoints: Arc<RwLock<BTreeMap<String, Checkpoint>>>,
 }
 
 /// A name routed to a provider, before the key check.
@@ -90,13 +116,72 @@ struct Route<'a> {
 impl ModelCatalog {
     /// A catalog over `config`. Entries naming a missing provider surface when resolved.
     pub fn new(config: CatalogConfig) -> Self {
-        Self { config }
+        Self {
+            config,
+            checkpoints: Arc::default(),
+        }
+    }
+
+    /// Makes a checkpoint callable by its name (replacing one of the same name).
+    pub fn register_checkpoint(&self, checkpoint: Checkpoint) {
+        let mut checkpoints = self
+            .checkpoints
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        checkpoints.insert(checkpoint.name.clone(), checkpoint);
+    }
+
+    /// The checkpoint registered under `name`.
+    pub fn checkpoint(&self, name: &str) -> Option<Checkpoint> {
+        self.checkpoints
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(name)
+            .cloned()
+    }
+
+    /// True when `name` is served by configuration, a provider prefix or `replay` (i.e.
+    /// a checkpoint of that name would be shadowed or ambiguous).
+    pub fn is_builtin_name(&self, name: &str) -> bool {
+        name == REPLAY_MODEL || self.route(name).is_ok()
     }
 
     /// Resolves a model name and checks that its provider has the key it needs.
     pub fn resolve(&self, model: &str) -> Result<ResolvedModel, ResolveError> {
         if model == REPLAY_MODEL {
             return Ok(ResolvedModel::Replay);
+        }
+        if let Some(checkpoint) = self.checkpoint(model) {
+            return match &checkpoint.target {
+                CheckpointTarget::Fewshot { .. } => {
+                    let base = self.resolve(&checkpoint.base_model)?;
+                    Ok(match base {
+                        ResolvedModel::Provider {
+                            provider,
+                            wire,
+                            upstream,
+                            max_tokens,
+                            ..
+                        } => ResolvedModel::Provider {
+                            name: model.to_string(),
+                            provider,
+                            wire,
+                            upstream,
+                            max_tokens,
+                        },
+                        ResolvedModel::Replay => ResolvedModel::Replay,
+                    })
+                }
+                CheckpointTarget::Endpoint {
+                    model: upstream, ..
+                } => Ok(ResolvedModel::Provider {
+                    name: model.to_string(),
+                    provider: "checkpoint".into(),
+                    wire: WireFormat::OpenAiChat,
+                    upstream: upstream.clone(),
+                    max_tokens: None,
+                }),
+            };
         }
         let route = self.route(model)?;
         check_key(model, route.provider)?;
@@ -115,6 +200,72 @@ impl ModelCatalog {
         model: &str,
         validation: &[ValidationItem],
     ) -> Result<Arc<dyn ModelClient>, ResolveError> {
+        self.client_for_run(model, validation, &Map::new())
+    }
+
+    /// A client for one run with these scenario arguments (a `fewshot` checkpoint chooses
+    /// its demonstrations by them).
+    pub fn client_for_run(
+        &self,
+        model: &str,
+        validation: &[ValidationItem],
+        scenario_args: &Map<String, Value>,
+    ) -> Result<Arc<dyn ModelClient>, ResolveError> {
+        self.client_at_depth(model, validation, scenario_args, 0)
+    }
+
+    fn client_at_depth(
+        &self,
+        model: &str,
+        validation: &[ValidationItem],
+        scenario_args: &Map<String, Value>,
+        depth: usize,
+    ) -> Result<Arc<dyn ModelClient>, ResolveError> {
+        if model != REPLAY_MODEL
+            && let Some(checkpoint) = self.checkpoint(model)
+        {
+            if depth >= MAX_CHECKPOINT_DEPTH {
+                return Err(ResolveError::Unknown {
+                    model: model.to_string(),
+                    hint: "checkpoints are stacked too deep".into(),
+                });
+            }
+            return match &checkpoint.target {
+                CheckpointTarget::Fewshot { k, demonstrations } => {
+                    let base = self.client_at_depth(
+                        &checkpoint.base_model,
+                        validation,
+                        scenario_args,
+                        depth + 1,
+                    )?;
+                    Ok(Arc::new(FewshotClient::new(
+                        base,
+                        demonstrations,
+                        *k,
+                        scenario_args,
+                    )))
+                }
+                CheckpointTarget::Endpoint {
+                    base_url,
+                    model: upstream,
+                    key_provider,
+                } => {
+                    let api_key = key_provider
+                        .as_deref()
+                        .and_then(|name| self.provider(name))
+                        .and_then(|provider| provider.api_key.clone());
+                    Ok(Arc::new(OpenAiChatClient::new(ClientConfig {
+                        provider: "checkpoint".into(),
+                        base_url: base_url.clone(),
+                        api_key,
+                        model: upstream.clone(),
+                        max_tokens: None,
+                        retry: self.config.retry,
+                        request_timeout: self.config.request_timeout,
+                    })))
+                }
+            };
+        }
         if model == REPLAY_MODEL {
             if validation.is_empty() {
                 return Err(ResolveError::ReplayNeedsValidation);
@@ -151,6 +302,7 @@ impl ModelCatalog {
                 "plays the task's validation actions back without an LLM (needs `validation`)"
                     .into(),
             ),
+            checkpoint: None,
         }];
         for entry in &self.config.models {
             let mut info = self.info(&entry.name, &entry.provider);
@@ -166,6 +318,46 @@ impl ModelCatalog {
                     infos.push(self.info(name, provider));
                 }
             }
+        }
+        let checkpoints: Vec<Checkpoint> = self
+            .checkpoints
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        for checkpoint in checkpoints {
+            let (provider, upstream, problem) = match self.resolve(&checkpoint.name) {
+                Ok(resolved) => (
+                    resolved.provider().to_string(),
+                    resolved.upstream().to_string(),
+                    None,
+                ),
+                Err(error) => (
+                    "checkpoint".to_string(),
+                    checkpoint.base_model.clone(),
+                    Some(error.to_string()),
+                ),
+            };
+            infos.push(ModelInfo {
+                name: checkpoint.name.clone(),
+                provider,
+                upstream,
+                available: problem.is_none(),
+                reason: problem,
+                description: Some(format!(
+                    "checkpoint of {} ({} backend)",
+                    checkpoint.base_model, checkpoint.backend
+                )),
+                checkpoint: Some(CheckpointLineage {
+                    base_model: checkpoint.base_model,
+                    backend: checkpoint.backend,
+                    dataset_id: checkpoint.dataset_id,
+                    training_job_id: checkpoint.training_job_id,
+                    project_id: checkpoint.project_id,
+                    created_at_ms: checkpoint.created_at_ms,
+                }),
+            });
         }
         infos
     }
@@ -185,6 +377,7 @@ impl ModelCatalog {
             available: problem.is_none(),
             reason: problem.map(|error| error.to_string()),
             description: None,
+            checkpoint: None,
         }
     }
 

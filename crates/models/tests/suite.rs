@@ -2,6 +2,7 @@
 
 mod anthropic;
 mod catalog;
+mod checkpoints;
 mod openai;
 mod replay;
 mod retry;

@@ -50,6 +50,9 @@ pub(crate) async fn require_key(
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("bearer "))
         .map(str::trim)
+        // hud-python's `connect_url(url, headers={"Authorization": "Bearer KEY"})` (as its
+        // docs show) sends "Bearer Bearer KEY": fastmcp adds the scheme again.
+        .map(|key| key.strip_prefix("Bearer ").map_or(key, str::trim))
         .filter(|key| !key.is_empty())
         .ok_or_else(|| unauthorized("the Authorization header must be 'Bearer <key>'"))?;
     let record = state

@@ -2,6 +2,7 @@
 
 mod cancel;
 pub(crate) mod checks;
+mod datasets;
 mod deploy;
 mod environments;
 pub(crate) mod events;
@@ -13,6 +14,7 @@ pub(crate) mod runs;
 pub(crate) mod schedules;
 mod tasksets;
 pub(crate) mod traces;
+mod training;
 pub(crate) mod usage;
 
 use crate::auth::require_key;
@@ -26,6 +28,7 @@ use tower_http::trace::TraceLayer;
 
 /// The whole HTTP API.
 pub fn router(state: AppState) -> Router {
+    let gateway = std::sync::Arc::new(crate::gateway::Gateway::new(&state.config));
     let api = Router::new()
         .route("/v1/agent/run", post(runs::create))
         .route("/v1/traces", get(traces::list))
@@ -86,6 +89,22 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/jobs/{id}/retry", post(jobs::retry))
         .route("/v1/jobs/{id}/metrics", get(jobs::metrics))
         .route("/v1/jobs/{id}/compare", get(jobs::compare))
+        .route("/v1/datasets", get(datasets::list).post(datasets::create))
+        .route("/v1/datasets/{id}", get(datasets::get))
+        .route("/v1/datasets/{id}/download", get(datasets::download))
+        .route("/v1/training", get(training::list).post(training::create))
+        .route("/v1/training/{id}", get(training::get))
+        .route("/v1/training/{id}/log", get(training::log))
+        .route("/v1/training/{id}/cancel", post(training::cancel))
+        .route(
+            "/v1/environments/{name}/mcp",
+            axum::routing::any(crate::gateway::env_endpoint)
+                .layer(axum::Extension(gateway.clone())),
+        )
+        .route(
+            "/v1/mcp",
+            axum::routing::any(crate::gateway::hub_endpoint).layer(axum::Extension(gateway)),
+        )
         // Runs after require_key (layers wrap inward), which identifies the key.
         .route_layer(axum::middleware::from_fn_with_state(
             std::sync::Arc::new(crate::rate_limit::RateLimiter::new(state.config.rate_limit)),
@@ -95,7 +114,8 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             require_key,
         ));
-    Router::new()
+    let cors = crate::cors::layer(&state.config.cors_origins);
+    let router = Router::new()
         .route("/healthz", get(health))
         .merge(api)
         .merge(crate::ui::router(state.clone()))
@@ -103,7 +123,12 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        .with_state(state);
+    match cors {
+        // Outermost, so that preflight requests are answered before authentication.
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
 }
 
 async fn health() -> axum::Json<serde_json::Value> {

@@ -28,6 +28,8 @@ pub struct ServerConfig {
     pub callbacks: rollout_worker::CallbackConfig,
     /// Requests per API key (none: unlimited).
     pub rate_limit: Option<crate::RateLimit>,
+    /// Origins allowed to call the API from a browser (CORS); `*` for any; empty: none.
+    pub cors_origins: Vec<String>,
     /// Where deployed bundles are unpacked and built (`DATA_DIR/envs/NAME/HASH/`); deploys
     /// are refused without it.
     pub data_dir: Option<std::path::PathBuf>,
@@ -37,6 +39,10 @@ pub struct ServerConfig {
     pub build_timeout: Duration,
     /// The supervisor deployed environments are introspected under (with their limits).
     pub process_guard: Option<rollout_mcp::ProcessGuard>,
+    /// Serialises deploys of one environment.
+    pub deploy_locks: rollout_worker::deploy::DeployLocks,
+    /// The MCP gateway: idle timeout, sessions per key, allowed hosts.
+    pub gateway: crate::GatewayConfig,
 }
 
 impl Default for ServerConfig {
@@ -51,10 +57,13 @@ impl Default for ServerConfig {
             idempotency_ttl: Duration::from_secs(86_400),
             callbacks: rollout_worker::CallbackConfig::default(),
             rate_limit: None,
+            cors_origins: Vec::new(),
             data_dir: None,
             max_upload_bytes: 100 * 1024 * 1024,
             build_timeout: Duration::from_secs(900),
             process_guard: None,
+            deploy_locks: rollout_worker::deploy::DeployLocks::default(),
+            gateway: crate::GatewayConfig::default(),
         }
     }
 }

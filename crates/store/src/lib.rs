@@ -3,6 +3,7 @@
 pub mod error;
 pub mod eval;
 mod store;
+pub mod training;
 pub mod types;
 
 pub use error::{DbError, StoreError};
@@ -15,6 +16,7 @@ pub use store::idempotency::IdempotentInsert;
 pub use store::keys::{generate_api_key, hash_api_key};
 pub use store::schedules::{NewSchedule, ScheduleRecord};
 pub use store::traces::{TraceQuery, UsageGroup, UsageRow};
+pub use training::{DatasetLine, DatasetRecord, TrainingJobRecord};
 pub use types::{
     ApiKeyRecord, Backend, ClaimedRun, EnvStatus, EnvVersion, FinishRun, KeyRole, NewEnvVersion,
     RunFilter, RunRecord,

@@ -24,6 +24,7 @@ pub(crate) mod deliveries;
 mod deploys;
 mod envs;
 mod events;
+mod gateway;
 pub(crate) mod idempotency;
 mod jobs;
 pub(crate) mod keys;
@@ -32,6 +33,7 @@ mod runs;
 pub(crate) mod schedules;
 mod tasksets;
 pub(crate) mod traces;
+mod training;
 mod ui_sessions;
 
 /// The embedded migrations, portable between both backends.

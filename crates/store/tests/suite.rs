@@ -10,6 +10,7 @@ mod queue;
 mod run_api;
 mod runs;
 mod traces;
+mod training;
 
 /// Runs each story on SQLite, and on PostgreSQL when `TEST_DATABASE_URL` is set, each in a
 /// fresh database (a temp file, or a schema of its own), under a timeout.
@@ -56,9 +57,11 @@ on_every_backend! {
     run_api::idempotency_keys_return_the_same_run_and_refuse_other_requests => idempotency_keys,
     run_api::concurrent_duplicates_create_exactly_one_run => idempotency_concurrent,
     run_api::deliveries_are_logged_per_run_and_project => callback_deliveries,
+    run_api::a_schedule_tick_fires_exactly_once => schedule_ticks,
     jobs::tasksets_keep_tasks_in_order_and_all_or_nothing => tasksets,
     jobs::claims_respect_a_jobs_max_concurrency => job_max_concurrency,
     jobs::jobs_cancel_and_retry_only_failed_runs => job_cancel_retry,
     traces::traces_are_searched_by_every_filter_and_usage_is_summed => trace_search,
     traces::ui_sessions_follow_their_key_and_expire => ui_sessions,
+    training::datasets_jobs_and_checkpoints => training,
 }

@@ -13,7 +13,9 @@ use crate::register::{RegisterError, VersionSource, register_version};
 use rollout_mcp::ProcessGuard;
 use rollout_store::{EnvStatus, EnvVersion, NewEnvVersion, Store, StoreError};
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
 
@@ -37,6 +39,27 @@ pub struct DeployConfig {
     pub introspect_timeout: Duration,
     /// The supervisor introspection runs under (with the manifest's limits).
     pub guard: Option<ProcessGuard>,
+    /// Deploys of one environment run one at a time (they share its directory).
+    pub locks: DeployLocks,
+}
+
+/// One lock per environment name, so that two deploys of the same environment in this
+/// process do not race on its directory. Cheap to clone: clones share the locks.
+#[derive(Debug, Clone, Default)]
+pub struct DeployLocks(Arc<std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>);
+
+impl DeployLocks {
+    /// Waits for, then holds, the lock of `key` until the guard is dropped.
+    pub async fn lock(&self, key: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut locks = self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            locks.entry(key.to_string()).or_default().clone()
+        };
+        lock.lock_owned().await
+    }
 }
 
 /// What is deployed.
@@ -124,10 +147,12 @@ pub async fn deploy_environment(
     config: &DeployConfig,
 ) -> Result<Deployment, DeployError> {
     check_env_name(name).map_err(DeployError::InvalidBundle)?;
+    let _deploying = config.locks.lock(&format!("{project_id}/{name}")).await;
     let env_dir = config.data_dir.join("envs").join(name);
     tokio::fs::create_dir_all(&env_dir)
         .await
         .map_err(io(format!("creating {}", env_dir.display())))?;
+    remove_stale_staging(&env_dir).await;
     let staging = env_dir.join(format!(".staging-{}", rollout_domain::new_id()));
     let result = deploy_staged(store, project_id, name, source, config, &env_dir, &staging).await;
     if tokio::fs::metadata(&staging).await.is_ok() {
@@ -306,6 +331,19 @@ async fn deploy_staged(
             })
         }
         Err(RegisterError::Store(error)) => Err(error.into()),
+    }
+}
+
+/// Removes staging directories left by a deploy that was interrupted (a crash): under the
+/// environment's lock, no other deploy of it is running.
+async fn remove_stale_staging(env_dir: &Path) {
+    let Ok(mut entries) = tokio::fs::read_dir(env_dir).await else {
+        return;
+    };
+    while let Ok(Some(entry)) = entries.next_entry().await {
+        if entry.file_name().to_string_lossy().starts_with(".staging-") {
+            let _ = tokio::fs::remove_dir_all(entry.path()).await;
+        }
     }
 }
 

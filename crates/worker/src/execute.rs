@@ -83,10 +83,23 @@ impl Executor<'_> {
                 version: spec.env_version,
                 scenario: spec.scenario_name.clone(),
             })?;
-        let model = self
-            .catalog
-            .client(&spec.model, &spec.validation)
-            .map_err(|e| RunError::Model(e.to_string()))?;
+        let model =
+            match self
+                .catalog
+                .client_for_run(&spec.model, &spec.validation, &spec.scenario_args)
+            {
+                Ok(model) => model,
+                // A checkpoint registered by another process since this one started.
+                Err(_) if self.catalog.checkpoint(&spec.model).is_none() => {
+                    for checkpoint in self.store.list_checkpoints().await? {
+                        self.catalog.register_checkpoint(checkpoint);
+                    }
+                    self.catalog
+                        .client_for_run(&spec.model, &spec.validation, &spec.scenario_args)
+                        .map_err(|e| RunError::Model(e.to_string()))?
+                }
+                Err(e) => return Err(RunError::Model(e.to_string())),
+            };
 
         let label = format!("{}@v{} run={}", spec.env_name, spec.env_version, run.id);
         let started = Instant::now();

@@ -301,3 +301,29 @@ async fn cancelling_during_a_long_tool_call_kills_the_environment_and_its_childr
     );
     assert_eq!(types.last(), Some(&"finished"));
 }
+
+/// The API process and the worker process are different: the worker sees the request by
+/// polling the store, and the API still answers with the final state.
+#[tokio::test]
+async fn a_cancel_reaches_a_worker_in_another_process() {
+    let hole = black_hole().await;
+    let mut api_options = stuck_options(&hole);
+    api_options.args = vec!["--max-concurrent-runs".into(), "0".into()];
+    let api = TestServer::start(binary(), api_options).await.unwrap();
+    let mut worker_options = stuck_options(&hole);
+    worker_options.data_dir = Some(api.data_dir.clone());
+    let worker = TestServer::start(binary(), worker_options).await.unwrap();
+    let (status, accepted) = api
+        .post("/v1/agent/run", &run_body("claude-opus-4-5"))
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    let trace_id = accepted["trace_id"].as_str().unwrap().to_string();
+    wait_for_event(&api, &trace_id, |events| {
+        events.iter().any(|e| e["type"] == "setup")
+    })
+    .await;
+    let (status, cancelled) = cancel(&api, &trace_id).await;
+    assert_eq!(status, 200, "{cancelled}\n{}", worker.log());
+    assert_eq!(cancelled["status"], "cancelled");
+    assert_processes_gone(&api, &["example-env"]).await;
+}

@@ -221,16 +221,25 @@ async fn a_tarball_and_a_git_repository_deploy_and_a_run_can_pin_a_version() {
     let source = &env["versions"][0]["source"]["bundle"]["origin"];
     assert_eq!(source["commit"], commit.as_str());
 
-    // A local path at a commit: the same content, so nothing new.
-    let (status, env) = server
-        .post(
-            "/v1/environments",
-            &json!({"name": "bundled", "git": {"url": repo.display().to_string(), "ref": commit}}),
-        )
-        .await;
-    assert_eq!(status, 200, "{env}");
-    assert_eq!(env["deployed_version"], 2);
-    assert_eq!(env["unchanged"], true);
+    // A local path at a commit, through the CLI: the same content, so nothing new.
+    let (ok, stdout, stderr) = cli(
+        &server,
+        &[
+            "env",
+            "deploy",
+            "--git",
+            repo.to_str().unwrap(),
+            "--ref",
+            &commit,
+            "--name",
+            "bundled",
+        ],
+    );
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("Unchanged: version 2 of 'bundled'"),
+        "{stdout}"
+    );
 
     // An unknown reference is the caller's mistake.
     let (status, error) = server
@@ -345,6 +354,7 @@ async fn delete_is_refused_while_runs_are_in_flight_unless_forced_and_keeps_trac
         binary(),
         ServerOptions {
             args: vec!["--max-concurrent-runs".into(), "0".into()],
+            config_toml: Some("max_upload_bytes = 100000\n".into()),
             ..ServerOptions::default()
         },
     )
@@ -353,6 +363,9 @@ async fn delete_is_refused_while_runs_are_in_flight_unless_forced_and_keeps_trac
     let work = tempfile::tempdir().unwrap();
     let bundle = work.path().join("my-env");
     write_bundle(&bundle, "true");
+    let (status, error) = upload(&server, "bundled", vec![0x1f; 200_000]).await;
+    assert_eq!(status, 413, "{error}");
+    assert_eq!(error["error"]["code"], "payload_too_large");
     let (status, env) = upload(&server, "bundled", tarball(&bundle)).await;
     assert_eq!(status, 201, "{env}");
     let files = server.data_dir.join("envs/bundled");

@@ -320,3 +320,47 @@ async fn an_environment_that_crashes_fails_only_its_run_with_its_stderr() {
     assert_eq!(healthy["status"], "completed", "{healthy}");
     assert_eq!(healthy["reward"], 1.0);
 }
+
+#[tokio::test]
+async fn a_tool_that_sleeps_past_the_deadline_times_out_and_is_still_graded() {
+    let Some(python) = python() else { return };
+    let server = plain_server().await;
+    register_stdio(&server, &python).await;
+    let (status, summary) = server
+        .post(
+            "/v1/agent/run",
+            &json!({
+                "env_name": "hud-assistant",
+                "scenario_name": "answer_question",
+                "scenario_args": {"query": "capital of France?"},
+                "model": "replay",
+                "validation": [{"name": "sleep", "arguments": {"seconds": 600}}, {"answer": "Paris"}],
+                "timeout_seconds": 2,
+                "sync": true
+            }),
+        )
+        .await;
+    assert_eq!(status, 200, "{summary}");
+    assert_eq!(
+        summary["status"],
+        "timed_out",
+        "{summary}\n{}",
+        server.log()
+    );
+    assert_eq!(summary["outcome"], "agent_timeout");
+    // Graded with an empty answer, in a fresh scenario session of the same environment.
+    assert_eq!(summary["reward"], 0.0);
+    let (_, trace) = server
+        .get(&format!(
+            "/v1/traces/{}",
+            summary["trace_id"].as_str().unwrap()
+        ))
+        .await;
+    assert!(
+        trace["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["type"] == "evaluation")
+    );
+}

@@ -126,6 +126,7 @@ async fn deploy(
         build_timeout: state.config.build_timeout,
         introspect_timeout: state.config.introspect_timeout,
         guard: state.config.process_guard.clone(),
+        locks: state.config.deploy_locks.clone(),
     };
     tracing::info!(env = name, key = %caller.key_id, "deploy requested");
     let deployed = deploy_environment(&state.store, &caller.project_id, name, source, &config)

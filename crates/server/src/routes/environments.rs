@@ -167,5 +167,10 @@ pub(crate) async fn get(
             format!("environment '{name}' not found"),
         ));
     }
-    Ok(Json(views::environment(&name, &versions)))
+    let mut view = views::environment(&name, &versions);
+    if let Some(object) = view.as_object_mut() {
+        let url = crate::gateway::mcp_url(&state, &name);
+        object.insert("mcp_url".into(), Value::String(url));
+    }
+    Ok(Json(view))
 }

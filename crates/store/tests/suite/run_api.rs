@@ -146,3 +146,76 @@ pub(crate) async fn deliveries_are_logged_per_run_and_project(db: &TestDb) {
             .is_empty()
     );
 }
+
+pub(crate) async fn a_schedule_tick_fires_exactly_once(db: &TestDb) {
+    let store = &db.store;
+    with_project(store).await;
+    let new = rollout_store::NewSchedule {
+        project_id: PROJECT.into(),
+        name: "nightly".into(),
+        cron: "* * * * * *".into(),
+        timezone: "UTC".into(),
+        spec: spec("alpha", "answer", "replay"),
+        pinned_version: None,
+        next_run_at_ms: Some(1_000),
+    };
+    let schedule = store.insert_schedule("s1", &new).await.unwrap();
+    assert_eq!(store.due_schedules(999, 10).await.unwrap(), vec![]);
+    assert_eq!(store.due_schedules(1_000, 10).await.unwrap().len(), 1);
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let store = store.clone();
+        let schedule = schedule.clone();
+        let spec = spec("alpha", "answer", "replay");
+        tasks.spawn(async move {
+            let id = RunId::generate();
+            store
+                .fire_schedule(&schedule, 1_000, Some(2_000), Some((&id, &spec)))
+                .await
+                .unwrap()
+        });
+    }
+    let mut fired = Vec::new();
+    while let Some(result) = tasks.join_next().await {
+        fired.extend(result.unwrap());
+    }
+    assert_eq!(fired.len(), 1);
+    let runs = store.schedule_runs(PROJECT, "s1", 10).await.unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!((runs[0].0, &runs[0].1.id), (1_000, &fired[0].id));
+    let stored = store.get_schedule(PROJECT, "s1").await.unwrap().unwrap();
+    assert_eq!(
+        (stored.next_run_at_ms, stored.last_run_at_ms),
+        (Some(2_000), Some(1_000))
+    );
+
+    // Paused: nothing is due and a stale firer cannot fire.
+    assert!(
+        store
+            .set_schedule_paused(PROJECT, "s1", true, Some(2_000))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.due_schedules(5_000, 10).await.unwrap(), vec![]);
+    let id = RunId::generate();
+    let spec = spec("alpha", "answer", "replay");
+    assert!(
+        store
+            .fire_schedule(&stored, 2_000, Some(3_000), Some((&id, &spec)))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.get_schedule("p2", "s1").await.unwrap().is_none());
+    assert!(store.delete_schedule(PROJECT, "s1").await.unwrap());
+    assert!(store.list_schedules(PROJECT).await.unwrap().is_empty());
+    // The run stays.
+    assert!(
+        store
+            .get_run(PROJECT, fired[0].id.as_str())
+            .await
+            .unwrap()
+            .is_some()
+    );
+}

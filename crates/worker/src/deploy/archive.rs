@@ -287,6 +287,32 @@ mod tests {
     }
 
     #[test]
+    fn an_archive_of_dot_made_by_tar_unpacks_at_the_root() {
+        let source = tempfile::tempdir().unwrap();
+        write(source.path(), "rollout.toml", "[run]\ncommand = [\"sh\"]\n");
+        write(source.path(), "lib/util.sh", "echo hi\n");
+        let output = std::process::Command::new("tar")
+            .arg("-czf")
+            .arg("-")
+            .arg("-C")
+            .arg(source.path())
+            .arg(".")
+            .output()
+            .unwrap();
+        assert!(output.status.success());
+        let dest = tempfile::tempdir().unwrap();
+        unpack(&output.stdout, dest.path()).unwrap();
+        assert_eq!(
+            bundle_root(dest.path(), "rollout.toml").unwrap(),
+            dest.path()
+        );
+        assert_eq!(
+            content_hash(source.path()).unwrap(),
+            content_hash(dest.path()).unwrap()
+        );
+    }
+
+    #[test]
     fn garbage_is_not_an_archive() {
         let dest = tempfile::tempdir().unwrap();
         let error = unpack(b"not gzip at all", dest.path()).unwrap_err();

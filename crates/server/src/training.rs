@@ -1,0 +1,196 @@
+//! Training jobs run in the server process that accepted them: a task per job drives the
+//! backend, stores its log, watches for cancellation, and on success registers the
+//! checkpoint (store and catalog). At start-up the catalog is loaded with the stored
+//! checkpoints.
+
+use crate::state::AppState;
+use rollout_domain::{Checkpoint, CheckpointTarget};
+use rollout_store::{Backend, TrainingJobRecord};
+use rollout_training::TrajectoryExample;
+use std::time::Duration;
+
+/// How often a running job checks whether it was cancelled.
+const CANCEL_POLL: Duration = Duration::from_millis(500);
+
+/// Loads every stored checkpoint into the catalog. On SQLite (one server process), jobs left
+/// unfinished by a previous process are failed: nothing runs them any more.
+pub(crate) async fn start(state: &AppState) {
+    if state.store.backend() == Backend::Sqlite {
+        match state.store.fail_interrupted_training_jobs().await {
+            Ok(0) => {}
+            Ok(count) => tracing::warn!(count, "failed training jobs interrupted by a restart"),
+            Err(error) => tracing::error!(%error, "failing interrupted training jobs"),
+        }
+    }
+    match state.store.list_checkpoints().await {
+        Ok(checkpoints) => {
+            for checkpoint in checkpoints {
+                state.catalog.register_checkpoint(checkpoint);
+            }
+        }
+        Err(error) => tracing::error!(%error, "loading checkpoints"),
+    }
+}
+
+/// Runs a queued job in the background.
+pub(crate) fn spawn(state: AppState, job: TrainingJobRecord) {
+    tokio::spawn(async move { run(&state, &job).await });
+}
+
+async fn run(state: &AppState, job: &TrainingJobRecord) {
+    match state.store.start_training_job(&job.id).await {
+        Ok(true) => {}
+        Ok(false) => return,
+        Err(error) => {
+            tracing::error!(%error, job = %job.id, "starting a training job");
+            return;
+        }
+    }
+    log(
+        state,
+        &job.id,
+        &format!(
+            "training '{}' from {} on dataset {} with the {} backend\n",
+            job.name, job.base_model, job.dataset_id, job.backend
+        ),
+    )
+    .await;
+    let outcome = tokio::select! {
+        outcome = execute(state, job) => outcome,
+        () = cancelled(state, job) => {
+            log(state, &job.id, "cancelled\n").await;
+            return;
+        }
+    };
+    match outcome {
+        Ok(target) => {
+            let checkpoint = Checkpoint {
+                name: job.name.clone(),
+                project_id: job.project_id.clone(),
+                base_model: job.base_model.clone(),
+                backend: job.backend.clone(),
+                dataset_id: job.dataset_id.clone(),
+                training_job_id: job.id.clone(),
+                created_at_ms: now_ms(),
+                target,
+            };
+            match state.store.succeed_training_job(&job.id, &checkpoint).await {
+                Ok(true) => {
+                    state.catalog.register_checkpoint(checkpoint);
+                    log(
+                        state,
+                        &job.id,
+                        &format!("registered checkpoint '{}'\n", job.name),
+                    )
+                    .await;
+                    tracing::info!(job = %job.id, checkpoint = %job.name, "checkpoint registered");
+                }
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::error!(%error, job = %job.id, "registering a checkpoint");
+                    fail(state, job, "the checkpoint could not be stored").await;
+                }
+            }
+        }
+        Err(message) => fail(state, job, &message).await,
+    }
+}
+
+async fn fail(state: &AppState, job: &TrainingJobRecord, message: &str) {
+    log(state, &job.id, &format!("failed: {message}\n")).await;
+    if let Err(error) = state
+        .store
+        .end_training_job(&job.id, "failed", Some(message))
+        .await
+    {
+        tracing::error!(%error, job = %job.id, "failing a training job");
+    }
+}
+
+/// Resolves when the job has been cancelled (or has vanished).
+async fn cancelled(state: &AppState, job: &TrainingJobRecord) {
+    loop {
+        tokio::time::sleep(CANCEL_POLL).await;
+        match state.store.get_training_job(&job.project_id, &job.id).await {
+            Ok(Some(current)) if current.status == "cancelled" => return,
+            Ok(Some(_)) | Err(_) => {}
+            Ok(None) => return,
+        }
+    }
+}
+
+/// Appends to the job's log; a failure to do so is logged, not fatal.
+pub(crate) async fn log(state: &AppState, id: &str, text: &str) {
+    if let Err(error) = state.store.append_training_log(id, text).await {
+        tracing::warn!(%error, job = %id, "appending to a training log");
+    }
+}
+
+/// Runs the backend; `Err` is the message the job fails with.
+async fn execute(state: &AppState, job: &TrainingJobRecord) -> Result<CheckpointTarget, String> {
+    match job.backend.as_str() {
+        "fewshot" => {
+            let records = trajectories(state, &job.dataset_id).await?;
+            let k = job.params["k"]
+                .as_u64()
+                .map_or(rollout_training::fewshot::DEFAULT_K, |k| k as usize);
+            let target = rollout_training::fewshot::build_target(&records, k);
+            if let CheckpointTarget::Fewshot { demonstrations, k } = &target {
+                if demonstrations.is_empty() {
+                    return Err("the dataset has no trajectory ending with an answer".into());
+                }
+                log(
+                    state,
+                    &job.id,
+                    &format!(
+                        "kept {} demonstrations of {} records; {k} shown per run\n",
+                        demonstrations.len(),
+                        records.len()
+                    ),
+                )
+                .await;
+            }
+            Ok(target)
+        }
+        other => Err(format!("backend '{other}' is not available")),
+    }
+}
+
+/// The dataset's trajectory records.
+async fn trajectories(
+    state: &AppState,
+    dataset_id: &str,
+) -> Result<Vec<TrajectoryExample>, String> {
+    let lines = state
+        .store
+        .dataset_lines(dataset_id)
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "reading a dataset");
+            "the dataset could not be read".to_string()
+        })?;
+    lines
+        .iter()
+        .map(|line| {
+            serde_json::from_str(&line.trajectory)
+                .map_err(|error| format!("a dataset record is not readable: {error}"))
+        })
+        .collect()
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Why `backend` cannot run on this server, if it cannot.
+pub(crate) fn backend_problem(_state: &AppState, backend: &str) -> Option<String> {
+    match backend {
+        "fewshot" => None,
+        other => Some(format!(
+            "the '{other}' backend is not configured on this server"
+        )),
+    }
+}

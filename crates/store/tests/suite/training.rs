@@ -1,0 +1,149 @@
+//! Datasets, training jobs and checkpoints: written once, read back in order; a job's
+//! success registers its checkpoint atomically, and never after a cancel.
+
+use super::common::{PROJECT, TestDb, with_project};
+use rollout_domain::{Checkpoint, CheckpointTarget};
+use rollout_store::{DatasetLine, DatasetRecord, TrainingJobRecord};
+use serde_json::json;
+
+fn dataset(id: &str) -> DatasetRecord {
+    DatasetRecord {
+        id: id.into(),
+        project_id: PROJECT.into(),
+        name: "good runs".into(),
+        selection: json!({"reward_min": 1.0}),
+        stats: json!({"count": 2}),
+        trace_ids: vec!["t1".into(), "t2".into()],
+        created_at_ms: 1,
+    }
+}
+
+fn job(id: &str, dataset: &str, name: &str) -> TrainingJobRecord {
+    TrainingJobRecord {
+        id: id.into(),
+        project_id: PROJECT.into(),
+        name: name.into(),
+        dataset_id: dataset.into(),
+        base_model: "gpt-5".into(),
+        backend: "fewshot".into(),
+        params: json!({"k": 2}),
+        status: "queued".into(),
+        error: None,
+        log: String::new(),
+        created_at_ms: 2,
+        started_at_ms: None,
+        finished_at_ms: None,
+    }
+}
+
+fn checkpoint(name: &str, job: &str) -> Checkpoint {
+    Checkpoint {
+        name: name.into(),
+        project_id: PROJECT.into(),
+        base_model: "gpt-5".into(),
+        backend: "fewshot".into(),
+        dataset_id: "d1".into(),
+        training_job_id: job.into(),
+        created_at_ms: 3,
+        target: CheckpointTarget::Endpoint {
+            base_url: "http://127.0.0.1:1/v1".into(),
+            model: "ft:1".into(),
+            key_provider: None,
+        },
+    }
+}
+
+pub(crate) async fn datasets_jobs_and_checkpoints(db: &TestDb) {
+    let store = &db.store;
+    with_project(store).await;
+    let lines = vec![
+        DatasetLine {
+            trace_id: "t1".into(),
+            chat: "{\"messages\":[1]}".into(),
+            trajectory: "{\"reward\":1}".into(),
+        },
+        DatasetLine {
+            trace_id: "t2".into(),
+            chat: "{\"messages\":[2]}".into(),
+            trajectory: "{\"reward\":0.5}".into(),
+        },
+    ];
+    store.insert_dataset(&dataset("d1"), &lines).await.unwrap();
+    assert_eq!(
+        store.get_dataset(PROJECT, "d1").await.unwrap(),
+        Some(dataset("d1"))
+    );
+    assert_eq!(store.get_dataset("other", "d1").await.unwrap(), None);
+    assert_eq!(store.list_datasets(PROJECT, 10).await.unwrap().len(), 1);
+    assert_eq!(store.dataset_lines("d1").await.unwrap(), lines);
+
+    // A job that succeeds registers its checkpoint.
+    store
+        .insert_training_job(&job("j1", "d1", "ck-1"))
+        .await
+        .unwrap();
+    assert!(store.checkpoint_name_taken("ck-1").await.unwrap());
+    assert!(!store.checkpoint_name_taken("ck-2").await.unwrap());
+    assert!(store.start_training_job("j1").await.unwrap());
+    store.append_training_log("j1", "step 1\n").await.unwrap();
+    store.append_training_log("j1", "step 2\n").await.unwrap();
+    assert!(
+        store
+            .succeed_training_job("j1", &checkpoint("ck-1", "j1"))
+            .await
+            .unwrap()
+    );
+    let done = store
+        .get_training_job(PROJECT, "j1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.status, "succeeded");
+    assert_eq!(done.log, "step 1\nstep 2\n");
+    assert!(done.is_finished());
+    assert_eq!(
+        store.list_checkpoints().await.unwrap(),
+        vec![checkpoint("ck-1", "j1")]
+    );
+
+    // A cancelled job registers nothing.
+    store
+        .insert_training_job(&job("j2", "d1", "ck-2"))
+        .await
+        .unwrap();
+    assert!(store.start_training_job("j2").await.unwrap());
+    assert!(store.cancel_training_job(PROJECT, "j2").await.unwrap());
+    assert!(!store.cancel_training_job(PROJECT, "j2").await.unwrap());
+    assert!(
+        !store
+            .succeed_training_job("j2", &checkpoint("ck-2", "j2"))
+            .await
+            .unwrap()
+    );
+    assert!(!store.checkpoint_name_taken("ck-2").await.unwrap());
+    assert_eq!(store.list_checkpoints().await.unwrap().len(), 1);
+
+    // Unfinished jobs fail at start-up.
+    store
+        .insert_training_job(&job("j3", "d1", "ck-3"))
+        .await
+        .unwrap();
+    assert_eq!(store.fail_interrupted_training_jobs().await.unwrap(), 1);
+    let failed = store
+        .get_training_job(PROJECT, "j3")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(failed.status, "failed");
+    assert!(!store.start_training_job("j3").await.unwrap());
+    assert!(
+        !store
+            .end_training_job("j3", "failed", Some("x"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.list_training_jobs(PROJECT, 10).await.unwrap().len(),
+        3
+    );
+}

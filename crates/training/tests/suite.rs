@@ -1,0 +1,4 @@
+//! Test modules, one per topic.
+
+mod dataset;
+mod fewshot;
