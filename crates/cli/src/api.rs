@@ -92,6 +92,27 @@ impl Api {
         Ok(self.send(request).await?)
     }
 
+    /// `GET path` of a text (not JSON) body, e.g. a JSONL download.
+    pub(crate) async fn get_text(&self, path: &str) -> anyhow::Result<String> {
+        let response = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .map_err(|error| anyhow!("could not reach the server: {}: {error}", self.base))?;
+        let status = response.status().as_u16();
+        let text = response
+            .text()
+            .await
+            .map_err(|error| anyhow!("reading the response: {error}"))?;
+        if (200..300).contains(&status) {
+            return Ok(text);
+        }
+        let body: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Err(ApiFailure::Status { status, body }.into())
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

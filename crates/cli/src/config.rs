@@ -86,6 +86,9 @@ pub(crate) struct FileConfig {
     /// `[gateway]`: the MCP gateway (`/v1/environments/NAME/mcp`, `/v1/mcp`).
     #[serde(default)]
     pub(crate) gateway: GatewaySection,
+    /// `[training]`: the `command` and `openai` training backends.
+    #[serde(default)]
+    pub(crate) training: crate::training::TrainingSection,
     /// Model providers by name; `anthropic` and `openai` exist by default.
     #[serde(default)]
     pub(crate) providers: BTreeMap<String, ProviderSection>,
@@ -209,6 +212,7 @@ pub(crate) struct Settings {
     pub(crate) catalog: CatalogConfig,
     pub(crate) environments: Vec<EnvironmentSection>,
     pub(crate) gateway: GatewaySection,
+    pub(crate) training: crate::training::TrainingSection,
 }
 
 impl Settings {
@@ -277,6 +281,7 @@ impl Settings {
             catalog: catalog(&file.providers, &file.models)?,
             environments: file.environments,
             gateway: file.gateway,
+            training: file.training,
         })
     }
 }

@@ -2,6 +2,7 @@
 
 mod api;
 mod config;
+mod dataset;
 mod embedded;
 mod env_guard;
 mod environments;
@@ -10,6 +11,7 @@ mod example_env;
 mod keys;
 mod schedule;
 mod serve;
+mod training;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -42,6 +44,9 @@ enum Command {
     /// Deploy, list or delete environments of a running server.
     #[command(subcommand)]
     Env(environments::EnvCommand),
+    /// Turn traces into a dataset and export it (JSONL: chat fine-tuning or trajectories).
+    #[command(subcommand)]
+    Dataset(dataset::DatasetCommand),
     /// Run an environment command under resource limits, killing it when the server dies
     /// (used by the server itself for every stdio environment).
     #[command(hide = true)]
@@ -88,6 +93,7 @@ fn main() -> ExitCode {
             Command::Keys(command) => keys::run(command).await,
             Command::Schedule(command) => schedule::run(command).await,
             Command::Env(command) => environments::run(command).await,
+            Command::Dataset(command) => dataset::run(command).await,
             Command::ExampleEnv { name, http } => example_env::run(&name, http).await,
             Command::EnvGuard(_) => Ok(()),
         }

@@ -81,6 +81,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     server_config.callbacks.public_url = Some(server_config.public_url.clone());
     server_config.cors_origins = settings.cors_origins.clone();
+    server_config.training = settings.training.to_config(&settings.data_dir)?;
     server_config.gateway = rollout_server::GatewayConfig {
         idle_timeout: Duration::from_secs(
             settings.gateway.idle_timeout_seconds.unwrap_or(600).max(1),

@@ -9,6 +9,7 @@ mod hud_python;
 mod inbox;
 mod jobs;
 mod keys;
+mod recipes;
 mod recovery;
 mod run_api;
 mod runs;

@@ -34,6 +34,25 @@ pub use stderr::StderrTail;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum EnvTarget {
+    /// A program the server keeps running (one or more replicas) that serves streamable
+    /// HTTP on 127.0.0.1. `{port}` in the command (and the `PORT` variable) is the port a
+    /// replica must listen on. Reached through the worker's replica manager, which turns it
+    /// into a `Url` target; listed first so that `port` tells it apart from `Command`.
+    Served {
+        command: Vec<String>,
+        /// The port to listen on; 0 lets the server pick a free one per replica.
+        port: u16,
+        /// The MCP path, e.g. `/mcp`.
+        path: String,
+        /// How many processes serve sessions (each serves many at once).
+        replicas: u32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cwd: Option<PathBuf>,
+        #[serde(default, skip_serializing_if = "Map::is_empty")]
+        env: Map<String, Value>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limits: Option<ProcessLimits>,
+    },
     /// A program spoken to over stdio.
     Command {
         command: Vec<String>,
@@ -57,7 +76,9 @@ impl EnvTarget {
     /// A short description for logs and errors (no header values: they may hold secrets).
     pub fn describe(&self) -> String {
         match self {
-            EnvTarget::Command { command, .. } => command.join(" "),
+            EnvTarget::Command { command, .. } | EnvTarget::Served { command, .. } => {
+                command.join(" ")
+            }
             EnvTarget::Url { url, .. } => url.clone(),
         }
     }
@@ -156,6 +177,14 @@ impl EnvSession {
                     message: e.to_string(),
                     stderr_tail: stderr.text(),
                 })?
+            }
+            EnvTarget::Served { .. } => {
+                return Err(EnvError::Connect {
+                    message: "an HTTP environment started by the server is reached through \
+                              its replicas' URL, not directly"
+                        .into(),
+                    stderr_tail: String::new(),
+                });
             }
             EnvTarget::Url { url, headers } => {
                 let transport = http_transport(url, headers)?;

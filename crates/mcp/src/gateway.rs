@@ -122,6 +122,8 @@ pub struct GatewayService {
     manager: Arc<LocalSessionManager>,
     config: StreamableHttpServerConfig,
     connect_timeout: Duration,
+    /// Ends the open response streams when the server stops.
+    stop: tokio_util::sync::CancellationToken,
 }
 
 impl fmt::Debug for GatewayService {
@@ -158,10 +160,26 @@ impl GatewayService {
         } else {
             config.with_allowed_origins(settings.allowed_origins.clone())
         };
+        let stop = tokio_util::sync::CancellationToken::new();
+        let config = config.with_cancellation_token(stop.clone());
         Self {
             manager: Arc::new(manager),
             config,
             connect_timeout: settings.connect_timeout,
+            stop,
+        }
+    }
+
+    /// Closes every session (their environments are killed) and ends the open response
+    /// streams, so that a graceful shutdown does not wait for clients.
+    pub async fn shutdown(&self) {
+        use rmcp::transport::streamable_http_server::session::SessionManager;
+        self.stop.cancel();
+        let ids: Vec<_> = self.manager.sessions.read().await.keys().cloned().collect();
+        for id in ids {
+            if let Err(error) = self.manager.close_session(&id).await {
+                tracing::warn!(%error, "could not close a gateway session");
+            }
         }
     }
 

@@ -2,4 +2,5 @@
 
 mod sdk;
 mod sdk_http;
+mod sdk_returns;
 mod sdk_scenario;

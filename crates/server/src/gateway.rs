@@ -153,6 +153,30 @@ impl Gateway {
     }
 }
 
+impl Gateway {
+    /// Closes every session, for a graceful shutdown, and gives their recorders a moment to
+    /// finish their runs (`cancelled`) while the store is still open.
+    pub(crate) async fn shutdown(&self) {
+        self.service.shutdown().await;
+        let recorded = tokio::time::timeout(Duration::from_secs(5), async {
+            while self
+                .registry
+                .per_key
+                .lock()
+                .is_ok_and(|open| !open.is_empty())
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        if recorded.is_err() {
+            tracing::warn!(
+                "gateway sessions still recording at shutdown; their runs end when their leases expire"
+            );
+        }
+    }
+}
+
 /// `host[:port]` of a URL.
 fn authority(url: &str) -> Option<String> {
     let rest = url.split_once("://")?.1;

@@ -28,7 +28,13 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     training::start(&state).await;
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
+    let gateway = std::sync::Arc::new(gateway::Gateway::new(&state.config));
+    let app = routes::router_with_gateway(state, gateway.clone());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Open MCP sessions hold response streams; close them rather than wait.
+            gateway.shutdown().await;
+        })
         .await
 }

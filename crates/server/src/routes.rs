@@ -29,6 +29,14 @@ use tower_http::trace::TraceLayer;
 /// The whole HTTP API.
 pub fn router(state: AppState) -> Router {
     let gateway = std::sync::Arc::new(crate::gateway::Gateway::new(&state.config));
+    router_with_gateway(state, gateway)
+}
+
+/// The whole HTTP API, with the MCP gateway's state (closed by `serve` on shutdown).
+pub(crate) fn router_with_gateway(
+    state: AppState,
+    gateway: std::sync::Arc<crate::gateway::Gateway>,
+) -> Router {
     let api = Router::new()
         .route("/v1/agent/run", post(runs::create))
         .route("/v1/traces", get(traces::list))

@@ -43,6 +43,8 @@ pub struct ServerConfig {
     pub deploy_locks: rollout_worker::deploy::DeployLocks,
     /// The MCP gateway: idle timeout, sessions per key, allowed hosts.
     pub gateway: crate::GatewayConfig,
+    /// Training backends (`command`, `openai`) and where jobs keep their files.
+    pub training: rollout_training::TrainingConfig,
 }
 
 impl Default for ServerConfig {
@@ -64,6 +66,7 @@ impl Default for ServerConfig {
             process_guard: None,
             deploy_locks: rollout_worker::deploy::DeployLocks::default(),
             gateway: crate::GatewayConfig::default(),
+            training: rollout_training::TrainingConfig::default(),
         }
     }
 }

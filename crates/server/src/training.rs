@@ -152,7 +152,63 @@ async fn execute(state: &AppState, job: &TrainingJobRecord) -> Result<Checkpoint
             }
             Ok(target)
         }
+        "command" => {
+            let config = &state.config.training;
+            let (Some(template), Some(work_dir)) = (&config.command, &config.work_dir) else {
+                return Err("the 'command' backend is not configured on this server".into());
+            };
+            let lines = state
+                .store
+                .dataset_lines(&job.dataset_id)
+                .await
+                .map_err(|error| {
+                    tracing::error!(%error, "reading a dataset");
+                    "the dataset could not be read".to_string()
+                })?;
+            let mut chat_jsonl = String::new();
+            let mut trajectory_jsonl = String::new();
+            for line in &lines {
+                chat_jsonl.push_str(&line.chat);
+                chat_jsonl.push('\n');
+                trajectory_jsonl.push_str(&line.trajectory);
+                trajectory_jsonl.push('\n');
+            }
+            let command_job = rollout_training::command::CommandJob {
+                dir: work_dir.join(&job.id),
+                base_model: job.base_model.clone(),
+                name: job.name.clone(),
+                params: job.params.clone(),
+                chat_jsonl,
+                trajectory_jsonl,
+            };
+            let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+            let writer = tokio::spawn(write_log(state.clone(), job.id.clone(), receiver));
+            let result = rollout_training::command::run(
+                template,
+                &command_job,
+                config.command_timeout,
+                sender,
+            )
+            .await;
+            let _ = writer.await;
+            result.map_err(|error| error.to_string())
+        }
         other => Err(format!("backend '{other}' is not available")),
+    }
+}
+
+/// Appends what a backend reports to the job's log, in order, until the sender is gone.
+async fn write_log(
+    state: AppState,
+    id: String,
+    mut receiver: tokio::sync::mpsc::UnboundedReceiver<String>,
+) {
+    while let Some(mut text) = receiver.recv().await {
+        // Batch what is already waiting into one write.
+        while let Ok(more) = receiver.try_recv() {
+            text.push_str(&more);
+        }
+        log(&state, &id, &text).await;
     }
 }
 
@@ -186,11 +242,17 @@ fn now_ms() -> i64 {
 }
 
 /// Why `backend` cannot run on this server, if it cannot.
-pub(crate) fn backend_problem(_state: &AppState, backend: &str) -> Option<String> {
-    match backend {
-        "fewshot" => None,
-        other => Some(format!(
-            "the '{other}' backend is not configured on this server"
-        )),
-    }
+pub(crate) fn backend_problem(state: &AppState, backend: &str) -> Option<String> {
+    let config = &state.config.training;
+    let configured = match backend {
+        "fewshot" => true,
+        "command" => config.command.is_some() && config.work_dir.is_some(),
+        "openai" => config.openai.is_some(),
+        _ => false,
+    };
+    (!configured).then(|| {
+        format!(
+            "the '{backend}' backend is not configured on this server (see [training] in rollout.toml)"
+        )
+    })
 }

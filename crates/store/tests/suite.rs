@@ -4,6 +4,7 @@ mod common;
 mod deploys;
 mod envs;
 mod events;
+mod gateway;
 mod jobs;
 mod keys;
 mod queue;
@@ -64,4 +65,5 @@ on_every_backend! {
     traces::traces_are_searched_by_every_filter_and_usage_is_summed => trace_search,
     traces::ui_sessions_follow_their_key_and_expire => ui_sessions,
     training::datasets_jobs_and_checkpoints => training,
+    gateway::gateway_runs_start_running_and_finish_fenced => gateway_runs,
 }

@@ -1,9 +1,15 @@
 //! Training: traces become datasets (chat fine-tuning JSONL with tools, trajectory JSONL for
-//! RL), datasets become checkpoints through a backend (`fewshot` here; the server drives
-//! the jobs). No I/O: callers hand in traces and store what comes out.
+//! RL), datasets become checkpoints through a backend: `fewshot` (pure), `command` (a local
+//! trainer process). The server drives the jobs and stores what comes out.
 
+pub mod command;
+pub mod config;
 pub mod dataset;
+pub mod error;
 pub mod fewshot;
+
+pub use config::{OpenAiFineTuning, Secret, TrainingConfig};
+pub use error::TrainingError;
 
 pub use dataset::{
     ChatExample, DatasetStats, DatasetTrace, RewardBucket, RewardStats, TrajectoryExample,

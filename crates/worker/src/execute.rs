@@ -3,6 +3,7 @@
 use crate::config::WorkerConfig;
 use crate::error::RunError;
 use crate::pool::WarmPool;
+use crate::replicas::ReplicaManager;
 use crate::sink::StoreSink;
 use rollout_agent::{AgentConfig, run_agent};
 use rollout_domain::{EventKind, EventSink, RunOutcome, RunStatus};
@@ -19,6 +20,7 @@ pub(crate) struct Executor<'a> {
     pub(crate) catalog: &'a ModelCatalog,
     pub(crate) config: &'a WorkerConfig,
     pub(crate) pool: &'a WarmPool,
+    pub(crate) replicas: &'a ReplicaManager,
 }
 
 impl Executor<'_> {
@@ -104,6 +106,16 @@ impl Executor<'_> {
         let label = format!("{}@v{} run={}", spec.env_name, spec.env_version, run.id);
         let started = Instant::now();
         let session = within("environment start", self.config.connect_timeout, async {
+            let target = self
+                .replicas
+                .resolve(&version.id, &target)
+                .await
+                .map_err(|message| {
+                    RunError::Env(rollout_mcp::EnvError::Connect {
+                        message,
+                        stderr_tail: String::new(),
+                    })
+                })?;
             self.pool
                 .session(&version.id, &target, &label)
                 .await

@@ -9,6 +9,7 @@ mod execute;
 mod notifier;
 mod pool;
 mod register;
+mod replicas;
 mod sink;
 mod worker;
 

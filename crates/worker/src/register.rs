@@ -1,7 +1,8 @@
 //! Registering an environment version: start it once, read its tools and scenarios, and
 //! store the version as `ready` (or `failed` with the reason).
 
-use rollout_mcp::{EnvSession, EnvTarget};
+use crate::replicas::ReplicaManager;
+use rollout_mcp::{EnvError, EnvSession, EnvTarget};
 use rollout_store::{EnvStatus, EnvVersion, NewEnvVersion, Store, StoreError};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
@@ -78,8 +79,19 @@ pub(crate) async fn register_version(
         return Ok(existing);
     }
     let label = format!("{name}@introspect");
+    // A served (HTTP) environment is introspected through one temporary replica, stopped
+    // when this is done (or dropped on timeout).
+    let replicas = ReplicaManager::new(guard.cloned());
+    let _stop_replicas = replicas.stop_on_drop();
     let introspected = tokio::time::timeout(timeout, async {
-        let session = EnvSession::connect_guarded(target, &label, guard).await?;
+        let reachable = replicas
+            .resolve(&label, &single_replica(target))
+            .await
+            .map_err(|message| EnvError::Connect {
+                message,
+                stderr_tail: String::new(),
+            })?;
+        let session = EnvSession::connect_guarded(&reachable, &label, guard).await?;
         session.describe().await
     })
     .await;
@@ -121,4 +133,13 @@ fn hex_sha256(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// The same target, with one replica (enough to read what it offers).
+fn single_replica(target: &EnvTarget) -> EnvTarget {
+    let mut target = target.clone();
+    if let EnvTarget::Served { replicas, .. } = &mut target {
+        *replicas = 1;
+    }
+    target
 }

@@ -5,6 +5,7 @@ use crate::config::WorkerConfig;
 use crate::execute::Executor;
 use crate::notifier::RunNotifier;
 use crate::pool::WarmPool;
+use crate::replicas::ReplicaManager;
 use crate::sink::StoreSink;
 use rollout_domain::{EventKind, EventSink, RunStatus};
 use rollout_models::ModelCatalog;
@@ -22,6 +23,7 @@ pub struct Worker {
     notifier: Arc<RunNotifier>,
     config: Arc<WorkerConfig>,
     pool: WarmPool,
+    replicas: ReplicaManager,
 }
 
 impl Worker {
@@ -33,12 +35,14 @@ impl Worker {
         config: WorkerConfig,
     ) -> Self {
         let pool = WarmPool::new(config.warm_pool_size, config.process_guard.clone());
+        let replicas = ReplicaManager::new(config.process_guard.clone());
         Self {
             store,
             catalog,
             notifier,
             config: Arc::new(config),
             pool,
+            replicas,
         }
     }
 
@@ -102,6 +106,7 @@ impl Worker {
         while tasks.join_next().await.is_some() {}
         let _ = recovery.await;
         self.pool.clear();
+        self.replicas.shutdown();
         tracing::info!("worker stopped");
     }
 
@@ -146,6 +151,7 @@ impl Worker {
             catalog: &self.catalog,
             config: &self.config,
             pool: &self.pool,
+            replicas: &self.replicas,
         };
         let mut cancelled = false;
         let finish = tokio::select! {
@@ -235,7 +241,15 @@ impl Worker {
                         tracing::warn!(run = %run_id, status = %status, "recovered a run whose worker was lost");
                         match status {
                             RunStatus::Queued => self.notifier.run_queued(),
-                            other => self.notifier.run_finished(run_id, other),
+                            other => {
+                                self.notifier.run_finished(run_id.clone(), other);
+                                // A run failed for good still gets its callback.
+                                if let Ok(Some(project_id)) =
+                                    self.store.run_project(run_id.as_str()).await
+                                {
+                                    self.spawn_callback(&project_id, &run_id);
+                                }
+                            }
                         }
                     }
                 }

@@ -333,6 +333,39 @@ async fn the_web_ui_runs_a_scenario_and_shows_its_trace() {
     .await;
     assert_eq!(from_python["status"], "completed", "{from_python}");
     assert_eq!(from_python["reward"], 1.0, "{from_python}");
+    // "Python (your own agent)": the hud SDK through the MCP gateway.
+    let agent = snippet(&client, "agent").await;
+    assert!(
+        agent.contains(&format!("{base}/v1/environments/my-assistant/mcp")),
+        "{agent}"
+    );
+    assert!(
+        agent.contains("What is 17 * 23? Show your work."),
+        "{agent}"
+    );
+    if let Ok(python) = std::env::var("ROLLOUT_TEST_PYTHON") {
+        let agent_path = dir.path().join("agent.py");
+        std::fs::write(&agent_path, &agent).unwrap();
+        let output = tokio::time::timeout(
+            RUN_TIMEOUT,
+            tokio::process::Command::new(python)
+                .arg(&agent_path)
+                .env("ROLLOUT_API_KEY", &server.admin_key)
+                .env("HUD_API_URL", "http://127.0.0.1:9")
+                .env("HUD_TELEMETRY_URL", "http://127.0.0.1:9")
+                .env("HUD_TELEMETRY_ENABLED", "false")
+                .output(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            stdout.contains("reward: 0.0"),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
 
     // The Run button queues a run and opens its trace, which goes live and then final.
     client

@@ -483,3 +483,95 @@ max_open_files = 1024
     assert_eq!(trace["status"], "completed", "{trace}\n{}", server.log());
     assert_eq!(trace["reward"], 1.0);
 }
+
+/// Pids of processes whose command line contains `needle`.
+fn processes_with(needle: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains(needle) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+#[tokio::test]
+async fn an_http_bundle_runs_as_supervised_replicas_that_restart_after_a_crash() {
+    let server = plain_server().await;
+    let dir = server.data_dir.join("http-bundle");
+    std::fs::create_dir_all(&dir).unwrap();
+    let serve = dir.join("serve.sh");
+    std::fs::write(
+        &serve,
+        format!(
+            "#!/bin/sh\nexec {:?} example-env my-assistant --http \"127.0.0.1:$PORT\"\n",
+            binary()
+        ),
+    )
+    .unwrap();
+    Command::new("chmod")
+        .arg("+x")
+        .arg(&serve)
+        .status()
+        .unwrap();
+    std::fs::write(
+        dir.join("rollout.toml"),
+        "name = \"served\"\n\n[run]\ncommand = [\"./serve.sh\"]\nport = 0\npath = \"/mcp\"\nreplicas = 2\n",
+    )
+    .unwrap();
+    let (status, deployed) = upload(&server, "served", tarball(&dir)).await;
+    assert_eq!(status, 201, "{deployed}\n{}", server.log());
+
+    let first = run_to_end(&server, &replay_run("served", None)).await;
+    assert_eq!(first["status"], "completed", "{first}\n{}", server.log());
+    assert_eq!(first["reward"], 1.0);
+    // Two replicas, each a guard (whose command line names the bundle) over the server.
+    let marker = format!("{}", server.data_dir.join("envs").join("served").display());
+    let wait_for = |count: usize| async move {
+        let found = tokio::time::timeout(RUN_TIMEOUT, async {
+            loop {
+                let guards: Vec<u32> = processes_with(&marker).into_iter().collect();
+                if guards.len() >= count {
+                    return guards;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        })
+        .await;
+        found.expect("replicas running")
+    };
+    let replicas = wait_for(2).await;
+
+    // Kill one replica: runs go on, and the supervisor brings it back.
+    Command::new("kill")
+        .arg("-9")
+        .arg(replicas[0].to_string())
+        .status()
+        .unwrap();
+    for _ in 0..3 {
+        let run = run_to_end(&server, &replay_run("served", None)).await;
+        assert_eq!(run["status"], "completed", "{run}\n{}", server.log());
+    }
+    let marker = format!("{}", server.data_dir.join("envs").join("served").display());
+    let restarted = tokio::time::timeout(RUN_TIMEOUT, async {
+        while !server.log().contains("replica exited; restarting") {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        loop {
+            if processes_with(&marker).len() >= 2 {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(
+        restarted.is_ok(),
+        "the replica was not restarted:\n{}",
+        server.log()
+    );
+}

@@ -514,3 +514,71 @@ async fn a_key_over_its_rate_gets_429_with_retry_after() {
     let (status, _) = server.get("/healthz").await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn configured_browser_origins_get_cors_headers() {
+    let fake = FakeModelServer::start().await.unwrap();
+    let mut options = api_only(&fake);
+    options.config_toml = Some("cors_origins = [\"https://chat.example.com\"]\n".into());
+    let server = TestServer::start(binary(), options).await.unwrap();
+    let client = server.client();
+    // The preflight needs no key.
+    let preflight = client
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/v1/agent/run", server.base_url),
+        )
+        .header("Origin", "https://chat.example.com")
+        .header("Access-Control-Request-Method", "POST")
+        .header(
+            "Access-Control-Request-Headers",
+            "authorization,content-type,idempotency-key",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    let headers = preflight.headers();
+    assert_eq!(
+        headers["access-control-allow-origin"],
+        "https://chat.example.com"
+    );
+    let allowed = headers["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(allowed.contains("authorization") && allowed.contains("idempotency-key"));
+
+    let get = |origin: &str| {
+        client
+            .get(format!("{}/v1/traces", server.base_url))
+            .bearer_auth(&server.admin_key)
+            .header("Origin", origin)
+            .send()
+    };
+    let allowed = get("https://chat.example.com").await.unwrap();
+    assert_eq!(allowed.status().as_u16(), 200);
+    assert_eq!(
+        allowed.headers()["access-control-allow-origin"],
+        "https://chat.example.com"
+    );
+    let other = get("https://elsewhere.example.com").await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+
+    // Without configuration there is no CORS at all.
+    let plain = TestServer::start(binary(), api_only(&fake)).await.unwrap();
+    let response = plain
+        .client()
+        .get(format!("{}/v1/traces", plain.base_url))
+        .bearer_auth(&plain.admin_key)
+        .header("Origin", "https://chat.example.com")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+}

@@ -166,11 +166,61 @@ async fn traces_become_a_dataset_then_a_fewshot_checkpoint_callable_by_name() {
     assert!(!trajectories.contains(SECRET_KEY));
     let trajectories = lines(&trajectories);
     assert_eq!(trajectories[0]["reward"], 1.0);
-    assert_eq!(trajectories[0]["prompt"], "What is 17 * 23?");
+    assert!(
+        trajectories[0]["prompt"]
+            .as_str()
+            .unwrap()
+            .contains("What is 17 * 23?")
+    );
+    assert_eq!(trajectories[0]["subscores"], json!({"correct": 1.0}));
     assert_eq!(trajectories[0]["group_id"], trajectories[1]["group_id"]);
     assert_eq!(trajectories[0]["group_id"], format!("{job_id}/mul"));
     let (status, _) = download(&server, &dataset_id, "parquet").await;
     assert_eq!(status, 422);
+
+    // Explicit trace ids, still narrowed by the reward threshold.
+    let first = trajectories[0]["trace_id"].as_str().unwrap().to_string();
+    let (status, picked) = server
+        .post(
+            "/v1/datasets",
+            &json!({"trace_ids": [first, "no-such-trace"], "reward_min": 1.0}),
+        )
+        .await;
+    assert_eq!(status, 201, "{picked}");
+    assert_eq!(picked["trace_ids"], json!([first]));
+
+    // The CLI creates the same selection and writes the same records.
+    let output = tokio::time::timeout(
+        RUN_TIMEOUT,
+        tokio::process::Command::new(binary())
+            .args([
+                "dataset",
+                "export",
+                "--url",
+                &server.base_url,
+                "--key",
+                &server.admin_key,
+                "--job",
+                &job_id,
+                "--reward-min",
+                "1",
+                "--format",
+                "trajectory",
+            ])
+            .env_remove("ROLLOUT_URL")
+            .env_remove("ROLLOUT_KEY")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains(": 2 traces, 1 tasks"), "{stderr}");
+    assert!(stderr.contains("[0.9, 1.0] 2"), "{stderr}");
+    assert_eq!(lines(&stdout), trajectories);
 
     // Training: problems first, then a fewshot job that registers the checkpoint.
     let (status, error) = server
@@ -296,6 +346,9 @@ async fn traces_become_a_dataset_then_a_fewshot_checkpoint_callable_by_name() {
         ))
         .await;
     assert_eq!(status, 200, "{comparison}");
-    assert_eq!(comparison["paired_tasks"], 2, "{comparison}");
-    assert_eq!(comparison["mean_b"], 0.5, "{comparison}");
+    // The fake provider ignores the demonstrations: same scores, measured side by side.
+    assert_eq!(comparison["comparison"]["paired_tasks"], 2, "{comparison}");
+    assert_eq!(comparison["a"]["model"], CHECKPOINT);
+    assert_eq!(comparison["a"]["scored"], 2);
+    assert_eq!(comparison["b"]["mean_reward"], 0.5);
 }

@@ -310,7 +310,12 @@ impl ServerHandler for EnvHandler {
         let previous = lock(&self.active).replace(active);
         drop(previous);
         let message = PromptMessage::new_text(Role::User, prompt);
-        Ok(GetPromptResult::new(vec![message]).into())
+        let mut result = GetPromptResult::new(vec![message]);
+        let meta = scenario.setup_meta();
+        if !meta.is_empty() {
+            result.meta = Some(MetaObject(meta));
+        }
+        Ok(result.into())
     }
 
     async fn list_resources(

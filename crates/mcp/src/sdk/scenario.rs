@@ -33,6 +33,8 @@ pub struct Scenario {
     pub(crate) exclude_tools: Vec<String>,
     pub(crate) allowed_tools: Vec<String>,
     pub(crate) required_env_vars: Vec<String>,
+    /// The JSON Schema of a structured answer (hud's `returns=`), published as `returns_schema`.
+    pub(crate) returns_schema: Option<Value>,
 }
 
 impl Scenario {
@@ -70,7 +72,21 @@ impl Scenario {
             exclude_tools: Vec::new(),
             allowed_tools: Vec::new(),
             required_env_vars: Vec::new(),
+            returns_schema: None,
         }
+    }
+
+    /// Declares that the answer is a `T` (hud's `returns=`): `T`'s JSON Schema is published
+    /// in `_meta.returns_schema` so that agents can ask their model for structured output,
+    /// and the scenario reads the answer with [`Answer::parse`]. As on hud, a client submits
+    /// the JSON text of a `T`, or `{"content": "<JSON text of a T>"}`.
+    pub fn returns<T: JsonSchema>(mut self) -> Self {
+        let mut schema = serde_json::to_value(schemars::schema_for!(T)).unwrap_or_default();
+        if let Some(object) = schema.as_object_mut() {
+            object.remove("$schema");
+        }
+        self.returns_schema = Some(schema);
+        self
     }
 
     /// Hides tools matching these fnmatch patterns (`*`, `?`, `[...]`) while the scenario is
@@ -135,6 +151,22 @@ impl Scenario {
                 meta.insert(key.into(), Value::Array(values));
             }
         }
+        if let Some(schema) = &self.returns_schema {
+            meta.insert("returns_schema".into(), schema.clone());
+        }
+        meta
+    }
+
+    /// What the hud client reads from a `prompts/get` result's `_meta` (tool filters and the
+    /// structured answer's schema); hud's own server leaves them out, which loses them.
+    pub(crate) fn setup_meta(&self) -> Map<String, Value> {
+        let mut meta = self.meta();
+        meta.retain(|key, _| {
+            matches!(
+                key.as_str(),
+                "exclude_tools" | "allowed_tools" | "returns_schema"
+            )
+        });
         meta
     }
 

@@ -83,6 +83,11 @@ pub(crate) async fn page(
         version = serving.map_or_else(|| "none".into(), |v| v.version.to_string()),
         q = super::html::url_encode(&name),
     );
+    let _ = write!(
+        body,
+        "<p class=\"small\">MCP endpoint (any MCP client; your own agent): <code id=\"mcp-url\">{}</code></p>",
+        esc(&crate::gateway::mcp_url(&state, &name))
+    );
     body.push_str("<h2>Scenarios</h2>");
     if description.scenarios.is_empty() {
         body.push_str("<p class=\"muted\">This environment offers no scenario.</p>");
@@ -264,9 +269,9 @@ fn scenario_card(env: &str, scenario: &ScenarioSpec, models: &[ModelInfo]) -> St
 </form>
 <div class="snippets">
 <div class="snippet-head"><strong title="code">&lt;/&gt; Call it from code</strong>
-<div class="tabs"><button type="button" class="tab active" data-lang="curl">cURL</button><button type="button" class="tab" data-lang="python">Python</button><button type="button" class="tab" data-lang="javascript">JavaScript</button></div>
+<div class="tabs"><button type="button" class="tab active" data-lang="curl">cURL</button><button type="button" class="tab" data-lang="python">Python</button><button type="button" class="tab" data-lang="javascript">JavaScript</button><button type="button" class="tab" data-lang="agent">Python (your own agent)</button></div>
 <button type="button" class="copy secondary">Copy</button></div>
-<pre><code class="snippet" data-lang="curl"></code></pre><pre hidden><code class="snippet" data-lang="python"></code></pre><pre hidden><code class="snippet" data-lang="javascript"></code></pre>
+<pre><code class="snippet" data-lang="curl"></code></pre><pre hidden><code class="snippet" data-lang="python"></code></pre><pre hidden><code class="snippet" data-lang="javascript"></code></pre><pre hidden><code class="snippet" data-lang="agent"></code></pre>
 <p class="small muted">Set <code>ROLLOUT_API_KEY</code> to your API key first.</p>
 </div></div>
 <script type="application/json" class="schema">{schema_json}</script>
@@ -308,9 +313,12 @@ function body(card){
  if(val){try{b.validation=JSON.parse(val);}catch(e){problems.push('validation is not valid JSON');}}
  if(card.querySelector('.sync').checked)b.sync=true;
  return {body:b,problems:problems};}
+function agent(b){
+ var mcp=location.origin+'/v1/environments/'+encodeURIComponent(b.env_name)+'/mcp';
+ return 'import asyncio\nimport os\n\nimport hud\n\nenv = hud.Environment('+JSON.stringify(b.env_name)+')\nenv.connect_url(\n    "'+mcp+'",\n    headers={"Authorization": "Bearer " + os.environ["ROLLOUT_API_KEY"]},\n)\n\n\nasync def main():\n    task = env('+JSON.stringify(b.scenario_name)+', **'+py(b.scenario_args,'    ')+')\n    async with hud.eval(task) as ctx:\n        print(ctx.prompt)\n        # Your agent here: await ctx.call_tool("tool_name", arg=...)\n        await ctx.submit("your answer")\n    print("reward:", ctx.reward)\n\n\nasyncio.run(main())\n';}
 function render(card){
  var b=body(card).body,url=location.origin+'/v1/agent/run',json=JSON.stringify(b,null,2);
- var s={
+ var s={agent:agent(b),
  curl:'curl -X POST '+url+' \\\n  -H "Authorization: Bearer $ROLLOUT_API_KEY" \\\n  -H "Content-Type: application/json" \\\n  -d '+shq(json),
  python:'import json\nimport os\nimport urllib.request\n\nbody = '+py(b)+'\nrequest = urllib.request.Request(\n    "'+url+'",\n    data=json.dumps(body).encode(),\n    headers={\n        "Authorization": "Bearer " + os.environ["ROLLOUT_API_KEY"],\n        "Content-Type": "application/json",\n    },\n    method="POST",\n)\nwith urllib.request.urlopen(request) as response:\n    print(json.dumps(json.load(response), indent=2))\n',
  javascript:'const response = await fetch("'+url+'", {\n  method: "POST",\n  headers: {\n    "Authorization": `Bearer ${process.env.ROLLOUT_API_KEY}`,\n    "Content-Type": "application/json",\n  },\n  body: JSON.stringify('+json.replace(/\n/g,'\n  ')+'),\n});\nconsole.log(await response.json());\n'};

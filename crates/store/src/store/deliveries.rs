@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 const INSERT_DELIVERY: &str = "INSERT INTO callback_deliveries \
      (id, run_id, project_id, attempt, kind, url, status_code, latency_ms, error, created_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+const RUN_PROJECT: &str = "SELECT project_id FROM runs WHERE id = $1";
 const LIST_DELIVERIES: &str = "SELECT id, attempt, kind, url, status_code, latency_ms, error, \
      created_at FROM callback_deliveries WHERE project_id = $1 AND run_id = $2 \
      ORDER BY created_at, id";
@@ -62,6 +63,16 @@ impl Store {
             .await
             .map_err(db("recording a callback delivery"))?;
         Ok(())
+    }
+
+    /// The project a run belongs to, for work that starts from a bare run id (a run
+    /// failed by lease recovery, whose callback is then delivered).
+    pub async fn run_project(&self, run_id: &str) -> Result<Option<String>> {
+        sqlx::query_scalar(RUN_PROJECT)
+            .bind(run_id.to_string())
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db("reading a run's project"))
     }
 
     /// Every delivery attempt of a run of the project, oldest first.

@@ -138,6 +138,11 @@ pub(crate) async fn deliveries_are_logged_per_run_and_project(db: &TestDb) {
     );
     assert_eq!(deliveries[0].kind, "auto");
     assert!(deliveries[0].created_at_ms > 0);
+    assert_eq!(
+        store.run_project(id.as_str()).await.unwrap(),
+        Some(PROJECT.to_string())
+    );
+    assert_eq!(store.run_project("missing").await.unwrap(), None);
     assert!(
         store
             .list_deliveries("p2", id.as_str())

@@ -46,10 +46,14 @@ pub struct RunSection {
     /// path (`.venv/bin/python`, `./serve.sh`) is found in the bundle directory, which is
     /// also the working directory.
     pub command: Option<Vec<String>>,
-    /// A streamable-HTTP environment's port on 127.0.0.1 (not supported yet).
+    /// Makes the environment an HTTP one that the server keeps running: `command` serves
+    /// streamable HTTP on this port of 127.0.0.1. `0` lets the server pick a free port per
+    /// replica, passed as `{port}` in the command and the `PORT` variable.
     pub port: Option<u16>,
-    /// The MCP path of an HTTP environment (with `port`).
+    /// The MCP path of an HTTP environment (default `/mcp`).
     pub path: Option<String>,
+    /// How many processes of an HTTP environment serve sessions (default 1).
+    pub replicas: Option<u32>,
     /// Extra environment variables of the environment's process.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
@@ -61,8 +65,8 @@ impl Manifest {
         let manifest: Manifest =
             toml::from_str(text).map_err(|error| format!("{MANIFEST_FILE}: {error}"))?;
         let mut problems = Vec::new();
-        match (&manifest.run.command, manifest.run.port) {
-            (Some(command), None) => {
+        match &manifest.run.command {
+            Some(command) => {
                 if command
                     .first()
                     .is_none_or(|program| program.trim().is_empty())
@@ -73,21 +77,32 @@ impl Manifest {
                     );
                 }
             }
-            (None, Some(_)) => problems.push(
-                "[run] port (an HTTP environment started by the server) is not supported yet; \
-                 give [run] command (stdio)"
-                    .to_string(),
-            ),
-            (Some(_), Some(_)) => {
-                problems.push("[run] takes either command (stdio) or port, not both".to_string())
-            }
-            (None, None) => problems.push(
-                "[run] command is missing: the program that serves the environment over stdio"
+            None => problems.push(
+                "[run] command is missing: the program that serves the environment (over stdio, \
+                 or over HTTP with [run] port)"
                     .to_string(),
             ),
         }
-        if manifest.run.path.is_some() && manifest.run.port.is_none() {
-            problems.push("[run] path goes with port".to_string());
+        if manifest.run.port.is_none()
+            && (manifest.run.path.is_some() || manifest.run.replicas.is_some())
+        {
+            problems.push("[run] path and replicas go with port (an HTTP environment)".to_string());
+        }
+        match (manifest.run.port, manifest.run.replicas) {
+            (_, Some(0)) => problems.push("[run] replicas must be at least 1".to_string()),
+            (Some(port), Some(replicas)) if port != 0 && replicas > 1 => problems.push(
+                "[run] several replicas cannot share a fixed port: use port = 0 and {port} in the command"
+                    .to_string(),
+            ),
+            _ => {}
+        }
+        if manifest
+            .run
+            .path
+            .as_deref()
+            .is_some_and(|path| !path.starts_with('/'))
+        {
+            problems.push("[run] path must start with '/', e.g. \"/mcp\"".to_string());
         }
         if manifest
             .build
@@ -128,11 +143,23 @@ impl Manifest {
             .iter()
             .map(|(key, value)| (key.clone(), Value::String(value.clone())))
             .collect();
-        EnvTarget::Command {
-            command,
-            cwd: Some(dir.to_path_buf()),
-            env,
-            limits: (self.limits != ProcessLimits::default()).then(|| self.limits.clone()),
+        let limits = (self.limits != ProcessLimits::default()).then(|| self.limits.clone());
+        match self.run.port {
+            Some(port) => EnvTarget::Served {
+                command,
+                port,
+                path: self.run.path.clone().unwrap_or_else(|| "/mcp".into()),
+                replicas: self.run.replicas.unwrap_or(1),
+                cwd: Some(dir.to_path_buf()),
+                env,
+                limits,
+            },
+            None => EnvTarget::Command {
+                command,
+                cwd: Some(dir.to_path_buf()),
+                env,
+                limits,
+            },
         }
     }
 }
@@ -199,7 +226,7 @@ mod tests {
         let error =
             Manifest::parse("[run]\nport = 8000\npath = \"/mcp\"\n[limits]\nmax_memory_mb = 0\n")
                 .unwrap_err();
-        assert!(error.contains("not supported yet"), "{error}");
+        assert!(error.contains("[run] command is missing"), "{error}");
         assert!(
             error.contains("max_memory_mb must be at least 1"),
             "{error}"
@@ -215,5 +242,28 @@ mod tests {
                 .contains("must name a program")
         );
         assert!(Manifest::parse("[run]\ncommand = [\"a\"]\nbogus = 1\n").is_err());
+    }
+
+    #[test]
+    fn a_port_makes_an_http_environment_with_replicas() {
+        let manifest = Manifest::parse(
+            "[run]\ncommand = [\"./serve\", \"--port\", \"{port}\"]\nport = 0\nreplicas = 3\n",
+        )
+        .unwrap();
+        let EnvTarget::Served {
+            command,
+            port,
+            path,
+            replicas,
+            ..
+        } = manifest.target(Path::new("/b"))
+        else {
+            panic!("not a served environment");
+        };
+        assert_eq!(command, ["/b/./serve", "--port", "{port}"]);
+        assert_eq!((port, path.as_str(), replicas), (0, "/mcp", 3));
+        let error =
+            Manifest::parse("[run]\ncommand = [\"x\"]\nport = 8000\nreplicas = 2\n").unwrap_err();
+        assert!(error.contains("cannot share a fixed port"), "{error}");
     }
 }

@@ -1,0 +1,47 @@
+//! Runs recorded by the MCP gateway: inserted running, never claimed, finished fenced.
+
+use super::common::{PROJECT, TestDb, spec, with_project};
+use rollout_domain::{Evaluation, RunId, RunStatus};
+use rollout_store::FinishRun;
+use std::time::Duration;
+
+const LEASE: Duration = Duration::from_secs(600);
+
+pub(crate) async fn gateway_runs_start_running_and_finish_fenced(db: &TestDb) {
+    let store = &db.store;
+    with_project(store).await;
+    let id = RunId::generate();
+    let run = store
+        .insert_running_run(
+            &id,
+            PROJECT,
+            &spec("alpha", "answer", "external"),
+            "gateway",
+            LEASE,
+        )
+        .await
+        .unwrap();
+    assert_eq!(run.status, RunStatus::Running);
+    assert_eq!(run.attempts, 1);
+    assert!(run.started_at_ms.is_some());
+    // A running run is not in the queue.
+    assert!(store.claim_next_run("w1", LEASE).await.unwrap().is_none());
+    assert!(store.heartbeat(&id, "gateway", LEASE).await.unwrap());
+    assert!(!store.heartbeat(&id, "w1", LEASE).await.unwrap());
+    let finish = FinishRun {
+        status: RunStatus::Completed,
+        outcome: Some("answered".into()),
+        reward: Some(1.0),
+        evaluation: Some(Evaluation::reward(1.0)),
+        final_response: Some("391".into()),
+        steps: 1,
+        usage: Default::default(),
+        error: None,
+    };
+    assert!(!store.finish_run(&id, "w1", &finish).await.unwrap());
+    assert!(store.finish_run(&id, "gateway", &finish).await.unwrap());
+    let run = store.get_run(PROJECT, &id.0).await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Completed);
+    assert_eq!(run.reward, Some(1.0));
+    assert_eq!(run.spec.model, "external");
+}
