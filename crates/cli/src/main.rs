@@ -19,7 +19,12 @@ use std::process::ExitCode;
 /// rollout runs LLM agents on scenarios of MCP environments behind one HTTP call
 /// (`POST /v1/agent/run`) and records a full trace of every run.
 #[derive(Debug, Parser)]
-#[command(name = "rollout", version, about, long_about = None)]
+#[command(
+    name = "rollout",
+    version,
+    about = "Turn any agent scenario into a callable API endpoint: run LLM agents on MCP environments (hud 0.5 scenario protocol) and record every trace.",
+    after_help = "Start with `rollout serve` (SQLite in ./data, 127.0.0.1:8300); it prints an admin API key on first start. Then POST /v1/agent/run; see README.md."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

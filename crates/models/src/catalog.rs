@@ -131,6 +131,14 @@ impl ModelCatalog {
         checkpoints.insert(checkpoint.name.clone(), checkpoint);
     }
 
+    /// Forgets a checkpoint (one registered ahead of a commit that did not happen).
+    pub fn remove_checkpoint(&self, name: &str) {
+        self.checkpoints
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(name);
+    }
+
     /// The checkpoint registered under `name`.
     pub fn checkpoint(&self, name: &str) -> Option<Checkpoint> {
         self.checkpoints

@@ -26,7 +26,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// Who holds the lease of a gateway run.
-const OWNER: &str = "gateway";
+const OWNER: &str = rollout_store::GATEWAY_OWNER;
 /// The lease of a gateway run, renewed every third of it while the session lives.
 const LEASE: Duration = Duration::from_secs(60);
 /// The MCP session header.
@@ -310,6 +310,16 @@ async fn open_session(
             "environment '{name}' has an unreadable source: {e}"
         ))
     })?;
+    if matches!(target, EnvTarget::Served { .. }) {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "gateway_unsupported",
+            format!(
+                "environment '{name}' is served by replicas the worker manages; the MCP gateway \
+                 reaches stdio and URL environments only"
+            ),
+        ));
+    }
     let session_id = slot.session.clone();
     let (tx, rx) = mpsc::unbounded_channel();
     let recorder = Recorder {
@@ -499,7 +509,7 @@ impl Recorder {
             }
         }
         if let Some(run) = active.take() {
-            let message = "the client ended the MCP session before the evaluation";
+            let message = "the MCP session ended (closed by the client, idle, or server shutdown) before the evaluation";
             self.finish(run, RunStatus::Cancelled, None, Some(message.into()))
                 .await;
         }

@@ -74,19 +74,22 @@ async fn run(state: &AppState, job: &TrainingJobRecord) {
                 created_at_ms: now_ms(),
                 target,
             };
+            // Callable as soon as the job reads `succeeded`: registered first, withdrawn if
+            // the job ended otherwise meanwhile.
+            log(
+                state,
+                &job.id,
+                &format!("registering checkpoint '{}'\n", job.name),
+            )
+            .await;
+            state.catalog.register_checkpoint(checkpoint.clone());
             match state.store.succeed_training_job(&job.id, &checkpoint).await {
                 Ok(true) => {
-                    state.catalog.register_checkpoint(checkpoint);
-                    log(
-                        state,
-                        &job.id,
-                        &format!("registered checkpoint '{}'\n", job.name),
-                    )
-                    .await;
                     tracing::info!(job = %job.id, checkpoint = %job.name, "checkpoint registered");
                 }
-                Ok(false) => {}
+                Ok(false) => state.catalog.remove_checkpoint(&job.name),
                 Err(error) => {
+                    state.catalog.remove_checkpoint(&job.name);
                     tracing::error!(%error, job = %job.id, "registering a checkpoint");
                     fail(state, job, "the checkpoint could not be stored").await;
                 }
@@ -157,22 +160,7 @@ async fn execute(state: &AppState, job: &TrainingJobRecord) -> Result<Checkpoint
             let (Some(template), Some(work_dir)) = (&config.command, &config.work_dir) else {
                 return Err("the 'command' backend is not configured on this server".into());
             };
-            let lines = state
-                .store
-                .dataset_lines(&job.dataset_id)
-                .await
-                .map_err(|error| {
-                    tracing::error!(%error, "reading a dataset");
-                    "the dataset could not be read".to_string()
-                })?;
-            let mut chat_jsonl = String::new();
-            let mut trajectory_jsonl = String::new();
-            for line in &lines {
-                chat_jsonl.push_str(&line.chat);
-                chat_jsonl.push('\n');
-                trajectory_jsonl.push_str(&line.trajectory);
-                trajectory_jsonl.push('\n');
-            }
+            let (chat_jsonl, trajectory_jsonl) = dataset_jsonl(state, &job.dataset_id).await?;
             let command_job = rollout_training::command::CommandJob {
                 dir: work_dir.join(&job.id),
                 base_model: job.base_model.clone(),
@@ -193,8 +181,52 @@ async fn execute(state: &AppState, job: &TrainingJobRecord) -> Result<Checkpoint
             let _ = writer.await;
             result.map_err(|error| error.to_string())
         }
+        "openai" => {
+            let Some(config) = &state.config.training.openai else {
+                return Err("the 'openai' backend is not configured on this server".into());
+            };
+            let base_model = state
+                .catalog
+                .resolve(&job.base_model)
+                .map_err(|error| error.to_string())?
+                .upstream()
+                .to_string();
+            let (chat_jsonl, _) = dataset_jsonl(state, &job.dataset_id).await?;
+            let openai_job = rollout_training::openai::OpenAiJob {
+                base_model,
+                name: job.name.clone(),
+                params: job.params.clone(),
+                chat_jsonl,
+            };
+            let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+            let writer = tokio::spawn(write_log(state.clone(), job.id.clone(), receiver));
+            let result = rollout_training::openai::run(config, &openai_job, sender).await;
+            let _ = writer.await;
+            result.map_err(|error| error.to_string())
+        }
         other => Err(format!("backend '{other}' is not available")),
     }
+}
+
+/// The dataset as chat and trajectory JSONL.
+async fn dataset_jsonl(state: &AppState, dataset_id: &str) -> Result<(String, String), String> {
+    let lines = state
+        .store
+        .dataset_lines(dataset_id)
+        .await
+        .map_err(|error| {
+            tracing::error!(%error, "reading a dataset");
+            "the dataset could not be read".to_string()
+        })?;
+    let mut chat_jsonl = String::new();
+    let mut trajectory_jsonl = String::new();
+    for line in &lines {
+        chat_jsonl.push_str(&line.chat);
+        chat_jsonl.push('\n');
+        trajectory_jsonl.push_str(&line.trajectory);
+        trajectory_jsonl.push('\n');
+    }
+    Ok((chat_jsonl, trajectory_jsonl))
 }
 
 /// Appends what a backend reports to the job's log, in order, until the sender is gone.
@@ -255,4 +287,24 @@ pub(crate) fn backend_problem(state: &AppState, backend: &str) -> Option<String>
             "the '{backend}' backend is not configured on this server (see [training] in rollout.toml)"
         )
     })
+}
+
+/// 422 when a model is a checkpoint of another project (checkpoint names are global, their
+/// demonstrations and endpoints are not).
+pub(crate) fn check_model_access<'a>(
+    state: &AppState,
+    caller: &crate::auth::Caller,
+    models: impl IntoIterator<Item = &'a str>,
+) -> Result<(), crate::ApiError> {
+    for model in models {
+        if let Some(checkpoint) = state.catalog.checkpoint(model)
+            && checkpoint.project_id != caller.project_id
+        {
+            return Err(crate::ApiError::invalid(vec![crate::error::problem(
+                "model",
+                format!("model '{model}' is a checkpoint of another project"),
+            )]));
+        }
+    }
+    Ok(())
 }

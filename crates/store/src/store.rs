@@ -28,7 +28,7 @@ mod gateway;
 pub(crate) mod idempotency;
 mod jobs;
 pub(crate) mod keys;
-mod queue;
+pub(crate) mod queue;
 mod runs;
 pub(crate) mod schedules;
 mod tasksets;

@@ -66,4 +66,5 @@ on_every_backend! {
     traces::ui_sessions_follow_their_key_and_expire => ui_sessions,
     training::datasets_jobs_and_checkpoints => training,
     gateway::gateway_runs_start_running_and_finish_fenced => gateway_runs,
+    gateway::a_lost_gateway_run_fails_instead_of_going_back_to_the_queue => lost_gateway_runs_fail,
 }

@@ -1,7 +1,9 @@
 #![doc = include_str!("../README.md")]
 
+pub mod fake_finetune;
 pub mod fake_model;
 pub mod server;
 
+pub use fake_finetune::{FakeFineTuneServer, FineTuneOutcome, UploadedFile};
 pub use fake_model::{CapturedRequest, FakeModelServer, FakeReply, Policy};
 pub use server::{ServerOptions, TEST_ADMIN_KEY, TestServer};

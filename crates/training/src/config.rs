@@ -35,8 +35,9 @@ pub struct OpenAiFineTuning {
     /// E.g. `https://api.openai.com/v1`.
     pub base_url: String,
     pub api_key: Option<Secret>,
-    /// The provider (configured in the model catalog) whose key calls the fine-tuned model;
-    /// its base URL must be this one's inference endpoint.
+    /// Where the fine-tuned model is called (default: `base_url`).
+    pub inference_base_url: Option<String>,
+    /// The provider (configured in the model catalog) whose key calls the fine-tuned model.
     pub key_provider: Option<String>,
     /// How often job status and events are polled.
     pub poll_interval: Duration,

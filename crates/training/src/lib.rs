@@ -1,12 +1,13 @@
 //! Training: traces become datasets (chat fine-tuning JSONL with tools, trajectory JSONL for
 //! RL), datasets become checkpoints through a backend: `fewshot` (pure), `command` (a local
-//! trainer process). The server drives the jobs and stores what comes out.
+//! trainer process), `openai` (a fine-tuning API). The server drives the jobs and stores what comes out.
 
 pub mod command;
 pub mod config;
 pub mod dataset;
 pub mod error;
 pub mod fewshot;
+pub mod openai;
 
 pub use config::{OpenAiFineTuning, Secret, TrainingConfig};
 pub use error::TrainingError;

@@ -181,6 +181,44 @@ async fn the_seed_python_flow_runs_through_the_gateway_and_is_recorded_as_a_trac
 }
 
 #[tokio::test]
+async fn an_environment_registered_by_url_is_proxied_too() {
+    let Some(python) = python() else { return };
+    let upstream = super::hud_python::HttpEnv::start(&python).await;
+    let server = plain_server().await;
+    let (status, env) = server
+        .post(
+            "/v1/environments",
+            &json!({"name": "remote", "url": upstream.url}),
+        )
+        .await;
+    assert_eq!(status, 201, "{env}");
+    let url = mcp_url(&server, "remote").await;
+    let out = run_client(client_command(
+        &python,
+        &[
+            "hud",
+            &url,
+            &server.admin_key,
+            "hud-assistant",
+            "answer_question",
+            r#"{"query": "What is the capital of France?"}"#,
+            "Paris",
+            "shout",
+            r#"{"text": "paris"}"#,
+        ],
+    ))
+    .await;
+    assert_eq!(out["reward"], 1.0, "{out}");
+    assert!(
+        out["tool_result"].as_str().unwrap().contains("PARIS"),
+        "{out}"
+    );
+    let traces = finished_traces(&server, 1).await;
+    assert_eq!(traces[0]["env_name"], "remote");
+    assert_eq!(traces[0]["reward"], 1.0);
+}
+
+#[tokio::test]
 async fn connect_hub_with_hud_mcp_url_pointing_at_rollout_works() {
     let Some(python) = python() else { return };
     let server = plain_server().await;
@@ -246,32 +284,14 @@ async fn two_concurrent_sessions_get_their_own_rewards() {
     );
 }
 
-#[tokio::test]
-async fn a_client_that_vanishes_mid_scenario_leaves_no_environment_process() {
-    let Some(python) = python() else { return };
-    let server = TestServer::start(
-        binary(),
-        ServerOptions {
-            config_toml: Some("[gateway]\nidle_timeout_seconds = 2\n".into()),
-            ..ServerOptions::default()
-        },
-    )
-    .await
-    .unwrap();
-    let tag = format!("gateway-orphan-{}", std::process::id());
-    let (status, env) = server
-        .post(
-            "/v1/environments",
-            &json!({"name": "vanish", "command": [&python, HUD_ENV, "--tag", &tag]}),
-        )
-        .await;
-    assert_eq!(status, 201, "{env}");
-    let url = mcp_url(&server, "vanish").await;
+/// Starts the `abandon` client: it sets up `hud-assistant:answer_question` and holds its
+/// session until told (a line on stdin) to vanish.
+async fn hold_session(python: &str, server: &TestServer, url: &str) -> tokio::process::Child {
     let mut command = client_command(
-        &python,
+        python,
         &[
             "abandon",
-            &url,
+            url,
             &server.admin_key,
             "hud-assistant:answer_question",
             r#"{"query": "capital of France?"}"#,
@@ -295,6 +315,67 @@ async fn a_client_that_vanishes_mid_scenario_leaves_no_environment_process() {
     })
     .await
     .expect("the client sets up the scenario");
+    client
+}
+
+/// Registers the hud fixture under `name`, tagged so that its processes can be found.
+async fn register_tagged(server: &TestServer, python: &str, name: &str, tag: &str) -> String {
+    let (status, env) = server
+        .post(
+            "/v1/environments",
+            &json!({"name": name, "command": [python, HUD_ENV, "--tag", tag]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{env}");
+    mcp_url(server, name).await
+}
+
+async fn wait_gone(tag: &str, server: &TestServer) {
+    let gone = tokio::time::timeout(Duration::from_secs(60), async {
+        while !processes_with(tag).is_empty() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(
+        gone.is_ok(),
+        "environment processes left behind: {:?}\n{}",
+        processes_with(tag),
+        server.log()
+    );
+}
+
+#[tokio::test]
+async fn a_graceful_shutdown_closes_open_sessions_without_waiting_for_clients() {
+    let Some(python) = python() else { return };
+    let mut server = plain_server().await;
+    let tag = format!("gateway-shutdown-{}", std::process::id());
+    let url = register_tagged(&server, &python, "held", &tag).await;
+    let _client = hold_session(&python, &server, &url).await;
+    assert!(!processes_with(&tag).is_empty());
+    // The client keeps its session (and its event stream) open; the server still stops.
+    server
+        .terminate(Duration::from_secs(60))
+        .await
+        .expect("the server stops although a client holds a session");
+    wait_gone(&tag, &server).await;
+}
+
+#[tokio::test]
+async fn a_client_that_vanishes_mid_scenario_leaves_no_environment_process() {
+    let Some(python) = python() else { return };
+    let server = TestServer::start(
+        binary(),
+        ServerOptions {
+            config_toml: Some("[gateway]\nidle_timeout_seconds = 5\n".into()),
+            ..ServerOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let tag = format!("gateway-orphan-{}", std::process::id());
+    let url = register_tagged(&server, &python, "vanish", &tag).await;
+    let mut client = hold_session(&python, &server, &url).await;
     assert!(
         !processes_with(&tag).is_empty(),
         "the session's environment is not running"
@@ -315,18 +396,7 @@ async fn a_client_that_vanishes_mid_scenario_leaves_no_environment_process() {
     assert!(status.success());
     // The client is gone without closing its session; the environment lives until the
     // session's idle timeout, then its whole process group is killed.
-    let gone = tokio::time::timeout(Duration::from_secs(60), async {
-        while !processes_with(&tag).is_empty() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await;
-    assert!(
-        gone.is_ok(),
-        "environment processes left behind: {:?}\n{}",
-        processes_with(&tag),
-        server.log()
-    );
+    wait_gone(&tag, &server).await;
     let traces = finished_traces(&server, 1).await;
     assert_eq!(traces[0]["status"], "cancelled");
     assert_eq!(traces[0]["reward"], Value::Null);
@@ -435,6 +505,27 @@ async fn the_gateway_checks_keys_environments_hosts_and_session_limits() {
         .unwrap()
         .to_string();
     let _ = first.bytes().await;
+
+    // The session belongs to its project: another project's key cannot reach it.
+    let (status, other) = server
+        .post(
+            "/v1/keys",
+            &json!({"name": "other", "project": "other-project"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{other}");
+    let stranger = server
+        .client()
+        .post(format!("{}{path}", server.base_url))
+        .bearer_auth(other["key"].as_str().unwrap())
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-session-id", &session)
+        .json(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stranger.status(), 404);
+
     let second = initialize(&server, path, &server.admin_key)
         .send()
         .await

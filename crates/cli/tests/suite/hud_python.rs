@@ -194,13 +194,13 @@ async fn typed_scenario_arguments_are_sent_as_json_strings_and_checked() {
 }
 
 /// A hud environment served over streamable HTTP by hud itself, killed on drop.
-struct HttpEnv {
+pub(super) struct HttpEnv {
     child: tokio::process::Child,
-    url: String,
+    pub(super) url: String,
 }
 
 impl HttpEnv {
-    async fn start(python: &str) -> Self {
+    pub(super) async fn start(python: &str) -> Self {
         let port = {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             listener.local_addr().unwrap().port()

@@ -33,6 +33,8 @@ async fn the_cron_script_runs_once_a_day() {
             .arg(format!("{RECIPES}/nightly.sh"))
             .env("ROLLOUT_URL", &server.base_url)
             .env("ROLLOUT_KEY", &server.admin_key)
+            // A fixed day, so that the two starts cannot straddle midnight.
+            .env("NIGHTLY_DAY", "2026-11-28")
             .output()
             .unwrap()
     };

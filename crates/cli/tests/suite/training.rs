@@ -292,6 +292,30 @@ async fn traces_become_a_dataset_then_a_fewshot_checkpoint_callable_by_name() {
         training_id.as_str()
     );
 
+    // Another project neither sees nor calls it.
+    let (status, key) = server
+        .post(
+            "/v1/keys",
+            &json!({"name": "other", "role": "admin", "project": "other"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{key}");
+    let other = key["key"].as_str().unwrap().to_string();
+    let request = server
+        .client()
+        .get(format!("{}/v1/models", server.base_url))
+        .bearer_auth(&other);
+    let (_, models) = server.send(request).await;
+    assert!(!models.to_string().contains(CHECKPOINT), "{models}");
+    let request = server
+        .client()
+        .post(format!("{}/v1/training", server.base_url))
+        .bearer_auth(&other)
+        .json(&json!({"dataset": "d", "base_model": CHECKPOINT, "name": "stacked"}));
+    let (status, error) = server.send(request).await;
+    assert_eq!(status, 422, "{error}");
+    assert!(error.to_string().contains("another project"), "{error}");
+
     // A run with the checkpoint: the provider sees the demonstrations.
     let before = fake.requests().len();
     let (status, summary) = server
@@ -351,4 +375,314 @@ async fn traces_become_a_dataset_then_a_fewshot_checkpoint_callable_by_name() {
     assert_eq!(comparison["a"]["model"], CHECKPOINT);
     assert_eq!(comparison["a"]["scored"], 2);
     assert_eq!(comparison["b"]["mean_reward"], 0.5);
+}
+
+/// A server whose `command` backend runs the fixture trainer.
+async fn server_with_trainer(fake: &FakeModelServer) -> TestServer {
+    TestServer::start(binary(), trainer_options(fake))
+        .await
+        .unwrap()
+}
+
+fn trainer_options(fake: &FakeModelServer) -> rollout_testkit::ServerOptions {
+    let python = std::env::var("ROLLOUT_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let trainer = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../testkit/fixtures/trainer.py"
+    );
+    let mut options = fake_options(fake);
+    options.config_toml = Some(format!(
+        "[training]\ncommand = [{}, {}, \"{{params}}\", \"{{dataset}}\", \"{{base_model}}\", \"{{manifest}}\"]\n",
+        json!(python),
+        json!(trainer)
+    ));
+    options
+}
+
+async fn train(server: &TestServer, body: Value) -> Value {
+    let (status, created) = server.post("/v1/training", &body).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_string();
+    wait_for(server, &format!("/v1/training/{id}"), |t| {
+        t["status"] != "queued" && t["status"] != "running"
+    })
+    .await
+}
+
+#[tokio::test]
+async fn the_command_backend_runs_the_trainer_and_registers_its_endpoint() {
+    let fake = FakeModelServer::start().await.unwrap();
+    let server = server_with_trainer(&fake).await;
+    let (status, summary) = server
+        .post(
+            "/v1/agent/run",
+            &json!({"env_name": "my-assistant", "scenario_name": "answer_question",
+                    "scenario_args": {"query": "What is 2 + 2?"}, "model": "replay",
+                    "validation": [{"name": "calculator", "arguments": {"expression": "2 + 2"}},
+                                   {"answer": "4"}],
+                    "sync": true}),
+        )
+        .await;
+    assert_eq!(status, 200, "{summary}");
+    let trace_id = summary["trace_id"].as_str().unwrap();
+    let (status, dataset) = server
+        .post("/v1/datasets", &json!({"trace_ids": [trace_id]}))
+        .await;
+    assert_eq!(status, 201, "{dataset}");
+    let dataset_id = dataset["id"].as_str().unwrap();
+    let serve_url = format!("{}/v1", fake.base_url());
+
+    // Not configured here: openai.
+    let (status, error) = server
+        .post(
+            "/v1/training",
+            &json!({"dataset": dataset_id, "base_model": BASE, "backend": "openai", "name": "x"}),
+        )
+        .await;
+    assert_eq!(status, 422, "{error}");
+    assert_eq!(error["error"]["details"]["errors"][0]["field"], "backend");
+
+    let done = train(
+        &server,
+        json!({"dataset": dataset_id, "base_model": BASE, "backend": "command",
+               "name": "arith-lora", "params": {"serve_url": serve_url, "epochs": 3}}),
+    )
+    .await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let log = done["log"].as_str().unwrap();
+    for expected in [
+        "loaded 1 examples for claude-opus-4-5",
+        "epoch 3: loss",
+        "manifest: model 'ft-claude-opus-4-5'",
+        "registering checkpoint 'arith-lora'",
+    ] {
+        assert!(log.contains(expected), "{expected} not in\n{log}");
+    }
+    let (_, models) = server.get("/v1/models").await;
+    let listed = models["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "arith-lora")
+        .unwrap_or_else(|| panic!("{models}"));
+    assert_eq!(listed["upstream"], "ft-claude-opus-4-5");
+    assert_eq!(listed["checkpoint"]["backend"], "command");
+
+    fake.push([rollout_testkit::FakeReply::text("4")]);
+    let (status, summary) = server
+        .post(
+            "/v1/agent/run",
+            &json!({"env_name": "my-assistant", "scenario_name": "answer_question",
+                    "scenario_args": {"query": "What is 2 + 2?"}, "model": "arith-lora",
+                    "sync": true}),
+        )
+        .await;
+    assert_eq!(status, 200, "{summary}");
+    assert_eq!(
+        summary["status"],
+        "completed",
+        "{summary}\n{}",
+        server.log()
+    );
+    let request = fake.requests().pop().unwrap();
+    assert_eq!(request.wire, "openai");
+    assert_eq!(request.body["model"], "ft-claude-opus-4-5");
+
+    // A trainer that fails: the job fails with its output in the log, nothing registered.
+    let failed = train(
+        &server,
+        json!({"dataset": dataset_id, "base_model": BASE, "backend": "command",
+               "name": "broken", "params": {"serve_url": serve_url, "fail": true}}),
+    )
+    .await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert!(
+        failed["error"].as_str().unwrap().contains("exited"),
+        "{failed}"
+    );
+    assert!(
+        failed["log"]
+            .as_str()
+            .unwrap()
+            .contains("CUDA out of memory")
+    );
+
+    // Cancel while the trainer runs: the job ends cancelled and registers nothing.
+    let (status, slow) = server
+        .post(
+            "/v1/training",
+            &json!({"dataset": dataset_id, "base_model": BASE, "backend": "command",
+                    "name": "slow", "params": {"serve_url": serve_url, "sleep": 600}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{slow}");
+    let slow_id = slow["id"].as_str().unwrap().to_string();
+    wait_for(&server, &format!("/v1/training/{slow_id}"), |t| {
+        t["log"].as_str().unwrap_or_default().contains("sleeping")
+    })
+    .await;
+    let (status, cancelled) = server
+        .post(&format!("/v1/training/{slow_id}/cancel"), &json!({}))
+        .await;
+    assert_eq!(status, 200, "{cancelled}");
+    assert_eq!(cancelled["status"], "cancelled");
+    let (_, models) = server.get("/v1/models").await;
+    let names: Vec<&str> = models["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"arith-lora"));
+    assert!(
+        !names.contains(&"broken") && !names.contains(&"slow"),
+        "{names:?}"
+    );
+    let (_, jobs) = server.get("/v1/training").await;
+    assert_eq!(jobs["training_jobs"].as_array().unwrap().len(), 3);
+
+    // After a restart the checkpoint is still callable: loaded from the store.
+    let mut server = server;
+    server.terminate(RUN_TIMEOUT).await.unwrap();
+    let mut options = trainer_options(&fake);
+    options.data_dir = Some(server.data_dir.clone());
+    let restarted = TestServer::start(binary(), options).await.unwrap();
+    let (_, models) = restarted.get("/v1/models").await;
+    assert!(
+        models.to_string().contains("ft-claude-opus-4-5"),
+        "{models}"
+    );
+    let (_, slow) = restarted.get(&format!("/v1/training/{slow_id}")).await;
+    assert_eq!(slow["status"], "cancelled");
+}
+
+#[tokio::test]
+async fn the_openai_backend_uploads_creates_polls_and_registers_the_fine_tuned_model() {
+    let fake = FakeModelServer::start().await.unwrap();
+    let fine_tuning =
+        rollout_testkit::FakeFineTuneServer::start(rollout_testkit::FineTuneOutcome::Succeed)
+            .await
+            .unwrap();
+    let mut options = fake_options(&fake);
+    options
+        .env
+        .push(("ROLLOUT_TEST_FT_KEY".into(), "ft-key-never-logged".into()));
+    options.config_toml = Some(format!(
+        "[training.openai]\nbase_url = \"{}/v1\"\napi_key_env = \"ROLLOUT_TEST_FT_KEY\"\n\
+         inference_base_url = \"{}/v1\"\npoll_interval_ms = 20\n",
+        fine_tuning.base_url(),
+        fake.base_url()
+    ));
+    let server = TestServer::start(binary(), options).await.unwrap();
+    let (status, summary) = server
+        .post(
+            "/v1/agent/run",
+            &json!({"env_name": "my-assistant", "scenario_name": "answer_question",
+                    "scenario_args": {"query": "What is 2 + 2?"}, "model": "replay",
+                    "validation": [{"name": "calculator", "arguments": {"expression": "2 + 2"}},
+                                   {"answer": "4"}],
+                    "sync": true}),
+        )
+        .await;
+    assert_eq!(status, 200, "{summary}");
+    let (status, dataset) = server
+        .post("/v1/datasets", &json!({"trace_ids": [summary["trace_id"]]}))
+        .await;
+    assert_eq!(status, 201, "{dataset}");
+    let dataset_id = dataset["id"].as_str().unwrap();
+
+    let done = train(
+        &server,
+        json!({"dataset": dataset_id, "base_model": "gpt-4.1", "backend": "openai",
+               "name": "support-ft", "params": {"hyperparameters": {"n_epochs": 2}}}),
+    )
+    .await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let log = done["log"].as_str().unwrap();
+    for expected in [
+        "uploaded the dataset as file-1",
+        "created fine-tuning job ftjob-1",
+        "[info] Validating training file",
+        "Step 1/10: training loss=0.90",
+        "status: succeeded",
+    ] {
+        assert!(log.contains(expected), "{expected} not in\n{log}");
+    }
+    assert!(!log.contains("ft-key-never-logged"));
+    let files = fine_tuning.files();
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].purpose, "fine-tune");
+    let (_, chat) = download(&server, dataset_id, "chat").await;
+    assert_eq!(files[0].content.trim_end(), chat.trim_end());
+    let created = &fine_tuning.job_requests()[0];
+    assert_eq!(created["model"], "gpt-4.1");
+    assert_eq!(created["training_file"], "file-1");
+    assert_eq!(created["suffix"], "support-ft");
+    assert_eq!(created["hyperparameters"]["n_epochs"], 2);
+    assert!(
+        fine_tuning
+            .authorizations()
+            .iter()
+            .all(|auth| auth == "Bearer ft-key-never-logged")
+    );
+
+    let (_, models) = server.get("/v1/models").await;
+    let listed = models["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "support-ft")
+        .unwrap_or_else(|| panic!("{models}"));
+    assert_eq!(listed["upstream"], "ft:gpt-4.1:support-ft");
+    assert_eq!(listed["checkpoint"]["backend"], "openai");
+
+    fake.push([rollout_testkit::FakeReply::text("4")]);
+    let (status, summary) = server
+        .post(
+            "/v1/agent/run",
+            &json!({"env_name": "my-assistant", "scenario_name": "answer_question",
+                    "scenario_args": {"query": "What is 2 + 2?"}, "model": "support-ft",
+                    "sync": true}),
+        )
+        .await;
+    assert_eq!(status, 200, "{summary}");
+    assert_eq!(
+        summary["status"],
+        "completed",
+        "{summary}\n{}",
+        server.log()
+    );
+    let request = fake.requests().pop().unwrap();
+    assert_eq!(request.body["model"], "ft:gpt-4.1:support-ft");
+    assert_eq!(
+        request.header("authorization"),
+        Some(format!("Bearer {SECRET_KEY}").as_str())
+    );
+
+    // A job that fails upstream: failed with the provider's reason, nothing registered.
+    fine_tuning.set_outcome(rollout_testkit::FineTuneOutcome::Fail(
+        "the training file has too few examples".into(),
+    ));
+    let failed = train(
+        &server,
+        json!({"dataset": dataset_id, "base_model": "gpt-4.1", "backend": "openai",
+               "name": "support-ft-2"}),
+    )
+    .await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .contains("failed: the training file has too few examples"),
+        "{failed}"
+    );
+    assert!(
+        failed["log"]
+            .as_str()
+            .unwrap()
+            .contains("[error] the training file")
+    );
+    let (_, models) = server.get("/v1/models").await;
+    assert!(!models.to_string().contains("support-ft-2"));
 }

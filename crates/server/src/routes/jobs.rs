@@ -65,6 +65,11 @@ pub(crate) async fn create(
     ApiJson(request): ApiJson<CreateRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let taskset = tasksets::find(&state, &caller, &request.taskset).await?;
+    crate::training::check_model_access(
+        &state,
+        &caller,
+        request.models.iter().map(String::as_str),
+    )?;
     let tasks = state.store.taskset_tasks(&taskset.id).await?;
     let mut problems = Vec::new();
     if tasks.is_empty() {

@@ -70,6 +70,7 @@ pub(crate) async fn create(
     .await?;
     let scenario = checks::find_scenario(&version, &request.scenario_name)?;
     let spec = validate(&state, &request, &version, &scenario).await?;
+    crate::training::check_model_access(&state, &caller, [spec.model.as_str()])?;
     let sync_timeout = request.timeout.unwrap_or(DEFAULT_SYNC_TIMEOUT);
 
     let run_id = RunId::generate();

@@ -49,6 +49,7 @@ pub(crate) async fn create(
     Extension(caller): Extension<Caller>,
     ApiJson(request): ApiJson<CreateRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    crate::training::check_model_access(&state, &caller, [request.base_model.as_str()])?;
     let mut problems = Vec::new();
     let dataset = match datasets::find(&state, &caller, &request.dataset).await {
         Ok(dataset) => Some(dataset),

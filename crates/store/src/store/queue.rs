@@ -55,8 +55,11 @@ const FINISH: &str = "UPDATE runs SET status = $3, outcome = $4, reward = $5, ev
 const RELEASE: &str = "UPDATE runs SET status = 'queued', attempts = attempts - 1, \
      lease_owner = NULL, lease_expires_at = NULL \
      WHERE id = $1 AND status = 'running' AND lease_owner = $2";
-const EXPIRED: &str = "SELECT id, attempts FROM runs \
+const EXPIRED: &str = "SELECT id, attempts, COALESCE(lease_owner, '') FROM runs \
      WHERE status = 'running' AND lease_expires_at <= $1 ORDER BY id";
+/// The lease owner of runs recorded by the MCP gateway: a session that cannot be resumed by a
+/// worker, so its expired runs fail instead of going back to the queue.
+pub const GATEWAY_OWNER: &str = "gateway";
 /// The guards (still running, still expired, same attempt) make recovery safe against a
 /// heartbeat or a second recoverer racing it.
 const REQUEUE_EXPIRED: &str = "UPDATE runs SET status = 'queued', lease_owner = NULL, \
@@ -206,16 +209,20 @@ impl Store {
         &self,
         max_attempts: i64,
     ) -> Result<Vec<(RunId, RunStatus)>> {
-        let expired: Vec<(String, i64)> = sqlx::query_as(EXPIRED)
+        let expired: Vec<(String, i64, String)> = sqlx::query_as(EXPIRED)
             .bind(now_ms())
             .fetch_all(self.pool())
             .await
             .map_err(db("finding expired leases"))?;
         let mut recovered = Vec::new();
-        for (id, attempts) in expired {
+        for (id, attempts, owner) in expired {
             let run_id = RunId(id);
+            // A gateway session lives in the process that lost it: nothing can resume it.
+            let gateway = owner == GATEWAY_OWNER;
+            let max_attempts = if gateway { attempts } else { max_attempts };
             let outcome =
-                retry_on_conflict(|| self.recover_one(&run_id, attempts, max_attempts)).await?;
+                retry_on_conflict(|| self.recover_one(&run_id, attempts, max_attempts, gateway))
+                    .await?;
             if let Some(status) = outcome {
                 tracing::warn!(run_id = %run_id, attempts, status = %status, "recovered an expired lease");
                 recovered.push((run_id, status));
@@ -231,6 +238,7 @@ impl Store {
         run_id: &RunId,
         attempts: i64,
         max_attempts: i64,
+        gateway: bool,
     ) -> Result<Option<RunStatus>> {
         const OP: &str = "recovering an expired lease";
         let now = now_ms();
@@ -256,7 +264,10 @@ impl Store {
                 },
             )
         } else {
-            let error = format!("worker lost after {attempts} attempts");
+            let error = match gateway {
+                true => "the MCP gateway session was lost (its server stopped)".to_string(),
+                false => format!("worker lost after {attempts} attempts"),
+            };
             let result = sqlx::query(FAIL_EXPIRED)
                 .bind(run_id.0.clone())
                 .bind(now)

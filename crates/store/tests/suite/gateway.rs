@@ -45,3 +45,25 @@ pub(crate) async fn gateway_runs_start_running_and_finish_fenced(db: &TestDb) {
     assert_eq!(run.reward, Some(1.0));
     assert_eq!(run.spec.model, "external");
 }
+
+pub(crate) async fn a_lost_gateway_run_fails_instead_of_going_back_to_the_queue(db: &TestDb) {
+    let store = &db.store;
+    with_project(store).await;
+    let id = RunId::generate();
+    store
+        .insert_running_run(
+            &id,
+            PROJECT,
+            &spec("alpha", "answer", "external"),
+            rollout_store::GATEWAY_OWNER,
+            Duration::ZERO,
+        )
+        .await
+        .unwrap();
+    let recovered = store.recover_expired_leases(3).await.unwrap();
+    assert_eq!(recovered, vec![(id.clone(), RunStatus::Failed)]);
+    let run = store.get_run(PROJECT, &id.0).await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Failed);
+    assert!(run.error.unwrap().contains("gateway session was lost"));
+    assert!(store.claim_next_run("w1", LEASE).await.unwrap().is_none());
+}

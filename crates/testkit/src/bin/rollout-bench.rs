@@ -184,8 +184,8 @@ async fn main() -> anyhow::Result<()> {
     let mut out = std::io::stdout();
     writeln!(
         out,
-        "rollout-bench: {} runs x {} tool steps (+1 answer step), {} clients, {} worker slots",
-        args.runs, args.steps, args.concurrency, args.workers
+        "rollout-bench: {} runs x {} tool steps (+1 answer step) on {env_name}, {} clients, {} worker slots, warm pool {}",
+        args.runs, args.steps, args.concurrency, args.workers, args.warm_pool
     )?;
     writeln!(out, "runs/s              {:.1}", args.runs as f64 / wall)?;
     writeln!(
