@@ -48,6 +48,13 @@ impl Api {
         Ok(self.send(self.http.post(self.url(path)).json(body)).await?)
     }
 
+    /// `PATCH path` with a JSON body.
+    pub(crate) async fn patch(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        Ok(self
+            .send(self.http.patch(self.url(path)).json(body))
+            .await?)
+    }
+
     /// `DELETE path`.
     pub(crate) async fn delete(&self, path: &str) -> anyhow::Result<Value> {
         Ok(self.send(self.http.delete(self.url(path))).await?)

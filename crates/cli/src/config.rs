@@ -94,6 +94,10 @@ pub(crate) struct FileConfig {
     pub(crate) providers: BTreeMap<String, ProviderSection>,
     #[serde(default)]
     pub(crate) models: Vec<ModelSection>,
+    /// `[prices.MODEL]`: USD per million input and output tokens, over the built-in list
+    /// prices (which cover the well-known Anthropic and OpenAI models).
+    #[serde(default)]
+    pub(crate) prices: BTreeMap<String, rollout_models::Price>,
     /// Environments registered at start-up.
     #[serde(default)]
     pub(crate) environments: Vec<EnvironmentSection>,
@@ -278,7 +282,7 @@ impl Settings {
                 .filter(|per_minute| *per_minute > 0)
                 .map(|per_minute| (per_minute, file.limits.burst.unwrap_or(per_minute).max(1))),
             cors_origins: file.cors_origins.clone(),
-            catalog: catalog(&file.providers, &file.models)?,
+            catalog: catalog(&file.providers, &file.models, &file.prices)?,
             environments: file.environments,
             gateway: file.gateway,
             training: file.training,
@@ -305,6 +309,7 @@ fn load_file(path: Option<&Path>) -> anyhow::Result<FileConfig> {
 fn catalog(
     sections: &BTreeMap<String, ProviderSection>,
     models: &[ModelSection],
+    prices: &BTreeMap<String, rollout_models::Price>,
 ) -> anyhow::Result<CatalogConfig> {
     let mut providers = CatalogConfig::builtin_providers();
     for provider in &mut providers {
@@ -375,6 +380,7 @@ fn catalog(
                 description: m.description.clone(),
             })
             .collect(),
+        prices: prices.clone(),
         ..CatalogConfig::default()
     })
 }

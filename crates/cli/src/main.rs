@@ -9,6 +9,7 @@ mod environments;
 mod eval;
 mod example_env;
 mod keys;
+mod projects;
 mod schedule;
 mod serve;
 mod training;
@@ -40,6 +41,9 @@ enum Command {
     /// Create, list or revoke API keys of a running server (needs an admin key).
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Show or change a project's defaults, limits and quotas (needs an admin key).
+    #[command(subcommand)]
+    Projects(projects::ProjectsCommand),
     /// Create, list, pause, resume or delete schedules of a running server.
     #[command(subcommand)]
     Schedule(schedule::ScheduleCommand),
@@ -96,6 +100,7 @@ fn main() -> ExitCode {
             Command::Eval(args) => eval::run(*args).await,
             Command::Job(command) => eval::job(command).await,
             Command::Keys(command) => keys::run(command).await,
+            Command::Projects(command) => projects::run(command).await,
             Command::Schedule(command) => schedule::run(command).await,
             Command::Env(command) => environments::run(command).await,
             Command::Dataset(command) => dataset::run(command).await,

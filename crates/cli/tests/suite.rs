@@ -3,12 +3,14 @@
 mod browser;
 mod cancel;
 mod common;
+mod cost;
 mod deploy;
 mod gateway;
 mod hud_python;
 mod inbox;
 mod jobs;
 mod keys;
+mod projects;
 mod recipes;
 mod recovery;
 mod run_api;

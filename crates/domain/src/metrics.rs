@@ -35,6 +35,8 @@ pub struct Sample {
     pub duration_seconds: Option<f64>,
     pub steps: i64,
     pub tokens: u64,
+    /// The run's cost in USD, when its model's price is known.
+    pub cost_usd: Option<f64>,
 }
 
 /// Mean and percentiles of a quantity.
@@ -60,6 +62,10 @@ pub struct Summary {
     pub duration_seconds: Distribution,
     pub steps: Distribution,
     pub tokens: Distribution,
+    /// Cost per run in USD, over the runs whose cost is known.
+    pub cost_usd: Distribution,
+    /// The summed cost in USD of the runs whose cost is known.
+    pub total_cost_usd: Option<f64>,
 }
 
 /// One task's metrics within a model.
@@ -178,6 +184,7 @@ pub fn summarize(samples: &[&Sample], threshold: f64) -> Summary {
     let durations: Vec<f64> = samples.iter().filter_map(|s| s.duration_seconds).collect();
     let steps: Vec<f64> = samples.iter().map(|s| s.steps as f64).collect();
     let tokens: Vec<f64> = samples.iter().map(|s| s.tokens as f64).collect();
+    let costs: Vec<f64> = samples.iter().filter_map(|s| s.cost_usd).collect();
     Summary {
         scored: rewards.len(),
         failed: samples.len() - rewards.len(),
@@ -188,6 +195,8 @@ pub fn summarize(samples: &[&Sample], threshold: f64) -> Summary {
         duration_seconds: distribution(&durations),
         steps: distribution(&steps),
         tokens: distribution(&tokens),
+        cost_usd: distribution(&costs),
+        total_cost_usd: (!costs.is_empty()).then(|| costs.iter().sum()),
     }
 }
 
@@ -316,6 +325,7 @@ mod tests {
             duration_seconds: Some(duration),
             steps: 2,
             tokens: 100,
+            cost_usd: Some(0.5),
         }
     }
 

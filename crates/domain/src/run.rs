@@ -37,6 +37,10 @@ pub struct RunSpec {
     /// the run is still graded, with outcome `token_budget_exceeded`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_total_tokens: Option<u64>,
+    /// Cost in USD (the model's price times the tokens used) after which the agent is
+    /// stopped; the run is still graded, with outcome `cost_budget_exceeded`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cost_usd: Option<f64>,
     /// Where to POST the run's summary when it ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback: Option<crate::CallbackSpec>,
@@ -138,6 +142,8 @@ pub enum RunOutcome {
     /// The token budget (`max_total_tokens`) ran out; the run is evaluated with an empty
     /// answer.
     TokenBudgetExceeded,
+    /// The cost budget (`max_cost_usd`) ran out; the run is evaluated with an empty answer.
+    CostBudgetExceeded,
 }
 
 impl RunOutcome {
@@ -148,6 +154,7 @@ impl RunOutcome {
             RunOutcome::MaxStepsReached => "max_steps_reached",
             RunOutcome::AgentTimeout => "agent_timeout",
             RunOutcome::TokenBudgetExceeded => "token_budget_exceeded",
+            RunOutcome::CostBudgetExceeded => "cost_budget_exceeded",
         }
     }
 }

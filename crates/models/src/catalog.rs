@@ -13,6 +13,7 @@ use crate::config::{CatalogConfig, ClientConfig, ProviderConfig, WireFormat};
 use crate::error::ResolveError;
 use crate::fewshot::FewshotClient;
 use crate::openai::OpenAiChatClient;
+use crate::price::Price;
 use crate::replay::{REPLAY_MODEL, ReplayModel};
 use rollout_domain::{Checkpoint, CheckpointTarget, ModelClient, ValidationItem};
 use serde::{Deserialize, Serialize};
@@ -72,7 +73,7 @@ impl ResolvedModel {
 }
 
 /// One line of `GET /v1/models`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelInfo {
     pub name: String,
     pub provider: String,
@@ -85,6 +86,9 @@ pub struct ModelInfo {
     /// Set when the model is a checkpoint: where it came from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoint: Option<CheckpointLineage>,
+    /// USD per million input and output tokens, when known.
+    #[serde(default)]
+    pub price: Option<Price>,
 }
 
 /// The lineage of a checkpoint, as `GET /v1/models` shows it.
@@ -146,6 +150,31 @@ impl ModelCatalog {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(name)
             .cloned()
+    }
+
+    /// The price of `model`: configured, built in, or its base model's for a checkpoint;
+    /// `replay` is free. `None` when unknown (the cost is then not reported).
+    pub fn price(&self, model: &str) -> Option<Price> {
+        self.price_at_depth(model, 0)
+    }
+
+    fn price_at_depth(&self, model: &str, depth: usize) -> Option<Price> {
+        if model == REPLAY_MODEL {
+            return Some(Price::FREE);
+        }
+        if let Some(price) = self.config.prices.get(model) {
+            return Some(*price);
+        }
+        if let Some(checkpoint) = self.checkpoint(model)
+            && depth < MAX_CHECKPOINT_DEPTH
+        {
+            return self.price_at_depth(&checkpoint.base_model, depth + 1);
+        }
+        let upstream = self.config.models.iter().find(|entry| entry.name == model);
+        let upstream = upstream
+            .and_then(|entry| entry.upstream.as_deref())
+            .unwrap_or(model);
+        crate::price::builtin(upstream)
     }
 
     /// True when `name` is served by configuration, a provider prefix or `replay` (i.e.
@@ -311,6 +340,7 @@ impl ModelCatalog {
                     .into(),
             ),
             checkpoint: None,
+            price: Some(Price::FREE),
         }];
         for entry in &self.config.models {
             let mut info = self.info(&entry.name, &entry.provider);
@@ -347,7 +377,9 @@ impl ModelCatalog {
                     Some(error.to_string()),
                 ),
             };
+            let price = self.price(&checkpoint.name);
             infos.push(ModelInfo {
+                price,
                 name: checkpoint.name.clone(),
                 provider,
                 upstream,
@@ -386,6 +418,7 @@ impl ModelCatalog {
             reason: problem.map(|error| error.to_string()),
             description: None,
             checkpoint: None,
+            price: self.price(name),
         }
     }
 

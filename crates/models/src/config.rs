@@ -127,6 +127,8 @@ pub struct CatalogConfig {
     pub retry: RetryPolicy,
     /// The timeout of one HTTP attempt.
     pub request_timeout: Duration,
+    /// Prices by model name, over the built-in table (`[prices.MODEL]`).
+    pub prices: std::collections::BTreeMap<String, crate::price::Price>,
 }
 
 impl CatalogConfig {
@@ -159,6 +161,7 @@ impl Default for CatalogConfig {
             models: Vec::new(),
             retry: RetryPolicy::default(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            prices: std::collections::BTreeMap::new(),
         }
     }
 }

@@ -7,6 +7,7 @@ mod error;
 mod fewshot;
 mod http;
 mod openai;
+mod price;
 mod replay;
 mod retry;
 
@@ -19,4 +20,5 @@ pub use config::{
 pub use error::ResolveError;
 pub use fewshot::FewshotClient;
 pub use openai::OpenAiChatClient;
+pub use price::Price;
 pub use replay::{REPLAY_MODEL, ReplayModel};

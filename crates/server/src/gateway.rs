@@ -549,6 +549,7 @@ impl Recorder {
             agent_timeout_seconds: config.gateway.idle_timeout.as_secs(),
             grading_timeout_seconds: config.grading_timeout_seconds,
             max_total_tokens: None,
+            max_cost_usd: None,
             callback: None,
         };
         let id = RunId::generate();

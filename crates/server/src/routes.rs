@@ -2,19 +2,20 @@
 
 mod cancel;
 pub(crate) mod checks;
-mod datasets;
+pub(crate) mod datasets;
 mod deploy;
 mod environments;
 pub(crate) mod events;
-mod jobs;
+pub(crate) mod jobs;
 mod keys;
 mod models;
+mod projects;
 mod run_api;
 pub(crate) mod runs;
 pub(crate) mod schedules;
 mod tasksets;
 pub(crate) mod traces;
-mod training;
+pub(crate) mod training;
 pub(crate) mod usage;
 
 use crate::auth::require_key;
@@ -51,6 +52,10 @@ pub(crate) fn router_with_gateway(
         .route("/v1/usage", get(usage::get))
         .route("/v1/models", get(models::list))
         .route("/v1/keys", get(keys::list).post(keys::create))
+        .route(
+            "/v1/projects/{id}",
+            get(projects::get).patch(projects::update),
+        )
         .route(
             "/v1/schedules",
             get(schedules::list).post(schedules::create),

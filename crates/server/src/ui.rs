@@ -4,11 +4,14 @@
 //! a random token, the store keeps only the token's SHA-256 (`ui_sessions`). Every page
 //! needs a session. The pages reach the API through two cookie-authenticated routes,
 //! `POST /ui/run` (the card's Run button; it needs the `X-Rollout-UI` header, which a
-//! cross-site form cannot send) and `GET /ui/traces/{id}/events` (the live view).
+//! cross-site form cannot send) and `GET /ui/traces/{id}/events` (the live view); the job
+//! and checkpoint pages post `POST /ui/datasets`, `/ui/training` and `/ui/jobs` the same way.
 
 mod environments;
 mod html;
+mod jobs;
 mod traces;
+mod training;
 mod usage;
 
 use crate::auth::Caller;
@@ -38,6 +41,13 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
         .route("/traces/{id}", get(traces::page))
         .route("/traces/{id}/timeline", get(traces::timeline))
         .route("/usage", get(usage::page))
+        .route("/jobs", get(jobs::list))
+        .route("/jobs/{id}", get(jobs::page))
+        .route("/training", get(training::list))
+        .route("/training/{id}", get(training::page))
+        .route("/ui/jobs", post(crate::routes::jobs::create))
+        .route("/ui/datasets", post(crate::routes::datasets::create))
+        .route("/ui/training", post(crate::routes::training::create))
         .route("/ui/run", post(crate::routes::runs::create))
         .route("/ui/traces/{id}/events", get(crate::routes::events::stream))
         .route_layer(from_fn_with_state(state, require_session));

@@ -20,6 +20,7 @@ pub(crate) fn run_summary(state: &AppState, run: &RunRecord) -> Value {
         "outcome": run.outcome,
         "steps_taken": run.steps,
         "duration_seconds": duration_seconds(run),
+        "cost_usd": cost_usd(state, run),
         "error": run.error,
         "created_at": rfc3339_from_ms(run.created_at_ms),
     })
@@ -151,4 +152,11 @@ fn redact_source(source: &Value) -> Value {
         }
     }
     source
+}
+
+/// What the run's model calls cost, in USD, when the model's price is known.
+pub(crate) fn cost_usd(state: &AppState, run: &RunRecord) -> Option<f64> {
+    let price = state.catalog.price(&run.spec.model)?;
+    // Rounded to a millionth of a dollar, so JSON shows 0.0123 rather than float noise.
+    Some((price.cost(&run.usage) * 1e6).round() / 1e6)
 }

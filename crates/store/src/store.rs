@@ -28,6 +28,7 @@ mod gateway;
 pub(crate) mod idempotency;
 mod jobs;
 pub(crate) mod keys;
+pub(crate) mod projects;
 pub(crate) mod queue;
 mod runs;
 pub(crate) mod schedules;

@@ -7,6 +7,7 @@ mod events;
 mod gateway;
 mod jobs;
 mod keys;
+mod projects;
 mod queue;
 mod run_api;
 mod runs;
@@ -44,6 +45,7 @@ macro_rules! on_every_backend {
 
 on_every_backend! {
     keys::keys_are_stored_hashed_verified_and_revoked => keys,
+    projects::settings_are_stored_per_project_and_usage_is_counted => project_settings,
     envs::env_versions_are_numbered_and_reregistration_is_a_noop => env_versions,
     deploys::build_logs_active_runs_and_delete_keep_traces => env_deploys,
     runs::runs_are_inserted_read_and_listed_with_filters_and_cursor => runs_listing,

@@ -163,7 +163,7 @@ impl Executor<'_> {
         );
         let (answer, outcome) = tokio::select! {
             biased;
-            _ = sink.budget_exceeded().cancelled() => (String::new(), RunOutcome::TokenBudgetExceeded),
+            _ = sink.budget_exceeded().cancelled() => (String::new(), sink.exceeded()),
             result = tokio::time::timeout(agent_budget, agent) => match result {
                 Ok(result) => {
                     let result = result?;
@@ -198,7 +198,8 @@ impl Executor<'_> {
             RunOutcome::AgentTimeout => RunStatus::TimedOut,
             RunOutcome::Answered
             | RunOutcome::MaxStepsReached
-            | RunOutcome::TokenBudgetExceeded => RunStatus::Completed,
+            | RunOutcome::TokenBudgetExceeded
+            | RunOutcome::CostBudgetExceeded => RunStatus::Completed,
         };
         Ok(FinishRun {
             status,
@@ -215,7 +216,8 @@ impl Executor<'_> {
                 )),
                 RunOutcome::Answered
                 | RunOutcome::MaxStepsReached
-                | RunOutcome::TokenBudgetExceeded => None,
+                | RunOutcome::TokenBudgetExceeded
+                | RunOutcome::CostBudgetExceeded => None,
             },
         })
     }

@@ -3,7 +3,8 @@
 //! what it used.
 
 use async_trait::async_trait;
-use rollout_domain::{EventKind, EventSink, RecordError, RunId, Usage};
+use rollout_domain::{EventKind, EventSink, RecordError, RunId, RunOutcome, Usage};
+use rollout_models::Price;
 use rollout_store::Store;
 use std::sync::Mutex;
 use tokio_util::sync::CancellationToken;
@@ -17,7 +18,11 @@ pub(crate) struct StoreSink {
     totals: Mutex<(i64, Usage)>,
     /// The run's `max_total_tokens`, and what is cancelled once the totals go over it.
     token_budget: Option<u64>,
+    /// The run's `max_cost_usd` and the model's price.
+    cost_budget: Option<(f64, Price)>,
     budget_exceeded: CancellationToken,
+    /// Which budget ran out first.
+    exceeded: std::sync::OnceLock<RunOutcome>,
 }
 
 impl StoreSink {
@@ -29,7 +34,9 @@ impl StoreSink {
             worker_id,
             totals: Mutex::new((0, Usage::default())),
             token_budget: None,
+            cost_budget: None,
             budget_exceeded: CancellationToken::new(),
+            exceeded: std::sync::OnceLock::new(),
         }
     }
 
@@ -38,6 +45,20 @@ impl StoreSink {
     pub(crate) fn with_token_budget(mut self, budget: Option<u64>) -> Self {
         self.token_budget = budget;
         self
+    }
+
+    /// Stops the run's agent phase once its cost, at `price`, goes over `budget` USD.
+    pub(crate) fn with_cost_budget(mut self, budget: Option<f64>, price: Option<Price>) -> Self {
+        self.cost_budget = budget.zip(price);
+        self
+    }
+
+    /// Which budget ran out (`TokenBudgetExceeded` or `CostBudgetExceeded`), once one has.
+    pub(crate) fn exceeded(&self) -> RunOutcome {
+        self.exceeded
+            .get()
+            .copied()
+            .unwrap_or(RunOutcome::TokenBudgetExceeded)
     }
 
     /// Cancelled once the run's tokens went over its budget (after recording the model call).
@@ -67,11 +88,22 @@ impl EventSink for StoreSink {
             .append_event(&self.run_id, self.attempt, &event)
             .await
             .map_err(|e| RecordError(e.to_string()))?;
-        if let Some((_, usage)) = progress
-            && let Some(budget) = self.token_budget
-            && usage.total() > budget
-        {
-            self.budget_exceeded.cancel();
+        if let Some((_, usage)) = progress {
+            let over_tokens = self
+                .token_budget
+                .is_some_and(|budget| usage.total() > budget);
+            let over_cost = self
+                .cost_budget
+                .is_some_and(|(budget, price)| price.cost(&usage) > budget);
+            let outcome = match (over_tokens, over_cost) {
+                (true, _) => Some(RunOutcome::TokenBudgetExceeded),
+                (false, true) => Some(RunOutcome::CostBudgetExceeded),
+                (false, false) => None,
+            };
+            if let Some(outcome) = outcome {
+                let _ = self.exceeded.set(outcome);
+                self.budget_exceeded.cancel();
+            }
         }
         if let Some((steps, usage)) = progress {
             self.store

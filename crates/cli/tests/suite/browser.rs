@@ -635,3 +635,267 @@ async fn the_trace_page_follows_a_run_live_until_it_ends() {
     assert_eq!(marker, json!(true));
     client.close().await.unwrap();
 }
+
+/// `text` of the first element matching `css`.
+async fn text_of(client: &Client, css: &str) -> String {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_job_page_shows_metrics_and_trains_a_checkpoint() {
+    let Some((_driver, client)) = start_driver().await else {
+        return;
+    };
+    let fake = FakeModelServer::start_with_policy(Policy::ToolStepsThenAnswer {
+        tool: "calculator".into(),
+        arguments: json!({"expression": "17 * 23"}),
+        steps: 1,
+    })
+    .await
+    .unwrap();
+    let server = server_with_fake(&fake).await;
+    let base = server.base_url.clone();
+
+    // The replay model solves `mul` and fails the task with a malicious id.
+    let tasks = [
+        json!({"id": "mul", "env": "my-assistant", "scenario": "answer_question",
+               "args": {"query": "What is 17 * 23?"}, "validation": [{"answer": "391"}]}),
+        json!({"id": XSS, "env": "my-assistant", "scenario": "answer_question",
+               "args": {"query": "What is the capital of France?"},
+               "validation": [{"answer": "Lyon"}]}),
+    ];
+    let request = server
+        .client()
+        .post(format!("{base}/v1/tasksets/arith/import"))
+        .bearer_auth(&server.admin_key)
+        .header("content-type", "application/x-ndjson")
+        .body(tasks.iter().map(|t| format!("{t}\n")).collect::<String>());
+    let (status, imported) = server.send(request).await;
+    assert_eq!(status, 201, "{imported}");
+    let (status, job) = server
+        .post(
+            "/v1/jobs",
+            &json!({"taskset": "arith", "models": ["replay"], "repeats": 2,
+                    "metadata": {"note": XSS}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{job}");
+    let job_id = job["id"].as_str().unwrap().to_string();
+    tokio::time::timeout(RUN_TIMEOUT, async {
+        loop {
+            let (_, job) = server.get(&format!("/v1/jobs/{job_id}")).await;
+            if job["status"] == "finished" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the job did not finish\n{}", server.log()));
+
+    sign_in(&client, &base, &server.admin_key).await;
+    // The top bar leads to the jobs, the list to the job.
+    client
+        .find(Locator::Css("header.top nav a[href='/jobs']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css(&format!("#jobs a[href='/jobs/{job_id}']")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_js(
+        &client,
+        "return location.pathname.startsWith('/jobs/') && document.getElementById('metrics')",
+        "the job page",
+    )
+    .await;
+    // Rewards 1, 1, 0, 0: mean 0.5, s² = 1/3, se = sqrt(1/12).
+    assert_eq!(
+        text_of(&client, "#metrics tr.model-row td.mean-reward").await,
+        "0.500 ± 0.289"
+    );
+    let page = text_of(&client, "main").await;
+    assert!(page.contains("finished"), "{page}");
+    assert!(page.contains("50.0%"), "{page}");
+    assert!(page.contains("arith"), "{page}");
+    // Markup in a task id and in the job's metadata shows as text and never runs.
+    assert!(page.contains(XSS), "{page}");
+    let xss = client
+        .execute(
+            "return [window.__xss === undefined, document.querySelectorAll('main img').length]",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(xss, json!([true, 0]), "markup ran");
+    let metadata: String = client
+        .find(Locator::Id("job-metadata"))
+        .await
+        .unwrap()
+        .prop("textContent")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(metadata.contains("onerror"), "{metadata}");
+    // Each run links to its trace.
+    let links = client
+        .execute(
+            "return document.querySelectorAll('#runs a.trace-link').length",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(links, json!(4));
+    client.set_window_size(1280, 2000).await.unwrap();
+    std::fs::write(
+        screenshots_dir().join("job-page.png"),
+        client.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    client.set_window_size(1280, 1000).await.unwrap();
+
+    // Train model: the two successful runs, fewshot on the provider model.
+    assert_eq!(
+        text_of(&client, "#train-count").await,
+        "2 of 4 completed runs selected"
+    );
+    client
+        .execute(
+            "document.getElementById('train-base').value = 'claude-opus-4-5'; return true",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let backend: String = client
+        .find(Locator::Id("train-backend"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(backend, "fewshot");
+    client
+        .find(Locator::Id("train-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_js(
+        &client,
+        "return location.pathname.startsWith('/training/')",
+        "the checkpoint page",
+    )
+    .await;
+    wait_js(
+        &client,
+        "var s = document.getElementById('training-status'); return s && s.textContent.includes('succeeded') && document.getElementById('evaluate-button')",
+        "the training job to succeed",
+    )
+    .await;
+    let lineage = text_of(&client, "#lineage").await;
+    assert!(lineage.contains("claude-opus-4-5"), "{lineage}");
+    assert!(lineage.contains("fewshot"), "{lineage}");
+    assert!(lineage.contains("2 traces"), "{lineage}");
+    assert!(lineage.contains("arith"), "{lineage}");
+    client
+        .find(Locator::Css(&format!("#source-job[href='/jobs/{job_id}']")))
+        .await
+        .unwrap();
+    let checkpoint = text_of(&client, "#checkpoint-name").await;
+    assert!(!text_of(&client, "#training-log").await.is_empty());
+    std::fs::write(
+        screenshots_dir().join("checkpoint-page.png"),
+        client.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    let (status, models) = server.get("/v1/models").await;
+    assert_eq!(status, 200);
+    assert!(models.to_string().contains(&checkpoint), "{models}");
+
+    // Evaluate on the same taskset: a job with the checkpoint and its base model.
+    client
+        .find(Locator::Id("evaluate-button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_js(
+        &client,
+        &format!("return location.pathname.startsWith('/jobs/') && !location.pathname.endsWith('{job_id}')"),
+        "the evaluation job's page",
+    )
+    .await;
+    let evaluation_id = client
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .trim_start_matches("/jobs/")
+        .to_string();
+    let (status, evaluation) = server.get(&format!("/v1/jobs/{evaluation_id}")).await;
+    assert_eq!(status, 200, "{evaluation}");
+    assert_eq!(evaluation["taskset"], "arith");
+    assert_eq!(evaluation["models"], json!([checkpoint, "claude-opus-4-5"]));
+    // Two models: the page compares them once the job has ended (it refreshes itself).
+    wait_js(
+        &client,
+        "return document.getElementById('comparison') && !document.getElementById('live')",
+        "the evaluation job to end",
+    )
+    .await;
+    let comparison = text_of(&client, "#comparison").await;
+    assert!(comparison.contains(&checkpoint), "{comparison}");
+    assert!(comparison.contains("Paired tasks"), "{comparison}");
+    client.set_window_size(1280, 2400).await.unwrap();
+    std::fs::write(
+        screenshots_dir().join("job-compare.png"),
+        client.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    client.set_window_size(1280, 1000).await.unwrap();
+
+    // The UI's posting routes refuse requests without the X-Rollout-UI header (a
+    // cross-site form cannot send it), before looking at the session.
+    for path in ["/ui/jobs", "/ui/datasets", "/ui/training"] {
+        let response = server
+            .client()
+            .post(format!("{base}{path}"))
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 403, "{path}");
+    }
+
+    // The traces list filtered by the first job.
+    client
+        .goto(&format!("{base}/traces?job_id={job_id}"))
+        .await
+        .unwrap();
+    client.find(Locator::Id("job-filter")).await.unwrap();
+    let rows = client
+        .execute(
+            "return document.querySelectorAll('#traces tbody a[href^=\"/traces/\"]').length",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(rows, json!(4));
+    client.close().await.unwrap();
+}

@@ -240,6 +240,7 @@ async fn catalog_clients_talk_to_their_providers() {
         }],
         retry: fast_retry(1),
         request_timeout: Duration::from_secs(30),
+        prices: Default::default(),
     });
 
     let anthropic = catalog.client("small", &[]).unwrap();

@@ -1,7 +1,7 @@
 //! Jobs: evaluate models on a taskset. A job queues taskset × models × repeats ordinary runs
 //! linked to it; its progress and metrics are read from those runs.
 
-use super::{checks, tasksets};
+use super::{checks, projects, tasksets};
 use crate::auth::Caller;
 use crate::error::{ApiError, problem};
 use crate::json::ApiJson;
@@ -71,6 +71,7 @@ pub(crate) async fn create(
         request.models.iter().map(String::as_str),
     )?;
     let tasks = state.store.taskset_tasks(&taskset.id).await?;
+    let settings = projects::settings_of(&state, &caller.project_id).await?;
     let mut problems = Vec::new();
     if tasks.is_empty() {
         problems.push(problem(
@@ -110,7 +111,11 @@ pub(crate) async fn create(
             format!("max_concurrency must be at least 1, got {limit}"),
         ));
     }
-    let max_steps = request.max_steps.unwrap_or(i64::from(DEFAULT_MAX_STEPS));
+    let max_steps =
+        projects::max_steps(&settings, request.max_steps).unwrap_or(i64::from(DEFAULT_MAX_STEPS));
+    let agent_timeout_seconds = projects::timeout_seconds(&state, &settings, None, &mut problems)
+        .and_then(|seconds| u64::try_from(seconds).ok())
+        .unwrap_or(state.config.agent_timeout_seconds);
     if !(1..=i64::from(MAX_MAX_STEPS)).contains(&max_steps) {
         problems.push(problem(
             "max_steps",
@@ -191,15 +196,18 @@ pub(crate) async fn create(
                 .or_else(|| task.system_prompt().map(str::to_string)),
             validation: task.validation.clone(),
             metadata,
-            agent_timeout_seconds: state.config.agent_timeout_seconds,
+            agent_timeout_seconds,
             grading_timeout_seconds: state.config.grading_timeout_seconds,
             max_total_tokens: None,
+            max_cost_usd: None,
             callback: None,
         });
     }
     if !problems.is_empty() {
         return Err(ApiError::invalid(problems));
     }
+    let new_runs = i64::try_from(total).unwrap_or(i64::MAX);
+    projects::admit(&state, &caller.project_id, &settings, new_runs).await?;
 
     let job_id = rollout_domain::new_id();
     let mut runs = Vec::with_capacity(total);
@@ -320,7 +328,7 @@ pub(crate) async fn metrics(
     let threshold = threshold(&query)?;
     let job = find(&state, &caller, &id).await?;
     let runs = state.store.job_runs(&job.id).await?;
-    let samples = samples(&job, &runs);
+    let samples = samples(&job, &runs, &state.catalog);
     let metrics = metrics::job_metrics(&samples, threshold);
     let progress = state.store.job_progress(&job.id).await?;
     let mut view = job_view(&job, &progress);
@@ -368,7 +376,7 @@ pub(crate) async fn compare(
     let a = pick(&query.a, 0, "a")?;
     let b = pick(&query.b, 1, "b")?;
     let runs = state.store.job_runs(&job.id).await?;
-    let samples = samples(&job, &runs);
+    let samples = samples(&job, &runs, &state.catalog);
     let comparison = metrics::compare(&samples, &a, &b);
     let metrics = metrics::job_metrics(&samples, threshold);
     let summary = |model: &str| {
@@ -414,7 +422,11 @@ fn threshold(query: &MetricsQuery) -> Result<f64, ApiError> {
 /// The finished runs of a job that metrics count: graded runs (completed, timed out) with
 /// their reward, failed runs without one. Queued, running and cancelled runs are left out.
 /// Ordered by the job's model order, then task order.
-pub(crate) fn samples(job: &JobRecord, runs: &[JobRun]) -> Vec<Sample> {
+pub(crate) fn samples(
+    job: &JobRecord,
+    runs: &[JobRun],
+    catalog: &rollout_models::ModelCatalog,
+) -> Vec<Sample> {
     let mut runs: Vec<&JobRun> = runs.iter().collect();
     runs.sort_by_key(|r| {
         let model = job.spec.models.iter().position(|m| *m == r.run.spec.model);
@@ -439,6 +451,9 @@ pub(crate) fn samples(job: &JobRecord, runs: &[JobRun]) -> Vec<Sample> {
                 duration_seconds,
                 steps: run.steps,
                 tokens: run.usage.total(),
+                cost_usd: catalog
+                    .price(&run.spec.model)
+                    .map(|price| price.cost(&run.usage)),
             })
         })
         .collect()

@@ -1,6 +1,7 @@
 //! `POST /v1/agent/run`: validate everything, queue the run, and optionally wait for it.
 
 use super::checks;
+use super::projects;
 use super::run_api;
 use crate::auth::Caller;
 use crate::error::{ApiError, problem};
@@ -51,6 +52,8 @@ pub(crate) struct RunRequest {
     grading_timeout_seconds: Option<i64>,
     /// Stop the agent once its model calls used more tokens than this; still graded.
     max_total_tokens: Option<i64>,
+    /// Stop the agent once its model calls cost more than this many USD; still graded.
+    max_cost_usd: Option<f64>,
 }
 
 /// Queues a run (202), or with `sync` waits for it and returns its summary.
@@ -69,8 +72,11 @@ pub(crate) async fn create(
     )
     .await?;
     let scenario = checks::find_scenario(&version, &request.scenario_name)?;
-    let spec = validate(&state, &request, &version, &scenario).await?;
+    let settings = projects::settings_of(&state, &caller.project_id).await?;
+    let spec = validate(&state, &request, &version, &scenario, &settings).await?;
     crate::training::check_model_access(&state, &caller, [spec.model.as_str()])?;
+    let key = idempotency_key.as_deref();
+    projects::admit_run(&state, &caller.project_id, &settings, key).await?;
     let sync_timeout = request.timeout.unwrap_or(DEFAULT_SYNC_TIMEOUT);
 
     let run_id = RunId::generate();
@@ -93,6 +99,7 @@ pub(crate) async fn create(
             "trace_id": run.id,
             "trace_url": state.trace_url(run.id.as_str()),
             "status": run.status,
+            "queue_position": state.store.queue_position(run.id.as_str()).await?,
         });
         let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
         if !created {
@@ -145,9 +152,11 @@ async fn validate(
     request: &RunRequest,
     version: &EnvVersion,
     scenario: &ScenarioSpec,
+    settings: &rollout_store::ProjectSettings,
 ) -> Result<RunSpec, ApiError> {
     let mut problems = checks::args_problems(scenario, &request.scenario_args, "scenario_args");
-    let max_steps = request.max_steps.unwrap_or(i64::from(DEFAULT_MAX_STEPS));
+    let max_steps =
+        projects::max_steps(settings, request.max_steps).unwrap_or(i64::from(DEFAULT_MAX_STEPS));
     if !(1..=i64::from(MAX_MAX_STEPS)).contains(&max_steps) {
         problems.push(problem(
             "max_steps",
@@ -171,10 +180,28 @@ async fn validate(
     } else if let Err(error) = state.catalog.client(&model, &request.validation) {
         problems.push(problem("model", error.to_string()));
     }
+    if let Some(budget) = request.max_cost_usd {
+        if !(budget.is_finite() && budget > 0.0) {
+            problems.push(problem(
+                "max_cost_usd",
+                format!("max_cost_usd must be a positive number of USD, got {budget}"),
+            ));
+        } else if !model.trim().is_empty() && state.catalog.price(&model).is_none() {
+            problems.push(problem(
+                "max_cost_usd",
+                format!(
+                    "model '{model}' has no known price, so its cost cannot be budgeted; \
+                     set [prices.\"{model}\"] input/output (USD per million tokens) in rollout.toml"
+                ),
+            ));
+        }
+    }
     problems.extend(run_api::callback_problems(state, request.callback.as_ref()).await);
+    let timeout_seconds =
+        projects::timeout_seconds(state, settings, request.timeout_seconds, &mut problems);
     let budgets = run_api::budgets(
         state,
-        request.timeout_seconds,
+        timeout_seconds,
         request.grading_timeout_seconds,
         request.max_total_tokens,
         &mut problems,
@@ -195,6 +222,7 @@ async fn validate(
         agent_timeout_seconds: budgets.agent_timeout_seconds,
         grading_timeout_seconds: budgets.grading_timeout_seconds,
         max_total_tokens: budgets.max_total_tokens,
+        max_cost_usd: request.max_cost_usd,
         callback: request.callback.clone(),
     })
 }
@@ -223,6 +251,7 @@ pub(crate) async fn spec_from_body(
     )
     .await?;
     let scenario = checks::find_scenario(&version, &request.scenario_name)?;
-    let spec = validate(state, &request, &version, &scenario).await?;
+    let settings = projects::settings_of(state, &caller.project_id).await?;
+    let spec = validate(state, &request, &version, &scenario, &settings).await?;
     Ok((spec, request.env_version))
 }

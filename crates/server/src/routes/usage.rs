@@ -76,7 +76,7 @@ impl UsageQuery {
 }
 
 /// One group as JSON.
-pub(crate) fn usage_row(row: &UsageRow) -> Value {
+pub(crate) fn usage_row(state: &AppState, row: &UsageRow) -> Value {
     json!({
         "group": row.group,
         "runs": row.runs,
@@ -84,7 +84,22 @@ pub(crate) fn usage_row(row: &UsageRow) -> Value {
         "input_tokens": row.input_tokens,
         "output_tokens": row.output_tokens,
         "compute_seconds": row.compute_seconds,
+        "cost_usd": cost_usd(state, row),
     })
+}
+
+/// The group's cost at the models' prices; `None` when a model of the group has no price.
+pub(crate) fn cost_usd(state: &AppState, row: &UsageRow) -> Option<f64> {
+    let mut cost = 0.0;
+    for (model, input, output) in &row.tokens_by_model {
+        let usage = rollout_domain::Usage {
+            input_tokens: u64::try_from(*input).unwrap_or(0),
+            output_tokens: u64::try_from(*output).unwrap_or(0),
+            ..rollout_domain::Usage::default()
+        };
+        cost += state.catalog.price(model)?.cost(&usage);
+    }
+    Some((cost * 1e6).round() / 1e6)
 }
 
 /// `GET /v1/usage?from&to&group_by=day|model|environment`.
@@ -103,14 +118,10 @@ pub(crate) async fn get(
             request.group,
         )
         .await?;
-    let total = UsageRow {
-        group: "total".into(),
-        runs: rows.iter().map(|r| r.runs).sum(),
-        steps: rows.iter().map(|r| r.steps).sum(),
-        input_tokens: rows.iter().map(|r| r.input_tokens).sum(),
-        output_tokens: rows.iter().map(|r| r.output_tokens).sum(),
-        compute_seconds: rows.iter().map(|r| r.compute_seconds).sum(),
-    };
+    let mut total = UsageRow::empty("total");
+    for row in &rows {
+        total.add(row);
+    }
     Ok(Json(json!({
         "from": rfc3339_from_ms(request.from_ms),
         "to": rfc3339_from_ms(request.to_ms),
@@ -119,8 +130,8 @@ pub(crate) async fn get(
             UsageGroup::Model => "model",
             UsageGroup::Environment => "environment",
         },
-        "groups": rows.iter().map(usage_row).collect::<Vec<_>>(),
-        "total": usage_row(&total),
+        "groups": rows.iter().map(|row| usage_row(&state, row)).collect::<Vec<_>>(),
+        "total": usage_row(&state, &total),
     })))
 }
 

@@ -75,9 +75,11 @@ pub(crate) fn time(ms: i64) -> String {
     format!("{} {}", &text[..10], &text[11..19])
 }
 
-const NAV: [(&str, &str); 3] = [
+const NAV: [(&str, &str); 5] = [
     ("/environments", "Environments"),
     ("/traces", "Traces"),
+    ("/jobs", "Jobs"),
+    ("/training", "Training"),
     ("/usage", "Usage"),
 ];
 
@@ -144,8 +146,8 @@ button{background:var(--accent);color:#fff;border:0;border-radius:7px;padding:8p
 button.secondary{background:#eef2ff;color:var(--accent)}
 .req{color:var(--bad)}
 .badge{display:inline-block;padding:1px 8px;border-radius:999px;font-size:12px;font-weight:600;background:#eef2f6;color:#344054}
-.status-completed,.status-ready{background:#dcfae6;color:var(--ok)}.status-failed{background:#fee4e2;color:var(--bad)}
-.status-running,.status-queued{background:#e0eaff;color:#3538cd}.status-timed_out,.status-cancelled{background:#fef0c7;color:var(--warn)}
+.status-completed,.status-ready,.status-finished,.status-succeeded{background:#dcfae6;color:var(--ok)}.status-failed{background:#fee4e2;color:var(--bad)}
+.status-running,.status-queued{background:#e0eaff;color:#3538cd}.status-timed_out,.status-cancelled,.status-cancelling{background:#fef0c7;color:var(--warn)}
 .table-wrap{overflow-x:auto}
 table{width:100%;border-collapse:collapse;background:#fff}
 th,td{text-align:left;padding:7px 10px;border-bottom:1px solid var(--line);vertical-align:top;font-size:14px}
@@ -176,6 +178,9 @@ details>summary{cursor:pointer;font-weight:600}
 .scenario-card .desc{margin:0 0 6px}
 .chart{width:100%;height:auto;background:#fff;border:1px solid var(--line);border-radius:8px}
 .live{color:#3538cd;font-weight:600}
+progress{width:100%;height:10px;accent-color:var(--accent)}
+#lineage th{width:140px;text-transform:none;font-size:13px}
+table.metrics td.num,.nowrap{white-space:nowrap}
 @media (max-width:760px){.grid,.charts{grid-template-columns:1fr}main{padding:12px 10px 40px}header.top{padding:10px 12px;gap:12px}th,td{padding:6px}}
 "#;
 

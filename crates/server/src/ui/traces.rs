@@ -59,8 +59,18 @@ pub(crate) async fn list(
 <div><label for="f-rmax">Reward ≤</label><input id="f-rmax" name="reward_max" value="{rmax}" inputmode="decimal"></div>
 <div><label for="f-tmin">Tokens ≥</label><input id="f-tmin" name="tokens_min" value="{tmin}" inputmode="numeric"></div>
 <div><label for="f-dmax">Duration ≤ (s)</label><input id="f-dmax" name="duration_max" value="{dmax}" inputmode="decimal"></div>
-<div><button type="submit">Filter</button> <a href="/traces" class="small">clear</a></div>
+{job_field}<div><button type="submit">Filter</button> <a href="/traces" class="small">clear</a></div>
 </form>"#,
+        job_field = query
+            .job_id
+            .as_deref()
+            .filter(|j| !j.is_empty())
+            .map(|j| format!(
+                "<div><input type=\"hidden\" name=\"job_id\" value=\"{0}\"><span class=\"small\" id=\"job-filter\">job <a href=\"/jobs/{0}\">{1}</a></span></div>",
+                esc(j),
+                esc(j.get(..8).unwrap_or(j))
+            ))
+            .unwrap_or_default(),
         env = value(&query.env_name),
         scenario = value(&query.scenario_name),
         model = value(&query.model),
@@ -109,6 +119,7 @@ pub(crate) async fn list(
             ("reward_max", &query.reward_max),
             ("tokens_min", &query.tokens_min),
             ("duration_max", &query.duration_max),
+            ("job_id", &query.job_id),
         ];
         params.retain(|(_, v)| v.as_deref().is_some_and(|v| !v.is_empty()));
         let mut href = format!("/traces?cursor={}", url_encode(last.id.as_str()));
@@ -195,6 +206,9 @@ pub(crate) async fn page(
         run.usage.output_tokens.to_string(),
         "output-tokens",
     ));
+    if let Some(cost) = crate::views::cost_usd(&state, &run) {
+        body.push_str(&stat("Cost", format!("${cost:.4}"), "cost"));
+    }
     if let Some(outcome) = &run.outcome {
         body.push_str(&stat("Outcome", esc(outcome), "outcome"));
     }

@@ -140,14 +140,7 @@ pub(crate) async fn page(
                 .iter()
                 .find(|row| row.group == day)
                 .cloned()
-                .unwrap_or(UsageRow {
-                    group: day,
-                    runs: 0,
-                    steps: 0,
-                    input_tokens: 0,
-                    output_tokens: 0,
-                    compute_seconds: 0.0,
-                })
+                .unwrap_or_else(|| UsageRow::empty(day))
         })
         .collect();
     let choices: String = [7, 30, 90]

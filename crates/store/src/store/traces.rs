@@ -69,11 +69,48 @@ pub struct UsageRow {
     pub output_tokens: i64,
     /// Seconds between start and end, summed over finished runs.
     pub compute_seconds: f64,
+    /// Input and output tokens per model within the group, so that a caller who knows the
+    /// models' prices can price the group.
+    pub tokens_by_model: Vec<(String, i64, i64)>,
+}
+
+impl UsageRow {
+    /// An empty row for `group`.
+    pub fn empty(group: impl Into<String>) -> Self {
+        Self {
+            group: group.into(),
+            runs: 0,
+            steps: 0,
+            input_tokens: 0,
+            output_tokens: 0,
+            compute_seconds: 0.0,
+            tokens_by_model: Vec::new(),
+        }
+    }
+
+    /// Adds another row's counts to this one.
+    pub fn add(&mut self, other: &UsageRow) {
+        self.runs += other.runs;
+        self.steps += other.steps;
+        self.input_tokens += other.input_tokens;
+        self.output_tokens += other.output_tokens;
+        self.compute_seconds += other.compute_seconds;
+        for (model, input, output) in &other.tokens_by_model {
+            match self.tokens_by_model.iter_mut().find(|(m, _, _)| m == model) {
+                Some(entry) => {
+                    entry.1 += input;
+                    entry.2 += output;
+                }
+                None => self.tokens_by_model.push((model.clone(), *input, *output)),
+            }
+        }
+    }
 }
 
 #[derive(sqlx::FromRow)]
 struct UsageDbRow {
     grp: String,
+    model: String,
     runs: i64,
     steps: i64,
     input_tokens: i64,
@@ -269,14 +306,14 @@ impl Store {
             UsageGroup::Environment => "env_name",
         };
         let text = format!(
-            "SELECT {group_expr} AS grp, CAST(COUNT(*) AS BIGINT) AS runs, \
+            "SELECT {group_expr} AS grp, model, CAST(COUNT(*) AS BIGINT) AS runs, \
              CAST(COALESCE(SUM(steps), 0) AS BIGINT) AS steps, \
              CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT) AS input_tokens, \
              CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT) AS output_tokens, \
              CAST(COALESCE(SUM(CASE WHEN finished_at IS NOT NULL AND started_at IS NOT NULL \
              THEN finished_at - started_at ELSE 0 END), 0) AS BIGINT) AS compute_ms \
              FROM runs WHERE project_id = $1 AND created_at >= $2 AND created_at < $3 \
-             GROUP BY {group_expr} ORDER BY {group_expr}"
+             GROUP BY {group_expr}, model ORDER BY {group_expr}, model"
         );
         let values = vec![
             Bind::Text(project_id.to_string()),
@@ -287,29 +324,35 @@ impl Store {
             .fetch_all(self.pool())
             .await
             .map_err(db("aggregating usage"))?;
-        Ok(rows
-            .into_iter()
-            .map(|row| {
-                let group = match group {
-                    UsageGroup::Day => match row.grp.parse::<i64>() {
-                        Ok(day) => rollout_domain::time::rfc3339_from_ms(day * 86_400_000)
-                            .chars()
-                            .take(10)
-                            .collect(),
-                        Err(_) => row.grp,
-                    },
-                    UsageGroup::Model | UsageGroup::Environment => row.grp,
-                };
-                UsageRow {
-                    group,
-                    runs: row.runs,
-                    steps: row.steps,
-                    input_tokens: row.input_tokens,
-                    output_tokens: row.output_tokens,
-                    compute_seconds: row.compute_ms as f64 / 1000.0,
-                }
-            })
-            .collect())
+        // One database row per (group, model); fold them into one row per group.
+        let mut grouped: Vec<UsageRow> = Vec::new();
+        for row in rows.into_iter().map(|row| {
+            let group = match group {
+                UsageGroup::Day => match row.grp.parse::<i64>() {
+                    Ok(day) => rollout_domain::time::rfc3339_from_ms(day * 86_400_000)
+                        .chars()
+                        .take(10)
+                        .collect(),
+                    Err(_) => row.grp,
+                },
+                UsageGroup::Model | UsageGroup::Environment => row.grp,
+            };
+            UsageRow {
+                group,
+                runs: row.runs,
+                steps: row.steps,
+                input_tokens: row.input_tokens,
+                output_tokens: row.output_tokens,
+                compute_seconds: row.compute_ms as f64 / 1000.0,
+                tokens_by_model: vec![(row.model, row.input_tokens, row.output_tokens)],
+            }
+        }) {
+            match grouped.last_mut() {
+                Some(last) if last.group == row.group => last.add(&row),
+                _ => grouped.push(row),
+            }
+        }
+        Ok(grouped)
     }
 }
 

@@ -107,6 +107,7 @@ pub(crate) fn spec(env: &str, scenario: &str, model: &str) -> RunSpec {
         agent_timeout_seconds: 60,
         grading_timeout_seconds: 30,
         max_total_tokens: None,
+        max_cost_usd: None,
         callback: None,
     }
 }

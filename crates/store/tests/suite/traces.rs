@@ -191,6 +191,10 @@ pub(crate) async fn traces_are_searched_by_every_filter_and_usage_is_summed(db: 
     assert_eq!(by_model[1].input_tokens, 200);
     assert_eq!(by_model[1].output_tokens, 20);
     assert!((by_model[1].compute_seconds - 3.0).abs() < 1e-9);
+    assert_eq!(
+        by_model[1].tokens_by_model,
+        vec![("gpt-y".to_string(), 200, 20)]
+    );
     let by_day = store
         .usage(PROJECT, now - 3_600_000, now + 3_600_000, UsageGroup::Day)
         .await

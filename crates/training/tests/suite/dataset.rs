@@ -30,6 +30,7 @@ fn spec(query: &str) -> RunSpec {
         agent_timeout_seconds: 60,
         grading_timeout_seconds: 60,
         max_total_tokens: None,
+        max_cost_usd: None,
         callback: None,
     }
 }
