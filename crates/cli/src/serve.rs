@@ -6,7 +6,9 @@ use rollout_mcp::{EnvTarget, ProcessGuard, ProcessLimits};
 use rollout_models::ModelCatalog;
 use rollout_server::{AppState, RateLimit, ServerConfig};
 use rollout_store::{KeyRole, Store, generate_api_key};
-use rollout_worker::{CallbackConfig, RunNotifier, Worker, WorkerConfig, register_environment};
+use rollout_worker::{
+    CallbackConfig, ReplicaManager, RunNotifier, Worker, WorkerConfig, register_environment,
+};
 use serde_json::{Map, Value};
 use std::io::Write;
 use std::sync::Arc;
@@ -51,6 +53,13 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             )
         })?;
     let address = listener.local_addr().context("reading the bound address")?;
+    // Every stdio environment and replica runs under `rollout env-guard`; the replicas of
+    // HTTP bundles are shared by the worker and the MCP gateway.
+    let guard = ProcessGuard {
+        program: std::env::current_exe().context("locating the rollout binary")?,
+        limits: ProcessLimits::default(),
+    };
+    let replicas = ReplicaManager::new(Some(guard.clone()));
     let mut server_config = ServerConfig {
         public_url: settings
             .public_url
@@ -60,10 +69,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         data_dir: Some(settings.data_dir.clone()),
         max_upload_bytes: settings.max_upload_bytes,
         build_timeout: Duration::from_secs(settings.build_timeout_seconds),
-        process_guard: Some(ProcessGuard {
-            program: std::env::current_exe().context("locating the rollout binary")?,
-            limits: ProcessLimits::default(),
-        }),
+        process_guard: Some(guard.clone()),
+        replicas: Some(replicas.clone()),
         agent_timeout_seconds: settings.agent_timeout_seconds,
         grading_timeout_seconds: settings.grading_timeout_seconds,
         max_timeout_seconds: settings.max_timeout_seconds,
@@ -111,10 +118,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 heartbeat: lease / 3,
                 shutdown_grace: Duration::from_secs(settings.shutdown_grace_seconds),
                 warm_pool_size: settings.warm_pool_size,
-                process_guard: Some(ProcessGuard {
-                    program: std::env::current_exe().context("locating the rollout binary")?,
-                    limits: ProcessLimits::default(),
-                }),
+                process_guard: Some(guard.clone()),
+                replicas: Some(replicas.clone()),
                 callbacks: server_config.callbacks.clone(),
                 ..WorkerConfig::default()
             },

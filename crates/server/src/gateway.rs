@@ -310,16 +310,28 @@ async fn open_session(
             "environment '{name}' has an unreadable source: {e}"
         ))
     })?;
-    if matches!(target, EnvTarget::Served { .. }) {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "gateway_unsupported",
-            format!(
-                "environment '{name}' is served by replicas the worker manages; the MCP gateway \
-                 reaches stdio and URL environments only"
-            ),
-        ));
-    }
+    let target = match (&target, &state.config.replicas) {
+        (EnvTarget::Served { .. }, Some(replicas)) => replicas
+            .resolve(&version.id, &target)
+            .await
+            .map_err(|message| {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "environment_unavailable",
+                    message,
+                )
+            })?,
+        (EnvTarget::Served { .. }, None) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "gateway_unsupported",
+                format!(
+                    "environment '{name}' is served by replicas, which this server does not run"
+                ),
+            ));
+        }
+        _ => target,
+    };
     let session_id = slot.session.clone();
     let (tx, rx) = mpsc::unbounded_channel();
     let recorder = Recorder {

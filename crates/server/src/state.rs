@@ -39,6 +39,9 @@ pub struct ServerConfig {
     pub build_timeout: Duration,
     /// The supervisor deployed environments are introspected under (with their limits).
     pub process_guard: Option<rollout_mcp::ProcessGuard>,
+    /// The replicas of served (HTTP bundle) environments, shared with the worker, so that
+    /// the MCP gateway can open sessions on them.
+    pub replicas: Option<rollout_worker::ReplicaManager>,
     /// Serialises deploys of one environment.
     pub deploy_locks: rollout_worker::deploy::DeployLocks,
     /// The MCP gateway: idle timeout, sessions per key, allowed hosts.
@@ -64,6 +67,7 @@ impl Default for ServerConfig {
             max_upload_bytes: 100 * 1024 * 1024,
             build_timeout: Duration::from_secs(900),
             process_guard: None,
+            replicas: None,
             deploy_locks: rollout_worker::deploy::DeployLocks::default(),
             gateway: crate::GatewayConfig::default(),
             training: rollout_training::TrainingConfig::default(),

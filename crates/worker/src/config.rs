@@ -32,6 +32,9 @@ pub struct WorkerConfig {
     pub process_guard: Option<rollout_mcp::ProcessGuard>,
     /// Pre-started sessions kept ready per stdio environment version (0: none).
     pub warm_pool_size: usize,
+    /// The replicas of served (HTTP bundle) environments, when shared with the gateway;
+    /// the worker makes its own otherwise.
+    pub replicas: Option<crate::ReplicaManager>,
 }
 
 impl Default for WorkerConfig {
@@ -50,6 +53,7 @@ impl Default for WorkerConfig {
             callbacks: crate::CallbackConfig::default(),
             process_guard: None,
             warm_pool_size: 0,
+            replicas: None,
         }
     }
 }

@@ -10,6 +10,7 @@ mod notifier;
 mod pool;
 mod register;
 mod replicas;
+pub use replicas::ReplicaManager;
 mod sink;
 mod worker;
 

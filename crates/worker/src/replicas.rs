@@ -24,12 +24,19 @@ const HEALTH_EVERY: Duration = Duration::from_secs(5);
 /// Failed checks in a row before a replica is restarted.
 const HEALTH_FAILURES: u32 = 3;
 
-/// The replicas of every served environment version of this process.
+/// The replicas of every served environment version of this process, shared by the worker
+/// and the MCP gateway.
 #[derive(Clone)]
-pub(crate) struct ReplicaManager {
+pub struct ReplicaManager {
     guard: Option<ProcessGuard>,
     sets: Arc<Mutex<HashMap<String, Arc<ReplicaSet>>>>,
     shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for ReplicaManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplicaManager").finish_non_exhaustive()
+    }
 }
 
 /// The replicas of one version: the URL of each, `None` while it is not serving.
@@ -40,7 +47,7 @@ struct ReplicaSet {
 
 impl ReplicaManager {
     /// A manager whose processes run under `guard`.
-    pub(crate) fn new(guard: Option<ProcessGuard>) -> Self {
+    pub fn new(guard: Option<ProcessGuard>) -> Self {
         Self {
             guard,
             sets: Arc::default(),
@@ -50,7 +57,7 @@ impl ReplicaManager {
 
     /// The target a session connects to: a served environment becomes the URL of one of its
     /// live replicas (started on first use); any other target is returned unchanged.
-    pub(crate) async fn resolve(&self, key: &str, target: &EnvTarget) -> Result<EnvTarget, String> {
+    pub async fn resolve(&self, key: &str, target: &EnvTarget) -> Result<EnvTarget, String> {
         let EnvTarget::Served { path, .. } = target else {
             return Ok(target.clone());
         };
@@ -93,7 +100,7 @@ impl ReplicaManager {
     }
 
     /// Stops every replica.
-    pub(crate) fn shutdown(&self) {
+    pub fn shutdown(&self) {
         self.shutdown.cancel();
     }
 

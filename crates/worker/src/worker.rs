@@ -35,7 +35,10 @@ impl Worker {
         config: WorkerConfig,
     ) -> Self {
         let pool = WarmPool::new(config.warm_pool_size, config.process_guard.clone());
-        let replicas = ReplicaManager::new(config.process_guard.clone());
+        let replicas = config
+            .replicas
+            .clone()
+            .unwrap_or_else(|| ReplicaManager::new(config.process_guard.clone()));
         Self {
             store,
             catalog,

@@ -859,8 +859,12 @@ async fn the_job_page_shows_metrics_and_trains_a_checkpoint() {
     )
     .await;
     let comparison = text_of(&client, "#comparison").await;
-    assert!(comparison.contains(&checkpoint), "{comparison}");
-    assert!(comparison.contains("Paired tasks"), "{comparison}");
+    let comparison = comparison.to_lowercase();
+    assert!(
+        comparison.contains(&checkpoint.to_lowercase()),
+        "{comparison}"
+    );
+    assert!(comparison.contains("paired tasks"), "{comparison}");
     client.set_window_size(1280, 2400).await.unwrap();
     std::fs::write(
         screenshots_dir().join("job-compare.png"),

@@ -181,6 +181,7 @@ details>summary{cursor:pointer;font-weight:600}
 progress{width:100%;height:10px;accent-color:var(--accent)}
 #lineage th{width:140px;text-transform:none;font-size:13px}
 table.metrics td.num,.nowrap{white-space:nowrap}
+#comparison .stat .label{text-transform:none}
 @media (max-width:760px){.grid,.charts{grid-template-columns:1fr}main{padding:12px 10px 40px}header.top{padding:10px 12px;gap:12px}th,td{padding:6px}}
 "#;
 

@@ -169,7 +169,7 @@ fn metrics_section(metrics: &Value) -> String {
     for model in &models {
         let name = model["model"].as_str().unwrap_or("");
         body.push_str(&metrics_row(
-            &format!("<strong>{}</strong>", esc(name)),
+            &format!("<strong class=\"nowrap\">{}</strong>", esc(name)),
             "model-row",
             model,
         ));
@@ -322,7 +322,7 @@ pub(crate) async fn page(
         };
         let _ = write!(
             body,
-            "<tr><td>{task}</td><td>{model}</td><td class=\"num\">{repeat}</td><td>{status}</td><td class=\"num\">{reward}</td><td class=\"num\">{steps}</td><td class=\"num\">{duration}</td><td><a class=\"trace-link\" href=\"/traces/{id}\">trace</a></td></tr>",
+            "<tr><td>{task}</td><td class=\"nowrap\">{model}</td><td class=\"num\">{repeat}</td><td>{status}</td><td class=\"num\">{reward}</td><td class=\"num\">{steps}</td><td class=\"num\">{duration}</td><td><a class=\"trace-link\" href=\"/traces/{id}\">trace</a></td></tr>",
             task = esc(&task),
             model = esc(&run.spec.model),
             repeat = job_run.repeat_index + 1,
@@ -455,3 +455,29 @@ document.getElementById('train-button').addEventListener('click',function(){
  .then(function(job){location.href='/training/'+encodeURIComponent(job.id);}).catch(fail);});
 })();
 </script>"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_rows_format_numbers_and_escape_names() {
+        let summary = json!({
+            "scored": 4, "failed": 1, "mean_reward": 0.5, "reward_stderr": 0.288_675,
+            "success_rate": 0.4, "pass_at_k": {"1": 0.4, "2": 0.5},
+            "duration_seconds": {"p50": 0.25, "p95": 2.5},
+            "steps": {"p50": 1.0, "p95": 3.0}, "tokens": {"p50": 120.4, "p95": null}
+        });
+        let row = metrics_row(&esc("<b>task</b>"), "task-row", &summary);
+        assert!(row.contains("&lt;b&gt;task&lt;/b&gt;"), "{row}");
+        assert!(row.contains("0.500 ± 0.289"), "{row}");
+        assert!(row.contains("40.0%"), "{row}");
+        assert!(row.contains("250 ms / 2.5 s"), "{row}");
+        assert!(row.contains("120 / –"), "{row}");
+        assert!(row.contains("4 / 1"), "{row}");
+        assert_eq!(
+            counts_text(&json!({"done": 3, "failed": 1, "total": 6, "cancelled": 2})),
+            "4/6 · 1 failed · 2 cancelled"
+        );
+    }
+}
