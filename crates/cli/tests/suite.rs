@@ -2,6 +2,7 @@
 
 mod browser;
 mod cancel;
+mod chat_recipe;
 mod common;
 mod cost;
 mod deploy;

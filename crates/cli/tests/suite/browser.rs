@@ -24,13 +24,13 @@ fn screenshots_dir() -> PathBuf {
 }
 
 /// A chromedriver on a free loopback port, killed on drop.
-struct Driver {
+pub(super) struct Driver {
     _child: tokio::process::Child,
     url: String,
     _profile: tempfile::TempDir,
 }
 
-async fn start_driver() -> Option<(Driver, Client)> {
+pub(super) async fn start_driver() -> Option<(Driver, Client)> {
     if !std::path::Path::new(CHROMEDRIVER).exists() || !std::path::Path::new(CHROMIUM).exists() {
         assert!(
             std::env::var("ROLLOUT_REQUIRE_BROWSER").is_err(),
@@ -90,7 +90,7 @@ async fn start_driver() -> Option<(Driver, Client)> {
 }
 
 /// Evaluates `script` (a function body) until it returns a truthy value, bounded.
-async fn wait_js(client: &Client, script: &str, what: &str) -> Value {
+pub(super) async fn wait_js(client: &Client, script: &str, what: &str) -> Value {
     let deadline = tokio::time::Instant::now() + RUN_TIMEOUT;
     loop {
         let value = client.execute(script, vec![]).await.unwrap_or(Value::Null);

@@ -98,7 +98,7 @@ async fn a_run_is_queued_then_executed_in_the_background() {
     assert_eq!(status, 202, "{accepted}");
     assert_eq!(accepted["status"], "queued");
     let keys: Vec<&String> = accepted.as_object().unwrap().keys().collect();
-    assert_eq!(keys, ["status", "trace_id", "trace_url"]);
+    assert_eq!(keys, ["queue_position", "status", "trace_id", "trace_url"]);
     let trace = server
         .wait_for_trace(accepted["trace_id"].as_str().unwrap(), RUN_TIMEOUT)
         .await;
