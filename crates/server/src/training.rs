@@ -11,9 +11,15 @@ use std::time::Duration;
 
 /// How often a running job checks whether it was cancelled.
 const CANCEL_POLL: Duration = Duration::from_millis(500);
+/// How often a running job renews its heartbeat.
+const HEARTBEAT: Duration = Duration::from_secs(10);
+/// A job without a heartbeat for this long is failed: its server is gone.
+const STALE_AFTER: Duration = Duration::from_secs(120);
 
 /// Loads every stored checkpoint into the catalog. On SQLite (one server process), jobs left
-/// unfinished by a previous process are failed: nothing runs them any more.
+/// unfinished by a previous process are failed at once: nothing runs them any more. On any
+/// backend, a sweeper fails the jobs whose process stopped renewing their heartbeat (a
+/// server on PostgreSQL that died while others live).
 pub(crate) async fn start(state: &AppState) {
     if state.store.backend() == Backend::Sqlite {
         match state.store.fail_interrupted_training_jobs().await {
@@ -22,6 +28,19 @@ pub(crate) async fn start(state: &AppState) {
             Err(error) => tracing::error!(%error, "failing interrupted training jobs"),
         }
     }
+    let sweeper = state.store.clone();
+    tokio::spawn(async move {
+        loop {
+            let stale_before =
+                now_ms() - i64::try_from(STALE_AFTER.as_millis()).unwrap_or(i64::MAX);
+            match sweeper.fail_stale_training_jobs(stale_before).await {
+                Ok(0) => {}
+                Ok(count) => tracing::warn!(count, "failed training jobs whose server stopped"),
+                Err(error) => tracing::warn!(%error, "sweeping stale training jobs"),
+            }
+            tokio::time::sleep(STALE_AFTER / 2).await;
+        }
+    });
     match state.store.list_checkpoints().await {
         Ok(checkpoints) => {
             for checkpoint in checkpoints {
@@ -112,8 +131,16 @@ async fn fail(state: &AppState, job: &TrainingJobRecord, message: &str) {
 
 /// Resolves when the job has been cancelled (or has vanished).
 async fn cancelled(state: &AppState, job: &TrainingJobRecord) {
+    let mut last_heartbeat = tokio::time::Instant::now();
     loop {
         tokio::time::sleep(CANCEL_POLL).await;
+        // The job runs as long as this loop does: renew its heartbeat on the way.
+        if last_heartbeat.elapsed() >= HEARTBEAT {
+            last_heartbeat = tokio::time::Instant::now();
+            if let Err(error) = state.store.heartbeat_training_job(&job.id).await {
+                tracing::warn!(%error, job = %job.id, "renewing a training job's heartbeat");
+            }
+        }
         match state.store.get_training_job(&job.project_id, &job.id).await {
             Ok(Some(current)) if current.status == "cancelled" => return,
             Ok(Some(_)) | Err(_) => {}

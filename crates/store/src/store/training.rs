@@ -30,8 +30,13 @@ const LIST_TRAINING_JOBS: &str = "SELECT id, project_id, name, dataset_id, base_
 const NAME_TAKEN: &str = "SELECT id FROM training_jobs WHERE name = $1 \
      AND status IN ('queued', 'running', 'succeeded') \
      UNION SELECT training_job_id FROM checkpoints WHERE name = $1";
-const START_TRAINING_JOB: &str = "UPDATE training_jobs SET status = 'running', started_at = $2 \
-     WHERE id = $1 AND status = 'queued'";
+const START_TRAINING_JOB: &str = "UPDATE training_jobs SET status = 'running', started_at = $2, \
+     heartbeat_at = $2 WHERE id = $1 AND status = 'queued'";
+const HEARTBEAT_TRAINING_JOB: &str = "UPDATE training_jobs SET heartbeat_at = $2 \
+     WHERE id = $1 AND status IN ('queued', 'running')";
+const FAIL_STALE: &str = "UPDATE training_jobs SET status = 'failed', error = $1, \
+     finished_at = $2 WHERE status IN ('queued', 'running') \
+     AND COALESCE(heartbeat_at, started_at, created_at) < $3";
 const APPEND_LOG: &str = "UPDATE training_jobs SET log = log || $2 WHERE id = $1";
 const END_TRAINING_JOB: &str = "UPDATE training_jobs SET status = $2, error = $3, \
      finished_at = $4 WHERE id = $1 AND status IN ('queued', 'running')";
@@ -357,6 +362,30 @@ impl Store {
             .execute(self.pool())
             .await
             .map_err(db("failing interrupted training jobs"))?;
+        Ok(done.rows_affected())
+    }
+
+    /// Notes that the job's process is alive (see [`Store::fail_stale_training_jobs`]).
+    pub async fn heartbeat_training_job(&self, id: &str) -> Result<bool> {
+        let done = sqlx::query(HEARTBEAT_TRAINING_JOB)
+            .bind(id.to_string())
+            .bind(now_ms())
+            .execute(self.pool())
+            .await
+            .map_err(db("renewing a training job's heartbeat"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Fails the unfinished training jobs whose process last showed signs of life before
+    /// `stale_before_ms` (their process is gone). Returns how many.
+    pub async fn fail_stale_training_jobs(&self, stale_before_ms: i64) -> Result<u64> {
+        let done = sqlx::query(FAIL_STALE)
+            .bind("the server running the job stopped".to_string())
+            .bind(now_ms())
+            .bind(stale_before_ms)
+            .execute(self.pool())
+            .await
+            .map_err(db("failing stale training jobs"))?;
         Ok(done.rows_affected())
     }
 

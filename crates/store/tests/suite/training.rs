@@ -123,6 +123,25 @@ pub(crate) async fn datasets_jobs_and_checkpoints(db: &TestDb) {
     assert!(!store.checkpoint_name_taken("ck-2").await.unwrap());
     assert_eq!(store.list_checkpoints().await.unwrap().len(), 1);
 
+    // A job whose process stopped renewing its heartbeat is failed by anyone; a live one
+    // is not.
+    store
+        .insert_training_job(&job("j4", "d1", "ck-4"))
+        .await
+        .unwrap();
+    assert!(store.start_training_job("j4").await.unwrap());
+    assert!(store.heartbeat_training_job("j4").await.unwrap());
+    assert_eq!(store.fail_stale_training_jobs(0).await.unwrap(), 0);
+    let far_future = i64::MAX / 2;
+    assert_eq!(store.fail_stale_training_jobs(far_future).await.unwrap(), 1);
+    let stale = store
+        .get_training_job(PROJECT, "j4")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stale.status, "failed");
+    assert!(!store.heartbeat_training_job("j4").await.unwrap());
+
     // Unfinished jobs fail at start-up.
     store
         .insert_training_job(&job("j3", "d1", "ck-3"))
@@ -144,6 +163,6 @@ pub(crate) async fn datasets_jobs_and_checkpoints(db: &TestDb) {
     );
     assert_eq!(
         store.list_training_jobs(PROJECT, 10).await.unwrap().len(),
-        3
+        4
     );
 }
