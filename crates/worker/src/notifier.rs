@@ -62,3 +62,17 @@ impl RunNotifier {
         self.cancel.subscribe()
     }
 }
+
+/// Waits on `finished` (from [`RunNotifier::subscribe`]) until `run_id` finishes in this
+/// process. Returns early when notifications were missed (check the store then), and never
+/// when the notifier is gone (callers also poll the store, for runs of other processes).
+pub async fn finished_here(finished: &mut broadcast::Receiver<RunUpdate>, run_id: &RunId) {
+    loop {
+        match finished.recv().await {
+            Ok(update) if &update.run_id == run_id => return,
+            Ok(_) => {}
+            Err(broadcast::error::RecvError::Lagged(_)) => return,
+            Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+        }
+    }
+}

@@ -50,3 +50,19 @@ pub(super) fn event_types(trace: &serde_json::Value) -> Vec<String> {
         .map(|e| e["type"].as_str().unwrap_or_default().to_string())
         .collect()
 }
+
+/// Pids of the processes whose command line contains `needle` (tests mark the processes
+/// they start with a unique path or argument, then check that none is left behind).
+pub(super) fn processes_with(needle: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains(needle) {
+            pids.push(pid);
+        }
+    }
+    pids
+}

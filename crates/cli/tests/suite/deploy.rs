@@ -3,7 +3,7 @@
 //! delete refused while runs are in flight, and forced; a hud-python bundle whose build
 //! makes a virtualenv.
 
-use super::common::{RUN_TIMEOUT, binary, plain_server};
+use super::common::{RUN_TIMEOUT, binary, plain_server, processes_with};
 use rollout_testkit::{ServerOptions, TestServer};
 use serde_json::{Value, json};
 use std::path::Path;
@@ -482,21 +482,6 @@ max_open_files = 1024
     .await;
     assert_eq!(trace["status"], "completed", "{trace}\n{}", server.log());
     assert_eq!(trace["reward"], 1.0);
-}
-
-/// Pids of processes whose command line contains `needle`.
-fn processes_with(needle: &str) -> Vec<u32> {
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        if String::from_utf8_lossy(&cmdline).contains(needle) {
-            pids.push(pid);
-        }
-    }
-    pids
 }
 
 #[tokio::test]

@@ -2,7 +2,7 @@
 //! hud-python 0.5.41 SDK and the official `mcp` client (`fixtures/gateway_client.py`); they
 //! skip, like `hud_python.rs`, when ROLLOUT_TEST_PYTHON is unset.
 
-use super::common::{binary, plain_server};
+use super::common::{binary, plain_server, processes_with};
 use rollout_testkit::{ServerOptions, TestServer};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -101,20 +101,6 @@ async fn finished_traces(server: &TestServer, count: usize) -> Vec<Value> {
     })
     .await;
     result.unwrap_or_else(|_| panic!("the gateway's traces did not finish\n{}", server.log()))
-}
-
-fn processes_with(needle: &str) -> Vec<u32> {
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        if String::from_utf8_lossy(&cmdline).contains(needle) {
-            pids.push(pid);
-        }
-    }
-    pids
 }
 
 #[tokio::test]

@@ -1,7 +1,7 @@
 //! A run accepted with 202 is never lost: not when the server is killed mid-run, not
 //! when it shuts down gracefully.
 
-use super::common::{RUN_TIMEOUT, binary, fake_options};
+use super::common::{RUN_TIMEOUT, binary, fake_options, processes_with};
 use rollout_testkit::{FakeModelServer, FakeReply, ServerOptions, TestServer};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -134,21 +134,6 @@ async fn queued_runs_survive_a_restart() {
     let data_dir = server.data_dir.clone();
     server.kill().await;
     restart_and_finish(data_dir, &trace_id).await;
-}
-
-/// Pids of processes whose command line contains `needle`.
-fn processes_with(needle: &str) -> Vec<u32> {
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        if String::from_utf8_lossy(&cmdline).contains(needle) {
-            pids.push(pid);
-        }
-    }
-    pids
 }
 
 #[tokio::test]

@@ -87,18 +87,7 @@ pub(crate) async fn cancel_one(
         if tokio::time::Instant::now() >= deadline {
             return Ok(reply(&state, &current, StatusCode::ACCEPTED, true));
         }
-        let wait = async {
-            loop {
-                match finished.recv().await {
-                    Ok(update) if update.run_id == run_id => return,
-                    Ok(_) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                        std::future::pending::<()>().await;
-                    }
-                }
-            }
-        };
+        let wait = rollout_worker::finished_here(&mut finished, &run_id);
         // Wake on this process's notification, or poll: another process may run it.
         tokio::select! {
             _ = wait => {}

@@ -121,18 +121,7 @@ pub(crate) async fn create(
             return Ok((StatusCode::OK, Json(views::run_summary(&state, &current))).into_response());
         }
         // Wake on this process's notification, or poll: another process may run it.
-        let wait = async {
-            loop {
-                match finished.recv().await {
-                    Ok(update) if update.run_id == run_id => return,
-                    Ok(_) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                        std::future::pending::<()>().await;
-                    }
-                }
-            }
-        };
+        let wait = rollout_worker::finished_here(&mut finished, &run_id);
         tokio::select! {
             _ = wait => {}
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
