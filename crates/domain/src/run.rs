@@ -44,6 +44,9 @@ pub struct RunSpec {
     /// Where to POST the run's summary when it ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback: Option<crate::CallbackSpec>,
+    /// The id of the API key that started the run (usage per key), when a key did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
 }
 
 /// One action of a `validation` list: a tool call, or (rollout's extension) the final answer.

@@ -337,6 +337,7 @@ async fn open_session(
     let recorder = Recorder {
         state: state.clone(),
         project_id: caller.project_id.clone(),
+        key_id: caller.key_id.clone(),
         env_name: name.to_string(),
         env_version: version.version,
     };
@@ -382,6 +383,8 @@ impl GatewayHook for ChannelHook {
 struct Recorder {
     state: AppState,
     project_id: String,
+    /// The API key that opened the session (usage per key).
+    key_id: String,
     env_name: String,
     env_version: i64,
 }
@@ -563,6 +566,7 @@ impl Recorder {
             max_total_tokens: None,
             max_cost_usd: None,
             callback: None,
+            key_id: Some(self.key_id.clone()),
         };
         let id = RunId::generate();
         self.state

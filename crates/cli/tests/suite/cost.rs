@@ -50,6 +50,14 @@ async fn a_run_reports_its_cost_at_the_model_s_price() {
     );
     assert!((usage["total"]["cost_usd"].as_f64().unwrap() - expected).abs() < 1e-6);
 
+    // Usage per API key: the run was started with the admin key.
+    let (_, by_key) = server.get("/v1/usage?group_by=key").await;
+    let groups = by_key["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 1, "{by_key}");
+    assert_eq!(groups[0]["runs"], 1);
+    assert_eq!(groups[0]["key_name"], "admin (ROLLOUT_ADMIN_KEY)");
+    assert!((groups[0]["cost_usd"].as_f64().unwrap() - expected).abs() < 1e-6);
+
     let (_, models) = server.get("/v1/models").await;
     let opus = models["models"]
         .as_array()

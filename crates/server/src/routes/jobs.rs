@@ -201,6 +201,7 @@ pub(crate) async fn create(
             max_total_tokens: None,
             max_cost_usd: None,
             callback: None,
+            key_id: Some(caller.key_id.clone()),
         });
     }
     if !problems.is_empty() {

@@ -73,7 +73,8 @@ pub(crate) async fn create(
     .await?;
     let scenario = checks::find_scenario(&version, &request.scenario_name)?;
     let settings = projects::settings_of(&state, &caller.project_id).await?;
-    let spec = validate(&state, &request, &version, &scenario, &settings).await?;
+    let mut spec = validate(&state, &request, &version, &scenario, &settings).await?;
+    spec.key_id = Some(caller.key_id.clone());
     crate::training::check_model_access(&state, &caller, [spec.model.as_str()])?;
     let key = idempotency_key.as_deref();
     projects::admit_run(&state, &caller.project_id, &settings, key).await?;
@@ -213,6 +214,7 @@ async fn validate(
         max_total_tokens: budgets.max_total_tokens,
         max_cost_usd: request.max_cost_usd,
         callback: request.callback.clone(),
+        key_id: None,
     })
 }
 

@@ -53,10 +53,11 @@ impl UsageQuery {
             "day" => Some(UsageGroup::Day),
             "model" => Some(UsageGroup::Model),
             "environment" | "env" => Some(UsageGroup::Environment),
+            "key" => Some(UsageGroup::Key),
             other => {
                 problems.push(problem(
                     "group_by",
-                    format!("group_by must be day, model or environment, got '{other}'"),
+                    format!("group_by must be day, model, environment or key, got '{other}'"),
                 ));
                 None
             }
@@ -118,6 +119,27 @@ pub(crate) async fn get(
             request.group,
         )
         .await?;
+    // Per key, each group also gets the key's name (a revoked key keeps its id only).
+    let names: std::collections::HashMap<String, String> = match request.group {
+        UsageGroup::Key => state
+            .store
+            .list_api_keys(&caller.project_id)
+            .await?
+            .into_iter()
+            .map(|key| (key.id, key.name))
+            .collect(),
+        UsageGroup::Day | UsageGroup::Model | UsageGroup::Environment => Default::default(),
+    };
+    let groups: Vec<Value> = rows
+        .iter()
+        .map(|row| {
+            let mut value = usage_row(&state, row);
+            if let Some(name) = names.get(&row.group) {
+                value["key_name"] = Value::String(name.clone());
+            }
+            value
+        })
+        .collect();
     let mut total = UsageRow::empty("total");
     for row in &rows {
         total.add(row);
@@ -129,8 +151,9 @@ pub(crate) async fn get(
             UsageGroup::Day => "day",
             UsageGroup::Model => "model",
             UsageGroup::Environment => "environment",
+            UsageGroup::Key => "key",
         },
-        "groups": rows.iter().map(|row| usage_row(&state, row)).collect::<Vec<_>>(),
+        "groups": groups,
         "total": usage_row(&state, &total),
     })))
 }

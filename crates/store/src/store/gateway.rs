@@ -11,8 +11,8 @@ use std::time::Duration;
 
 const INSERT_RUNNING_RUN: &str = concat!(
     "INSERT INTO runs (id, project_id, spec, env_name, env_version, scenario, model, status, \
-     attempts, lease_owner, lease_expires_at, created_at, started_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', 1, $8, $9, $10, $10) RETURNING ",
+     attempts, lease_owner, lease_expires_at, created_at, started_at, key_id) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', 1, $8, $9, $10, $10, $11) RETURNING ",
     run_columns!()
 );
 
@@ -40,6 +40,7 @@ impl Store {
             .bind(owner.to_string())
             .bind(now.saturating_add(duration_ms(lease)))
             .bind(now)
+            .bind(spec.key_id.clone())
             .fetch_one(self.pool())
             .await
             .map_err(db("inserting a gateway run"))?

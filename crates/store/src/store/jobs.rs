@@ -12,8 +12,8 @@ use rollout_domain::{EventKind, RunId, RunStatus};
 const INSERT_JOB: &str = "INSERT INTO jobs (id, project_id, taskset_name, max_concurrency, spec, \
      created_at) VALUES ($1, $2, $3, $4, $5, $6)";
 const INSERT_JOB_RUN: &str = "INSERT INTO runs (id, project_id, spec, env_name, env_version, \
-     scenario, model, status, created_at, job_id, task_index, repeat_index) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9, $10, $11)";
+     scenario, model, status, created_at, job_id, task_index, repeat_index, key_id) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9, $10, $11, $12)";
 const GET_JOB: &str = "SELECT id, project_id, spec, created_at, cancelled_at FROM jobs \
      WHERE project_id = $1 AND id = $2";
 const LIST_JOBS: &str = "SELECT id, project_id, spec, created_at, cancelled_at FROM jobs \
@@ -109,6 +109,7 @@ impl Store {
                 .bind(id.to_string())
                 .bind(run.task_index)
                 .bind(run.repeat_index)
+                .bind(run.spec.key_id.clone())
                 .execute(&mut *tx)
                 .await
                 .map_err(db(OP))?;

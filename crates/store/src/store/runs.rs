@@ -8,7 +8,7 @@ use rollout_domain::{EventKind, RunId, RunSpec, RunStatus};
 
 pub(crate) const INSERT_RUN: &str = concat!(
     "INSERT INTO runs (id, project_id, spec, env_name, env_version, scenario, model, status, \
-     created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8) RETURNING ",
+     created_at, key_id) VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9) RETURNING ",
     run_columns!()
 );
 const GET_RUN: &str = concat!(
@@ -54,6 +54,7 @@ impl Store {
             .bind(spec.scenario_name.clone())
             .bind(spec.model.clone())
             .bind(now_ms())
+            .bind(spec.key_id.clone())
             .fetch_one(self.pool())
             .await
             .map_err(db("inserting a run"))?

@@ -56,6 +56,8 @@ pub enum UsageGroup {
     Model,
     /// Per environment name.
     Environment,
+    /// Per API key id (`""` for runs no key started, e.g. scheduled ones).
+    Key,
 }
 
 /// Usage of one group: runs, steps, tokens and compute time.
@@ -304,6 +306,7 @@ impl Store {
             UsageGroup::Day => "CAST(created_at / 86400000 AS TEXT)",
             UsageGroup::Model => "model",
             UsageGroup::Environment => "env_name",
+            UsageGroup::Key => "COALESCE(key_id, '')",
         };
         let text = format!(
             "SELECT {group_expr} AS grp, model, CAST(COUNT(*) AS BIGINT) AS runs, \
@@ -335,7 +338,7 @@ impl Store {
                         .collect(),
                     Err(_) => row.grp,
                 },
-                UsageGroup::Model | UsageGroup::Environment => row.grp,
+                UsageGroup::Model | UsageGroup::Environment | UsageGroup::Key => row.grp,
             };
             UsageRow {
                 group,

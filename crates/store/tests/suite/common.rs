@@ -108,6 +108,7 @@ pub(crate) fn spec(env: &str, scenario: &str, model: &str) -> RunSpec {
         grading_timeout_seconds: 30,
         max_total_tokens: None,
         max_cost_usd: None,
+        key_id: None,
         callback: None,
     }
 }

@@ -31,6 +31,7 @@ fn spec(query: &str) -> RunSpec {
         grading_timeout_seconds: 60,
         max_total_tokens: None,
         max_cost_usd: None,
+        key_id: None,
         callback: None,
     }
 }
