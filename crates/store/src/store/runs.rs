@@ -6,6 +6,9 @@ use crate::store::{RunRow, Store, now_ms};
 use crate::types::{RunFilter, RunRecord};
 use rollout_domain::{EventKind, RunId, RunSpec, RunStatus};
 
+/// Inserts a queued run. Callers bind, in order: id, project id, spec JSON, env name, env
+/// version, scenario, model, created_at, key id (`insert_run`, the idempotent insert and
+/// schedule ticks: keep the three in step; PostgreSQL refuses a missing bind).
 pub(crate) const INSERT_RUN: &str = concat!(
     "INSERT INTO runs (id, project_id, spec, env_name, env_version, scenario, model, status, \
      created_at, key_id) VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9) RETURNING ",

@@ -243,6 +243,7 @@ impl Store {
             .bind(spec.scenario_name.clone())
             .bind(spec.model.clone())
             .bind(now)
+            .bind(spec.key_id.clone())
             .fetch_one(&mut *tx)
             .await
             .map_err(db(OP))?
