@@ -1,7 +1,7 @@
 //! The Anthropic Messages API client (`POST {base_url}/v1/messages`).
 
 use crate::config::{ClientConfig, DEFAULT_MAX_TOKENS};
-use crate::http::{JsonPost, secret_header};
+use crate::http::secret_header;
 use async_trait::async_trait;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use rollout_domain::{
@@ -87,15 +87,7 @@ impl AnthropicClient {
 impl ModelClient for AnthropicClient {
     async fn complete(&self, request: &ModelRequest) -> Result<ModelResponse, ModelError> {
         let body = self.request_body(request);
-        let post = JsonPost {
-            provider: &self.config.provider,
-            url: self.config.url("v1/messages"),
-            headers: self.headers()?,
-            body: &body,
-            retry: self.config.retry,
-            timeout: self.config.request_timeout,
-            secret: self.config.api_key.as_ref().map(|key| key.expose()),
-        };
+        let post = self.config.post("v1/messages", self.headers()?, &body);
         let response = post.send().await?;
         parse_response(&response, &self.config.model)
     }

@@ -226,6 +226,25 @@ impl ClientConfig {
     }
 
     /// `base_url` joined with `path`, without doubled slashes.
+    /// A POST of `body` to `path` of this client's provider, with its retry policy,
+    /// timeout and key (redacted from errors).
+    pub(crate) fn post<'a>(
+        &'a self,
+        path: &str,
+        headers: reqwest::header::HeaderMap,
+        body: &'a serde_json::Value,
+    ) -> crate::http::JsonPost<'a> {
+        crate::http::JsonPost {
+            provider: &self.provider,
+            url: self.url(path),
+            headers,
+            body,
+            retry: self.retry,
+            timeout: self.request_timeout,
+            secret: self.api_key.as_ref().map(|key| key.expose()),
+        }
+    }
+
     pub(crate) fn url(&self, path: &str) -> String {
         format!(
             "{}/{}",

@@ -2,7 +2,7 @@
 //! speaks to every OpenAI-compatible server: vLLM, Ollama, llama.cpp, OpenRouter.
 
 use crate::config::ClientConfig;
-use crate::http::{JsonPost, secret_header};
+use crate::http::secret_header;
 use async_trait::async_trait;
 use reqwest::header::{AUTHORIZATION, HeaderMap};
 use rollout_domain::{
@@ -75,15 +75,7 @@ impl OpenAiChatClient {
 impl ModelClient for OpenAiChatClient {
     async fn complete(&self, request: &ModelRequest) -> Result<ModelResponse, ModelError> {
         let body = self.request_body(request);
-        let post = JsonPost {
-            provider: &self.config.provider,
-            url: self.config.url("chat/completions"),
-            headers: self.headers()?,
-            body: &body,
-            retry: self.config.retry,
-            timeout: self.config.request_timeout,
-            secret: self.config.api_key.as_ref().map(|key| key.expose()),
-        };
+        let post = self.config.post("chat/completions", self.headers()?, &body);
         let response = post.send().await?;
         parse_response(&response, &self.config.model)
     }

@@ -3,9 +3,9 @@
 //! it) finds the key instead and gets the same run, or a conflict if its request differs.
 
 use crate::Result;
-use crate::error::{db, encode};
-use crate::store::runs::INSERT_RUN;
-use crate::store::{RunRow, Store, duration_ms, now_ms};
+use crate::error::db;
+use crate::store::runs::insert_run_query;
+use crate::store::{Store, duration_ms, now_ms};
 use crate::types::RunRecord;
 use rollout_domain::{RunId, RunSpec};
 use std::time::Duration;
@@ -48,7 +48,6 @@ impl Store {
         ttl: Duration,
     ) -> Result<IdempotentInsert> {
         const OP: &str = "inserting a run under an idempotency key";
-        let spec_json = serde_json::to_string(spec).map_err(encode("run spec"))?;
         let now = now_ms();
         let mut tx = self.pool().begin().await.map_err(db(OP))?;
         sqlx::query(DELETE_EXPIRED_KEY)
@@ -70,16 +69,7 @@ impl Store {
             .map_err(db(OP))?
             .rows_affected();
         if inserted == 1 {
-            let run = sqlx::query_as::<_, RunRow>(INSERT_RUN)
-                .bind(id.0.clone())
-                .bind(project_id.to_string())
-                .bind(spec_json)
-                .bind(spec.env_name.clone())
-                .bind(spec.env_version)
-                .bind(spec.scenario_name.clone())
-                .bind(spec.model.clone())
-                .bind(now)
-                .bind(spec.key_id.clone())
+            let run = insert_run_query(id, project_id, spec, now)?
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(db(OP))?

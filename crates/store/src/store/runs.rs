@@ -5,11 +5,11 @@ use crate::error::{db, encode};
 use crate::store::{RunRow, Store, now_ms};
 use crate::types::{RunFilter, RunRecord};
 use rollout_domain::{EventKind, RunId, RunSpec, RunStatus};
+use sqlx::any::AnyArguments;
+use sqlx::query::QueryAs;
 
-/// Inserts a queued run. Callers bind, in order: id, project id, spec JSON, env name, env
-/// version, scenario, model, created_at, key id (`insert_run`, the idempotent insert and
-/// schedule ticks: keep the three in step; PostgreSQL refuses a missing bind).
-pub(crate) const INSERT_RUN: &str = concat!(
+/// Inserts a queued run; bound by [`insert_run_query`] only.
+const INSERT_RUN: &str = concat!(
     "INSERT INTO runs (id, project_id, spec, env_name, env_version, scenario, model, status, \
      created_at, key_id) VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9) RETURNING ",
     run_columns!()
@@ -47,17 +47,7 @@ impl Store {
         project_id: &str,
         spec: &RunSpec,
     ) -> Result<RunRecord> {
-        let spec_json = serde_json::to_string(spec).map_err(encode("run spec"))?;
-        sqlx::query_as::<_, RunRow>(INSERT_RUN)
-            .bind(id.0.clone())
-            .bind(project_id.to_string())
-            .bind(spec_json)
-            .bind(spec.env_name.clone())
-            .bind(spec.env_version)
-            .bind(spec.scenario_name.clone())
-            .bind(spec.model.clone())
-            .bind(now_ms())
-            .bind(spec.key_id.clone())
+        insert_run_query(id, project_id, spec, now_ms())?
             .fetch_one(self.pool())
             .await
             .map_err(db("inserting a run"))?
@@ -134,4 +124,26 @@ impl Store {
             .map_err(db("reading a run's cancellation flag"))?;
         Ok(flag.unwrap_or(0) != 0)
     }
+}
+
+/// The insert of a queued run with every parameter bound: one place for the plain insert,
+/// the idempotent insert and schedule ticks, so that a new column cannot be bound in some and
+/// forgotten in others (SQLite would store NULL, PostgreSQL would refuse).
+pub(crate) fn insert_run_query<'q>(
+    id: &RunId,
+    project_id: &str,
+    spec: &RunSpec,
+    created_at_ms: i64,
+) -> Result<QueryAs<'q, sqlx::Any, RunRow, AnyArguments>> {
+    let spec_json = serde_json::to_string(spec).map_err(encode("run spec"))?;
+    Ok(sqlx::query_as::<_, RunRow>(INSERT_RUN)
+        .bind(id.0.clone())
+        .bind(project_id.to_string())
+        .bind(spec_json)
+        .bind(spec.env_name.clone())
+        .bind(spec.env_version)
+        .bind(spec.scenario_name.clone())
+        .bind(spec.model.clone())
+        .bind(created_at_ms)
+        .bind(spec.key_id.clone()))
 }

@@ -5,8 +5,8 @@
 
 use crate::Result;
 use crate::error::{corrupt, db, encode};
-use crate::store::runs::INSERT_RUN;
-use crate::store::{RunRow, Store, now_ms};
+use crate::store::runs::insert_run_query;
+use crate::store::{Store, now_ms};
 use crate::types::RunRecord;
 use rollout_domain::{RunId, RunSpec};
 
@@ -232,18 +232,8 @@ impl Store {
             tx.commit().await.map_err(db(OP))?;
             return Ok(None);
         };
-        let spec_json = serde_json::to_string(spec).map_err(encode("run spec"))?;
         let now = now_ms();
-        let record = sqlx::query_as::<_, RunRow>(INSERT_RUN)
-            .bind(run_id.0.clone())
-            .bind(schedule.project_id.clone())
-            .bind(spec_json)
-            .bind(spec.env_name.clone())
-            .bind(spec.env_version)
-            .bind(spec.scenario_name.clone())
-            .bind(spec.model.clone())
-            .bind(now)
-            .bind(spec.key_id.clone())
+        let record = insert_run_query(run_id, &schedule.project_id, spec, now)?
             .fetch_one(&mut *tx)
             .await
             .map_err(db(OP))?
