@@ -51,6 +51,41 @@ pub(super) fn event_types(trace: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
+/// True when the test command provides bubblewrap (`scripts/test` installs it): then every
+/// test server must sandbox its environments, and the sandbox tests must run.
+pub(super) fn sandbox_expected() -> bool {
+    std::env::var("ROLLOUT_REQUIRE_SANDBOX").is_ok()
+}
+
+/// Whether the sandbox tests can run: bubblewrap is installed. Missing while the test
+/// command should have installed it is a failure, not a skip.
+pub(super) fn sandbox_available() -> bool {
+    let installed = std::process::Command::new("bwrap")
+        .arg("--version")
+        .output()
+        .is_ok_and(|output| output.status.success());
+    assert!(
+        installed || !sandbox_expected(),
+        "bwrap is not installed, but ROLLOUT_REQUIRE_SANDBOX is set (scripts/test installs bubblewrap)"
+    );
+    if !installed {
+        eprintln!("skipping: bubblewrap not installed (run scripts/test)");
+    }
+    installed
+}
+
+/// Pids of the `rollout env-guard` processes whose command line contains `needle` (one per
+/// environment process: the sandbox's own processes repeat the needle).
+pub(super) fn guards_with(needle: &str) -> Vec<u32> {
+    processes_with(needle)
+        .into_iter()
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            String::from_utf8_lossy(&cmdline).contains("env-guard")
+        })
+        .collect()
+}
+
 /// Pids of the processes whose command line contains `needle` (tests mark the processes
 /// they start with a unique path or argument, then check that none is left behind).
 pub(super) fn processes_with(needle: &str) -> Vec<u32> {

@@ -242,12 +242,9 @@ impl Layout {
             });
         }
         mounts.extend(hides.iter().map(|hidden| Mount::Hide((*hidden).clone())));
-        let shown = |path: &Path| {
-            matches!(
-                self.cover(path, None, &hides),
-                Some(Cover::Tree(_) | Cover::Placed)
-            )
-        };
+        // Inside a shown host tree a path exists already; elsewhere (the sandbox's own root,
+        // a hidden root, a placed work directory) the sandbox creates it.
+        let shown = |path: &Path| matches!(self.cover(path, None, &hides), Some(Cover::Tree(_)));
         for (link, target) in &self.links {
             if !shown(link) {
                 mounts.push(Mount::Symlink {
