@@ -5,8 +5,8 @@ use crate::sandbox_config::{DeploySection, SandboxSection};
 use anyhow::{Context, bail};
 use clap::Args;
 use rollout_models::{ApiKey, CatalogConfig, ModelEntry, ProviderConfig, WireFormat};
-use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

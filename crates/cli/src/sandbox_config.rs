@@ -100,7 +100,10 @@ pub(crate) async fn sandbox(settings: &Settings) -> anyhow::Result<Sandbox> {
             Ok(sandbox)
         }
         Err(reason) => {
-            let why = format!("bubblewrap ({}) cannot make a sandbox here: {reason}", bwrap.display());
+            let why = format!(
+                "bubblewrap ({}) cannot make a sandbox here: {reason}",
+                bwrap.display()
+            );
             if required {
                 bail!("{why}; [sandbox] required = true");
             }
@@ -154,7 +157,12 @@ async fn probe(sandbox: &Sandbox) -> Result<(), String> {
         .kill_on_drop(true);
     let output = tokio::time::timeout(PROBE_TIMEOUT, command.output())
         .await
-        .map_err(|_| format!("a test sandbox did not finish within {} s", PROBE_TIMEOUT.as_secs()))?
+        .map_err(|_| {
+            format!(
+                "a test sandbox did not finish within {} s",
+                PROBE_TIMEOUT.as_secs()
+            )
+        })?
         .map_err(|e| e.to_string())?;
     drop(sandboxed.work_dir);
     if output.status.success() {
@@ -206,5 +214,6 @@ fn find_in_path(program: &str) -> Option<PathBuf> {
 
 fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+    std::fs::metadata(path)
+        .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
 }

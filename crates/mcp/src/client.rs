@@ -412,12 +412,10 @@ fn spawn(
     stderr: &StderrTail,
 ) -> Result<(TokioChildProcess, WorkDir), EnvError> {
     let shown = spec.command.join(" ");
-    let sandboxed = sandbox
-        .command(spec)
-        .map_err(|source| EnvError::Spawn {
-            command: shown.clone(),
-            source,
-        })?;
+    let sandboxed = sandbox.command(spec).map_err(|source| EnvError::Spawn {
+        command: shown.clone(),
+        source,
+    })?;
     let mut wrapped = CommandWrap::from(sandboxed.command);
     wrapped.wrap(KillOnDrop).wrap(ProcessGroup::leader());
     let (transport, child_stderr) = TokioChildProcess::builder(wrapped)

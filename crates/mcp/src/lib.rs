@@ -8,8 +8,8 @@ pub mod sdk;
 mod wire;
 
 pub use client::{EnvSession, EnvTarget};
-pub use sandbox::{
-    EnvPolicy, EnvSandbox, LimitPolicy, Network, ProcessLimits, ProcessRole, ProcessSpec,
-    Sandbox, SandboxConfig, SandboxedCommand, Secret, UidRange, WorkDir,
-};
 pub use error::EnvError;
+pub use sandbox::{
+    EnvPolicy, EnvSandbox, LimitPolicy, Network, ProcessLimits, ProcessRole, ProcessSpec, Sandbox,
+    SandboxConfig, SandboxedCommand, Secret, UidRange, WorkDir,
+};

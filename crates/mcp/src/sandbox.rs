@@ -277,7 +277,11 @@ impl EnvSandbox {
     /// The command that starts `spec` in this environment's sandbox.
     pub fn command(&self, spec: &ProcessSpec<'_>) -> std::io::Result<SandboxedCommand> {
         let config = &self.sandbox.config;
-        if spec.command.first().is_none_or(|program| program.is_empty()) {
+        if spec
+            .command
+            .first()
+            .is_none_or(|program| program.is_empty())
+        {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
                 "the command is empty",
@@ -467,19 +471,27 @@ impl EnvSandbox {
         for mount in layout.mounts() {
             let shown = |path: &Path| path.display().to_string();
             match mount {
-                Mount::ReadOnly(path) => args.extend(["--ro-bind".into(), shown(&path), shown(&path)]),
+                Mount::ReadOnly(path) => {
+                    args.extend(["--ro-bind".into(), shown(&path), shown(&path)])
+                }
                 Mount::Writable { source, dest } => {
                     args.extend(["--bind".into(), shown(&source), shown(&dest)])
                 }
-                Mount::Dir(path) => {
-                    args.extend(["--perms".into(), "0755".into(), "--dir".into(), shown(&path)])
-                }
+                Mount::Dir(path) => args.extend([
+                    "--perms".into(),
+                    "0755".into(),
+                    "--dir".into(),
+                    shown(&path),
+                ]),
                 Mount::Symlink { target, link } => {
                     args.extend(["--symlink".into(), shown(&target), shown(&link)])
                 }
-                Mount::Hide(path) => {
-                    args.extend(["--perms".into(), "0755".into(), "--tmpfs".into(), shown(&path)])
-                }
+                Mount::Hide(path) => args.extend([
+                    "--perms".into(),
+                    "0755".into(),
+                    "--tmpfs".into(),
+                    shown(&path),
+                ]),
             }
         }
         if uid.is_some() {
@@ -583,10 +595,15 @@ mod tests {
         );
         let command = ["sh".to_string(), "-c".into(), "env".into()];
         let search = sandbox.for_env("default", "search");
-        let first = search.command(&spec(&command, ProcessRole::Session)).unwrap();
+        let first = search
+            .command(&spec(&command, ProcessRole::Session))
+            .unwrap();
         let text = argv(&first).join(" ");
         assert!(text.starts_with("/opt/rollout/bin/rollout env-guard --max-memory-mb 4096"));
-        assert!(text.contains("--max-processes 256 --max-file-size-mb 1024"), "{text}");
+        assert!(
+            text.contains("--max-processes 256 --max-file-size-mb 1024"),
+            "{text}"
+        );
         assert!(text.contains("--work-owner 2000000000:2000000000 --sandboxed -- /usr/bin/bwrap"));
         assert!(text.contains("--unshare-net"), "{text}");
         assert!(text.contains("--cap-add CAP_SETUID"), "{text}");
@@ -602,9 +619,14 @@ mod tests {
 
         // The next process gets the next user; another environment no secret.
         let other = sandbox.for_env("other-project", "search");
-        let second = other.command(&spec(&command, ProcessRole::Session)).unwrap();
+        let second = other
+            .command(&spec(&command, ProcessRole::Session))
+            .unwrap();
         let text = argv(&second).join(" ");
-        assert!(text.contains("--work-owner 2000000001:2000000001"), "{text}");
+        assert!(
+            text.contains("--work-owner 2000000001:2000000001"),
+            "{text}"
+        );
         assert!(!text.contains("--unshare-net"), "{text}");
         assert!(!env(&second).iter().any(|(k, _)| k == "SERP_API_KEY"));
     }
@@ -614,7 +636,9 @@ mod tests {
         let command = ["python".to_string(), "env.py".into()];
         let plain = sandbox(false, None).for_env("default", "x");
         assert!(!plain.isolated());
-        let spawned = plain.command(&spec(&command, ProcessRole::Session)).unwrap();
+        let spawned = plain
+            .command(&spec(&command, ProcessRole::Session))
+            .unwrap();
         let text = argv(&spawned).join(" ");
         assert!(!text.contains("bwrap"), "{text}");
         assert!(!text.contains("--max-processes"), "{text}");
@@ -627,9 +651,15 @@ mod tests {
             .command(&spec(&command, ProcessRole::Replica))
             .unwrap();
         let text = argv(&spawned).join(" ");
-        assert!(text.contains("--unshare-user --disable-userns --uid 65534"), "{text}");
+        assert!(
+            text.contains("--unshare-user --disable-userns --uid 65534"),
+            "{text}"
+        );
         assert!(!text.contains("sandbox-exec"), "{text}");
-        assert!(text.ends_with("--chdir /home/rollout -- python env.py"), "{text}");
+        assert!(
+            text.ends_with("--chdir /home/rollout -- python env.py"),
+            "{text}"
+        );
         assert!(
             sandbox(true, None)
                 .for_env("default", "x")

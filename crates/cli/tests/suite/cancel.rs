@@ -52,7 +52,8 @@ fn processes_in(dir: &Path, needles: &[&str]) -> Vec<(u32, String)> {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
-        let in_dir = std::fs::read_link(entry.path().join("cwd")).is_ok_and(|cwd| cwd.starts_with(&dir))
+        let in_dir = std::fs::read_link(entry.path().join("cwd"))
+            .is_ok_and(|cwd| cwd.starts_with(&dir))
             || std::fs::read_to_string(entry.path().join("mountinfo"))
                 .is_ok_and(|mounts| mounts.contains(&marker));
         if !in_dir {

@@ -11,7 +11,7 @@ use std::process::Command;
 
 /// A bundle whose run command is the bundled example environment, started by a shell that
 /// first notes its open-file limit on stderr (one line per start, in the server's log).
-fn write_bundle(dir: &Path, build: &str) {
+pub(super) fn write_bundle(dir: &Path, build: &str) {
     std::fs::create_dir_all(dir).unwrap();
     let run = format!(
         "echo \"open files: $(ulimit -n)\" >&2; exec {:?} example-env my-assistant",
@@ -27,7 +27,7 @@ fn write_bundle(dir: &Path, build: &str) {
 /// What the test bundles need from the server: the rollout binary their run commands
 /// name (outside any bundle, so shown to the sandbox by the operator's setting), and git
 /// deploys from local repositories.
-fn bundle_config() -> String {
+pub(super) fn bundle_config() -> String {
     let binaries = Path::new(binary()).parent().unwrap();
     format!(
         "[sandbox]\nrequired = {}\nread_only_paths = [{:?}]\n\n[deploy]\nallow_local_git = true\n",
@@ -37,7 +37,7 @@ fn bundle_config() -> String {
 }
 
 /// A server for the test bundles.
-async fn bundle_server() -> TestServer {
+pub(super) async fn bundle_server() -> TestServer {
     TestServer::start(
         binary(),
         ServerOptions {
@@ -65,7 +65,7 @@ fn cli(server: &TestServer, args: &[&str]) -> (bool, String, String) {
 }
 
 /// A tar.gz of `dir` made by the system's tar, with the folder as its top level.
-fn tarball(dir: &Path) -> Vec<u8> {
+pub(super) fn tarball(dir: &Path) -> Vec<u8> {
     let output = Command::new("tar")
         .arg("-czf")
         .arg("-")
@@ -78,7 +78,7 @@ fn tarball(dir: &Path) -> Vec<u8> {
     output.stdout
 }
 
-async fn upload(server: &TestServer, name: &str, archive: Vec<u8>) -> (u16, Value) {
+pub(super) async fn upload(server: &TestServer, name: &str, archive: Vec<u8>) -> (u16, Value) {
     let request = server
         .client()
         .post(format!("{}/v1/environments/{name}/deploy", server.base_url))
@@ -88,7 +88,7 @@ async fn upload(server: &TestServer, name: &str, archive: Vec<u8>) -> (u16, Valu
     server.send(request).await
 }
 
-async fn get_text(server: &TestServer, path: &str) -> (u16, String) {
+pub(super) async fn get_text(server: &TestServer, path: &str) -> (u16, String) {
     let response = server
         .client()
         .get(format!("{}{path}", server.base_url))
@@ -99,7 +99,7 @@ async fn get_text(server: &TestServer, path: &str) -> (u16, String) {
     (response.status().as_u16(), response.text().await.unwrap())
 }
 
-fn replay_run(env: &str, version: Option<i64>) -> Value {
+pub(super) fn replay_run(env: &str, version: Option<i64>) -> Value {
     let mut body = json!({
         "env_name": env,
         "scenario_name": "answer_question",
@@ -113,7 +113,7 @@ fn replay_run(env: &str, version: Option<i64>) -> Value {
     body
 }
 
-async fn run_to_end(server: &TestServer, body: &Value) -> Value {
+pub(super) async fn run_to_end(server: &TestServer, body: &Value) -> Value {
     let (status, accepted) = server.post("/v1/agent/run", body).await;
     assert_eq!(status, 202, "{accepted}");
     server
@@ -121,7 +121,7 @@ async fn run_to_end(server: &TestServer, body: &Value) -> Value {
         .await
 }
 
-fn git(dir: &Path, args: &[&str]) -> String {
+pub(super) fn git(dir: &Path, args: &[&str]) -> String {
     let output = Command::new("git")
         .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
         .args([

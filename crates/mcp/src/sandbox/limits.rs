@@ -101,8 +101,11 @@ impl LimitPolicy {
         };
         let mut problems = policy.defaults.zero_problems("[sandbox.limits]");
         problems.extend(policy.maxima.zero_problems("[sandbox.max_limits]"));
-        for ((field, default), (_, maximum)) in
-            policy.defaults.fields().into_iter().zip(policy.maxima.fields())
+        for ((field, default), (_, maximum)) in policy
+            .defaults
+            .fields()
+            .into_iter()
+            .zip(policy.maxima.fields())
         {
             if let (Some(default), Some(maximum)) = (default, maximum)
                 && default > maximum
@@ -170,7 +173,10 @@ mod tests {
         assert_eq!(effective.max_cpu_seconds, Some(3600));
         let problems = policy.check(&asked);
         assert_eq!(problems.len(), 1, "{problems:?}");
-        assert!(problems[0].contains("max_open_files = 100000"), "{problems:?}");
+        assert!(
+            problems[0].contains("max_open_files = 100000"),
+            "{problems:?}"
+        );
     }
 
     #[test]
@@ -203,6 +209,9 @@ mod tests {
         )
         .unwrap_err();
         assert!(error.contains("max_memory_mb = 9000 is above"), "{error}");
-        assert!(error.contains("max_open_files must be at least 1"), "{error}");
+        assert!(
+            error.contains("max_open_files must be at least 1"),
+            "{error}"
+        );
     }
 }

@@ -299,7 +299,10 @@ impl Layout {
             .iter()
             .filter(|(tree, _)| Some(tree.as_path()) != skip)
             .map(|(tree, writable)| (tree.as_path(), Cover::Tree(*writable)));
-        let placed = self.placed.keys().map(|dest| (dest.as_path(), Cover::Placed));
+        let placed = self
+            .placed
+            .keys()
+            .map(|dest| (dest.as_path(), Cover::Placed));
         let hidden = hides.iter().map(|hidden| (hidden.as_path(), Cover::Hide));
         trees
             .chain(placed)
@@ -362,8 +365,11 @@ mod tests {
         let mut layout = Layout::new(&[]);
         layout.program(".venv/bin/python", Some(&root.join("project")));
         let mounts = layout.mounts();
-        assert!(mounts.contains(&Mount::ReadOnly(venv.clone())), "{mounts:?}");
-        assert!(mounts.contains(&Mount::ReadOnly(base.clone())), "{mounts:?}");
+        assert!(
+            mounts.contains(&Mount::ReadOnly(venv.clone())),
+            "{mounts:?}"
+        );
+        assert!(mounts.contains(&Mount::ReadOnly(base)), "{mounts:?}");
         assert!(mounts.contains(&Mount::ReadOnly(PathBuf::from("/usr"))));
         // The steps the sandbox creates are listed, parents first.
         let position = |wanted: &Path| mounts.iter().position(|m| m.dest() == wanted).unwrap();
@@ -391,7 +397,10 @@ mod tests {
             target: root.join("code"),
             link: root.join("link")
         }));
-        assert!(!mounts.iter().any(|m| m.dest().starts_with(&data)), "{mounts:?}");
+        assert!(
+            !mounts.iter().any(|m| m.dest().starts_with(&data)),
+            "{mounts:?}"
+        );
 
         // The bundle is shown; a tree containing the data directory gets it hidden.
         let mut layout = Layout::new(std::slice::from_ref(&data));

@@ -2,13 +2,13 @@
 //! the destination, no links out of it, caps on the size really written and on the number
 //! of entries, no setuid or setgid bit), and hash a bundle's content.
 
+use super::tree::{Tally, link_stays_inside};
 use flate2::Compression;
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 use sha2::{Digest, Sha256};
 use std::fs;
 use std::io::{self, Read};
-use super::tree::{Tally, link_stays_inside};
 use std::path::{Component, Path, PathBuf};
 use tar::EntryType;
 

@@ -202,7 +202,12 @@ mod tests {
             assert!(error.contains("allow_local_git = true"), "{error}");
             assert!(check_url(local, true).is_ok(), "{local}");
         }
-        for bad in ["http://example.com/env.git", "git://example.com/env", "ext::sh -c id", "-u"] {
+        for bad in [
+            "http://example.com/env.git",
+            "git://example.com/env",
+            "ext::sh -c id",
+            "-u",
+        ] {
             assert!(check_url(bad, true).is_err(), "{bad}");
         }
         let error = check_url("http://user:hunter2@example.com/x", true).unwrap_err();

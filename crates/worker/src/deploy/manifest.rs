@@ -107,7 +107,7 @@ impl Manifest {
             && declared != name
         {
             problems.push(format!(
-                "{MANIFEST_FILE} names the environment '{declared}', but it is deployed as '{name}'"
+                "name = \"{declared}\", but the environment is deployed as '{name}'"
             ));
         }
         problems.extend(config.limits.check(&self.limits));
@@ -184,11 +184,7 @@ impl Manifest {
             problems.push("[build] command is empty".to_string());
         }
         problems.extend(manifest.limits.zero_problems("[limits]"));
-        if let Some(bad) = manifest
-            .secrets
-            .iter()
-            .find(|name| !is_variable_name(name))
-        {
+        if let Some(bad) = manifest.secrets.iter().find(|name| !is_variable_name(name)) {
             problems.push(format!("secrets: '{bad}' is not a variable name"));
         }
         if problems.is_empty() {

@@ -58,11 +58,7 @@ pub(crate) fn check(dir: &Path) -> Result<(), String> {
         if failure.is_some() {
             return Ok(());
         }
-        let shown = path
-            .strip_prefix(dir)
-            .unwrap_or(path)
-            .display()
-            .to_string();
+        let shown = path.strip_prefix(dir).unwrap_or(path).display().to_string();
         let kind = meta.file_type();
         let problem = if kind.is_symlink() {
             let target = fs::read_link(path)?;
@@ -148,15 +144,28 @@ mod tests {
         check(dir.path()).unwrap();
         std::os::unix::fs::symlink("/proc/self/environ", dir.path().join("rollout.toml")).unwrap();
         let error = check(dir.path()).unwrap_err();
-        assert!(error.contains("'rollout.toml' is a symbolic link"), "{error}");
+        assert!(
+            error.contains("'rollout.toml' is a symbolic link"),
+            "{error}"
+        );
 
         let mut tally = Tally::default();
         for _ in 0..MAX_ENTRIES {
             tally.add(0).unwrap();
         }
-        assert!(tally.add(0).unwrap_err().contains("more than 100000 entries"));
+        assert!(
+            tally
+                .add(0)
+                .unwrap_err()
+                .contains("more than 100000 entries")
+        );
         let mut tally = Tally::default();
-        assert!(tally.add(MAX_UNPACKED_BYTES + 1).unwrap_err().contains("MiB"));
+        assert!(
+            tally
+                .add(MAX_UNPACKED_BYTES + 1)
+                .unwrap_err()
+                .contains("MiB")
+        );
     }
 
     #[test]
