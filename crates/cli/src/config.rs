@@ -226,7 +226,7 @@ impl EnvironmentSection {
     }
 }
 
-/// `[[environments]]` entries or `[environments.NAME]` tables, in the order written.
+/// `[[environments]]` entries or `[environments.NAME]` tables.
 #[derive(Debug, Default)]
 pub(crate) struct Environments(pub(crate) Vec<EnvironmentSection>);
 

@@ -217,3 +217,65 @@ fn is_executable(path: &Path) -> bool {
     std::fs::metadata(path)
         .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{FileConfig, ServeArgs, Settings};
+
+    #[test]
+    fn environments_are_tables_or_entries() {
+        let file: FileConfig = toml::from_str(
+            r#"
+            [environments.inbox]
+            secrets = ["SERP_API_KEY"]
+            network = "none"
+
+            [environments."acme/search"]
+            sandbox = false
+            command = ["python", "env.py"]
+            "#,
+        )
+        .unwrap();
+        let find = |name: &str| {
+            file.environments
+                .0
+                .iter()
+                .find(|section| section.name == name)
+                .unwrap()
+        };
+        assert_eq!(find("inbox").project, "default");
+        assert_eq!(find("inbox").network, Some(rollout_mcp::Network::None));
+        assert_eq!(find("search").project, "acme");
+        assert_eq!(find("search").sandbox, Some(false));
+        assert_eq!(find("search").title(), "[environments.\"acme/search\"]");
+
+        let file: FileConfig =
+            toml::from_str("[[environments]]\nname = \"x\"\nurl = \"http://127.0.0.1:1/mcp\"\n")
+                .unwrap();
+        assert_eq!(file.environments.0[0].name, "x");
+        let error = toml::from_str::<FileConfig>("[[environments]]\nurl = \"http://h/mcp\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("needs a name"), "{error}");
+        assert!(toml::from_str::<FileConfig>("[environments.x]\nbogus = 1\n").is_err());
+    }
+
+    #[test]
+    fn a_short_admin_key_is_refused() {
+        let error = Settings::resolve(ServeArgs {
+            admin_key: Some("too-short".into()),
+            ..ServeArgs::default()
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("at least 32"), "{error}");
+        let long = "k".repeat(32);
+        assert!(
+            Settings::resolve(ServeArgs {
+                admin_key: Some(long),
+                ..ServeArgs::default()
+            })
+            .is_ok()
+        );
+    }
+}

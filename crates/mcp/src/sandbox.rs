@@ -542,13 +542,22 @@ mod tests {
             limits: LimitPolicy::default(),
             network: Network::Host,
             base_env: vec![("PATH".into(), "/usr/bin:/bin".into())],
-            environments: vec![EnvPolicy {
-                project: "default".into(),
-                name: "search".into(),
-                isolated: true,
-                network: Some(Network::None),
-                secrets: vec![Secret::new("SERP_API_KEY", "serp-123")],
-            }],
+            environments: vec![
+                EnvPolicy {
+                    project: "default".into(),
+                    name: "search".into(),
+                    isolated: true,
+                    network: Some(Network::None),
+                    secrets: vec![Secret::new("SERP_API_KEY", "serp-123")],
+                },
+                EnvPolicy {
+                    project: "default".into(),
+                    name: "trusted".into(),
+                    isolated: false,
+                    network: None,
+                    secrets: Vec::new(),
+                },
+            ],
         })
     }
 
@@ -645,6 +654,20 @@ mod tests {
         assert!(text.ends_with("-- python env.py"), "{text}");
         let home = spawned.work_dir.path().join("home");
         assert!(env(&spawned).contains(&("HOME".into(), Some(home.display().to_string()))));
+
+        // The operator's opt-out for a command it trusts: guarded, not isolated.
+        let trusted =
+            sandbox(true, Some(UidRange { first: 5, count: 1 })).for_env("default", "trusted");
+        assert!(!trusted.isolated());
+        let spawned = trusted
+            .command(&spec(&command, ProcessRole::Session))
+            .unwrap();
+        let text = argv(&spawned).join(" ");
+        assert!(
+            text.contains("env-guard") && !text.contains("bwrap"),
+            "{text}"
+        );
+        assert!(!text.contains("--work-owner"), "{text}");
 
         let unprivileged = sandbox(true, None).for_env("default", "x");
         let spawned = unprivileged

@@ -338,4 +338,51 @@ mod tests {
             Manifest::parse("[run]\ncommand = [\"x\"]\nport = 8000\nreplicas = 2\n").unwrap_err();
         assert!(error.contains("cannot share a fixed port"), "{error}");
     }
+
+    #[test]
+    fn limits_above_the_maxima_and_secrets_not_granted_are_refused() {
+        use rollout_mcp::{EnvPolicy, Sandbox, SandboxConfig, Secret};
+        let manifest = Manifest::parse(
+            "name = \"search\"\nsecrets = [\"SERP_API_KEY\", \"MAPS_KEY\"]\n[run]\ncommand = [\"a\"]\n[limits]\nmax_memory_mb = 999999\n",
+        )
+        .unwrap();
+        let sandbox = Sandbox::new(SandboxConfig {
+            environments: vec![EnvPolicy {
+                project: "default".into(),
+                name: "search".into(),
+                isolated: true,
+                network: None,
+                secrets: vec![Secret::new("SERP_API_KEY", "value")],
+            }],
+            ..Sandbox::unconfined().config().clone()
+        });
+        let error = manifest
+            .check(
+                "search",
+                "default",
+                &sandbox.for_env("default", "search"),
+                sandbox.config(),
+            )
+            .unwrap_err();
+        assert!(error.contains("max_memory_mb = 999999 is above"), "{error}");
+        assert!(error.contains("secret 'MAPS_KEY'"), "{error}");
+        assert!(error.contains("[environments.search] secrets"), "{error}");
+        assert!(!error.contains("SERP_API_KEY"), "{error}");
+        // Another project's environment of the same name was granted nothing.
+        let error = manifest
+            .check(
+                "search",
+                "acme",
+                &sandbox.for_env("acme", "search"),
+                sandbox.config(),
+            )
+            .unwrap_err();
+        assert!(error.contains("[environments.\"acme/search\"]"), "{error}");
+        assert!(error.contains("secret 'SERP_API_KEY'"), "{error}");
+        assert!(
+            Manifest::parse("secrets = [\"1 bad\"]\n[run]\ncommand = [\"a\"]\n")
+                .unwrap_err()
+                .contains("not a variable name")
+        );
+    }
 }
