@@ -3,7 +3,7 @@
 //! delete refused while runs are in flight, and forced; a hud-python bundle whose build
 //! makes a virtualenv.
 
-use super::common::{RUN_TIMEOUT, binary, guards_with};
+use super::common::{RUN_TIMEOUT, binary, gateway_tool_call, guards_with};
 use rollout_testkit::{ServerOptions, TestServer};
 use serde_json::{Value, json};
 use std::path::Path;
@@ -601,31 +601,8 @@ async fn an_http_bundle_runs_as_supervised_replicas_that_restart_after_a_crash()
 
     // The MCP gateway opens its sessions on the same replicas (official `mcp` client).
     if let Ok(python) = std::env::var("ROLLOUT_TEST_PYTHON") {
-        let client = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../testkit/fixtures/gateway_client.py"
-        );
-        let url = format!("{}/v1/environments/served/mcp", server.base_url);
-        let output = tokio::process::Command::new(python)
-            .args([
-                client,
-                "mcp",
-                &url,
-                &server.admin_key,
-                "calculator",
-                r#"{"expression": "6 * 7"}"#,
-            ])
-            .output()
-            .await
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let line = stdout
-            .lines()
-            .rev()
-            .find(|l| l.starts_with('{'))
-            .unwrap_or_default();
-        let out: Value = serde_json::from_str(line)
-            .unwrap_or_else(|_| panic!("{stdout}\n{}", String::from_utf8_lossy(&output.stderr)));
+        let arguments = json!({"expression": "6 * 7"});
+        let out = gateway_tool_call(&python, &server, "served", "calculator", &arguments).await;
         assert_eq!(out["text"], "42", "{out}");
     }
 }

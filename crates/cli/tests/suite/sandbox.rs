@@ -3,7 +3,7 @@
 //! shell tool (in a run, through the MCP gateway, and in a build), forks thousands of
 //! processes and writes a huge file; the server without bubblewrap warns or refuses.
 
-use super::common::{RUN_TIMEOUT, binary, sandbox_available};
+use super::common::{RUN_TIMEOUT, binary, gateway_tool_call, python, sandbox_available};
 use super::deploy::{get_text, tarball, upload};
 use rollout_testkit::{ServerOptions, TEST_ADMIN_KEY, TestServer};
 use serde_json::{Value, json};
@@ -13,10 +13,6 @@ use std::time::Duration;
 const ATTACKER: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../testkit/fixtures/attack_env.py"
-);
-const GATEWAY_CLIENT: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../testkit/fixtures/gateway_client.py"
 );
 /// Granted to the attacker by the operator: its processes must see it (the control).
 const GRANTED: (&str, &str) = ("SERP_API_KEY", "canary-granted-serp-5c1e");
@@ -32,21 +28,6 @@ const CANARIES: [(&str, &str); 6] = [
     ("UNGRANTED_TOKEN", "canary-ungranted-0b6d"),
     ("AWS_SECRET_ACCESS_KEY", "canary-aws-3e95"),
 ];
-
-/// hud-python, when the test command installed it.
-fn python() -> Option<String> {
-    match std::env::var("ROLLOUT_TEST_PYTHON") {
-        Ok(python) if !python.is_empty() => Some(python),
-        _ => {
-            assert!(
-                std::env::var("ROLLOUT_REQUIRE_PYTHON").is_err(),
-                "ROLLOUT_TEST_PYTHON is not set; run the tests with scripts/test"
-            );
-            eprintln!("skipping: hud-python not installed (run scripts/test)");
-            None
-        }
-    }
-}
 
 /// What the shell tool runs to look around: its environment, its own and its parent's
 /// initial environment, every process it can see, and the data directory.
@@ -177,29 +158,8 @@ async fn environment_processes_see_no_secret_of_the_server_in_runs_gateway_or_bu
     }
 
     // The same through the MCP gateway.
-    let url = format!("{}/v1/environments/attacker/mcp", server.base_url);
-    let arguments = json!({"command": looking_around(data.path())}).to_string();
-    let output = tokio::process::Command::new(&python)
-        .args([
-            GATEWAY_CLIENT,
-            "mcp",
-            &url,
-            TEST_ADMIN_KEY,
-            "shell",
-            &arguments,
-        ])
-        .env("HUD_TELEMETRY_ENABLED", "false")
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let line = stdout
-        .lines()
-        .rev()
-        .find(|l| l.starts_with('{'))
-        .unwrap_or_default();
-    let out: Value = serde_json::from_str(line)
-        .unwrap_or_else(|_| panic!("{stdout}\n{}", String::from_utf8_lossy(&output.stderr)));
+    let arguments = json!({"command": looking_around(data.path())});
+    let out = gateway_tool_call(&python, &server, "attacker", "shell", &arguments).await;
     assert_clean(out["text"].as_str().unwrap(), true);
 
     // A build: its log holds what it saw.
