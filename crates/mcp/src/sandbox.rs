@@ -14,11 +14,11 @@
 //!   its own PID, IPC and UTS namespaces, the network of the host or none; when the server
 //!   runs as root, an unprivileged user of its own (so that `max_processes` counts its tree).
 
+mod bwrap;
 mod limits;
 mod paths;
 
 pub use limits::{LimitPolicy, ProcessLimits};
-use paths::{Layout, Mount};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::os::unix::fs::DirBuilderExt;
@@ -28,10 +28,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 /// `HOME` inside a sandbox (the private work directory's `home`).
 pub const SANDBOX_HOME: &str = "/home/rollout";
-/// Where the rollout binary is shown inside a sandbox, to drop to the sandbox's user.
-const SANDBOX_EXEC: &str = "/run/rollout/rollout";
-/// The user and group a sandbox's processes see themselves as without a user of their own.
-const NOBODY: &str = "65534";
 
 /// How an environment reaches the network.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -374,18 +370,26 @@ impl EnvSandbox {
         argv.push("--sandboxed".into());
         argv.push("--".into());
         argv.push(bwrap.display().to_string());
-        argv.extend(self.bwrap_args(program, spec, work_dir, uid));
+        let network = self.network(spec.role);
+        argv.extend(bwrap::args(
+            config,
+            network,
+            program,
+            spec,
+            &work_dir.path,
+            uid,
+        ));
         argv.push("--".into());
         if let Some(uid) = uid {
             argv.extend([
-                SANDBOX_EXEC.to_string(),
+                bwrap::SANDBOX_EXEC.to_string(),
                 "sandbox-exec".into(),
                 "--uid".into(),
                 uid.to_string(),
                 "--gid".into(),
                 uid.to_string(),
                 "--chdir".into(),
-                working_dir(spec),
+                bwrap::working_dir(spec),
                 "--".into(),
             ]);
         }
@@ -393,137 +397,17 @@ impl EnvSandbox {
         argv
     }
 
-    /// bubblewrap's options for `spec`: namespaces, the file-system layout, the directory.
-    fn bwrap_args(
-        &self,
-        program: &Path,
-        spec: &ProcessSpec<'_>,
-        work_dir: &WorkDir,
-        uid: Option<u32>,
-    ) -> Vec<String> {
-        let config = &self.sandbox.config;
-        let mut args: Vec<String> = [
-            "--die-with-parent",
-            "--unshare-pid",
-            "--unshare-ipc",
-            "--unshare-uts",
-            "--unshare-cgroup-try",
-        ]
-        .map(String::from)
-        .to_vec();
-        let network = match spec.role {
+    /// The network of a process: replicas and builds always the host's.
+    fn network(&self, role: ProcessRole) -> Network {
+        match role {
             ProcessRole::Replica | ProcessRole::Build => Network::Host,
             ProcessRole::Session => self
                 .policy
                 .as_ref()
                 .and_then(|policy| policy.network)
-                .unwrap_or(config.network),
-        };
-        if network == Network::None {
-            args.push("--unshare-net".into());
+                .unwrap_or(self.sandbox.config.network),
         }
-        match uid {
-            // bubblewrap runs as root: no user namespace; `sandbox-exec` drops to the user.
-            Some(_) => args.extend(
-                [
-                    "--cap-drop",
-                    "ALL",
-                    "--cap-add",
-                    "CAP_SETUID",
-                    "--cap-add",
-                    "CAP_SETGID",
-                ]
-                .map(String::from),
-            ),
-            None => args.extend(
-                [
-                    "--unshare-user",
-                    "--disable-userns",
-                    "--uid",
-                    NOBODY,
-                    "--gid",
-                    NOBODY,
-                ]
-                .map(String::from),
-            ),
-        }
-        let mut layout = Layout::new(&config.hidden);
-        if let Some(cwd) = spec.cwd {
-            let bundle = config
-                .bundles
-                .as_ref()
-                .is_some_and(|bundles| cwd.starts_with(bundles));
-            if bundle {
-                layout.allow(cwd);
-            }
-            layout.directory(cwd, bundle && spec.role == ProcessRole::Build);
-        }
-        layout.program(&spec.command[0], spec.cwd);
-        for argument in &spec.command[1..] {
-            layout.argument(argument);
-        }
-        for path in &config.read_only_paths {
-            layout.directory(path, false);
-        }
-        layout.place(&work_dir.path.join("tmp"), Path::new("/tmp"));
-        layout.place(&work_dir.path.join("home"), Path::new(SANDBOX_HOME));
-        args.extend(["--proc", "/proc", "--dev", "/dev"].map(String::from));
-        for mount in layout.mounts() {
-            let shown = |path: &Path| path.display().to_string();
-            match mount {
-                Mount::ReadOnly(path) => {
-                    args.extend(["--ro-bind".into(), shown(&path), shown(&path)])
-                }
-                Mount::Writable { source, dest } => {
-                    args.extend(["--bind".into(), shown(&source), shown(&dest)])
-                }
-                Mount::Dir(path) => args.extend([
-                    "--perms".into(),
-                    "0755".into(),
-                    "--dir".into(),
-                    shown(&path),
-                ]),
-                Mount::Symlink { target, link } => {
-                    args.extend(["--symlink".into(), shown(&target), shown(&link)])
-                }
-                Mount::Hide(path) => args.extend([
-                    "--perms".into(),
-                    "0755".into(),
-                    "--tmpfs".into(),
-                    shown(&path),
-                ]),
-            }
-        }
-        if uid.is_some() {
-            args.extend(
-                [
-                    "--perms",
-                    "0755",
-                    "--dir",
-                    "/run/rollout",
-                    "--ro-bind",
-                    &program.display().to_string(),
-                    SANDBOX_EXEC,
-                ]
-                .map(String::from),
-            );
-        }
-        // As root without capabilities, bubblewrap cannot enter the user's private home:
-        // `sandbox-exec` changes directory once it is that user.
-        args.push("--chdir".into());
-        args.push(match uid {
-            Some(_) => "/".into(),
-            None => working_dir(spec),
-        });
-        args
     }
-}
-
-/// The working directory inside a sandbox: the target's, else the private home.
-fn working_dir(spec: &ProcessSpec<'_>) -> String {
-    spec.cwd
-        .map(|cwd| cwd.display().to_string())
-        .unwrap_or_else(|| SANDBOX_HOME.to_string())
 }
 
 #[cfg(test)]
