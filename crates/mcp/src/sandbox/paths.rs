@@ -114,15 +114,13 @@ impl Layout {
         if !path.is_absolute() {
             return;
         }
-        if let Some(parent) = path.parent()
+        if let (Some(parent), Some(name)) = (path.parent(), path.file_name())
             && let Some(dir) = self.reach(parent)
         {
-            self.tree(&installation(&dir), false);
+            self.tree(&installation(&dir.join(name)), false);
         }
-        if let Ok(real) = fs::canonicalize(&path)
-            && let Some(dir) = real.parent()
-        {
-            self.tree(&installation(dir), false);
+        if let Ok(real) = fs::canonicalize(&path) {
+            self.tree(&installation(&real), false);
         }
         self.reach(&path);
     }
@@ -362,9 +360,20 @@ mod tests {
         );
         fs::create_dir_all(venv.join("bin")).unwrap();
         std::os::unix::fs::symlink(base.join("bin/python3.11"), venv.join("bin/python")).unwrap();
+        write(&root.join("tools/run.sh"), "#!/bin/sh");
         let mut layout = Layout::new(&[]);
         layout.program(".venv/bin/python", Some(&root.join("project")));
+        layout.program(&root.join("tools/run.sh").display().to_string(), None);
         let mounts = layout.mounts();
+        // A program outside a `bin` directory shows its own directory, not its parent.
+        assert!(
+            mounts.contains(&Mount::ReadOnly(root.join("tools"))),
+            "{mounts:?}"
+        );
+        assert!(
+            !mounts.contains(&Mount::ReadOnly(root.clone())),
+            "{mounts:?}"
+        );
         assert!(
             mounts.contains(&Mount::ReadOnly(venv.clone())),
             "{mounts:?}"
