@@ -75,7 +75,7 @@ async fn canary_server(data: &tempfile::TempDir) -> TestServer {
         "[sandbox]\nrequired = true\n\n\
          [providers.custom]\nbase_url = \"http://127.0.0.1:9/v1\"\napi_key_env = \"CUSTOM_PROVIDER_KEY\"\n\n\
          [environments.attacker]\nsecrets = [\"{}\"]\n\n\
-         [environments.\"other/attacker\"]\nnetwork = \"none\"\n",
+         [environments.offline]\nnetwork = \"none\"\n",
         GRANTED.0
     );
     TestServer::start(
@@ -92,18 +92,26 @@ async fn canary_server(data: &tempfile::TempDir) -> TestServer {
 }
 
 async fn register_attacker(server: &TestServer, python: &str) {
+    register_as(server, python, "attacker").await;
+}
+
+async fn register_as(server: &TestServer, python: &str, name: &str) {
     let (status, body) = server
         .post(
             "/v1/environments",
-            &json!({"name": "attacker", "command": [python, ATTACKER]}),
+            &json!({"name": name, "command": [python, ATTACKER]}),
         )
         .await;
     assert_eq!(status, 201, "{body}\n{}", server.log());
 }
 
-/// Runs the probe scenario with the replay model calling `calls` (name, arguments) in turn;
-/// returns the finished trace.
+/// Runs the probe scenario of `attacker` with the replay model calling `calls` (name,
+/// arguments) in turn; returns the finished trace.
 async fn run_calls(server: &TestServer, calls: &[(&str, Value)]) -> Value {
+    run_calls_on(server, "attacker", calls).await
+}
+
+async fn run_calls_on(server: &TestServer, env: &str, calls: &[(&str, Value)]) -> Value {
     let mut validation: Vec<Value> = calls
         .iter()
         .map(|(name, arguments)| json!({"name": name, "arguments": arguments}))
@@ -112,7 +120,7 @@ async fn run_calls(server: &TestServer, calls: &[(&str, Value)]) -> Value {
     let (status, accepted) = server
         .post(
             "/v1/agent/run",
-            &json!({"env_name": "attacker", "scenario_name": "probe", "model": "replay", "validation": validation}),
+            &json!({"env_name": env, "scenario_name": "probe", "model": "replay", "validation": validation}),
         )
         .await;
     assert_eq!(status, 202, "{accepted}");
@@ -156,6 +164,17 @@ async fn environment_processes_see_no_secret_of_the_server_in_runs_gateway_or_bu
     for (name, value) in CANARIES {
         assert!(!text.contains(value), "{name} is in the trace");
     }
+
+    // Its network is the host's; an environment the operator set to `network = "none"`
+    // reaches nothing, not even the server on loopback.
+    let port: u16 = server.base_url.rsplit(':').next().unwrap().parse().unwrap();
+    let reach = [("connect", json!({"host": "127.0.0.1", "port": port}))];
+    let trace = run_calls(&server, &reach).await;
+    assert_eq!(tool_results(&trace)[0], "connected", "{trace}");
+    register_as(&server, &python, "offline").await;
+    let trace = run_calls_on(&server, "offline", &reach).await;
+    let result = &tool_results(&trace)[0];
+    assert!(result.starts_with("no connection"), "{result}");
 
     // The same through the MCP gateway.
     let arguments = json!({"command": looking_around(data.path())});
