@@ -133,9 +133,16 @@ pub struct Sandbox {
 
 impl Sandbox {
     pub fn new(config: SandboxConfig) -> Self {
+        // Start the users at a point of the range of its own, so that two servers on one
+        // machine rarely hand out the same user at the same time.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|elapsed| elapsed.subsec_nanos())
+            .unwrap_or_default();
+        let start = nanos ^ std::process::id().wrapping_mul(2_654_435_761);
         Self {
             config: Arc::new(config),
-            next_uid: Arc::default(),
+            next_uid: Arc::new(AtomicU32::new(start)),
         }
     }
 
@@ -177,7 +184,7 @@ impl Sandbox {
 
     fn next_uid(&self, range: UidRange) -> u32 {
         let n = self.next_uid.fetch_add(1, Ordering::Relaxed);
-        range.first + n % range.count.max(1)
+        range.first.saturating_add(n % range.count.max(1))
     }
 }
 
@@ -497,13 +504,20 @@ mod tests {
             text.contains("--max-processes 256 --max-file-size-mb 1024"),
             "{text}"
         );
-        assert!(text.contains("--work-owner 2000000000:2000000000 --sandboxed -- /usr/bin/bwrap"));
+        let user = first.user.unwrap();
+        assert!((2_000_000_000..2_000_000_002).contains(&user), "{user}");
+        assert!(
+            text.contains(&format!(
+                "--work-owner {user}:{user} --sandboxed -- /usr/bin/bwrap"
+            )),
+            "{text}"
+        );
         assert!(text.contains("--unshare-net"), "{text}");
         assert!(text.contains("--cap-add CAP_SETUID"), "{text}");
         assert!(text.contains("--ro-bind /opt/rollout/bin/rollout /run/rollout/rollout"));
-        assert!(text.ends_with(
-            "-- /run/rollout/rollout sandbox-exec --uid 2000000000 --gid 2000000000 --chdir /home/rollout -- sh -c env"
-        ));
+        assert!(text.ends_with(&format!(
+            "-- /run/rollout/rollout sandbox-exec --uid {user} --gid {user} --chdir /home/rollout -- sh -c env"
+        )));
         assert!(!text.contains("/data/envs"), "{text}");
         let vars = env(&first);
         assert!(vars.contains(&("SERP_API_KEY".into(), Some("serp-123".into()))));
