@@ -530,8 +530,10 @@ mod tests {
             .command(&spec(&command, ProcessRole::Session))
             .unwrap();
         let text = argv(&second).join(" ");
+        let next = second.user.unwrap();
+        assert_ne!(next, user);
         assert!(
-            text.contains("--work-owner 2000000001:2000000001"),
+            text.contains(&format!("--work-owner {next}:{next}")),
             "{text}"
         );
         assert!(!text.contains("--unshare-net"), "{text}");
