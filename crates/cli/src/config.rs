@@ -1,12 +1,17 @@
 //! Configuration: flags, then `ROLLOUT_*` environment variables, then `rollout.toml`,
 //! then defaults. This is the only place that reads the process environment.
 
+use crate::sandbox_config::{DeploySection, SandboxSection};
 use anyhow::{Context, bail};
 use clap::Args;
 use rollout_models::{ApiKey, CatalogConfig, ModelEntry, ProviderConfig, WireFormat};
 use serde::Deserialize;
+use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+/// The shortest `ROLLOUT_ADMIN_KEY` accepted (a guessable admin key is an open server).
+const MIN_ADMIN_KEY_CHARS: usize = 32;
 
 /// Flags of `rollout serve`. Each has an environment variable; flags win.
 #[derive(Debug, Default, Args)]
@@ -103,9 +108,16 @@ pub(crate) struct FileConfig {
     /// prices (which cover the well-known Anthropic and OpenAI models).
     #[serde(default)]
     pub(crate) prices: BTreeMap<String, rollout_models::Price>,
-    /// Environments registered at start-up.
+    /// Environments: registered at start-up (with a command or URL), and what the
+    /// operator grants each one (secrets, sandbox, network).
     #[serde(default)]
-    pub(crate) environments: Vec<EnvironmentSection>,
+    pub(crate) environments: Environments,
+    /// `[sandbox]`: isolation, limits and users of environment processes.
+    #[serde(default)]
+    pub(crate) sandbox: SandboxSection,
+    /// `[deploy]`: what git deploys may reach.
+    #[serde(default)]
+    pub(crate) deploy: DeploySection,
 }
 
 /// `[runs]`: budgets applied to every run.
@@ -177,11 +189,17 @@ pub(crate) struct ModelSection {
     pub(crate) description: Option<String>,
 }
 
-/// `[[environments]]`: a command (stdio) or a URL (streamable HTTP).
-#[derive(Debug, Deserialize)]
+/// One environment of `rollout.toml`, as `[[environments]]` (with `name`, and `project`
+/// unless it is the default one) or `[environments.NAME]` / `[environments."PROJECT/NAME"]`:
+/// a command (stdio) or a URL (streamable HTTP) registered at start-up, and/or the
+/// operator's settings for an environment of that name (deployed or registered by API).
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct EnvironmentSection {
+    #[serde(default)]
     pub(crate) name: String,
+    #[serde(default = "default_project")]
+    pub(crate) project: String,
     pub(crate) command: Option<Vec<String>>,
     pub(crate) url: Option<String>,
     pub(crate) cwd: Option<PathBuf>,
@@ -189,6 +207,81 @@ pub(crate) struct EnvironmentSection {
     pub(crate) env: BTreeMap<String, String>,
     #[serde(default)]
     pub(crate) headers: BTreeMap<String, String>,
+    /// Variables of the server's environment handed to its processes.
+    #[serde(default)]
+    pub(crate) secrets: Vec<String>,
+    /// False: its processes run without bubblewrap (a command the operator trusts).
+    pub(crate) sandbox: Option<bool>,
+    /// `host` or `none` (default: `[sandbox] network`).
+    pub(crate) network: Option<rollout_mcp::Network>,
+}
+
+fn default_project() -> String {
+    crate::serve::DEFAULT_PROJECT.to_string()
+}
+
+impl EnvironmentSection {
+    /// How the operator wrote it, for messages.
+    pub(crate) fn title(&self) -> String {
+        if self.project == crate::serve::DEFAULT_PROJECT {
+            format!("[environments.{}]", self.name)
+        } else {
+            format!("[environments.\"{}/{}\"]", self.project, self.name)
+        }
+    }
+}
+
+/// `[[environments]]` entries or `[environments.NAME]` tables.
+#[derive(Debug, Default)]
+pub(crate) struct Environments(pub(crate) Vec<EnvironmentSection>);
+
+impl<'de> Deserialize<'de> for Environments {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Either;
+        impl<'de> Visitor<'de> for Either {
+            type Value = Vec<EnvironmentSection>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("[[environments]] entries or [environments.NAME] tables")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut sections = Vec::new();
+                while let Some(section) = seq.next_element::<EnvironmentSection>()? {
+                    if section.name.is_empty() {
+                        return Err(serde::de::Error::custom(
+                            "an [[environments]] entry needs a name",
+                        ));
+                    }
+                    sections.push(section);
+                }
+                Ok(sections)
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut sections = Vec::new();
+                while let Some((key, mut section)) =
+                    map.next_entry::<String, EnvironmentSection>()?
+                {
+                    let (project, name) = match key.split_once('/') {
+                        Some((project, name)) => (project.to_string(), name.to_string()),
+                        None => (section.project.clone(), key.clone()),
+                    };
+                    if !section.name.is_empty() && section.name != name {
+                        return Err(serde::de::Error::custom(format!(
+                            "[environments.\"{key}\"] has name = \"{}\"; the table's key is its name",
+                            section.name
+                        )));
+                    }
+                    section.project = project;
+                    section.name = name;
+                    sections.push(section);
+                }
+                Ok(sections)
+            }
+        }
+        deserializer.deserialize_any(Either).map(Environments)
+    }
 }
 
 /// Everything `serve` needs, resolved.
@@ -223,6 +316,8 @@ pub(crate) struct Settings {
     pub(crate) environments: Vec<EnvironmentSection>,
     pub(crate) gateway: GatewaySection,
     pub(crate) training: crate::training::TrainingSection,
+    pub(crate) sandbox: SandboxSection,
+    pub(crate) deploy: DeploySection,
 }
 
 impl Settings {
@@ -251,6 +346,16 @@ impl Settings {
         if max_timeout_seconds < agent_timeout_seconds.max(grading_timeout_seconds) {
             bail!("[runs] max_timeout_seconds must be at least the default timeouts");
         }
+        let admin_key = args.admin_key.filter(|key| !key.trim().is_empty());
+        if let Some(key) = &admin_key
+            && key.chars().count() < MIN_ADMIN_KEY_CHARS
+        {
+            bail!(
+                "ROLLOUT_ADMIN_KEY is {} characters long; it must have at least {MIN_ADMIN_KEY_CHARS} \
+                 (a short key can be guessed): generate one with `openssl rand -hex 32`",
+                key.chars().count()
+            );
+        }
         Ok(Self {
             bind,
             data_dir,
@@ -272,7 +377,7 @@ impl Settings {
             warm_pool_size: args.warm_pool_size.or(file.warm_pool_size).unwrap_or(0),
             log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
-            admin_key: args.admin_key.filter(|key| !key.trim().is_empty()),
+            admin_key,
             max_body_bytes: file.max_body_bytes.unwrap_or(1024 * 1024),
             max_upload_bytes: file.max_upload_bytes.unwrap_or(100 * 1024 * 1024),
             build_timeout_seconds: file.build_timeout_seconds.unwrap_or(900).max(1),
@@ -290,9 +395,11 @@ impl Settings {
                 .map(|per_minute| (per_minute, file.limits.burst.unwrap_or(per_minute).max(1))),
             cors_origins: file.cors_origins.clone(),
             catalog: catalog(&file.providers, &file.models, &file.prices)?,
-            environments: file.environments,
+            environments: file.environments.0,
             gateway: file.gateway,
             training: file.training,
+            sandbox: file.sandbox,
+            deploy: file.deploy,
         })
     }
 }
@@ -394,7 +501,7 @@ fn catalog(
 
 /// Reads a non-empty environment variable.
 #[allow(clippy::disallowed_methods)]
-fn read_env(name: &str) -> Option<String> {
+pub(crate) fn read_env(name: &str) -> Option<String> {
     std::env::var(name)
         .ok()
         .filter(|value| !value.trim().is_empty())

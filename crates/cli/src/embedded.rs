@@ -64,7 +64,9 @@ impl Embedded {
         store
             .create_api_key(DEFAULT_PROJECT, "embedded eval", KeyRole::Admin, &key)
             .await?;
+        let sandbox = crate::sandbox_config::sandbox(&settings).await?;
         let server_config = ServerConfig {
+            sandbox: sandbox.clone(),
             max_body_bytes: settings.max_body_bytes.max(32 * 1024 * 1024),
             agent_timeout_seconds: settings.agent_timeout_seconds,
             grading_timeout_seconds: settings.grading_timeout_seconds,
@@ -74,6 +76,7 @@ impl Embedded {
             &store,
             &settings.environments,
             server_config.introspect_timeout,
+            &sandbox,
         )
         .await?;
         let listener = tokio::net::TcpListener::bind(&settings.bind)
@@ -94,6 +97,7 @@ impl Embedded {
                 lease,
                 heartbeat: lease / 3,
                 shutdown_grace: Duration::from_secs(settings.shutdown_grace_seconds),
+                sandbox,
                 ..WorkerConfig::default()
             },
         );

@@ -11,6 +11,7 @@ mod example_env;
 mod keys;
 mod logging;
 mod projects;
+mod sandbox_config;
 mod schedule;
 mod serve;
 mod training;
@@ -58,9 +59,12 @@ enum Command {
     #[command(subcommand)]
     Dataset(dataset::DatasetCommand),
     /// Run an environment command under resource limits, killing it when the server dies
-    /// (used by the server itself for every stdio environment).
+    /// (used by the server itself for every environment process).
     #[command(hide = true)]
     EnvGuard(env_guard::GuardArgs),
+    /// Drop to a sandbox's own user and run the environment (inside bubblewrap).
+    #[command(hide = true)]
+    SandboxExec(env_guard::ExecArgs),
     /// Serve a bundled example environment over stdio (used by the server itself).
     ExampleEnv {
         /// The environment's name, e.g. my-assistant.
@@ -78,6 +82,12 @@ fn main() -> ExitCode {
         Command::EnvGuard(args) => {
             return env_guard::run(args).unwrap_or_else(|error| {
                 eprintln_safe(&format!("rollout env-guard: {error:#}"));
+                ExitCode::FAILURE
+            });
+        }
+        Command::SandboxExec(args) => {
+            return env_guard::exec(args).unwrap_or_else(|error| {
+                eprintln_safe(&format!("rollout sandbox-exec: {error:#}"));
                 ExitCode::FAILURE
             });
         }
@@ -106,7 +116,7 @@ fn main() -> ExitCode {
             Command::Env(command) => environments::run(command).await,
             Command::Dataset(command) => dataset::run(command).await,
             Command::ExampleEnv { name, http } => example_env::run(&name, http).await,
-            Command::EnvGuard(_) => Ok(()),
+            Command::EnvGuard(_) | Command::SandboxExec(_) => Ok(()),
         }
     });
     match result {

@@ -2,7 +2,7 @@
 
 use crate::config::{EnvironmentSection, ServeArgs, Settings};
 use anyhow::{Context, anyhow};
-use rollout_mcp::{EnvTarget, ProcessGuard, ProcessLimits};
+use rollout_mcp::{EnvTarget, Sandbox};
 use rollout_models::ModelCatalog;
 use rollout_server::{AppState, RateLimit, ServerConfig};
 use rollout_store::{KeyRole, Store, generate_api_key};
@@ -42,6 +42,11 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .ensure_project(DEFAULT_PROJECT, "Default project")
         .await?;
     bootstrap_admin_key(&store, settings.admin_key.as_deref()).await?;
+    if settings.admin_key.is_some() {
+        store.close().await;
+        return forget_admin_key();
+    }
+    let sandbox = crate::sandbox_config::sandbox(&settings).await?;
 
     let catalog = Arc::new(ModelCatalog::new(settings.catalog.clone()));
     let listener = tokio::net::TcpListener::bind(&settings.bind)
@@ -53,13 +58,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             )
         })?;
     let address = listener.local_addr().context("reading the bound address")?;
-    // Every stdio environment and replica runs under `rollout env-guard`; the replicas of
-    // HTTP bundles are shared by the worker and the MCP gateway.
-    let guard = ProcessGuard {
-        program: std::env::current_exe().context("locating the rollout binary")?,
-        limits: ProcessLimits::default(),
-    };
-    let replicas = ReplicaManager::new(Some(guard.clone()));
+    // The replicas of HTTP bundles are shared by the worker and the MCP gateway.
+    let replicas = ReplicaManager::new();
     let mut server_config = ServerConfig {
         public_url: settings
             .public_url
@@ -69,7 +69,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         data_dir: Some(settings.data_dir.clone()),
         max_upload_bytes: settings.max_upload_bytes,
         build_timeout: Duration::from_secs(settings.build_timeout_seconds),
-        process_guard: Some(guard.clone()),
+        sandbox: sandbox.clone(),
+        git: crate::sandbox_config::git(&settings),
         replicas: Some(replicas.clone()),
         agent_timeout_seconds: settings.agent_timeout_seconds,
         grading_timeout_seconds: settings.grading_timeout_seconds,
@@ -101,6 +102,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         &store,
         &settings.environments,
         server_config.introspect_timeout,
+        &sandbox,
     )
     .await?;
 
@@ -118,7 +120,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 heartbeat: lease / 3,
                 shutdown_grace: Duration::from_secs(settings.shutdown_grace_seconds),
                 warm_pool_size: settings.warm_pool_size,
-                process_guard: Some(guard.clone()),
+                sandbox: sandbox.clone(),
                 replicas: Some(replicas.clone()),
                 callbacks: server_config.callbacks.clone(),
                 ..WorkerConfig::default()
@@ -187,15 +189,40 @@ async fn bootstrap_admin_key(store: &Store, configured: Option<&str>) -> anyhow:
     Ok(())
 }
 
-/// Registers the bundled example environments and the ones from `rollout.toml`. A broken
-/// environment is logged and kept as a failed version; it does not stop the server.
+/// Re-executes this server without `ROLLOUT_ADMIN_KEY` (and `--admin-key`): once the key's
+/// hash is stored, the key has no business in `/proc/PID/environ` or `cmdline`, where a
+/// process of the same user could read it. Returns only on failure.
+fn forget_admin_key() -> anyhow::Result<()> {
+    use std::os::unix::process::CommandExt;
+    let mut args = std::env::args_os();
+    let program = args.next().unwrap_or_else(|| "rollout".into());
+    let mut kept = Vec::new();
+    while let Some(arg) = args.next() {
+        if arg == "--admin-key" {
+            args.next();
+        } else if !arg.to_string_lossy().starts_with("--admin-key=") {
+            kept.push(arg);
+        }
+    }
+    let error = std::process::Command::new("/proc/self/exe")
+        .arg0(program)
+        .args(kept)
+        .env_remove("ROLLOUT_ADMIN_KEY")
+        .exec();
+    Err(error).context("restarting without ROLLOUT_ADMIN_KEY in the environment")
+}
+
+/// Registers the bundled example environments and the ones from `rollout.toml` that have
+/// a command or URL, each in its sandbox. A broken environment is logged and kept as a
+/// failed version; it does not stop the server.
 pub(crate) async fn register_startup_environments(
     store: &Store,
     configured: &[EnvironmentSection],
     timeout: Duration,
+    sandbox: &Sandbox,
 ) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("locating the rollout binary")?;
-    let mut targets: Vec<(String, EnvTarget)> = rollout_envs::NAMES
+    let mut targets: Vec<(String, String, EnvTarget)> = rollout_envs::NAMES
         .iter()
         .map(|name| {
             let command = vec![
@@ -204,6 +231,7 @@ pub(crate) async fn register_startup_environments(
                 (*name).to_string(),
             ];
             (
+                DEFAULT_PROJECT.to_string(),
                 name.to_string(),
                 EnvTarget::Command {
                     command,
@@ -215,10 +243,13 @@ pub(crate) async fn register_startup_environments(
         })
         .collect();
     for section in configured {
-        targets.push((section.name.clone(), target(section)?));
+        if let Some(target) = target(section)? {
+            targets.push((section.project.clone(), section.name.clone(), target));
+        }
     }
-    for (name, target) in targets {
-        match register_environment(store, DEFAULT_PROJECT, &name, &target, timeout).await {
+    for (project, name, target) in targets {
+        store.ensure_project(&project, &project).await?;
+        match register_environment(store, &project, &name, &target, timeout, sandbox).await {
             Ok(version) => {
                 let (tools, scenarios) = version
                     .description
@@ -233,26 +264,29 @@ pub(crate) async fn register_startup_environments(
     Ok(())
 }
 
-fn target(section: &EnvironmentSection) -> anyhow::Result<EnvTarget> {
+/// The target a section registers, if it has a command or URL (else it only holds the
+/// operator's settings for an environment of that name).
+fn target(section: &EnvironmentSection) -> anyhow::Result<Option<EnvTarget>> {
     let strings = |map: &std::collections::BTreeMap<String, String>| -> Map<String, Value> {
         map.iter()
             .map(|(k, v)| (k.clone(), Value::String(v.clone())))
             .collect()
     };
     match (&section.command, &section.url) {
-        (Some(command), None) if !command.is_empty() => Ok(EnvTarget::Command {
+        (Some(command), None) if !command.is_empty() => Ok(Some(EnvTarget::Command {
             command: command.clone(),
             cwd: section.cwd.clone(),
             env: strings(&section.env),
             limits: None,
-        }),
-        (None, Some(url)) => Ok(EnvTarget::Url {
+        })),
+        (None, Some(url)) => Ok(Some(EnvTarget::Url {
             url: url.clone(),
             headers: strings(&section.headers),
-        }),
+        })),
+        (None, None) => Ok(None),
         _ => Err(anyhow!(
-            "[[environments]] '{}' needs exactly one of command or url",
-            section.name
+            "{} needs one of command or url, not both (or neither, for settings only)",
+            section.title()
         )),
     }
 }

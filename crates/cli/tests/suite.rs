@@ -1,6 +1,7 @@
 //! Test modules, one per topic.
 
 mod browser;
+mod bundles;
 mod cancel;
 mod chat_recipe;
 mod common;
@@ -17,6 +18,7 @@ mod recipes;
 mod recovery;
 mod run_api;
 mod runs;
+mod sandbox;
 mod schedules;
 mod sdk_interop;
 mod traces_api;

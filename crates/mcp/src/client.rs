@@ -1,16 +1,16 @@
 //! The client side: connect to an environment and speak the hud 0.5 scenario protocol.
 //!
-//! A stdio environment is a child process in its own process group, killed (the whole
-//! group) when the session is dropped: hud environments ignore stdin EOF, so a polite
-//! close would cost seconds per run and risk orphans (see dependencies.md §2.4).
+//! A stdio environment is a child process started in its sandbox ([`crate::sandbox`]), in
+//! its own process group, killed (the whole group) when the session is dropped: hud
+//! environments ignore stdin EOF, so a polite close would cost seconds per run and risk
+//! orphans (see dependencies.md §2.4).
 
-mod guard;
 mod stderr;
 
 use crate::error::EnvError;
+use crate::sandbox::{EnvSandbox, ProcessLimits, ProcessRole, ProcessSpec, WorkDir};
 use crate::wire;
 use async_trait::async_trait;
-pub use guard::{ProcessGuard, ProcessLimits};
 use process_wrap::tokio::{CommandWrap, KillOnDrop, ProcessGroup};
 use rmcp::model::{
     CallToolRequestParams, GetPromptRequestParams, JsonObject, ReadResourceRequestParams,
@@ -28,7 +28,11 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
+use std::time::Duration;
 pub use stderr::StderrTail;
+
+/// How long a failed connection waits for the environment's last stderr lines.
+const STDERR_SETTLE: Duration = Duration::from_secs(2);
 
 /// Where an environment lives and how to reach it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -60,7 +64,7 @@ pub enum EnvTarget {
         cwd: Option<PathBuf>,
         #[serde(default, skip_serializing_if = "Map::is_empty")]
         env: Map<String, Value>,
-        /// Resource limits (from a bundle's manifest), applied by the process guard.
+        /// Resource limits a bundle's manifest asks for (the server's defaults otherwise).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limits: Option<ProcessLimits>,
     },
@@ -104,6 +108,9 @@ pub struct EnvSession {
     stderr: StderrTail,
     /// The process group of a stdio environment (its leader's pid), killed on drop.
     process_group: Option<u32>,
+    /// Its private work directory, removed after the processes are killed (fields are
+    /// dropped after `drop` runs).
+    _work_dir: Option<WorkDir>,
 }
 
 impl Drop for EnvSession {
@@ -140,21 +147,17 @@ fn kill_process_group(group: u32) {
 fn kill_process_group(_group: u32) {}
 
 impl EnvSession {
-    /// Starts or reaches the environment and completes the MCP handshake. `label` tags the
-    /// environment's stderr lines in the logs (environment, version, run).
-    pub async fn connect(target: &EnvTarget, label: &str) -> Result<Self, EnvError> {
-        Self::connect_guarded(target, label, None).await
-    }
-
-    /// Like `connect`, but a stdio environment runs under `guard` (resource limits, and
-    /// killed when this process dies).
-    pub async fn connect_guarded(
+    /// Starts (a stdio environment, in `sandbox`) or reaches (an HTTP one) the environment
+    /// and completes the MCP handshake. `label` tags the environment's stderr lines in the
+    /// logs (environment, version, run).
+    pub async fn connect(
         target: &EnvTarget,
         label: &str,
-        guard: Option<&ProcessGuard>,
+        sandbox: &EnvSandbox,
     ) -> Result<Self, EnvError> {
         let stderr = StderrTail::default();
         let mut process_group = None;
+        let mut work_dir = None;
         let service = match target {
             EnvTarget::Command {
                 command,
@@ -162,21 +165,29 @@ impl EnvSession {
                 env,
                 limits,
             } => {
-                let command = match (guard, limits) {
-                    (Some(guard), Some(limits)) => ProcessGuard {
-                        program: guard.program.clone(),
-                        limits: limits.clone(),
-                    }
-                    .wrap(command),
-                    (Some(guard), None) => guard.wrap(command),
-                    (None, _) => command.clone(),
+                let spec = ProcessSpec {
+                    role: ProcessRole::Session,
+                    command,
+                    cwd: cwd.as_deref(),
+                    env: crate::sandbox::variables(env),
+                    limits: limits.as_ref(),
                 };
-                let transport = spawn(&command, cwd.as_ref(), env, label, &stderr)?;
+                let (transport, dir) = spawn(&spec, sandbox, label, &stderr)?;
                 process_group = transport.id();
-                ().serve(transport).await.map_err(|e| EnvError::Connect {
-                    message: e.to_string(),
-                    stderr_tail: stderr.text(),
-                })?
+                work_dir = Some(dir);
+                match ().serve(transport).await {
+                    Ok(service) => service,
+                    Err(e) => {
+                        let stderr_tail = stderr.settled_text(STDERR_SETTLE).await;
+                        if let Some(group) = process_group {
+                            kill_process_group(group);
+                        }
+                        return Err(EnvError::Connect {
+                            message: e.to_string(),
+                            stderr_tail,
+                        });
+                    }
+                }
             }
             EnvTarget::Served { .. } => {
                 return Err(EnvError::Connect {
@@ -205,6 +216,7 @@ impl EnvSession {
             server_version,
             stderr,
             process_group,
+            _work_dir: work_dir,
         })
     }
 
@@ -240,7 +252,7 @@ impl EnvSession {
             Ok(prompts) => prompts.iter().map(wire::to_json).collect::<Vec<_>>(),
             // A plain MCP server without prompts has no scenarios.
             Err(ServiceError::McpError(_)) => Vec::new(),
-            Err(e) => return Err(self.service_error("prompts/list", e)),
+            Err(e) => return Err(self.failed("prompts/list", e).await),
         };
         Ok(wire::description(
             self.server_name.clone(),
@@ -264,8 +276,10 @@ impl EnvSession {
 
     async fn list_tools_raw(&self) -> Result<Vec<Value>, EnvError> {
         let tools = self.service.list_all_tools().await;
-        let tools = tools.map_err(|e| self.service_error("tools/list", e))?;
-        Ok(tools.iter().map(wire::to_json).collect())
+        match tools {
+            Ok(tools) => Ok(tools.iter().map(wire::to_json).collect()),
+            Err(e) => Err(self.failed("tools/list", e).await),
+        }
     }
 
     /// Sets up a scenario (`prompts/get` of its id) and returns the prompt.
@@ -277,11 +291,10 @@ impl EnvSession {
         let arguments = wire::encode_prompt_arguments(args);
         let string_args: JsonObject = arguments.clone();
         let params = GetPromptRequestParams::new(scenario.id.clone()).with_arguments(string_args);
-        let result = self
-            .service
-            .get_prompt(params)
-            .await
-            .map_err(|e| self.service_error("scenario setup (prompts/get)", e))?;
+        let result = match self.service.get_prompt(params).await {
+            Ok(result) => result,
+            Err(e) => return Err(self.failed("scenario setup (prompts/get)", e).await),
+        };
         let result = wire::to_json(&result);
         let prompt = wire::prompt_text(&result);
         if prompt.trim().is_empty() {
@@ -322,7 +335,7 @@ impl EnvSession {
                 &call.id,
                 format!("Error calling tool '{}': {}", call.name, error.message),
             )),
-            Err(e) => Err(self.service_error("tools/call", e)),
+            Err(e) => Err(self.failed("tools/call", e).await),
         }
     }
 
@@ -349,18 +362,19 @@ impl EnvSession {
     /// Reads the scenario's evaluation (`resources/read` of its id). This ends the scenario.
     pub async fn evaluate(&self, scenario_id: &str) -> Result<Evaluation, EnvError> {
         let params = ReadResourceRequestParams::new(scenario_id.to_string());
-        let result = self
-            .service
-            .read_resource(params)
-            .await
-            .map_err(|e| self.service_error("evaluation (resources/read)", e))?;
+        let result = match self.service.read_resource(params).await {
+            Ok(result) => result,
+            Err(e) => return Err(self.failed("evaluation (resources/read)", e).await),
+        };
         wire::evaluation(&wire::to_json(&result)).map_err(|message| EnvError::InvalidResponse {
             operation: "evaluation (resources/read)",
             message,
         })
     }
 
-    fn service_error(&self, operation: &'static str, error: ServiceError) -> EnvError {
+    /// The error of a failed request; a broken connection carries the environment's last
+    /// stderr lines (waiting briefly for them: a process that just died may be explaining).
+    async fn failed(&self, operation: &'static str, error: ServiceError) -> EnvError {
         match error {
             ServiceError::McpError(error) => EnvError::Request {
                 operation,
@@ -373,7 +387,7 @@ impl EnvSession {
             other => EnvError::Transport {
                 operation,
                 message: other.to_string(),
-                stderr_tail: self.stderr.text(),
+                stderr_tail: self.stderr.settled_text(STDERR_SETTLE).await,
             },
         }
     }
@@ -389,43 +403,32 @@ impl ToolHost for EnvSession {
     }
 }
 
-/// Spawns a stdio environment in its own process group, with stderr captured.
+/// Spawns a stdio environment in its sandbox and its own process group, with stderr
+/// captured.
 fn spawn(
-    command: &[String],
-    cwd: Option<&PathBuf>,
-    env: &Map<String, Value>,
+    spec: &ProcessSpec<'_>,
+    sandbox: &EnvSandbox,
     label: &str,
     stderr: &StderrTail,
-) -> Result<TokioChildProcess, EnvError> {
-    let (program, args) = command.split_first().ok_or_else(|| EnvError::Spawn {
-        command: String::new(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "the command is empty"),
+) -> Result<(TokioChildProcess, WorkDir), EnvError> {
+    let shown = spec.command.join(" ");
+    let sandboxed = sandbox.command(spec).map_err(|source| EnvError::Spawn {
+        command: shown.clone(),
+        source,
     })?;
-    let mut cmd = tokio::process::Command::new(program);
-    cmd.args(args);
-    if let Some(cwd) = cwd {
-        cmd.current_dir(cwd);
-    }
-    for (key, value) in env {
-        let value = match value {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        cmd.env(key, value);
-    }
-    let mut wrapped = CommandWrap::from(cmd);
+    let mut wrapped = CommandWrap::from(sandboxed.command);
     wrapped.wrap(KillOnDrop).wrap(ProcessGroup::leader());
     let (transport, child_stderr) = TokioChildProcess::builder(wrapped)
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|source| EnvError::Spawn {
-            command: command.join(" "),
+            command: shown,
             source,
         })?;
     if let Some(child_stderr) = child_stderr {
         stderr.follow(child_stderr, label.to_string());
     }
-    Ok(transport)
+    Ok((transport, sandboxed.work_dir))
 }
 
 /// A streamable-HTTP transport with the target's headers.

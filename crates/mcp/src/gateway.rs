@@ -7,7 +7,8 @@
 //! the session as a trace without seeing rmcp. Dropping a session (client `DELETE`, idle
 //! timeout) drops the upstream session, which kills a stdio environment's process group.
 
-use crate::client::{EnvSession, EnvTarget, ProcessGuard};
+use crate::client::{EnvSession, EnvTarget};
+use crate::sandbox::EnvSandbox;
 use crate::wire;
 use axum::extract::Request;
 use axum::http::{Method, StatusCode};
@@ -112,8 +113,8 @@ pub struct Upstream {
     pub target: EnvTarget,
     /// Tags the environment's stderr lines in the logs.
     pub label: String,
-    /// The supervisor stdio environments run under.
-    pub guard: Option<ProcessGuard>,
+    /// The sandbox a stdio environment starts in.
+    pub sandbox: EnvSandbox,
 }
 
 /// The gateway's MCP endpoint: one session manager shared by every request.
@@ -297,11 +298,8 @@ impl ServerHandler for GatewayHandler {
         let session = self
             .session
             .get_or_try_init(|| async {
-                let connect = EnvSession::connect_guarded(
-                    &upstream.target,
-                    &upstream.label,
-                    upstream.guard.as_ref(),
-                );
+                let connect =
+                    EnvSession::connect(&upstream.target, &upstream.label, &upstream.sandbox);
                 match tokio::time::timeout(self.connect_timeout, connect).await {
                     Ok(Ok(session)) => Ok(session),
                     Ok(Err(error)) => Err(ErrorData::internal_error(

@@ -310,9 +310,10 @@ async fn open_session(
             "environment '{name}' has an unreadable source: {e}"
         ))
     })?;
+    let sandbox = state.config.sandbox.for_env(&caller.project_id, name);
     let target = match (&target, &state.config.replicas) {
         (EnvTarget::Served { .. }, Some(replicas)) => replicas
-            .resolve(&version.id, &target)
+            .resolve(&version.id, &target, &sandbox)
             .await
             .map_err(|message| {
                 ApiError::new(
@@ -345,7 +346,7 @@ async fn open_session(
     let upstream = Upstream {
         target,
         label: format!("{name}@v{} gateway", version.version),
-        guard: state.config.process_guard.clone(),
+        sandbox,
     };
     let hook: Arc<dyn GatewayHook> = Arc::new(ChannelHook(tx));
     let response = gateway

@@ -30,15 +30,17 @@ pub struct ServerConfig {
     pub rate_limit: Option<crate::RateLimit>,
     /// Origins allowed to call the API from a browser (CORS); `*` for any; empty: none.
     pub cors_origins: Vec<String>,
-    /// Where deployed bundles are unpacked and built (`DATA_DIR/envs/NAME/HASH/`); deploys
-    /// are refused without it.
+    /// Where deployed bundles are unpacked and built (`DATA_DIR/envs/PROJECT/NAME/HASH/`);
+    /// deploys are refused without it.
     pub data_dir: Option<std::path::PathBuf>,
     /// Largest accepted bundle upload (`POST /v1/environments/{name}/deploy`).
     pub max_upload_bytes: usize,
     /// Budget of a deploy's clone and build.
     pub build_timeout: Duration,
-    /// The supervisor deployed environments are introspected under (with their limits).
-    pub process_guard: Option<rollout_mcp::ProcessGuard>,
+    /// The sandbox every environment process starts in (registration, builds, gateway).
+    pub sandbox: rollout_mcp::Sandbox,
+    /// What git deploys may reach (`[deploy] allow_local_git`) and run with.
+    pub git: rollout_worker::deploy::GitConfig,
     /// The replicas of served (HTTP bundle) environments, shared with the worker, so that
     /// the MCP gateway can open sessions on them.
     pub replicas: Option<rollout_worker::ReplicaManager>,
@@ -66,7 +68,8 @@ impl Default for ServerConfig {
             data_dir: None,
             max_upload_bytes: 100 * 1024 * 1024,
             build_timeout: Duration::from_secs(900),
-            process_guard: None,
+            sandbox: rollout_mcp::Sandbox::unconfined(),
+            git: rollout_worker::deploy::GitConfig::default(),
             replicas: None,
             deploy_locks: rollout_worker::deploy::DeployLocks::default(),
             gateway: crate::GatewayConfig::default(),

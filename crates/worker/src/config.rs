@@ -28,8 +28,8 @@ pub struct WorkerConfig {
     pub cancel_poll: Duration,
     /// How run callbacks are delivered.
     pub callbacks: crate::CallbackConfig,
-    /// The supervisor stdio environments run under (limits; killed if this process dies).
-    pub process_guard: Option<rollout_mcp::ProcessGuard>,
+    /// The sandbox environment processes start in.
+    pub sandbox: rollout_mcp::Sandbox,
     /// Pre-started sessions kept ready per stdio environment version (0: none).
     pub warm_pool_size: usize,
     /// The replicas of served (HTTP bundle) environments, when shared with the gateway;
@@ -51,7 +51,7 @@ impl Default for WorkerConfig {
             shutdown_grace: Duration::from_secs(10),
             cancel_poll: Duration::from_secs(1),
             callbacks: crate::CallbackConfig::default(),
-            process_guard: None,
+            sandbox: rollout_mcp::Sandbox::unconfined(),
             warm_pool_size: 0,
             replicas: None,
         }

@@ -1,16 +1,17 @@
 //! Deploying an environment from a bundle (a tar.gz with a `rollout.toml`) or a git
-//! repository: unpack or clone into `DATA_DIR/envs/NAME/HASH/`, hash the content (an
-//! identical re-deploy is a no-op), build, start and introspect (as
-//! [`crate::register_environment`] does), and store the version, `ready` or `failed`, with
-//! its build log.
+//! repository: unpack or clone into `DATA_DIR/envs/PROJECT/NAME/HASH/` (each project's
+//! bundles apart from the others'), hash the content (an identical re-deploy is a no-op),
+//! build and introspect in the environment's sandbox (as [`crate::register_environment`]
+//! does), and store the version, `ready` or `failed`, with its build log.
 
 mod archive;
 mod build;
 mod git;
 mod manifest;
+mod tree;
 
 use crate::register::{RegisterError, VersionSource, register_version};
-use rollout_mcp::ProcessGuard;
+use rollout_mcp::Sandbox;
 use rollout_store::{EnvStatus, EnvVersion, NewEnvVersion, Store, StoreError};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -19,9 +20,11 @@ use std::sync::Arc;
 use std::time::Duration;
 use thiserror::Error;
 
-pub use archive::{MAX_UNPACKED_BYTES, content_hash, pack_directory, unpack};
-pub use build::{BUILD_LOG_TAIL_BYTES, BuildOutcome, run_build};
+pub use archive::{content_hash, pack_directory, unpack};
+pub use build::{BUILD_LOG_TAIL_BYTES, BuildOutcome, BuildSpec, run_build};
+pub use git::{GitConfig, redact_credentials};
 pub use manifest::{BuildSection, MANIFEST_FILE, Manifest, RunSection};
+pub use tree::{MAX_ENTRIES, MAX_UNPACKED_BYTES};
 
 /// How many characters of the build log's end go into a failed version's `error`.
 const ERROR_LOG_TAIL_CHARS: usize = 2000;
@@ -31,16 +34,23 @@ const DIR_HASH_CHARS: usize = 16;
 /// Where deployed bundles live and the budgets of a deploy.
 #[derive(Debug, Clone)]
 pub struct DeployConfig {
-    /// The server's data directory; bundles go to `DATA_DIR/envs/NAME/HASH/`.
+    /// The server's data directory; bundles go to `DATA_DIR/envs/PROJECT/NAME/HASH/`.
     pub data_dir: PathBuf,
     /// Budget of the clone and of the build command.
     pub build_timeout: Duration,
     /// Budget to start and introspect the built environment.
     pub introspect_timeout: Duration,
-    /// The supervisor introspection runs under (with the manifest's limits).
-    pub guard: Option<ProcessGuard>,
+    /// The sandbox builds and introspection run in (with the manifest's limits).
+    pub sandbox: Sandbox,
+    /// What git deploys may reach and run with.
+    pub git: GitConfig,
     /// Deploys of one environment run one at a time (they share its directory).
     pub locks: DeployLocks,
+}
+
+/// Where the bundles of a project's environment live: `DATA_DIR/envs/PROJECT/NAME`.
+pub fn environment_dir(data_dir: &Path, project_id: &str, name: &str) -> PathBuf {
+    data_dir.join("envs").join(project_id).join(name)
 }
 
 /// One lock per environment name, so that two deploys of the same environment in this
@@ -67,8 +77,8 @@ impl DeployLocks {
 pub enum BundleSource {
     /// A tar.gz of the bundle (the manifest at its root, or in its only folder).
     Archive(Vec<u8>),
-    /// A git repository (`file://`, a local path, or any URL `git clone` takes) at `reference`
-    /// (a branch, tag or commit; the default branch when `None`).
+    /// A git repository (https or ssh; `file://` and local paths when the operator allows
+    /// them) at `reference` (a branch, tag or commit; the default branch when `None`).
     Git {
         url: String,
         reference: Option<String>,
@@ -147,8 +157,17 @@ pub async fn deploy_environment(
     config: &DeployConfig,
 ) -> Result<Deployment, DeployError> {
     check_env_name(name).map_err(DeployError::InvalidBundle)?;
+    if project_id.is_empty()
+        || !project_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(DeployError::InvalidBundle(format!(
+            "project '{project_id}' cannot name a directory"
+        )));
+    }
     let _deploying = config.locks.lock(&format!("{project_id}/{name}")).await;
-    let env_dir = config.data_dir.join("envs").join(name);
+    let env_dir = environment_dir(&config.data_dir, project_id, name);
     tokio::fs::create_dir_all(&env_dir)
         .await
         .map_err(io(format!("creating {}", env_dir.display())))?;
@@ -180,32 +199,32 @@ async fn deploy_staged(
             origin["kind"] = json!("archive");
         }
         BundleSource::Git { url, reference } => {
-            let commit =
-                git::clone(&url, reference.as_deref(), staging, config.build_timeout).await?;
+            let commit = git::clone(
+                &url,
+                reference.as_deref(),
+                staging,
+                config.build_timeout,
+                &config.git,
+            )
+            .await?;
+            let url = redact_credentials(&url);
             origin = json!({"kind": "git", "url": url, "ref": reference, "commit": commit});
         }
     }
     let root = {
         let staging = staging.to_path_buf();
-        blocking(move || archive::bundle_root(&staging, MANIFEST_FILE))
-            .await?
-            .map_err(io("reading the bundle".into()))?
+        blocking(move || {
+            tree::seal(&staging)?;
+            archive::bundle_root(&staging, MANIFEST_FILE)
+        })
+        .await?
+        .map_err(io("reading the bundle".into()))?
     };
-    let manifest_text = tokio::fs::read_to_string(root.join(MANIFEST_FILE))
-        .await
-        .map_err(|_| {
-            DeployError::InvalidBundle(format!(
-                "the bundle has no {MANIFEST_FILE} at its root (name, [build] command, [run] command)"
-            ))
-        })?;
-    let manifest = Manifest::parse(&manifest_text).map_err(DeployError::InvalidBundle)?;
-    if let Some(declared) = &manifest.name
-        && declared != name
-    {
-        return Err(DeployError::InvalidBundle(format!(
-            "{MANIFEST_FILE} names the environment '{declared}', but it is deployed as '{name}'"
-        )));
-    }
+    let sandbox = config.sandbox.for_env(project_id, name);
+    let manifest = Manifest::read(&root).await?;
+    manifest
+        .check(name, project_id, &sandbox, config.sandbox.config())
+        .map_err(DeployError::InvalidBundle)?;
     let hash = {
         let root = root.clone();
         blocking(move || content_hash(&root))
@@ -255,14 +274,19 @@ async fn deploy_staged(
 
     let mut log = String::new();
     if let Some(command) = &manifest.build.command {
-        let outcome = run_build(
+        let spec = BuildSpec {
             command,
-            &dir,
-            &manifest.build.env,
-            config.build_timeout,
-            &label,
-        )
-        .await;
+            dir: &dir,
+            env: &manifest.build.env,
+            limits: Some(&manifest.limits),
+            timeout: config.build_timeout,
+            label: &label,
+        };
+        let outcome = run_build(&spec, &sandbox).await;
+        let sealed = dir.clone();
+        blocking(move || tree::seal(&sealed))
+            .await?
+            .map_err(io(format!("sealing {}", dir.display())))?;
         log = outcome.log;
         if let Some(reason) = outcome.failure {
             let log_tail = tail_chars(&log, ERROR_LOG_TAIL_CHARS);
@@ -287,10 +311,6 @@ async fn deploy_staged(
         }
     }
 
-    let guard = config.guard.as_ref().map(|guard| ProcessGuard {
-        program: guard.program.clone(),
-        limits: manifest.limits.clone(),
-    });
     let registered = register_version(
         store,
         project_id,
@@ -299,9 +319,9 @@ async fn deploy_staged(
         VersionSource {
             source,
             source_hash: hash,
-            guard: guard.as_ref(),
         },
         config.introspect_timeout,
+        &config.sandbox,
     )
     .await;
     match registered {
@@ -331,6 +351,20 @@ async fn deploy_staged(
             })
         }
         Err(RegisterError::Store(error)) => Err(error.into()),
+    }
+}
+
+/// Removes the bundles of a deleted environment (`DATA_DIR/envs/PROJECT/NAME`): another
+/// project's environment of the same name keeps its own.
+pub async fn remove_environment_files(data_dir: &Path, project_id: &str, name: &str) {
+    if check_env_name(name).is_err() {
+        return;
+    }
+    let dir = environment_dir(data_dir, project_id, name);
+    if tokio::fs::metadata(&dir).await.is_ok()
+        && let Err(error) = tokio::fs::remove_dir_all(&dir).await
+    {
+        tracing::warn!(env = %name, project = %project_id, %error, "could not remove the environment's files");
     }
 }
 

@@ -104,11 +104,12 @@ impl Executor<'_> {
             };
 
         let label = format!("{}@v{} run={}", spec.env_name, spec.env_version, run.id);
+        let sandbox = self.config.sandbox.for_env(&run.project_id, &spec.env_name);
         let started = Instant::now();
         let session = within("environment start", self.config.connect_timeout, async {
             let target = self
                 .replicas
-                .resolve(&version.id, &target)
+                .resolve(&version.id, &target, &sandbox)
                 .await
                 .map_err(|message| {
                     RunError::Env(rollout_mcp::EnvError::Connect {
@@ -117,7 +118,7 @@ impl Executor<'_> {
                     })
                 })?;
             self.pool
-                .session(&version.id, &target, &label)
+                .session(&version.id, &target, &label, &sandbox)
                 .await
                 .map_err(RunError::from)
         })

@@ -6,7 +6,7 @@
 //! Only stdio (`command`) environments are pooled; an HTTP environment is already running.
 //! A pool for a version is created on its first run and kept at `size` ready sessions.
 
-use rollout_mcp::{EnvError, EnvSession, EnvTarget, ProcessGuard};
+use rollout_mcp::{EnvError, EnvSandbox, EnvSession, EnvTarget};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -21,36 +21,35 @@ struct Slot {
 #[derive(Clone)]
 pub(crate) struct WarmPool {
     size: usize,
-    guard: Option<ProcessGuard>,
     slots: Arc<Mutex<HashMap<String, Slot>>>,
 }
 
 impl WarmPool {
     /// A pool keeping `size` sessions ready per version (0 turns pooling off).
-    pub(crate) fn new(size: usize, guard: Option<ProcessGuard>) -> Self {
+    pub(crate) fn new(size: usize) -> Self {
         Self {
             size,
-            guard,
             slots: Arc::default(),
         }
     }
 
-    /// A session for one run: a ready one from the pool when there is one, else a new one.
-    /// `key` identifies the environment version.
+    /// A session for one run: a ready one from the pool when there is one, else a new one
+    /// (in `sandbox`, the environment's). `key` identifies the environment version.
     pub(crate) async fn session(
         &self,
         key: &str,
         target: &EnvTarget,
         label: &str,
+        sandbox: &EnvSandbox,
     ) -> Result<EnvSession, EnvError> {
         if self.size == 0 || !matches!(target, EnvTarget::Command { .. }) {
-            return EnvSession::connect_guarded(target, label, self.guard.as_ref()).await;
+            return EnvSession::connect(target, label, sandbox).await;
         }
         let ready = self.take_ready(key);
-        self.refill(key, target);
+        self.refill(key, target, sandbox);
         match ready {
             Some(session) => Ok(session),
-            None => EnvSession::connect_guarded(target, label, self.guard.as_ref()).await,
+            None => EnvSession::connect(target, label, sandbox).await,
         }
     }
 
@@ -67,7 +66,7 @@ impl WarmPool {
     }
 
     /// Starts sessions in the background until the version has `size` ready or starting.
-    fn refill(&self, key: &str, target: &EnvTarget) {
+    fn refill(&self, key: &str, target: &EnvTarget, sandbox: &EnvSandbox) {
         let missing = {
             let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
             let slot = slots.entry(key.to_string()).or_default();
@@ -79,10 +78,10 @@ impl WarmPool {
             let pool = self.clone();
             let key = key.to_string();
             let target = target.clone();
+            let sandbox = sandbox.clone();
             tokio::spawn(async move {
                 let label = format!("{key} (warm)");
-                let started =
-                    EnvSession::connect_guarded(&target, &label, pool.guard.as_ref()).await;
+                let started = EnvSession::connect(&target, &label, &sandbox).await;
                 let mut slots = pool.slots.lock().unwrap_or_else(PoisonError::into_inner);
                 let slot = slots.entry(key.clone()).or_default();
                 slot.starting = slot.starting.saturating_sub(1);

@@ -2,7 +2,7 @@
 //! store the version as `ready` (or `failed` with the reason).
 
 use crate::replicas::ReplicaManager;
-use rollout_mcp::{EnvError, EnvSession, EnvTarget};
+use rollout_mcp::{EnvError, EnvSession, EnvTarget, Sandbox};
 use rollout_store::{EnvStatus, EnvVersion, NewEnvVersion, Store, StoreError};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
@@ -22,14 +22,16 @@ pub enum RegisterError {
     Store(#[from] StoreError),
 }
 
-/// Starts the environment at `target`, reads what it offers, and stores a new version of
-/// `name` (or returns the existing ready version when the source is unchanged).
+/// Starts the environment at `target` (in its sandbox), reads what it offers, and stores a
+/// new version of `name` (or returns the existing ready version when the source is
+/// unchanged).
 pub async fn register_environment(
     store: &Store,
     project_id: &str,
     name: &str,
     target: &EnvTarget,
     timeout: Duration,
+    sandbox: &Sandbox,
 ) -> Result<EnvVersion, RegisterError> {
     let source = serde_json::to_value(target).unwrap_or_default();
     let source_hash = hex_sha256(source.to_string().as_bytes());
@@ -41,37 +43,35 @@ pub async fn register_environment(
         VersionSource {
             source,
             source_hash,
-            guard: None,
         },
         timeout,
+        sandbox,
     )
     .await
 }
 
 /// What a version is stored with, beyond its target: the source as recorded (the target,
-/// plus e.g. where a bundle came from), the hash that makes re-registration a no-op, and
-/// the supervisor introspection runs under.
-pub(crate) struct VersionSource<'a> {
+/// plus e.g. where a bundle came from) and the hash that makes re-registration a no-op.
+pub(crate) struct VersionSource {
     pub(crate) source: serde_json::Value,
     pub(crate) source_hash: String,
-    pub(crate) guard: Option<&'a rollout_mcp::ProcessGuard>,
 }
 
-/// Starts the environment at `target` (under the guard, if any), reads what it offers, and
-/// stores a version with the given source and hash (or returns the existing ready version
-/// when the newest ready one has the same hash).
+/// Starts the environment at `target` (in its sandbox), reads what it offers, and stores a
+/// version with the given source and hash (or returns the existing ready version when the
+/// newest ready one has the same hash).
 pub(crate) async fn register_version(
     store: &Store,
     project_id: &str,
     name: &str,
     target: &EnvTarget,
-    version_source: VersionSource<'_>,
+    version_source: VersionSource,
     timeout: Duration,
+    sandbox: &Sandbox,
 ) -> Result<EnvVersion, RegisterError> {
     let VersionSource {
         source,
         source_hash,
-        guard,
     } = version_source;
     if let Some(existing) = store.latest_ready_version(project_id, name).await?
         && existing.source_hash == source_hash
@@ -81,17 +81,18 @@ pub(crate) async fn register_version(
     let label = format!("{name}@introspect");
     // A served (HTTP) environment is introspected through one temporary replica, stopped
     // when this is done (or dropped on timeout).
-    let replicas = ReplicaManager::new(guard.cloned());
+    let sandbox = sandbox.for_env(project_id, name);
+    let replicas = ReplicaManager::new();
     let _stop_replicas = replicas.stop_on_drop();
     let introspected = tokio::time::timeout(timeout, async {
         let reachable = replicas
-            .resolve(&label, &single_replica(target))
+            .resolve(&label, &single_replica(target), &sandbox)
             .await
             .map_err(|message| EnvError::Connect {
                 message,
                 stderr_tail: String::new(),
             })?;
-        let session = EnvSession::connect_guarded(&reachable, &label, guard).await?;
+        let session = EnvSession::connect(&reachable, &label, &sandbox).await?;
         session.describe().await
     })
     .await;

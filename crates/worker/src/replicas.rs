@@ -4,8 +4,8 @@
 //! until it accepts connections, checks its health every few seconds, and restarts it (with
 //! backoff) when it exits or stops answering. Runs get the URL of a live replica, in turn.
 
-use rollout_mcp::{EnvTarget, ProcessGuard};
-use serde_json::Value;
+use rollout_mcp::sandbox::variables;
+use rollout_mcp::{EnvSandbox, EnvTarget, ProcessRole, ProcessSpec, WorkDir};
 use std::collections::HashMap;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -26,9 +26,8 @@ const HEALTH_FAILURES: u32 = 3;
 
 /// The replicas of every served environment version of this process, shared by the worker
 /// and the MCP gateway.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct ReplicaManager {
-    guard: Option<ProcessGuard>,
     sets: Arc<Mutex<HashMap<String, Arc<ReplicaSet>>>>,
     shutdown: CancellationToken,
 }
@@ -46,22 +45,24 @@ struct ReplicaSet {
 }
 
 impl ReplicaManager {
-    /// A manager whose processes run under `guard`.
-    pub fn new(guard: Option<ProcessGuard>) -> Self {
-        Self {
-            guard,
-            sets: Arc::default(),
-            shutdown: CancellationToken::new(),
-        }
+    /// A manager without replicas yet.
+    pub fn new() -> Self {
+        Self::default()
     }
 
     /// The target a session connects to: a served environment becomes the URL of one of its
-    /// live replicas (started on first use); any other target is returned unchanged.
-    pub async fn resolve(&self, key: &str, target: &EnvTarget) -> Result<EnvTarget, String> {
+    /// live replicas (started on first use, in `sandbox`); any other target is returned
+    /// unchanged.
+    pub async fn resolve(
+        &self,
+        key: &str,
+        target: &EnvTarget,
+        sandbox: &EnvSandbox,
+    ) -> Result<EnvTarget, String> {
         let EnvTarget::Served { path, .. } = target else {
             return Ok(target.clone());
         };
-        let set = self.set(key, target);
+        let set = self.set(key, target, sandbox);
         let url = set.live_url().await?;
         Ok(EnvTarget::Url {
             url: format!("{url}{path}"),
@@ -69,7 +70,7 @@ impl ReplicaManager {
         })
     }
 
-    fn set(&self, key: &str, target: &EnvTarget) -> Arc<ReplicaSet> {
+    fn set(&self, key: &str, target: &EnvTarget, sandbox: &EnvSandbox) -> Arc<ReplicaSet> {
         let mut sets = self.sets.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(set) = sets.get(key) {
             return set.clone();
@@ -85,7 +86,7 @@ impl ReplicaManager {
             let label = format!("{key} replica {}", index + 1);
             tokio::spawn(supervise(
                 target.clone(),
-                self.guard.clone(),
+                sandbox.clone(),
                 label,
                 sender,
                 self.shutdown.clone(),
@@ -138,7 +139,7 @@ impl ReplicaSet {
 /// Keeps one replica running until shutdown: start, wait healthy, watch, restart.
 async fn supervise(
     target: EnvTarget,
-    guard: Option<ProcessGuard>,
+    sandbox: EnvSandbox,
     label: String,
     url: watch::Sender<Option<String>>,
     shutdown: CancellationToken,
@@ -152,8 +153,8 @@ async fn supervise(
                 return;
             }
         };
-        match start(&target, guard.as_ref(), port, &label) {
-            Ok(mut child) => {
+        match start(&target, &sandbox, port, &label) {
+            Ok((mut child, work_dir)) => {
                 let healthy = tokio::select! {
                     up = wait_listening(port, STARTUP) => up,
                     _ = shutdown.cancelled() => return,
@@ -168,6 +169,7 @@ async fn supervise(
                     tracing::warn!(env = %label, port, "replica did not start listening; restarting");
                 }
                 kill(&mut child).await;
+                drop(work_dir);
             }
             Err(error) => tracing::error!(env = %label, %error, "could not start the replica"),
         }
@@ -218,13 +220,13 @@ fn target_port(target: &EnvTarget) -> Result<u16, String> {
     }
 }
 
-/// Starts one replica process in its own process group, under the guard.
+/// Starts one replica process in its sandbox and its own process group.
 fn start(
     target: &EnvTarget,
-    guard: Option<&ProcessGuard>,
+    sandbox: &EnvSandbox,
     port: u16,
     label: &str,
-) -> Result<Child, String> {
+) -> Result<(Child, WorkDir), String> {
     let EnvTarget::Served {
         command,
         cwd,
@@ -239,46 +241,36 @@ fn start(
         .iter()
         .map(|part| part.replace("{port}", &port.to_string()))
         .collect();
-    let command = match (guard, limits) {
-        (Some(guard), Some(limits)) => ProcessGuard {
-            program: guard.program.clone(),
-            limits: limits.clone(),
-        }
-        .wrap(&command),
-        (Some(guard), None) => guard.wrap(&command),
-        (None, _) => command,
+    let mut env = variables(env);
+    env.push(("PORT".into(), port.to_string()));
+    let spec = ProcessSpec {
+        role: ProcessRole::Replica,
+        command: &command,
+        cwd: cwd.as_deref(),
+        env,
+        limits: limits.as_ref(),
     };
-    let (program, args) = command.split_first().ok_or("the command is empty")?;
-    let mut process = Command::new(program);
+    let shown = command.join(" ");
+    let sandboxed = sandbox
+        .command(&spec)
+        .map_err(|e| format!("starting {shown}: {e}"))?;
+    let mut process = sandboxed.command;
     process
-        .args(args)
-        .env("PORT", port.to_string())
         .process_group(0)
-        .kill_on_drop(true);
-    process
+        .kill_on_drop(true)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    if let Some(cwd) = cwd {
-        process.current_dir(cwd);
-    }
-    for (key, value) in env {
-        let value = match value {
-            Value::String(text) => text.clone(),
-            other => other.to_string(),
-        };
-        process.env(key, value);
-    }
     let mut child = process
         .spawn()
-        .map_err(|e| format!("starting {program}: {e}"))?;
+        .map_err(|e| format!("starting {shown}: {e}"))?;
     if let Some(stdout) = child.stdout.take() {
         log_lines(stdout, label.to_string());
     }
     if let Some(stderr) = child.stderr.take() {
         log_lines(stderr, label.to_string());
     }
-    Ok(child)
+    Ok((child, sandboxed.work_dir))
 }
 
 fn log_lines(stream: impl AsyncRead + Unpin + Send + 'static, label: String) {

@@ -34,11 +34,8 @@ impl Worker {
         notifier: Arc<RunNotifier>,
         config: WorkerConfig,
     ) -> Self {
-        let pool = WarmPool::new(config.warm_pool_size, config.process_guard.clone());
-        let replicas = config
-            .replicas
-            .clone()
-            .unwrap_or_else(|| ReplicaManager::new(config.process_guard.clone()));
+        let pool = WarmPool::new(config.warm_pool_size);
+        let replicas = config.replicas.clone().unwrap_or_default();
         Self {
             store,
             catalog,

@@ -41,19 +41,22 @@ fn run_body(model: &str) -> Value {
     })
 }
 
-/// Processes (pids) working in `dir` whose command line contains one of `needles`: the
-/// environments a test server started (they inherit its working directory, the data dir).
+/// Environment processes of the server on `dir` whose command line contains one of
+/// `needles`: started in its data directory's work directories (a sandbox shows one, as
+/// its mount table says), or there (without a sandbox).
 fn processes_in(dir: &Path, needles: &[&str]) -> Vec<(u32, String)> {
     let dir = std::fs::canonicalize(dir).unwrap();
+    let marker = dir.join("work").display().to_string();
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
-        let Ok(cwd) = std::fs::read_link(entry.path().join("cwd")) else {
-            continue;
-        };
-        if cwd != dir {
+        let in_dir = std::fs::read_link(entry.path().join("cwd"))
+            .is_ok_and(|cwd| cwd.starts_with(&dir))
+            || std::fs::read_to_string(entry.path().join("mountinfo"))
+                .is_ok_and(|mounts| mounts.contains(&marker));
+        if !in_dir {
             continue;
         }
         let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();

@@ -51,6 +51,94 @@ pub(super) fn event_types(trace: &serde_json::Value) -> Vec<String> {
         .collect()
 }
 
+/// hud-python's interpreter, when the test command installed it (`scripts/test`); missing
+/// while it should have is a failure, not a skip.
+pub(super) fn python() -> Option<String> {
+    match std::env::var("ROLLOUT_TEST_PYTHON") {
+        Ok(python) if !python.is_empty() => Some(python),
+        _ => {
+            assert!(
+                std::env::var("ROLLOUT_REQUIRE_PYTHON").is_err(),
+                "ROLLOUT_TEST_PYTHON is not set; run the tests with scripts/test"
+            );
+            eprintln!("skipping: hud-python not installed (run scripts/test)");
+            None
+        }
+    }
+}
+
+/// Calls `tool` of environment `env` through the MCP gateway with the official `mcp`
+/// client (`fixtures/gateway_client.py mcp`); returns its JSON line.
+pub(super) async fn gateway_tool_call(
+    python: &str,
+    server: &TestServer,
+    env: &str,
+    tool: &str,
+    arguments: &serde_json::Value,
+) -> serde_json::Value {
+    let client = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../testkit/fixtures/gateway_client.py"
+    );
+    let url = format!("{}/v1/environments/{env}/mcp", server.base_url);
+    let output = tokio::process::Command::new(python)
+        .args([
+            client,
+            "mcp",
+            &url,
+            &server.admin_key,
+            tool,
+            &arguments.to_string(),
+        ])
+        .env("HUD_TELEMETRY_ENABLED", "false")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_default();
+    serde_json::from_str(line)
+        .unwrap_or_else(|_| panic!("{stdout}\n{}", String::from_utf8_lossy(&output.stderr)))
+}
+
+/// True when the test command provides bubblewrap (`scripts/test` installs it): then every
+/// test server must sandbox its environments, and the sandbox tests must run.
+pub(super) fn sandbox_expected() -> bool {
+    std::env::var("ROLLOUT_REQUIRE_SANDBOX").is_ok()
+}
+
+/// Whether the sandbox tests can run: bubblewrap is installed. Missing while the test
+/// command should have installed it is a failure, not a skip.
+pub(super) fn sandbox_available() -> bool {
+    let installed = std::process::Command::new("bwrap")
+        .arg("--version")
+        .output()
+        .is_ok_and(|output| output.status.success());
+    assert!(
+        installed || !sandbox_expected(),
+        "bwrap is not installed, but ROLLOUT_REQUIRE_SANDBOX is set (scripts/test installs bubblewrap)"
+    );
+    if !installed {
+        eprintln!("skipping: bubblewrap not installed (run scripts/test)");
+    }
+    installed
+}
+
+/// Pids of the `rollout env-guard` processes whose command line contains `needle` (one per
+/// environment process: the sandbox's own processes repeat the needle).
+pub(super) fn guards_with(needle: &str) -> Vec<u32> {
+    processes_with(needle)
+        .into_iter()
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            String::from_utf8_lossy(&cmdline).contains("env-guard")
+        })
+        .collect()
+}
+
 /// Pids of the processes whose command line contains `needle` (tests mark the processes
 /// they start with a unique path or argument, then check that none is left behind).
 pub(super) fn processes_with(needle: &str) -> Vec<u32> {

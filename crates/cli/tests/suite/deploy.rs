@@ -3,18 +3,18 @@
 //! delete refused while runs are in flight, and forced; a hud-python bundle whose build
 //! makes a virtualenv.
 
-use super::common::{RUN_TIMEOUT, binary, plain_server, processes_with};
+use super::common::{RUN_TIMEOUT, binary, gateway_tool_call, guards_with};
 use rollout_testkit::{ServerOptions, TestServer};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::Command;
 
 /// A bundle whose run command is the bundled example environment, started by a shell that
-/// first notes its open-file limit in `starts.txt` (one line per start).
-fn write_bundle(dir: &Path, build: &str) {
+/// first notes its open-file limit on stderr (one line per start, in the server's log).
+pub(super) fn write_bundle(dir: &Path, build: &str) {
     std::fs::create_dir_all(dir).unwrap();
     let run = format!(
-        "ulimit -n >> starts.txt; exec {:?} example-env my-assistant",
+        "echo \"open files: $(ulimit -n)\" >&2; exec {:?} example-env my-assistant",
         binary()
     );
     let manifest = format!(
@@ -22,6 +22,31 @@ fn write_bundle(dir: &Path, build: &str) {
     );
     std::fs::write(dir.join("rollout.toml"), manifest).unwrap();
     std::fs::write(dir.join("README.md"), "A test bundle.\n").unwrap();
+}
+
+/// What the test bundles need from the server: the rollout binary their run commands
+/// name (outside any bundle, so shown to the sandbox by the operator's setting), and git
+/// deploys from local repositories.
+pub(super) fn bundle_config() -> String {
+    let binaries = Path::new(binary()).parent().unwrap();
+    format!(
+        "[sandbox]\nrequired = {}\nread_only_paths = [{:?}]\n\n[deploy]\nallow_local_git = true\n",
+        super::common::sandbox_expected(),
+        binaries.display().to_string()
+    )
+}
+
+/// A server for the test bundles.
+pub(super) async fn bundle_server() -> TestServer {
+    TestServer::start(
+        binary(),
+        ServerOptions {
+            config_toml: Some(bundle_config()),
+            ..ServerOptions::default()
+        },
+    )
+    .await
+    .expect("server starts")
 }
 
 /// `rollout ARGS` against `server`; returns (success, stdout, stderr).
@@ -40,7 +65,7 @@ fn cli(server: &TestServer, args: &[&str]) -> (bool, String, String) {
 }
 
 /// A tar.gz of `dir` made by the system's tar, with the folder as its top level.
-fn tarball(dir: &Path) -> Vec<u8> {
+pub(super) fn tarball(dir: &Path) -> Vec<u8> {
     let output = Command::new("tar")
         .arg("-czf")
         .arg("-")
@@ -53,7 +78,7 @@ fn tarball(dir: &Path) -> Vec<u8> {
     output.stdout
 }
 
-async fn upload(server: &TestServer, name: &str, archive: Vec<u8>) -> (u16, Value) {
+pub(super) async fn upload(server: &TestServer, name: &str, archive: Vec<u8>) -> (u16, Value) {
     let request = server
         .client()
         .post(format!("{}/v1/environments/{name}/deploy", server.base_url))
@@ -63,7 +88,7 @@ async fn upload(server: &TestServer, name: &str, archive: Vec<u8>) -> (u16, Valu
     server.send(request).await
 }
 
-async fn get_text(server: &TestServer, path: &str) -> (u16, String) {
+pub(super) async fn get_text(server: &TestServer, path: &str) -> (u16, String) {
     let response = server
         .client()
         .get(format!("{}{path}", server.base_url))
@@ -74,7 +99,7 @@ async fn get_text(server: &TestServer, path: &str) -> (u16, String) {
     (response.status().as_u16(), response.text().await.unwrap())
 }
 
-fn replay_run(env: &str, version: Option<i64>) -> Value {
+pub(super) fn replay_run(env: &str, version: Option<i64>) -> Value {
     let mut body = json!({
         "env_name": env,
         "scenario_name": "answer_question",
@@ -88,7 +113,7 @@ fn replay_run(env: &str, version: Option<i64>) -> Value {
     body
 }
 
-async fn run_to_end(server: &TestServer, body: &Value) -> Value {
+pub(super) async fn run_to_end(server: &TestServer, body: &Value) -> Value {
     let (status, accepted) = server.post("/v1/agent/run", body).await;
     assert_eq!(status, 202, "{accepted}");
     server
@@ -96,7 +121,7 @@ async fn run_to_end(server: &TestServer, body: &Value) -> Value {
         .await
 }
 
-fn git(dir: &Path, args: &[&str]) -> String {
+pub(super) fn git(dir: &Path, args: &[&str]) -> String {
     let output = Command::new("git")
         .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
         .args([
@@ -119,7 +144,7 @@ fn git(dir: &Path, args: &[&str]) -> String {
 
 #[tokio::test]
 async fn a_directory_deploys_with_its_build_log_serves_runs_and_redeploys_as_a_noop() {
-    let server = plain_server().await;
+    let server = bundle_server().await;
     let work = tempfile::tempdir().unwrap();
     let bundle = work.path().join("my-env");
     write_bundle(&bundle, "echo building the bundle; echo done > built.txt");
@@ -143,7 +168,7 @@ async fn a_directory_deploys_with_its_build_log_serves_runs_and_redeploys_as_a_n
     assert_eq!(version["status"], "ready");
     assert_eq!(version["source"]["limits"]["max_open_files"], 512);
     let dir = version["source"]["bundle"]["dir"].as_str().unwrap();
-    assert!(dir.contains("/envs/bundled/"), "{dir}");
+    assert!(dir.contains("/envs/default/bundled/"), "{dir}");
     assert!(Path::new(dir).join("built.txt").exists());
     assert!(!Path::new(dir).join(".venv").exists());
 
@@ -158,8 +183,8 @@ async fn a_directory_deploys_with_its_build_log_serves_runs_and_redeploys_as_a_n
     assert_eq!(trace["reward"], 1.0);
     assert_eq!(trace["env_version"], 1);
     // The manifest's limits applied to the introspection's process and the run's.
-    let starts = std::fs::read_to_string(Path::new(dir).join("starts.txt")).unwrap();
-    assert_eq!(starts, "512\n512\n");
+    let log = server.log();
+    assert_eq!(log.matches("open files: 512").count(), 2, "{log}");
 
     // The same content again: nothing is built, the version stays.
     let (ok, stdout, _) = cli(&server, &["env", "deploy", bundle.to_str().unwrap()]);
@@ -179,7 +204,7 @@ async fn a_directory_deploys_with_its_build_log_serves_runs_and_redeploys_as_a_n
 
 #[tokio::test]
 async fn a_tarball_and_a_git_repository_deploy_and_a_run_can_pin_a_version() {
-    let server = plain_server().await;
+    let server = bundle_server().await;
     let work = tempfile::tempdir().unwrap();
     let bundle = work.path().join("my-env");
     write_bundle(&bundle, "echo tarball build");
@@ -267,7 +292,7 @@ async fn a_tarball_and_a_git_repository_deploy_and_a_run_can_pin_a_version() {
 
 #[tokio::test]
 async fn a_failing_build_is_stored_as_failed_with_its_log_tail() {
-    let server = plain_server().await;
+    let server = bundle_server().await;
     let work = tempfile::tempdir().unwrap();
     let bundle = work.path().join("my-env");
     write_bundle(
@@ -310,7 +335,7 @@ async fn a_failing_build_is_stored_as_failed_with_its_log_tail() {
     assert_eq!(status, 422, "{error}");
     assert_eq!(error["error"]["code"], "environment_unusable");
 
-    // Its limits apply from the first start: 1 MiB of memory is too little for anything.
+    // Its limits apply from the build on: 1 MiB of memory is too little for anything.
     write_bundle(&bundle, "true");
     let manifest = std::fs::read_to_string(bundle.join("rollout.toml")).unwrap();
     std::fs::write(
@@ -320,7 +345,7 @@ async fn a_failing_build_is_stored_as_failed_with_its_log_tail() {
     .unwrap();
     let (status, error) = upload(&server, "bundled", tarball(&bundle)).await;
     assert_eq!(status, 422, "{error}");
-    assert_eq!(error["error"]["code"], "environment_unusable");
+    assert_eq!(error["error"]["code"], "build_failed");
 
     // Not a bundle at all.
     let (status, error) = upload(&server, "bundled", b"not a tarball".to_vec()).await;
@@ -354,7 +379,7 @@ async fn delete_is_refused_while_runs_are_in_flight_unless_forced_and_keeps_trac
         binary(),
         ServerOptions {
             args: vec!["--max-concurrent-runs".into(), "0".into()],
-            config_toml: Some("max_upload_bytes = 100000\n".into()),
+            config_toml: Some(format!("max_upload_bytes = 100000\n{}", bundle_config())),
             ..ServerOptions::default()
         },
     )
@@ -368,7 +393,7 @@ async fn delete_is_refused_while_runs_are_in_flight_unless_forced_and_keeps_trac
     assert_eq!(error["error"]["code"], "payload_too_large");
     let (status, env) = upload(&server, "bundled", tarball(&bundle)).await;
     assert_eq!(status, 201, "{env}");
-    let files = server.data_dir.join("envs/bundled");
+    let files = server.data_dir.join("envs/default/bundled");
     assert!(files.exists());
 
     let (status, accepted) = server
@@ -422,7 +447,21 @@ async fn a_hud_python_bundle_builds_a_virtualenv_and_serves_runs() {
         eprintln!("skipping: hud-python not installed (run scripts/test)");
         return;
     };
-    let server = plain_server().await;
+    // The build links the test virtualenv, outside the bundle: the operator shows it.
+    let venv = Path::new(&python).parent().unwrap().parent().unwrap();
+    let server = TestServer::start(
+        binary(),
+        ServerOptions {
+            config_toml: Some(format!(
+                "[sandbox]\nrequired = {}\nread_only_paths = [{:?}]\n",
+                super::common::sandbox_expected(),
+                venv.display().to_string()
+            )),
+            ..ServerOptions::default()
+        },
+    )
+    .await
+    .unwrap();
     let work = tempfile::tempdir().unwrap();
     let bundle = work.path().join("hud-env");
     std::fs::create_dir_all(&bundle).unwrap();
@@ -486,7 +525,7 @@ max_open_files = 1024
 
 #[tokio::test]
 async fn an_http_bundle_runs_as_supervised_replicas_that_restart_after_a_crash() {
-    let server = plain_server().await;
+    let server = bundle_server().await;
     let dir = server.data_dir.join("http-bundle");
     std::fs::create_dir_all(&dir).unwrap();
     let serve = dir.join("serve.sh");
@@ -515,11 +554,11 @@ async fn an_http_bundle_runs_as_supervised_replicas_that_restart_after_a_crash()
     assert_eq!(first["status"], "completed", "{first}\n{}", server.log());
     assert_eq!(first["reward"], 1.0);
     // Two replicas, each a guard (whose command line names the bundle) over the server.
-    let marker = format!("{}", server.data_dir.join("envs").join("served").display());
+    let marker = format!("{}", server.data_dir.join("envs/default/served").display());
     let wait_for = |count: usize| async move {
         let found = tokio::time::timeout(RUN_TIMEOUT, async {
             loop {
-                let guards: Vec<u32> = processes_with(&marker).into_iter().collect();
+                let guards: Vec<u32> = guards_with(&marker);
                 if guards.len() >= count {
                     return guards;
                 }
@@ -541,13 +580,13 @@ async fn an_http_bundle_runs_as_supervised_replicas_that_restart_after_a_crash()
         let run = run_to_end(&server, &replay_run("served", None)).await;
         assert_eq!(run["status"], "completed", "{run}\n{}", server.log());
     }
-    let marker = format!("{}", server.data_dir.join("envs").join("served").display());
+    let marker = format!("{}", server.data_dir.join("envs/default/served").display());
     let restarted = tokio::time::timeout(RUN_TIMEOUT, async {
         while !server.log().contains("replica exited; restarting") {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
         loop {
-            if processes_with(&marker).len() >= 2 {
+            if guards_with(&marker).len() >= 2 {
                 return;
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -562,31 +601,8 @@ async fn an_http_bundle_runs_as_supervised_replicas_that_restart_after_a_crash()
 
     // The MCP gateway opens its sessions on the same replicas (official `mcp` client).
     if let Ok(python) = std::env::var("ROLLOUT_TEST_PYTHON") {
-        let client = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../testkit/fixtures/gateway_client.py"
-        );
-        let url = format!("{}/v1/environments/served/mcp", server.base_url);
-        let output = tokio::process::Command::new(python)
-            .args([
-                client,
-                "mcp",
-                &url,
-                &server.admin_key,
-                "calculator",
-                r#"{"expression": "6 * 7"}"#,
-            ])
-            .output()
-            .await
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let line = stdout
-            .lines()
-            .rev()
-            .find(|l| l.starts_with('{'))
-            .unwrap_or_default();
-        let out: Value = serde_json::from_str(line)
-            .unwrap_or_else(|_| panic!("{stdout}\n{}", String::from_utf8_lossy(&output.stderr)));
+        let arguments = json!({"expression": "6 * 7"});
+        let out = gateway_tool_call(&python, &server, "served", "calculator", &arguments).await;
         assert_eq!(out["text"], "42", "{out}");
     }
 }

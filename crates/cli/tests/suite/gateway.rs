@@ -2,7 +2,7 @@
 //! hud-python 0.5.41 SDK and the official `mcp` client (`fixtures/gateway_client.py`); they
 //! skip, like `hud_python.rs`, when ROLLOUT_TEST_PYTHON is unset.
 
-use super::common::{binary, plain_server, processes_with};
+use super::common::{binary, plain_server, processes_with, python};
 use rollout_testkit::{ServerOptions, TestServer};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -16,20 +16,6 @@ const HUD_ENV: &str = concat!(
     "/../testkit/fixtures/hud_env.py"
 );
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
-
-fn python() -> Option<String> {
-    match std::env::var("ROLLOUT_TEST_PYTHON") {
-        Ok(python) if !python.is_empty() => Some(python),
-        _ => {
-            assert!(
-                std::env::var("ROLLOUT_REQUIRE_PYTHON").is_err(),
-                "ROLLOUT_TEST_PYTHON is not set; run the tests with scripts/test"
-            );
-            eprintln!("skipping: hud-python not installed (run scripts/test)");
-            None
-        }
-    }
-}
 
 /// The client fixture as a command; hud's own services point at a closed port so that the
 /// SDK's telemetry fails at once instead of waiting on the network.

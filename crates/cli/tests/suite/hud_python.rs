@@ -1,7 +1,7 @@
 //! A real, unmodified hud-python 0.5.41 environment, over stdio and streamable HTTP.
 //! `scripts/test` installs hud-python into a virtualenv and sets ROLLOUT_TEST_PYTHON.
 
-use super::common::{RUN_TIMEOUT, plain_server, server_with_fake};
+use super::common::{RUN_TIMEOUT, plain_server, python, server_with_fake};
 use rollout_testkit::{FakeModelServer, FakeReply, TestServer};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -10,21 +10,6 @@ const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../testkit/fixtures/hud_env.py"
 );
-
-/// The virtualenv python with hud-python, or None to skip (only outside scripts/test).
-fn python() -> Option<String> {
-    match std::env::var("ROLLOUT_TEST_PYTHON") {
-        Ok(python) if !python.is_empty() => Some(python),
-        _ => {
-            assert!(
-                std::env::var("ROLLOUT_REQUIRE_PYTHON").is_err(),
-                "ROLLOUT_TEST_PYTHON is not set; run the tests with scripts/test"
-            );
-            eprintln!("skipping: hud-python not installed (run scripts/test)");
-            None
-        }
-    }
-}
 
 async fn register_stdio(server: &TestServer, python: &str) -> Value {
     let (status, env) = server

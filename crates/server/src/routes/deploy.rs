@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use rollout_domain::{RunId, RunStatus};
-use rollout_worker::deploy::check_env_name;
+use rollout_worker::deploy::{check_env_name, remove_environment_files};
 use rollout_worker::{BundleSource, DeployConfig, DeployError, deploy_environment};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -26,7 +26,7 @@ use std::collections::HashMap;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct GitRequest {
-    /// Any URL `git clone` takes; `file://` URLs and local paths included.
+    /// An https or ssh URL (`file://` and local paths when the operator allows them).
     url: String,
     /// A branch, tag or commit (default: the default branch).
     #[serde(rename = "ref")]
@@ -125,7 +125,8 @@ async fn deploy(
         data_dir,
         build_timeout: state.config.build_timeout,
         introspect_timeout: state.config.introspect_timeout,
-        guard: state.config.process_guard.clone(),
+        sandbox: state.config.sandbox.clone(),
+        git: state.config.git.clone(),
         locks: state.config.deploy_locks.clone(),
     };
     tracing::info!(env = name, key = %caller.key_id, "deploy requested");
@@ -286,15 +287,8 @@ pub(crate) async fn delete(
         .store
         .delete_environment(&caller.project_id, &name)
         .await?;
-    if let Some(data_dir) = &state.config.data_dir
-        && check_env_name(&name).is_ok()
-    {
-        let dir = data_dir.join("envs").join(&name);
-        if tokio::fs::metadata(&dir).await.is_ok()
-            && let Err(error) = tokio::fs::remove_dir_all(&dir).await
-        {
-            tracing::warn!(env = %name, %error, "could not remove the environment's files");
-        }
+    if let Some(data_dir) = &state.config.data_dir {
+        remove_environment_files(data_dir, &caller.project_id, &name).await;
     }
     tracing::info!(env = %name, key = %caller.key_id, versions = deleted, cancelled = cancelled.len(), "environment deleted");
     Ok(Json(json!({

@@ -57,6 +57,7 @@ pub(crate) async fn register(
         &request.name,
         &target,
         state.config.introspect_timeout,
+        &state.config.sandbox,
     )
     .await
     .map_err(|error| match error {

@@ -1,7 +1,8 @@
 //! Bundles as archives: pack a directory into a tar.gz, unpack one safely (no path leaves
-//! the destination, no links out of it, a cap on the unpacked size), and hash a bundle's
-//! content.
+//! the destination, no links out of it, caps on the size really written and on the number
+//! of entries, no setuid or setgid bit), and hash a bundle's content.
 
+use super::tree::{Tally, link_stays_inside};
 use flate2::Compression;
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
@@ -10,9 +11,6 @@ use std::fs;
 use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
 use tar::EntryType;
-
-/// Largest total size of the files of an unpacked bundle (a guard against gzip bombs).
-pub const MAX_UNPACKED_BYTES: u64 = 4 * 1024 * 1024 * 1024;
 
 /// Directories never packed nor hashed: version control and local build output.
 const SKIPPED_DIRS: [&str; 4] = [".git", ".venv", "__pycache__", "node_modules"];
@@ -30,17 +28,40 @@ pub fn pack_directory(dir: &Path) -> io::Result<Vec<u8>> {
 }
 
 /// Unpacks a tar.gz into `dest` (created if missing). Refuses absolute paths, `..`,
-/// hard links, symbolic links that are absolute or contain `..`, devices, and more than
-/// [`MAX_UNPACKED_BYTES`] of content. The error says which entry is wrong.
+/// hard links, symbolic links that are absolute or contain `..`, devices, more than
+/// [`super::MAX_UNPACKED_BYTES`] of content (counted from the sizes the reader really uses,
+/// PAX records included) and more than [`super::MAX_ENTRIES`] entries, all checked in a
+/// first pass that writes nothing. Modes keep their permission bits only. The error says
+/// which entry is wrong.
 pub fn unpack(archive: &[u8], dest: &Path) -> Result<(), String> {
+    let mut tally = Tally::default();
+    for_each_entry(archive, |_, _| Ok(()), &mut tally)?;
     fs::create_dir_all(dest).map_err(|e| format!("creating {}: {e}", dest.display()))?;
+    let unpack_in = |entry: &mut tar::Entry<'_, GzDecoder<&[u8]>>, shown: &str| {
+        // `unpack_in` checks again that the entry lands inside `dest`.
+        match entry.unpack_in(dest) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(format!("entry '{shown}' leaves the bundle")),
+            Err(e) => Err(format!("unpacking '{shown}': {e}")),
+        }
+    };
+    for_each_entry(archive, unpack_in, &mut Tally::default())
+}
+
+/// Checks every entry of `archive` (path, kind, link target, caps) and hands the good
+/// ones to `visit` with their shown path.
+fn for_each_entry(
+    archive: &[u8],
+    mut visit: impl FnMut(&mut tar::Entry<'_, GzDecoder<&[u8]>>, &str) -> Result<(), String>,
+    tally: &mut Tally,
+) -> Result<(), String> {
     let mut archive = tar::Archive::new(GzDecoder::new(archive));
-    archive.set_preserve_permissions(true);
+    // Without it, the tar crate masks modes to 0o777: no setuid, setgid or sticky bit.
+    archive.set_preserve_permissions(false);
     archive.set_overwrite(true);
     let entries = archive
         .entries()
         .map_err(|e| format!("not a tar.gz archive: {e}"))?;
-    let mut total: u64 = 0;
     for entry in entries {
         let mut entry = entry.map_err(|e| format!("not a readable tar.gz archive: {e}"))?;
         let path = entry
@@ -63,12 +84,7 @@ pub fn unpack(archive: &[u8], dest: &Path) -> Result<(), String> {
                     .link_name()
                     .map_err(|e| format!("entry '{shown}': unreadable link target: {e}"))?
                     .ok_or_else(|| format!("entry '{shown}': a link without a target"))?;
-                // Relative and without `..`: then it resolves inside the bundle whatever
-                // the other links are (a `..` after a link to `.` would climb out).
-                let climbs = target
-                    .components()
-                    .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir));
-                if climbs {
+                if !link_stays_inside(&target) {
                     return Err(format!(
                         "entry '{shown}' is a symbolic link that points outside the bundle"
                     ));
@@ -85,20 +101,9 @@ pub fn unpack(archive: &[u8], dest: &Path) -> Result<(), String> {
                 ));
             }
         }
-        total = total.saturating_add(entry.header().size().unwrap_or(0));
-        if total > MAX_UNPACKED_BYTES {
-            return Err(format!(
-                "the bundle unpacks to more than {} MiB",
-                MAX_UNPACKED_BYTES / (1024 * 1024)
-            ));
-        }
-        // `unpack_in` checks again that the entry lands inside `dest`.
-        let unpacked = entry
-            .unpack_in(dest)
-            .map_err(|e| format!("unpacking '{shown}': {e}"))?;
-        if !unpacked {
-            return Err(format!("entry '{shown}' leaves the bundle"));
-        }
+        // `size()` is what the reader copies (a PAX `size` record overrides the header's).
+        tally.add(entry.size())?;
+        visit(&mut entry, &shown)?;
     }
     Ok(())
 }

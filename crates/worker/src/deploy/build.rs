@@ -1,25 +1,17 @@
-//! Running a bundle's build command: `sh -c COMMAND` in the bundle directory, its output
-//! (stdout and stderr, line by line) streamed to the server's log and kept for the version.
+//! Running a bundle's build command: `sh -c COMMAND` in the bundle directory, in the
+//! environment's sandbox (its bundle writable), its output (stdout and stderr, line by
+//! line) streamed to the server's log and kept for the version.
 
+use rollout_mcp::{EnvSandbox, ProcessLimits, ProcessRole, ProcessSpec};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::process::Command;
 use tokio::sync::mpsc;
 
 /// How much of a build log is kept: its last 64 KiB.
 pub const BUILD_LOG_TAIL_BYTES: usize = 64 * 1024;
-
-/// Variables a build never sees: the server's own secrets.
-const HIDDEN_VARIABLES: [&str; 5] = [
-    "ROLLOUT_ADMIN_KEY",
-    "ROLLOUT_DATABASE_URL",
-    "ANTHROPIC_API_KEY",
-    "OPENAI_API_KEY",
-    "TEST_DATABASE_URL",
-];
 
 /// How a build ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,40 +62,71 @@ impl LogTail {
     }
 }
 
-/// Runs `command` with `sh -c` in `dir`, within `timeout`. Lines go to the log as they
-/// come, tagged with `label` (environment and content hash). On timeout the build's whole
-/// process group is killed.
-pub async fn run_build(
-    command: &str,
-    dir: &Path,
-    env: &BTreeMap<String, String>,
-    timeout: Duration,
-    label: &str,
-) -> BuildOutcome {
+/// What a build runs and where.
+#[derive(Debug, Clone)]
+pub struct BuildSpec<'a> {
+    /// A shell command (`sh -c`).
+    pub command: &'a str,
+    /// The bundle directory, the working directory (writable during the build).
+    pub dir: &'a Path,
+    pub env: &'a BTreeMap<String, String>,
+    pub limits: Option<&'a ProcessLimits>,
+    pub timeout: Duration,
+    /// Tags the log lines (environment and content hash).
+    pub label: &'a str,
+}
+
+/// Runs the build with `sh -c` in its directory, in `sandbox`, within its timeout. Lines go
+/// to the log as they come. On timeout the build's whole process group is killed. When the
+/// sandbox runs it as a user of its own, the bundle is that user's during the build (the
+/// caller seals it afterwards).
+pub async fn run_build(spec: &BuildSpec<'_>, sandbox: &EnvSandbox) -> BuildOutcome {
+    let BuildSpec {
+        command,
+        dir,
+        timeout,
+        label,
+        ..
+    } = *spec;
     let mut log = LogTail::default();
-    let mut child = Command::new("sh");
+    let argv = ["sh".to_string(), "-c".into(), command.to_string()];
+    let mut env: Vec<(String, String)> = spec
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    env.push(("ROLLOUT_BUNDLE_DIR".into(), dir.display().to_string()));
+    let process = ProcessSpec {
+        role: ProcessRole::Build,
+        command: &argv,
+        cwd: Some(dir),
+        env,
+        limits: spec.limits,
+    };
+    let not_started = |error: std::io::Error, log: LogTail| BuildOutcome {
+        failure: Some(format!("the build command could not start: {error}")),
+        log: log.finish(),
+    };
+    let sandboxed = match sandbox.command(&process) {
+        Ok(sandboxed) => sandboxed,
+        Err(error) => return not_started(error, log),
+    };
+    if let Some(user) = sandboxed.user
+        && let Err(error) = super::tree::give(dir, user, user)
+    {
+        return not_started(error, log);
+    }
+    let _work_dir = sandboxed.work_dir;
+    let mut child = sandboxed.command;
     child
-        .arg("-c")
-        .arg(command)
-        .current_dir(dir)
-        .env("ROLLOUT_BUNDLE_DIR", dir)
-        .envs(env)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    for name in HIDDEN_VARIABLES {
-        child.env_remove(name);
-    }
     let mut child = match child.spawn() {
         Ok(child) => child,
-        Err(error) => {
-            return BuildOutcome {
-                failure: Some(format!("the build command could not start: {error}")),
-                log: log.finish(),
-            };
-        }
+        Err(error) => return not_started(error, log),
     };
     let group = child.id();
     let (lines_tx, mut lines) = mpsc::unbounded_channel::<String>();
@@ -181,15 +204,34 @@ fn kill_group(group: Option<u32>) {
 mod tests {
     use super::*;
 
+    fn build<'a>(
+        command: &'a str,
+        dir: &'a Path,
+        env: &'a BTreeMap<String, String>,
+        timeout: Duration,
+    ) -> BuildSpec<'a> {
+        BuildSpec {
+            command,
+            dir,
+            env,
+            limits: None,
+            timeout,
+            label: "test",
+        }
+    }
+
+    fn sandbox() -> EnvSandbox {
+        rollout_mcp::Sandbox::unconfined().for_env("default", "test")
+    }
+
     #[tokio::test]
     async fn output_of_both_streams_is_kept_and_failure_is_reported() {
         let dir = tempfile::tempdir().unwrap();
+        let env = BTreeMap::from([("GREETING".to_string(), "hello".to_string())]);
+        let command = "echo out; echo err >&2; echo \"$GREETING\" > made.txt";
         let outcome = run_build(
-            "echo out; echo err >&2; echo \"$GREETING\" > made.txt",
-            dir.path(),
-            &BTreeMap::from([("GREETING".to_string(), "hello".to_string())]),
-            Duration::from_secs(30),
-            "test",
+            &build(command, dir.path(), &env, Duration::from_secs(30)),
+            &sandbox(),
         )
         .await;
         assert_eq!(outcome.failure, None);
@@ -200,12 +242,15 @@ mod tests {
             "hello\n"
         );
 
+        let none = BTreeMap::new();
         let outcome = run_build(
-            "echo about to fail; exit 3",
-            dir.path(),
-            &BTreeMap::new(),
-            Duration::from_secs(30),
-            "test",
+            &build(
+                "echo about to fail; exit 3",
+                dir.path(),
+                &none,
+                Duration::from_secs(30),
+            ),
+            &sandbox(),
         )
         .await;
         assert!(outcome.failure.unwrap().contains("exit status: 3"));
@@ -215,12 +260,15 @@ mod tests {
     #[tokio::test]
     async fn a_build_past_its_timeout_is_killed() {
         let dir = tempfile::tempdir().unwrap();
+        let none = BTreeMap::new();
         let outcome = run_build(
-            "echo started; sleep 600",
-            dir.path(),
-            &BTreeMap::new(),
-            Duration::from_millis(500),
-            "test",
+            &build(
+                "echo started; sleep 600",
+                dir.path(),
+                &none,
+                Duration::from_millis(500),
+            ),
+            &sandbox(),
         )
         .await;
         assert!(outcome.failure.unwrap().contains("did not finish"));

@@ -1,7 +1,8 @@
-//! `rollout.toml`, the manifest of a bundle: its name, how to build it, how to run it, and
-//! the resource limits of its processes.
+//! `rollout.toml`, the manifest of a bundle: its name, how to build it, how to run it, the
+//! resource limits of its processes and the secrets it needs.
 
-use rollout_mcp::{EnvTarget, ProcessLimits};
+use super::DeployError;
+use rollout_mcp::{EnvSandbox, EnvTarget, ProcessLimits, SandboxConfig};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -9,6 +10,8 @@ use std::path::Path;
 
 /// The manifest's file name, at the bundle's root.
 pub const MANIFEST_FILE: &str = "rollout.toml";
+/// Largest manifest read (a manifest is a few lines).
+const MAX_MANIFEST_BYTES: u64 = 64 * 1024;
 
 /// A parsed `rollout.toml`.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -22,9 +25,14 @@ pub struct Manifest {
     /// `[run]`: how each run starts the environment.
     #[serde(default)]
     pub run: RunSection,
-    /// `[limits]`: resource limits of every process of the environment.
+    /// `[limits]`: resource limits of every process of the environment, within the
+    /// server's maxima (the server's defaults for those not given).
     #[serde(default)]
     pub limits: ProcessLimits,
+    /// Variables of the server's environment the environment needs (hud's
+    /// `required_env_vars`); the operator must have granted each one to it.
+    #[serde(default)]
+    pub secrets: Vec<String>,
 }
 
 /// `[build]`.
@@ -60,6 +68,69 @@ pub struct RunSection {
 }
 
 impl Manifest {
+    /// Reads and parses the manifest at a bundle's root: a regular file (a link to one
+    /// inside the bundle is fine) of at most 64 KiB.
+    pub async fn read(root: &Path) -> Result<Manifest, DeployError> {
+        let path = root.join(MANIFEST_FILE);
+        let missing = || {
+            DeployError::InvalidBundle(format!(
+                "the bundle has no {MANIFEST_FILE} at its root (name, [build] command, [run] command)"
+            ))
+        };
+        let meta = tokio::fs::metadata(&path).await.map_err(|_| missing())?;
+        if !meta.is_file() {
+            return Err(missing());
+        }
+        if meta.len() > MAX_MANIFEST_BYTES {
+            return Err(DeployError::InvalidBundle(format!(
+                "{MANIFEST_FILE} is larger than {} KiB",
+                MAX_MANIFEST_BYTES / 1024
+            )));
+        }
+        let text = tokio::fs::read_to_string(&path)
+            .await
+            .map_err(|_| missing())?;
+        Manifest::parse(&text).map_err(DeployError::InvalidBundle)
+    }
+
+    /// Checks the manifest against its deploy: the name it declares, its limits against the
+    /// server's maxima, and that the operator granted every secret it needs.
+    pub fn check(
+        &self,
+        name: &str,
+        project_id: &str,
+        sandbox: &EnvSandbox,
+        config: &SandboxConfig,
+    ) -> Result<(), String> {
+        let mut problems = Vec::new();
+        if let Some(declared) = &self.name
+            && declared != name
+        {
+            problems.push(format!(
+                "name = \"{declared}\", but the environment is deployed as '{name}'"
+            ));
+        }
+        problems.extend(config.limits.check(&self.limits));
+        let granted = sandbox.granted_secrets();
+        let section = if project_id == "default" {
+            format!("[environments.{name}]")
+        } else {
+            format!("[environments.\"{project_id}/{name}\"]")
+        };
+        for secret in &self.secrets {
+            if !granted.contains(&secret.as_str()) {
+                problems.push(format!(
+                    "the environment needs the secret '{secret}', which the operator has not granted to it (the server's rollout.toml: {section} secrets = [\"{secret}\"])"
+                ));
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{MANIFEST_FILE}: {}", problems.join("; ")))
+        }
+    }
+
     /// Parses a manifest, listing every problem in one message.
     pub fn parse(text: &str) -> Result<Manifest, String> {
         let manifest: Manifest =
@@ -112,14 +183,9 @@ impl Manifest {
         {
             problems.push("[build] command is empty".to_string());
         }
-        for (field, value) in [
-            ("max_memory_mb", manifest.limits.max_memory_mb),
-            ("max_cpu_seconds", manifest.limits.max_cpu_seconds),
-            ("max_open_files", manifest.limits.max_open_files),
-        ] {
-            if value == Some(0) {
-                problems.push(format!("[limits] {field} must be at least 1"));
-            }
+        problems.extend(manifest.limits.zero_problems("[limits]"));
+        if let Some(bad) = manifest.secrets.iter().find(|name| !is_variable_name(name)) {
+            problems.push(format!("secrets: '{bad}' is not a variable name"));
         }
         if problems.is_empty() {
             Ok(manifest)
@@ -164,6 +230,12 @@ impl Manifest {
     }
 }
 
+/// `[A-Za-z_][A-Za-z0-9_]*`.
+fn is_variable_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,8 +274,8 @@ mod tests {
             limits.unwrap(),
             ProcessLimits {
                 max_memory_mb: Some(512),
-                max_cpu_seconds: None,
                 max_open_files: Some(256),
+                ..ProcessLimits::default()
             }
         );
     }
@@ -265,5 +337,52 @@ mod tests {
         let error =
             Manifest::parse("[run]\ncommand = [\"x\"]\nport = 8000\nreplicas = 2\n").unwrap_err();
         assert!(error.contains("cannot share a fixed port"), "{error}");
+    }
+
+    #[test]
+    fn limits_above_the_maxima_and_secrets_not_granted_are_refused() {
+        use rollout_mcp::{EnvPolicy, Sandbox, SandboxConfig, Secret};
+        let manifest = Manifest::parse(
+            "name = \"search\"\nsecrets = [\"SERP_API_KEY\", \"MAPS_KEY\"]\n[run]\ncommand = [\"a\"]\n[limits]\nmax_memory_mb = 999999\n",
+        )
+        .unwrap();
+        let sandbox = Sandbox::new(SandboxConfig {
+            environments: vec![EnvPolicy {
+                project: "default".into(),
+                name: "search".into(),
+                isolated: true,
+                network: None,
+                secrets: vec![Secret::new("SERP_API_KEY", "value")],
+            }],
+            ..Sandbox::unconfined().config().clone()
+        });
+        let error = manifest
+            .check(
+                "search",
+                "default",
+                &sandbox.for_env("default", "search"),
+                sandbox.config(),
+            )
+            .unwrap_err();
+        assert!(error.contains("max_memory_mb = 999999 is above"), "{error}");
+        assert!(error.contains("secret 'MAPS_KEY'"), "{error}");
+        assert!(error.contains("[environments.search] secrets"), "{error}");
+        assert!(!error.contains("SERP_API_KEY"), "{error}");
+        // Another project's environment of the same name was granted nothing.
+        let error = manifest
+            .check(
+                "search",
+                "acme",
+                &sandbox.for_env("acme", "search"),
+                sandbox.config(),
+            )
+            .unwrap_err();
+        assert!(error.contains("[environments.\"acme/search\"]"), "{error}");
+        assert!(error.contains("secret 'SERP_API_KEY'"), "{error}");
+        assert!(
+            Manifest::parse("secrets = [\"1 bad\"]\n[run]\ncommand = [\"a\"]\n")
+                .unwrap_err()
+                .contains("not a variable name")
+        );
     }
 }
