@@ -1,5 +1,6 @@
 //! Test modules, one per topic.
 
+mod boundaries;
 mod browser;
 mod cancel;
 mod chat_recipe;
@@ -21,3 +22,4 @@ mod sdk_interop;
 mod traces_api;
 mod training;
 mod validation;
+mod web_edges;

@@ -40,9 +40,7 @@ pub(crate) fn router_with_gateway(
 ) -> Router {
     // One limiter for the API and the UI's session routes: a key's browser session counts
     // against the key's limit.
-    let limiter = std::sync::Arc::new(crate::rate_limit::RateLimiter::new(
-        state.config.rate_limit,
-    ));
+    let limiter = std::sync::Arc::new(crate::rate_limit::RateLimiter::new(state.config.rate_limit));
     let sign_in = std::sync::Arc::new(crate::ui::sign_in::SignInThrottle(
         crate::rate_limit::RateLimiter::new(Some(state.config.sign_in_limit)),
     ));

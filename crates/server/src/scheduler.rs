@@ -73,7 +73,11 @@ async fn fire(
             TickAction::Skip(reason)
         }
     };
-    if let Some(run) = state.store.fire_schedule(schedule, tick, next, action).await? {
+    if let Some(run) = state
+        .store
+        .fire_schedule(schedule, tick, next, action)
+        .await?
+    {
         tracing::info!(schedule = %schedule.id, run = %run.id, "schedule fired");
         state.notifier.run_queued();
     }

@@ -22,8 +22,8 @@ mod usage;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::state::AppState;
 use crate::rate_limit::RateLimiter;
+use crate::state::AppState;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -124,8 +124,7 @@ async fn require_session(
             )
             .into_response();
         }
-        if let Err(message) = sign_in::check_origin(request.headers(), &state.config.public_url)
-        {
+        if let Err(message) = sign_in::check_origin(request.headers(), &state.config.public_url) {
             return ApiError::new(StatusCode::FORBIDDEN, "cross_origin", message).into_response();
         }
     }

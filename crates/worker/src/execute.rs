@@ -95,8 +95,8 @@ impl Executor<'_> {
             Ok(model) => model,
             Err(error) => {
                 if !crate::load_checkpoints_if_unknown(
-                    &self.catalog,
-                    &self.store,
+                    self.catalog,
+                    self.store,
                     project,
                     &spec.model,
                 )

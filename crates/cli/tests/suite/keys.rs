@@ -200,12 +200,14 @@ async fn another_projects_objects_are_not_found_on_every_endpoint() {
     .await;
     assert_eq!(status, 403);
 
-    // The other direction: acme's own environment and run are invisible to default.
+    // The other direction: acme's own environment (registered for it by the operator)
+    // and run are invisible to default.
     let (status, env) = post(
         &server,
-        &acme,
+        &admin,
         "/v1/environments",
-        json!({"name": "acme-assistant", "command": [binary(), "example-env", "my-assistant"]}),
+        json!({"name": "acme-assistant", "project": "acme",
+               "command": [binary(), "example-env", "my-assistant"]}),
     )
     .await;
     assert_eq!(status, 201, "{env}");

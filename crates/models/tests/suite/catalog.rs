@@ -81,7 +81,7 @@ fn resolves_every_form() {
     ];
     for (name, expected) in cases {
         let resolved = catalog
-            .resolve(name)
+            .resolve("p", name)
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(provider_and_upstream(&resolved), expected, "{name}");
     }

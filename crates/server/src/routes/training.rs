@@ -70,7 +70,10 @@ pub(crate) async fn create(
     } else if let Some(message) = crate::training::backend_problem(&state, &request.backend) {
         problems.push(problem("backend", message));
     }
-    if let Err(error) = state.catalog.resolve(&caller.project_id, &request.base_model) {
+    if let Err(error) = state
+        .catalog
+        .resolve(&caller.project_id, &request.base_model)
+    {
         problems.push(problem("base_model", error.to_string()));
     }
     let name = request.name.trim();

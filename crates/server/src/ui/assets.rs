@@ -9,7 +9,11 @@ use axum::response::{IntoResponse, Response};
 
 /// `(file name, content type, content)` of every asset.
 const ASSETS: [(&str, &str, &str); 6] = [
-    ("ui.css", "text/css; charset=utf-8", include_str!("assets/ui.css")),
+    (
+        "ui.css",
+        "text/css; charset=utf-8",
+        include_str!("assets/ui.css"),
+    ),
     (
         "scenario.js",
         "text/javascript; charset=utf-8",
@@ -54,7 +58,8 @@ pub(crate) async fn get(Path(name): Path<String>) -> Response {
             *content,
         )
             .into_response(),
-        None => crate::ApiError::not_found("not_found", format!("no asset '{name}'"))
-            .into_response(),
+        None => {
+            crate::ApiError::not_found("not_found", format!("no asset '{name}'")).into_response()
+        }
     }
 }

@@ -285,4 +285,3 @@ fn scenario_card(env: &str, scenario: &ScenarioSpec, models: &[ModelInfo]) -> St
         schema_json = script_json(schema),
     )
 }
-

@@ -122,7 +122,6 @@ pub(crate) fn layout_bare(title: &str, body: &str) -> Html<String> {
     ))
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -347,7 +347,6 @@ pub(crate) async fn page(
     Ok(layout(&format!("Job {}", job.id), "/jobs", &body))
 }
 
-
 /// The "Train model" form: successful runs of the job (reward ≥ threshold) become a dataset,
 /// then a training job on a base model with a backend.
 fn train_form(
@@ -427,7 +426,6 @@ fn train_form(
         script = super::assets::script("train.js"),
     )
 }
-
 
 #[cfg(test)]
 mod tests {

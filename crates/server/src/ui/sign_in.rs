@@ -92,9 +92,13 @@ pub(crate) fn safe_next(next: Option<&str>) -> String {
 /// (curl, scripts) are not browsers a third party can drive, and pass.
 pub(crate) fn check_origin(headers: &HeaderMap, public_url: &str) -> Result<(), String> {
     let text = |name: header::HeaderName| {
-        headers
-            .get(name)
-            .map(|value| value.to_str().unwrap_or_default().trim().to_ascii_lowercase())
+        headers.get(name).map(|value| {
+            value
+                .to_str()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        })
     };
     if let Some(origin) = text(header::ORIGIN) {
         let authority = origin
@@ -109,7 +113,9 @@ pub(crate) fn check_origin(headers: &HeaderMap, public_url: &str) -> Result<(), 
         return match authority {
             Some(authority) if Some(authority) == host.as_deref() => Ok(()),
             Some(authority) if Some(authority) == public.as_deref() => Ok(()),
-            _ => Err(format!("a form of another site ({origin}) cannot post here")),
+            _ => Err(format!(
+                "a form of another site ({origin}) cannot post here"
+            )),
         };
     }
     match text(HeaderName::from_static("sec-fetch-site")).as_deref() {
@@ -252,16 +258,28 @@ mod tests {
             map
         };
         let public = "https://rollout.example.com";
-        let same = headers(&[("host", "127.0.0.1:8300"), ("origin", "http://127.0.0.1:8300")]);
+        let same = headers(&[
+            ("host", "127.0.0.1:8300"),
+            ("origin", "http://127.0.0.1:8300"),
+        ]);
         assert!(check_origin(&same, public).is_ok());
-        let proxied = headers(&[("host", "backend:8300"), ("origin", "https://rollout.example.com")]);
+        let proxied = headers(&[
+            ("host", "backend:8300"),
+            ("origin", "https://rollout.example.com"),
+        ]);
         assert!(check_origin(&proxied, public).is_ok());
         assert!(check_origin(&headers(&[]), public).is_ok(), "curl");
         assert!(check_origin(&headers(&[("sec-fetch-site", "same-origin")]), public).is_ok());
         for refused in [
-            headers(&[("host", "127.0.0.1:8300"), ("origin", "https://evil.example")]),
+            headers(&[
+                ("host", "127.0.0.1:8300"),
+                ("origin", "https://evil.example"),
+            ]),
             headers(&[("host", "127.0.0.1:8300"), ("origin", "null")]),
-            headers(&[("host", "127.0.0.1:8300"), ("origin", "http://127.0.0.1:8300.evil.example")]),
+            headers(&[
+                ("host", "127.0.0.1:8300"),
+                ("origin", "http://127.0.0.1:8300.evil.example"),
+            ]),
             headers(&[("sec-fetch-site", "cross-site")]),
             headers(&[("sec-fetch-site", "same-site")]),
         ] {

@@ -436,4 +436,3 @@ fn render_timeline(events: &[RunEvent]) -> String {
 fn to_i64(ms: u64) -> i64 {
     i64::try_from(ms).unwrap_or(i64::MAX)
 }
-

@@ -187,4 +187,3 @@ pub(crate) async fn page(
     }
     Ok(layout(&format!("Checkpoint {name}"), "/training", &body))
 }
-

@@ -197,7 +197,12 @@ pub(crate) async fn a_schedule_tick_fires_exactly_once(db: &TestDb) {
 
     // A skipped tick moves on, starts nothing and says why.
     let skipped = store
-        .fire_schedule(&stored, 2_000, Some(3_000), TickAction::Skip("quota used up"))
+        .fire_schedule(
+            &stored,
+            2_000,
+            Some(3_000),
+            TickAction::Skip("quota used up"),
+        )
         .await
         .unwrap();
     assert!(skipped.is_none());
@@ -205,7 +210,10 @@ pub(crate) async fn a_schedule_tick_fires_exactly_once(db: &TestDb) {
     assert_eq!(stored.next_run_at_ms, Some(3_000));
     assert_eq!(stored.last_skipped_at_ms, Some(2_000));
     assert_eq!(stored.last_skip_reason.as_deref(), Some("quota used up"));
-    assert_eq!(store.schedule_runs(PROJECT, "s1", 10).await.unwrap().len(), 1);
+    assert_eq!(
+        store.schedule_runs(PROJECT, "s1", 10).await.unwrap().len(),
+        1
+    );
 
     // Paused: nothing is due and a stale firer cannot fire.
     assert!(

@@ -124,8 +124,7 @@ impl reqwest::dns::Resolve for PinnedResolver {
         let resolver = self.clone();
         Box::pin(async move {
             let addresses =
-                resolve_checked(&*resolver.lookup, name.as_str(), resolver.allow_private)
-                    .await?;
+                resolve_checked(&*resolver.lookup, name.as_str(), resolver.allow_private).await?;
             // The port is the URL's; reqwest sets it on each address.
             let addresses: reqwest::dns::Addrs = Box::new(
                 addresses
@@ -248,7 +247,12 @@ mod tests {
             let ip: IpAddr = ip.parse().unwrap();
             assert_eq!(non_public(ip), Some(kind), "{ip}");
         }
-        for ip in ["93.184.215.14", "8.8.8.8", "2606:4700::1111", "2a00:1450::1"] {
+        for ip in [
+            "93.184.215.14",
+            "8.8.8.8",
+            "2606:4700::1111",
+            "2a00:1450::1",
+        ] {
             let ip: IpAddr = ip.parse().unwrap();
             assert_eq!(non_public(ip), None, "{ip}");
         }
