@@ -91,12 +91,18 @@ impl RateLimiter {
     }
 }
 
-/// A 429 with `Retry-After`.
-pub(crate) fn too_many(wait: u64, message: String) -> Response {
-    let mut response =
-        ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message).into_response();
-    retry_after(&mut response, wait);
-    response
+impl RateLimiter {
+    /// Takes a token for the request's key (set by authentication): `Some(wait)` with the
+    /// 429 to send when there is none.
+    pub(crate) fn refuse(&self, request: &Request) -> Option<(u64, ApiError)> {
+        let caller = request.extensions().get::<Caller>()?;
+        let wait = self.take(&caller.key_id, Instant::now()).err()?;
+        let message = format!("too many requests for this API key; retry in {wait} s");
+        Some((
+            wait,
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message),
+        ))
+    }
 }
 
 /// Sets `Retry-After: wait` on a response.
@@ -112,17 +118,10 @@ pub(crate) async fn limit_rate(
     request: Request,
     next: Next,
 ) -> Response {
-    let key = request
-        .extensions()
-        .get::<Caller>()
-        .map(|caller| caller.key_id.clone());
-    if let Some(key) = key
-        && let Err(wait) = limiter.take(&key, Instant::now())
-    {
-        return too_many(
-            wait,
-            format!("too many requests for this API key; retry in {wait} s"),
-        );
+    if let Some((wait, error)) = limiter.refuse(&request) {
+        let mut response = error.into_response();
+        retry_after(&mut response, wait);
+        return response;
     }
     next.run(request).await
 }

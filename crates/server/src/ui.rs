@@ -31,7 +31,6 @@ use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use std::sync::Arc;
-use std::time::Instant;
 
 /// The session cookie's name.
 const COOKIE: &str = "rollout_session";
@@ -166,19 +165,12 @@ async fn limit_session_rate(
     request: Request,
     next: Next,
 ) -> Response {
-    let key = request
-        .extensions()
-        .get::<Caller>()
-        .map(|caller| caller.key_id.clone());
-    if let Some(key) = key
-        && let Err(wait) = limiter.take(&key, Instant::now())
-    {
-        let message = format!("too many requests for this API key; retry in {wait} s");
-        if request.uri().path().starts_with("/ui/") {
-            return crate::rate_limit::too_many(wait, message);
-        }
-        let error = ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
-        let mut response = UiError(error).into_response();
+    if let Some((wait, error)) = limiter.refuse(&request) {
+        let mut response = if request.uri().path().starts_with("/ui/") {
+            error.into_response()
+        } else {
+            UiError(error).into_response()
+        };
         crate::rate_limit::retry_after(&mut response, wait);
         return response;
     }

@@ -3,28 +3,11 @@
 //! choosing (URL environments), though it deploys bundles; scheduled ticks and job
 //! retries are admitted like new runs (quotas, runs in flight).
 
-use super::common::{RUN_TIMEOUT, binary, plain_server};
+use super::common::{RUN_TIMEOUT, binary, call_as as as_key, plain_server};
 use rollout_testkit::TestServer;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::Duration;
-
-async fn as_key(
-    server: &TestServer,
-    key: &str,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut request = server
-        .client()
-        .request(method, format!("{}{path}", server.base_url))
-        .bearer_auth(key);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    server.send(request).await
-}
 
 /// A key of `project` with `role`, made by the operator.
 async fn key_in(server: &TestServer, project: &str, role: &str) -> String {
@@ -220,28 +203,24 @@ async fn scheduled_ticks_and_job_retries_are_admitted_like_new_runs() {
 
     // Two runs today; a quota of three refuses a retry of both, and retries nothing.
     std::fs::remove_file(&broken).unwrap();
-    let quota = |max: Value| json!({ "max_runs_per_day": max });
-    let (status, _) = server
-        .request(
-            reqwest::Method::PATCH,
-            "/v1/projects/default",
-            Some(&quota(json!(3))),
-        )
-        .await;
-    assert_eq!(status, 200);
+    let quota = |max: Value| {
+        let server = &server;
+        async move {
+            let body = json!({ "max_runs_per_day": max });
+            let patch = reqwest::Method::PATCH;
+            let (status, project) = server
+                .request(patch, "/v1/projects/default", Some(&body))
+                .await;
+            assert_eq!(status, 200, "{project}");
+        }
+    };
+    quota(json!(3)).await;
     let (status, refused) = server.post(&format!("{job_path}/retry"), &json!({})).await;
     assert_eq!(status, 429, "{refused}");
     assert_eq!(refused["error"]["code"], "quota_exceeded", "{refused}");
     let (_, job) = server.get(&job_path).await;
     assert_eq!(job["counts"]["failed"], 2, "nothing was retried: {job}");
-    let (status, _) = server
-        .request(
-            reqwest::Method::PATCH,
-            "/v1/projects/default",
-            Some(&quota(Value::Null)),
-        )
-        .await;
-    assert_eq!(status, 200);
+    quota(Value::Null).await;
     let (status, retried) = server.post(&format!("{job_path}/retry"), &json!({})).await;
     assert_eq!(status, 200, "{retried}");
     assert_eq!(retried["retried"], 2);
@@ -252,14 +231,7 @@ async fn scheduled_ticks_and_job_retries_are_admitted_like_new_runs() {
 
     // A schedule firing every second in a project with one run left today: one tick
     // queues a run, the next ones are skipped and say why.
-    let (status, _) = server
-        .request(
-            reqwest::Method::PATCH,
-            "/v1/projects/default",
-            Some(&quota(json!(3))),
-        )
-        .await;
-    assert_eq!(status, 200);
+    quota(json!(3)).await;
     let (status, schedule) = server
         .post(
             "/v1/schedules",

@@ -6,22 +6,7 @@ use super::common::{RUN_TIMEOUT, binary, fake_options};
 use rollout_testkit::{FakeModelServer, TestServer};
 use serde_json::{Value, json};
 
-async fn call(
-    server: &TestServer,
-    key: &str,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut request = server
-        .client()
-        .request(method, format!("{}{path}", server.base_url))
-        .bearer_auth(key);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    server.send(request).await
-}
+use super::common::call_as as call;
 
 async fn get(server: &TestServer, key: &str, path: &str) -> (u16, Value) {
     call(server, key, reqwest::Method::GET, path, None).await
