@@ -48,9 +48,13 @@ pub(crate) struct ServeArgs {
     /// Seconds runs in flight may go on after SIGTERM before they are released to the queue.
     #[arg(long, env = "ROLLOUT_SHUTDOWN_GRACE_SECONDS")]
     pub(crate) shutdown_grace_seconds: Option<u64>,
-    /// Log filter, e.g. info or rollout=debug,tower_http=info.
+    /// Log level of rollout's own events (dependencies stay at warn), e.g. `debug`; or a
+    /// full filter such as `rollout=debug,rmcp=info`.
     #[arg(long, env = "ROLLOUT_LOG")]
     pub(crate) log: Option<String>,
+    /// `text` (default) or `json`: one JSON object per line, for log pipelines.
+    #[arg(long, env = "ROLLOUT_LOG_FORMAT", value_enum)]
+    pub(crate) log_format: Option<crate::logging::LogFormat>,
 }
 
 /// `rollout.toml`.
@@ -66,6 +70,7 @@ pub(crate) struct FileConfig {
     pub(crate) shutdown_grace_seconds: Option<u64>,
     pub(crate) warm_pool_size: Option<usize>,
     pub(crate) log: Option<String>,
+    pub(crate) log_format: Option<crate::logging::LogFormat>,
     /// Largest accepted request body, in bytes.
     pub(crate) max_body_bytes: Option<usize>,
     /// Largest accepted bundle upload (environment deploys), in bytes.
@@ -219,6 +224,7 @@ pub(crate) struct Settings {
     pub(crate) shutdown_grace_seconds: u64,
     pub(crate) warm_pool_size: usize,
     pub(crate) log: String,
+    pub(crate) log_format: crate::logging::LogFormat,
     pub(crate) admin_key: Option<String>,
     pub(crate) max_body_bytes: usize,
     pub(crate) max_upload_bytes: usize,
@@ -289,6 +295,7 @@ impl Settings {
                 .unwrap_or(10),
             warm_pool_size: args.warm_pool_size.or(file.warm_pool_size).unwrap_or(0),
             log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
+            log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             admin_key: args.admin_key.filter(|key| !key.trim().is_empty()),
             max_body_bytes: file.max_body_bytes.unwrap_or(1024 * 1024),
             max_upload_bytes: file.max_upload_bytes.unwrap_or(100 * 1024 * 1024),

@@ -3,7 +3,7 @@
 //! knows the key of. The commands then talk to it exactly as they talk to a remote server.
 
 use crate::config::{ServeArgs, Settings};
-use crate::serve::{DEFAULT_PROJECT, init_logging, register_startup_environments};
+use crate::serve::{DEFAULT_PROJECT, register_startup_environments};
 use anyhow::Context;
 use rollout_models::ModelCatalog;
 use rollout_server::{AppState, ServerConfig};
@@ -50,7 +50,7 @@ impl Embedded {
             shutdown_grace_seconds: Some(1),
             ..ServeArgs::default()
         })?;
-        init_logging(log);
+        crate::logging::init(log, crate::logging::LogFormat::Text);
         let _ = rustls::crypto::ring::default_provider().install_default();
         std::fs::create_dir_all(&settings.data_dir)
             .with_context(|| format!("creating {}", settings.data_dir.display()))?;

@@ -9,6 +9,7 @@ mod environments;
 mod eval;
 mod example_env;
 mod keys;
+mod logging;
 mod projects;
 mod schedule;
 mod serve;

@@ -21,7 +21,7 @@ pub(crate) const DEFAULT_PROJECT: &str = "default";
 /// Starts everything and runs until SIGINT or SIGTERM.
 pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let settings = Settings::resolve(args)?;
-    init_logging(&settings.log);
+    crate::logging::init(&settings.log, settings.log_format);
     let _ = rustls::crypto::ring::default_provider().install_default();
 
     std::fs::create_dir_all(&settings.data_dir).with_context(|| {
@@ -227,7 +227,12 @@ pub(crate) async fn register_startup_environments(
     for (name, target) in targets {
         match register_environment(store, DEFAULT_PROJECT, &name, &target, timeout).await {
             Ok(version) => {
-                tracing::info!(env = %name, version = version.version, "environment ready")
+                let (tools, scenarios) = version
+                    .description
+                    .as_ref()
+                    .map(|d| (d.tools.len(), d.scenarios.len()))
+                    .unwrap_or_default();
+                tracing::info!(env = %name, version = version.version, tools, scenarios, "environment ready")
             }
             Err(error) => tracing::error!(env = %name, %error, "environment not usable"),
         }
@@ -257,17 +262,6 @@ fn target(section: &EnvironmentSection) -> anyhow::Result<EnvTarget> {
             section.name
         )),
     }
-}
-
-pub(crate) fn init_logging(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .try_init();
 }
 
 /// A line for the operator on stdout (the key banner, the listening address).

@@ -8,6 +8,7 @@ mod common;
 mod cost;
 mod deploy;
 mod gateway;
+mod http_callers;
 mod hud_python;
 mod inbox;
 mod jobs;

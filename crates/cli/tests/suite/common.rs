@@ -84,3 +84,20 @@ pub(super) fn processes_with(needle: &str) -> Vec<u32> {
     }
     pids
 }
+
+/// The virtualenv python with hud-python 0.5.41 (and `requests`), or `None` to skip, which
+/// only happens outside `scripts/test`: under it (`ROLLOUT_REQUIRE_PYTHON`) a missing
+/// interpreter fails the test.
+pub(super) fn test_python() -> Option<String> {
+    match std::env::var("ROLLOUT_TEST_PYTHON") {
+        Ok(python) if !python.is_empty() => Some(python),
+        _ => {
+            assert!(
+                std::env::var("ROLLOUT_REQUIRE_PYTHON").is_err(),
+                "ROLLOUT_TEST_PYTHON is not set; run the tests with scripts/test"
+            );
+            eprintln!("skipping: hud-python not installed (run scripts/test)");
+            None
+        }
+    }
+}
