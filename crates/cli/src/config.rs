@@ -90,6 +90,9 @@ pub(crate) struct FileConfig {
     /// `[limits]`: request rate per API key.
     #[serde(default)]
     pub(crate) limits: LimitsSection,
+    /// `[http]`: the HTTP server's timeouts and connection cap.
+    #[serde(default)]
+    pub(crate) http: HttpSection,
     /// Origins allowed to call the API from a browser (CORS), e.g. `["https://chat.example.com"]`.
     #[serde(default)]
     pub(crate) cors_origins: Vec<String>,
@@ -140,6 +143,23 @@ pub(crate) struct LimitsSection {
     pub(crate) requests_per_minute: Option<u32>,
     /// Requests a key may make at once (default: requests_per_minute).
     pub(crate) burst: Option<u32>,
+    /// Failed sign-ins per client address per minute, and at once (default 10).
+    pub(crate) sign_in_failures_per_minute: Option<u32>,
+    /// Event streams (SSE) a key may hold open at once (default 16).
+    pub(crate) event_streams_per_key: Option<usize>,
+}
+
+/// `[http]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct HttpSection {
+    /// Seconds a client has to send a request's headers; a keep-alive connection idle for
+    /// that long is closed too (default 10).
+    pub(crate) header_read_timeout_seconds: Option<u64>,
+    /// Longest pause while a request body is received, in seconds (default 60).
+    pub(crate) request_body_timeout_seconds: Option<u64>,
+    /// Connections served at once; more wait to be accepted (default 1024).
+    pub(crate) max_connections: Option<usize>,
 }
 
 /// `[gateway]`.
@@ -311,6 +331,10 @@ pub(crate) struct Settings {
     pub(crate) callback_timeout_seconds: u64,
     /// `(per_minute, burst)` per API key.
     pub(crate) rate_limit: Option<(u32, u32)>,
+    /// Failed sign-ins per client address per minute (and at once).
+    pub(crate) sign_in_failures_per_minute: u32,
+    pub(crate) max_event_streams_per_key: usize,
+    pub(crate) http: rollout_server::HttpLimits,
     pub(crate) cors_origins: Vec<String>,
     pub(crate) catalog: CatalogConfig,
     pub(crate) environments: Vec<EnvironmentSection>,
@@ -393,6 +417,13 @@ impl Settings {
                 .requests_per_minute
                 .filter(|per_minute| *per_minute > 0)
                 .map(|per_minute| (per_minute, file.limits.burst.unwrap_or(per_minute).max(1))),
+            sign_in_failures_per_minute: file
+                .limits
+                .sign_in_failures_per_minute
+                .unwrap_or(10)
+                .max(1),
+            max_event_streams_per_key: file.limits.event_streams_per_key.unwrap_or(16).max(1),
+            http: http_limits(&file.http),
             cors_origins: file.cors_origins.clone(),
             catalog: catalog(&file.providers, &file.models, &file.prices)?,
             environments: file.environments.0,
@@ -401,6 +432,27 @@ impl Settings {
             sandbox: file.sandbox,
             deploy: file.deploy,
         })
+    }
+}
+
+fn http_limits(section: &HttpSection) -> rollout_server::HttpLimits {
+    let defaults = rollout_server::HttpLimits::default();
+    let seconds = |value: Option<u64>, default: std::time::Duration| {
+        value.map_or(default, |s| std::time::Duration::from_secs(s.max(1)))
+    };
+    rollout_server::HttpLimits {
+        header_read_timeout: seconds(
+            section.header_read_timeout_seconds,
+            defaults.header_read_timeout,
+        ),
+        request_body_timeout: seconds(
+            section.request_body_timeout_seconds,
+            defaults.request_body_timeout,
+        ),
+        max_connections: section
+            .max_connections
+            .unwrap_or(defaults.max_connections)
+            .max(1),
     }
 }
 

@@ -81,10 +81,17 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             public_url: None,
             first_backoff: Duration::from_millis(settings.callback_first_backoff_ms),
             request_timeout: Duration::from_secs(settings.callback_timeout_seconds),
+            ..CallbackConfig::default()
         },
         rate_limit: settings
             .rate_limit
             .map(|(per_minute, burst)| RateLimit { per_minute, burst }),
+        sign_in_limit: RateLimit {
+            per_minute: settings.sign_in_failures_per_minute,
+            burst: settings.sign_in_failures_per_minute,
+        },
+        max_event_streams_per_key: settings.max_event_streams_per_key,
+        http: settings.http,
         ..ServerConfig::default()
     };
     server_config.callbacks.public_url = Some(server_config.public_url.clone());

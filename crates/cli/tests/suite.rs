@@ -1,5 +1,6 @@
 //! Test modules, one per topic.
 
+mod boundaries;
 mod browser;
 mod bundles;
 mod cancel;
@@ -24,3 +25,4 @@ mod sdk_interop;
 mod traces_api;
 mod training;
 mod validation;
+mod web_edges;

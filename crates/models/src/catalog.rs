@@ -6,7 +6,9 @@
 //!
 //! Checkpoints registered at run time (`register_checkpoint`) come first after `replay`:
 //! a `fewshot` checkpoint is its base model's client wrapped in a [`FewshotClient`], an
-//! endpoint checkpoint an OpenAI-compatible client of its base URL.
+//! endpoint checkpoint an OpenAI-compatible client of its base URL. Checkpoints belong to
+//! a project and their names are the project's: every lookup names the project it is made
+//! for, and another project's checkpoint is, for it, a model that does not exist.
 
 use crate::anthropic::AnthropicClient;
 use crate::config::{CatalogConfig, ClientConfig, ProviderConfig, WireFormat};
@@ -106,8 +108,9 @@ pub struct CheckpointLineage {
 #[derive(Debug, Clone)]
 pub struct ModelCatalog {
     config: CatalogConfig,
-    /// Checkpoints by name, registered at start-up from the store and when training succeeds.
-    checkpoints: Arc<RwLock<BTreeMap<String, Checkpoint>>>,
+    /// Checkpoints by project and name, registered at start-up from the store and when
+    /// training succeeds.
+    checkpoints: Arc<RwLock<BTreeMap<(String, String), Checkpoint>>>,
 }
 
 /// A name routed to a provider, before the key check.
@@ -126,49 +129,51 @@ impl ModelCatalog {
         }
     }
 
-    /// Makes a checkpoint callable by its name (replacing one of the same name).
+    /// Makes a checkpoint callable by its name in its project (replacing one of the same
+    /// name there).
     pub fn register_checkpoint(&self, checkpoint: Checkpoint) {
         let mut checkpoints = self
             .checkpoints
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        checkpoints.insert(checkpoint.name.clone(), checkpoint);
+        let key = (checkpoint.project_id.clone(), checkpoint.name.clone());
+        checkpoints.insert(key, checkpoint);
     }
 
     /// Forgets a checkpoint (one registered ahead of a commit that did not happen).
-    pub fn remove_checkpoint(&self, name: &str) {
+    pub fn remove_checkpoint(&self, project: &str, name: &str) {
         self.checkpoints
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(name);
+            .remove(&(project.to_string(), name.to_string()));
     }
 
-    /// The checkpoint registered under `name`.
-    pub fn checkpoint(&self, name: &str) -> Option<Checkpoint> {
+    /// The checkpoint `project` has under `name`.
+    pub fn checkpoint(&self, project: &str, name: &str) -> Option<Checkpoint> {
         self.checkpoints
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(name)
+            .get(&(project.to_string(), name.to_string()))
             .cloned()
     }
 
-    /// The price of `model`: configured, built in, or its base model's for a checkpoint;
-    /// `replay` is free. `None` when unknown (the cost is then not reported).
-    pub fn price(&self, model: &str) -> Option<Price> {
-        self.price_at_depth(model, 0)
+    /// The price of `model` in `project`: configured, built in, or its base model's for a
+    /// checkpoint; `replay` is free. `None` when unknown (the cost is then not reported).
+    pub fn price(&self, project: &str, model: &str) -> Option<Price> {
+        self.price_at_depth(project, model, 0)
     }
 
-    fn price_at_depth(&self, model: &str, depth: usize) -> Option<Price> {
+    fn price_at_depth(&self, project: &str, model: &str, depth: usize) -> Option<Price> {
         if model == REPLAY_MODEL {
             return Some(Price::FREE);
         }
         if let Some(price) = self.config.prices.get(model) {
             return Some(*price);
         }
-        if let Some(checkpoint) = self.checkpoint(model)
+        if let Some(checkpoint) = self.checkpoint(project, model)
             && depth < MAX_CHECKPOINT_DEPTH
         {
-            return self.price_at_depth(&checkpoint.base_model, depth + 1);
+            return self.price_at_depth(project, &checkpoint.base_model, depth + 1);
         }
         let upstream = self.config.models.iter().find(|entry| entry.name == model);
         let upstream = upstream
@@ -183,15 +188,16 @@ impl ModelCatalog {
         name == REPLAY_MODEL || self.route(name).is_ok()
     }
 
-    /// Resolves a model name and checks that its provider has the key it needs.
-    pub fn resolve(&self, model: &str) -> Result<ResolvedModel, ResolveError> {
+    /// Resolves a model name for a run of `project` and checks that its provider has the
+    /// key it needs.
+    pub fn resolve(&self, project: &str, model: &str) -> Result<ResolvedModel, ResolveError> {
         if model == REPLAY_MODEL {
             return Ok(ResolvedModel::Replay);
         }
-        if let Some(checkpoint) = self.checkpoint(model) {
+        if let Some(checkpoint) = self.checkpoint(project, model) {
             return match &checkpoint.target {
                 CheckpointTarget::Fewshot { .. } => {
-                    let base = self.resolve(&checkpoint.base_model)?;
+                    let base = self.resolve(project, &checkpoint.base_model)?;
                     Ok(match base {
                         ResolvedModel::Provider {
                             provider,
@@ -231,35 +237,39 @@ impl ModelCatalog {
         })
     }
 
-    /// A client for one run. `validation` feeds the replay model and is ignored otherwise.
+    /// A client for one run of `project`. `validation` feeds the replay model and is
+    /// ignored otherwise.
     pub fn client(
         &self,
+        project: &str,
         model: &str,
         validation: &[ValidationItem],
     ) -> Result<Arc<dyn ModelClient>, ResolveError> {
-        self.client_for_run(model, validation, &Map::new())
+        self.client_for_run(project, model, validation, &Map::new())
     }
 
-    /// A client for one run with these scenario arguments (a `fewshot` checkpoint chooses
-    /// its demonstrations by them).
+    /// A client for one run of `project` with these scenario arguments (a `fewshot`
+    /// checkpoint chooses its demonstrations by them).
     pub fn client_for_run(
         &self,
+        project: &str,
         model: &str,
         validation: &[ValidationItem],
         scenario_args: &Map<String, Value>,
     ) -> Result<Arc<dyn ModelClient>, ResolveError> {
-        self.client_at_depth(model, validation, scenario_args, 0)
+        self.client_at_depth(project, model, validation, scenario_args, 0)
     }
 
     fn client_at_depth(
         &self,
+        project: &str,
         model: &str,
         validation: &[ValidationItem],
         scenario_args: &Map<String, Value>,
         depth: usize,
     ) -> Result<Arc<dyn ModelClient>, ResolveError> {
         if model != REPLAY_MODEL
-            && let Some(checkpoint) = self.checkpoint(model)
+            && let Some(checkpoint) = self.checkpoint(project, model)
         {
             if depth >= MAX_CHECKPOINT_DEPTH {
                 return Err(ResolveError::Unknown {
@@ -270,6 +280,7 @@ impl ModelCatalog {
             return match &checkpoint.target {
                 CheckpointTarget::Fewshot { k, demonstrations } => {
                     let base = self.client_at_depth(
+                        project,
                         &checkpoint.base_model,
                         validation,
                         scenario_args,
@@ -326,9 +337,10 @@ impl ModelCatalog {
         })
     }
 
-    /// `replay`, every configured entry, and the well-known names of the built-in providers
-    /// that are configured, each with whether it can be called now.
-    pub fn list(&self) -> Vec<ModelInfo> {
+    /// `replay`, every configured entry, the well-known names of the built-in providers
+    /// that are configured, and the checkpoints of `project`, each with whether it can be
+    /// called now.
+    pub fn list(&self, project: &str) -> Vec<ModelInfo> {
         let mut infos = vec![ModelInfo {
             name: REPLAY_MODEL.into(),
             provider: REPLAY_MODEL.into(),
@@ -343,7 +355,7 @@ impl ModelCatalog {
             price: Some(Price::FREE),
         }];
         for entry in &self.config.models {
-            let mut info = self.info(&entry.name, &entry.provider);
+            let mut info = self.info(project, &entry.name, &entry.provider);
             info.description = entry.description.clone();
             infos.push(info);
         }
@@ -353,7 +365,7 @@ impl ModelCatalog {
             }
             for name in names {
                 if !infos.iter().any(|info| info.name == *name) {
-                    infos.push(self.info(name, provider));
+                    infos.push(self.info(project, name, provider));
                 }
             }
         }
@@ -362,10 +374,11 @@ impl ModelCatalog {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .values()
+            .filter(|checkpoint| checkpoint.project_id == project)
             .cloned()
             .collect();
         for checkpoint in checkpoints {
-            let (provider, upstream, problem) = match self.resolve(&checkpoint.name) {
+            let (provider, upstream, problem) = match self.resolve(project, &checkpoint.name) {
                 Ok(resolved) => (
                     resolved.provider().to_string(),
                     resolved.upstream().to_string(),
@@ -377,7 +390,7 @@ impl ModelCatalog {
                     Some(error.to_string()),
                 ),
             };
-            let price = self.price(&checkpoint.name);
+            let price = self.price(project, &checkpoint.name);
             infos.push(ModelInfo {
                 price,
                 name: checkpoint.name.clone(),
@@ -402,7 +415,7 @@ impl ModelCatalog {
         infos
     }
 
-    fn info(&self, name: &str, fallback_provider: &str) -> ModelInfo {
+    fn info(&self, project: &str, name: &str, fallback_provider: &str) -> ModelInfo {
         let (provider, upstream, problem) = match self.route(name) {
             Ok(route) => {
                 let problem = check_key(name, route.provider).err();
@@ -418,7 +431,7 @@ impl ModelCatalog {
             reason: problem.map(|error| error.to_string()),
             description: None,
             checkpoint: None,
-            price: self.price(name),
+            price: self.price(project, name),
         }
     }
 

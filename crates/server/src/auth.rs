@@ -2,6 +2,7 @@
 //! Keys are looked up by their SHA-256; the key itself is never stored or logged.
 
 use crate::error::ApiError;
+use crate::routes::keys::ADMIN_PROJECT;
 use crate::state::AppState;
 use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
@@ -18,6 +19,30 @@ pub(crate) struct Caller {
 }
 
 impl Caller {
+    /// True for the server's operators: the admin keys of the admin project (`default`).
+    pub(crate) fn is_operator(&self) -> bool {
+        self.role == KeyRole::Admin && self.project_id == ADMIN_PROJECT
+    }
+
+    /// Refuses callers that are not operators (403). Operator actions make the server run
+    /// a program of the caller's choosing outside any bundle (a `command` environment, a
+    /// git deploy) or reach an address of the caller's choosing (a `url` environment):
+    /// a project's admins may not, or a project would reach past its boundary.
+    pub(crate) fn require_operator(&self, action: &str) -> Result<(), ApiError> {
+        if self.is_operator() {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "{action} is an operator action: it needs an admin key of the \
+                 '{ADMIN_PROJECT}' project (a project's admins may deploy bundles: \
+                 POST /v1/environments/NAME/deploy)"
+            ),
+        ))
+    }
+
     /// Refuses callers without the admin role (403).
     pub(crate) fn require_admin(&self, action: &str) -> Result<(), ApiError> {
         match self.role {

@@ -5,17 +5,21 @@ mod cors;
 mod cron;
 mod error;
 mod gateway;
+mod headers;
+mod http;
 mod json;
 mod rate_limit;
 mod routes;
 mod scheduler;
 mod state;
+mod streams;
 mod training;
 mod ui;
 mod views;
 
 pub use error::ApiError;
 pub use gateway::GatewayConfig;
+pub use http::HttpLimits;
 pub use rate_limit::RateLimit;
 pub use routes::router;
 pub use scheduler::run_scheduler;
@@ -29,12 +33,12 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     training::start(&state).await;
     let gateway = std::sync::Arc::new(gateway::Gateway::new(&state.config));
+    let limits = state.config.http;
     let app = routes::router_with_gateway(state, gateway.clone());
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            // Open MCP sessions hold response streams; close them rather than wait.
-            gateway.shutdown().await;
-        })
-        .await
+    http::serve(listener, app, limits, async move {
+        shutdown.await;
+        // Open MCP sessions hold response streams; close them rather than wait.
+        gateway.shutdown().await;
+    })
+    .await
 }

@@ -7,9 +7,9 @@ mod deploy;
 mod environments;
 pub(crate) mod events;
 pub(crate) mod jobs;
-mod keys;
+pub(crate) mod keys;
 mod models;
-mod projects;
+pub(crate) mod projects;
 mod run_api;
 pub(crate) mod runs;
 pub(crate) mod schedules;
@@ -38,6 +38,15 @@ pub(crate) fn router_with_gateway(
     state: AppState,
     gateway: std::sync::Arc<crate::gateway::Gateway>,
 ) -> Router {
+    // One limiter for the API and the UI's session routes: a key's browser session counts
+    // against the key's limit.
+    let limiter = std::sync::Arc::new(crate::rate_limit::RateLimiter::new(state.config.rate_limit));
+    let sign_in = std::sync::Arc::new(crate::ui::sign_in::SignInThrottle(
+        crate::rate_limit::RateLimiter::new(Some(state.config.sign_in_limit)),
+    ));
+    let streams = std::sync::Arc::new(crate::streams::EventStreams::new(
+        state.config.max_event_streams_per_key,
+    ));
     let api = Router::new()
         .route("/v1/agent/run", post(runs::create))
         .route("/v1/traces", get(traces::list))
@@ -120,7 +129,7 @@ pub(crate) fn router_with_gateway(
         )
         // Runs after require_key (layers wrap inward), which identifies the key.
         .route_layer(axum::middleware::from_fn_with_state(
-            std::sync::Arc::new(crate::rate_limit::RateLimiter::new(state.config.rate_limit)),
+            limiter.clone(),
             crate::rate_limit::limit_rate,
         ))
         .route_layer(axum::middleware::from_fn_with_state(
@@ -131,10 +140,16 @@ pub(crate) fn router_with_gateway(
     let router = Router::new()
         .route("/healthz", get(health))
         .merge(api)
-        .merge(crate::ui::router(state.clone()))
+        .merge(crate::ui::router(state.clone(), limiter))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::Extension(sign_in))
+        .layer(axum::Extension(streams))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            state.config.http.request_body_timeout,
+        ));
+    let router = crate::headers::secure(router)
         .layer(TraceLayer::new_for_http())
         .with_state(state);
     match cors {

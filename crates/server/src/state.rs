@@ -50,6 +50,12 @@ pub struct ServerConfig {
     pub gateway: crate::GatewayConfig,
     /// Training backends (`command`, `openai`) and where jobs keep their files.
     pub training: rollout_training::TrainingConfig,
+    /// Failed sign-ins per client address (`POST /login`).
+    pub sign_in_limit: crate::RateLimit,
+    /// Event streams (SSE) a key may hold open at once.
+    pub max_event_streams_per_key: usize,
+    /// Timeouts and the connection cap of the HTTP server.
+    pub http: crate::HttpLimits,
 }
 
 impl Default for ServerConfig {
@@ -74,6 +80,12 @@ impl Default for ServerConfig {
             deploy_locks: rollout_worker::deploy::DeployLocks::default(),
             gateway: crate::GatewayConfig::default(),
             training: rollout_training::TrainingConfig::default(),
+            sign_in_limit: crate::RateLimit {
+                per_minute: 10,
+                burst: 10,
+            },
+            max_event_streams_per_key: 16,
+            http: crate::HttpLimits::default(),
         }
     }
 }

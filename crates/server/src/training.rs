@@ -106,9 +106,9 @@ async fn run(state: &AppState, job: &TrainingJobRecord) {
                 Ok(true) => {
                     tracing::info!(job = %job.id, checkpoint = %job.name, "checkpoint registered");
                 }
-                Ok(false) => state.catalog.remove_checkpoint(&job.name),
+                Ok(false) => state.catalog.remove_checkpoint(&job.project_id, &job.name),
                 Err(error) => {
-                    state.catalog.remove_checkpoint(&job.name);
+                    state.catalog.remove_checkpoint(&job.project_id, &job.name);
                     tracing::error!(%error, job = %job.id, "registering a checkpoint");
                     fail(state, job, "the checkpoint could not be stored").await;
                 }
@@ -214,7 +214,7 @@ async fn execute(state: &AppState, job: &TrainingJobRecord) -> Result<Checkpoint
             };
             let base_model = state
                 .catalog
-                .resolve(&job.base_model)
+                .resolve(&job.project_id, &job.base_model)
                 .map_err(|error| error.to_string())?
                 .upstream()
                 .to_string();
@@ -314,24 +314,4 @@ pub(crate) fn backend_problem(state: &AppState, backend: &str) -> Option<String>
             "the '{backend}' backend is not configured on this server (see [training] in rollout.toml)"
         )
     })
-}
-
-/// 422 when a model is a checkpoint of another project (checkpoint names are global, their
-/// demonstrations and endpoints are not).
-pub(crate) fn check_model_access<'a>(
-    state: &AppState,
-    caller: &crate::auth::Caller,
-    models: impl IntoIterator<Item = &'a str>,
-) -> Result<(), crate::ApiError> {
-    for model in models {
-        if let Some(checkpoint) = state.catalog.checkpoint(model)
-            && checkpoint.project_id != caller.project_id
-        {
-            return Err(crate::ApiError::invalid(vec![crate::error::problem(
-                "model",
-                format!("model '{model}' is a checkpoint of another project"),
-            )]));
-        }
-    }
-    Ok(())
 }

@@ -1,4 +1,6 @@
-//! The web UI: server-rendered HTML pages with small inline scripts (no build step, no CDN).
+//! The web UI: server-rendered HTML pages with a stylesheet and small scripts served from
+//! `/assets/` (no build step, no CDN, nothing inline: the Content-Security-Policy allows
+//! `'self'` only, see `crate::headers`).
 //!
 //! Sign-in takes an API key and starts a session: the browser gets an HttpOnly cookie with
 //! a random token, the store keeps only the token's SHA-256 (`ui_sessions`). Every page
@@ -6,33 +8,38 @@
 //! `POST /ui/run` (the card's Run button; it needs the `X-Rollout-UI` header, which a
 //! cross-site form cannot send) and `GET /ui/traces/{id}/events` (the live view); the job
 //! and checkpoint pages post `POST /ui/datasets`, `/ui/training` and `/ui/jobs` the same way.
+//! Those POSTs must also come from this site (`Origin`, see `sign_in::check_origin`), and
+//! every session route counts against the key's rate limit.
 
+mod assets;
 mod environments;
 mod html;
 mod jobs;
+pub(crate) mod sign_in;
 mod traces;
 mod training;
 mod usage;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::rate_limit::RateLimiter;
 use crate::state::AppState;
-use axum::Form;
 use axum::Router;
-use axum::extract::{Query, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use serde::Deserialize;
+use std::sync::Arc;
 
 /// The session cookie's name.
 const COOKIE: &str = "rollout_session";
 /// How long a session lasts.
 const SESSION_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
 
-/// The pages, sign-in and sign-out, and the UI's cookie-authenticated API routes.
-pub(crate) fn router(state: AppState) -> Router<AppState> {
+/// The pages, sign-in and sign-out, the static assets, and the UI's cookie-authenticated
+/// API routes. Session routes count against the key's rate limit (`limiter`, the API's).
+pub(crate) fn router(state: AppState, limiter: Arc<RateLimiter>) -> Router<AppState> {
     let pages = Router::new()
         .route("/", get(|| async { Redirect::to("/environments") }))
         .route("/environments", get(environments::list))
@@ -50,10 +57,12 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
         .route("/ui/training", post(crate::routes::training::create))
         .route("/ui/run", post(crate::routes::runs::create))
         .route("/ui/traces/{id}/events", get(crate::routes::events::stream))
+        .route_layer(from_fn_with_state(limiter, limit_session_rate))
         .route_layer(from_fn_with_state(state, require_session));
     Router::new()
-        .route("/login", get(login_page).post(login))
-        .route("/logout", post(logout))
+        .route("/login", get(sign_in::page).post(sign_in::login))
+        .route("/logout", post(sign_in::logout))
+        .route("/assets/{name}", get(assets::get))
         .merge(pages)
 }
 
@@ -105,16 +114,18 @@ async fn require_session(
     next: Next,
 ) -> Response {
     let is_api = request.uri().path().starts_with("/ui/");
-    if is_api
-        && request.method() == axum::http::Method::POST
-        && !request.headers().contains_key("x-rollout-ui")
-    {
-        return ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "missing X-Rollout-UI header",
-        )
-        .into_response();
+    if is_api && request.method() == axum::http::Method::POST {
+        if !request.headers().contains_key("x-rollout-ui") {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "missing X-Rollout-UI header",
+            )
+            .into_response();
+        }
+        if let Err(message) = sign_in::check_origin(request.headers(), &state.config.public_url) {
+            return ApiError::new(StatusCode::FORBIDDEN, "cross_origin", message).into_response();
+        }
     }
     let record = match cookie(request.headers(), COOKIE) {
         Some(token) => state.store.ui_session_key(&token).await,
@@ -147,114 +158,29 @@ async fn require_session(
     }
 }
 
-/// Query of the sign-in page.
-#[derive(Debug, Deserialize)]
-struct LoginQuery {
-    next: Option<String>,
-}
-
-/// The sign-in form.
-#[derive(Debug, Deserialize)]
-struct LoginForm {
-    key: String,
-    next: Option<String>,
-}
-
-fn login_form(next: &str, message: Option<&str>) -> Html<String> {
-    let error = message
-        .map(|m| {
-            format!(
-                "<p class=\"error-text\" role=\"alert\">{}</p>",
-                html::esc(m)
-            )
-        })
-        .unwrap_or_default();
-    let body = format!(
-        r#"<section class="card login">
-<h1>Sign in</h1>
-<p class="muted">Paste an API key. The key is checked once; the browser keeps only a session cookie.</p>
-{error}
-<form method="post" action="/login">
-<input type="hidden" name="next" value="{next}">
-<label for="key">API key</label>
-<input id="key" name="key" type="password" autocomplete="off" placeholder="ro_..." required autofocus>
-<button type="submit" id="sign-in">Sign in</button>
-</form>
-</section>"#,
-        next = html::esc(next)
-    );
-    html::layout_bare("Sign in", &body)
-}
-
-async fn login_page(Query(query): Query<LoginQuery>) -> Html<String> {
-    login_form(query.next.as_deref().unwrap_or("/environments"), None)
-}
-
-/// Only same-site paths, so that sign-in cannot redirect elsewhere.
-fn safe_next(next: Option<&str>) -> String {
-    match next {
-        Some(next) if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') => {
-            next.to_string()
-        }
-        _ => "/environments".into(),
+/// Middleware (after [`require_session`]): the key's rate limit, as on the API; a page
+/// gets the 429 as a page, a UI API route as JSON.
+async fn limit_session_rate(
+    State(limiter): State<Arc<RateLimiter>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Some((wait, error)) = limiter.refuse(&request) {
+        let mut response = if request.uri().path().starts_with("/ui/") {
+            error.into_response()
+        } else {
+            UiError(error).into_response()
+        };
+        crate::rate_limit::retry_after(&mut response, wait);
+        return response;
     }
-}
-
-async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Response {
-    let next = safe_next(form.next.as_deref());
-    let key = form.key.trim();
-    let record = match state.store.verify_api_key(key).await {
-        Ok(record) => record,
-        Err(error) => return UiError::from(error).into_response(),
-    };
-    let Some(record) = record else {
-        return (
-            StatusCode::UNAUTHORIZED,
-            login_form(&next, Some("That API key is not valid.")),
-        )
-            .into_response();
-    };
-    let token = match state
-        .store
-        .create_ui_session(&record.id, SESSION_TTL_MS)
-        .await
-    {
-        Ok(token) => token,
-        Err(error) => return UiError::from(error).into_response(),
-    };
-    let secure = if state.config.public_url.starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    };
-    let cookie = format!(
-        "{COOKIE}={token}; HttpOnly; SameSite=Strict; Path=/; Max-Age={}{secure}",
-        SESSION_TTL_MS / 1000
-    );
-    let mut response = Redirect::to(&next).into_response();
-    if let Ok(value) = HeaderValue::from_str(&cookie) {
-        response.headers_mut().insert(header::SET_COOKIE, value);
-    }
-    response
-}
-
-async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Some(token) = cookie(&headers, COOKIE)
-        && let Err(error) = state.store.delete_ui_session(&token).await
-    {
-        return UiError::from(error).into_response();
-    }
-    let mut response = Redirect::to("/login").into_response();
-    let clear = format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
-    if let Ok(value) = HeaderValue::from_str(&clear) {
-        response.headers_mut().insert(header::SET_COOKIE, value);
-    }
-    response
+    next.run(request).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::HeaderValue;
 
     #[test]
     fn cookies_are_found_among_others() {
@@ -265,13 +191,5 @@ mod tests {
         );
         assert_eq!(cookie(&headers, COOKIE).as_deref(), Some("xyz"));
         assert_eq!(cookie(&headers, "c"), None);
-    }
-
-    #[test]
-    fn sign_in_redirects_stay_on_the_site() {
-        assert_eq!(safe_next(Some("/traces?x=1")), "/traces?x=1");
-        assert_eq!(safe_next(Some("//evil.example")), "/environments");
-        assert_eq!(safe_next(Some("https://evil.example")), "/environments");
-        assert_eq!(safe_next(None), "/environments");
     }
 }

@@ -156,7 +156,7 @@ fn redact_source(source: &Value) -> Value {
 
 /// What the run's model calls cost, in USD, when the model's price is known.
 pub(crate) fn cost_usd(state: &AppState, run: &RunRecord) -> Option<f64> {
-    let price = state.catalog.price(&run.spec.model)?;
+    let price = state.catalog.price(&run.project_id, &run.spec.model)?;
     // Rounded to a millionth of a dollar, so JSON shows 0.0123 rather than float noise.
     Some((price.cost(&run.usage) * 1e6).round() / 1e6)
 }

@@ -7,13 +7,19 @@
 //! Signature: `X-Rollout-Signature: sha256=<hex>`, the HMAC-SHA256 with the callback's
 //! secret over `"{timestamp}.{body}"`, where `timestamp` is the `X-Rollout-Timestamp`
 //! header (unix seconds) and `body` the exact request body.
+//!
+//! Destinations (`destination.rs`): public addresses only unless allowed, checked on the
+//! addresses the connection is made to (no DNS rebinding), no proxy, no redirects.
+
+mod destination;
+
+pub use destination::{HostLookup, Refused, SystemLookup};
 
 use rollout_domain::time::rfc3339_from_ms;
 use rollout_domain::{CallbackSpec, new_id};
 use rollout_store::{NewDelivery, RunRecord, Store};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -30,6 +36,8 @@ pub struct CallbackConfig {
     pub first_backoff: Duration,
     /// Budget of one attempt (connect, send, read the status).
     pub request_timeout: Duration,
+    /// How host names are looked up (the system resolver; tests play DNS rebinding).
+    pub lookup: Arc<dyn HostLookup>,
 }
 
 impl Default for CallbackConfig {
@@ -39,6 +47,7 @@ impl Default for CallbackConfig {
             public_url: None,
             first_backoff: Duration::from_secs(1),
             request_timeout: Duration::from_secs(10),
+            lookup: Arc::new(SystemLookup),
         }
     }
 }
@@ -46,73 +55,16 @@ impl Default for CallbackConfig {
 /// The longest wait between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
-/// Why a callback URL is refused, or `Ok` when it may be used: `http`/`https` only, and
-/// (unless `allow_private`) a host that resolves only to public addresses.
-pub async fn check_destination(url: &str, allow_private: bool) -> Result<(), String> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a valid URL: {e}"))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(format!(
-            "the scheme must be http or https, got '{}'",
-            parsed.scheme()
-        ));
-    }
-    let Some(host) = parsed.host_str() else {
-        return Err("the URL has no host".into());
-    };
-    if allow_private {
-        return Ok(());
-    }
-    let port = parsed.port_or_known_default().unwrap_or(443);
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let addresses: Vec<IpAddr> = match host.parse::<IpAddr>() {
-        Ok(ip) => vec![ip],
-        Err(_) => tokio::net::lookup_host((host, port))
-            .await
-            .map_err(|e| format!("cannot resolve '{host}': {e}"))?
-            .map(|address| address.ip())
-            .collect(),
-    };
-    if addresses.is_empty() {
-        return Err(format!("'{host}' resolves to no address"));
-    }
-    match addresses.iter().find(|ip| !is_public(**ip)) {
-        Some(ip) => Err(format!(
-            "'{host}' resolves to {ip}, a loopback or private address; such destinations are \
-             refused unless the server allows them (allow_private_callbacks)"
-        )),
-        None => Ok(()),
-    }
-}
-
-/// True for addresses on the public internet.
-fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            !(v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_documentation()
-                || v4.is_multicast()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b))
-                || (a == 198 && (18..20).contains(&b))
-                || a >= 240)
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
-            }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80)
-        }
-    }
+/// Why a callback URL is refused, or `Ok` when it may be used now: `http`/`https` only,
+/// and (unless allowed) a host that resolves only to public addresses. Checked when a run
+/// is accepted, for a clear 422; the delivery checks again on every connection.
+pub async fn check_destination(url: &str, config: &CallbackConfig) -> Result<(), String> {
+    let parsed = destination::check_url(url, config.allow_private).map_err(|e| e.0)?;
+    let host = parsed.host_str().unwrap_or_default();
+    destination::resolve_checked(&*config.lookup, host, config.allow_private)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.0)
 }
 
 /// HMAC-SHA256 (RFC 2104) of `"{timestamp}.{body}"` with `secret`, as lower-case hex.
@@ -199,7 +151,14 @@ impl CallbackDeliverer {
             return false;
         };
         let body = payload(run, self.config.public_url.as_deref()).to_string();
+        let resolver = destination::PinnedResolver {
+            lookup: self.config.lookup.clone(),
+            allow_private: self.config.allow_private,
+        };
+        // No proxy: it would resolve the name itself, past the check.
         let client = match reqwest::Client::builder()
+            .no_proxy()
+            .dns_resolver(Arc::new(resolver))
             .redirect(reqwest::redirect::Policy::none())
             .timeout(self.config.request_timeout)
             .user_agent(concat!("rollout/", env!("CARGO_PKG_VERSION")))
@@ -256,7 +215,8 @@ impl CallbackDeliverer {
         delivery_id: &str,
         attempt: u32,
     ) -> (Option<u16>, Option<String>) {
-        if let Err(refused) = check_destination(&callback.url, self.config.allow_private).await {
+        // Names are checked by the client's resolver, on the addresses it connects to.
+        if let Err(refused) = destination::check_url(&callback.url, self.config.allow_private) {
             return (None, Some(format!("destination refused: {refused}")));
         }
         let timestamp = SystemTime::now()
@@ -295,7 +255,16 @@ impl CallbackDeliverer {
     }
 }
 
+/// The error of an attempt for the delivery log: the refusal when the resolver refused
+/// the destination, else what failed with its causes.
 fn describe(error: &reqwest::Error) -> String {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if let Some(refused) = cause.downcast_ref::<Refused>() {
+            return format!("destination refused: {refused}");
+        }
+        source = cause.source();
+    }
     let kind = if error.is_timeout() {
         "timed out"
     } else if error.is_connect() {
@@ -338,6 +307,11 @@ mod tests {
 
     #[tokio::test]
     async fn private_and_odd_destinations_are_refused() {
+        let strict = CallbackConfig::default();
+        let lenient = CallbackConfig {
+            allow_private: true,
+            ..CallbackConfig::default()
+        };
         for url in [
             "http://127.0.0.1:9/hook",
             "http://10.1.2.3/hook",
@@ -345,24 +319,25 @@ mod tests {
             "http://169.254.169.254/latest/meta-data",
             "http://[::1]:8080/hook",
             "http://[fd00::1]/hook",
+            "http://[64:ff9b::a9fe:a9fe]/hook",
             "http://100.64.0.1/hook",
             "http://localhost:9/hook",
         ] {
-            assert!(check_destination(url, false).await.is_err(), "{url}");
+            assert!(check_destination(url, &strict).await.is_err(), "{url}");
         }
         assert!(
-            check_destination("ftp://example.com/x", true)
+            check_destination("ftp://example.com/x", &lenient)
                 .await
                 .is_err()
         );
-        assert!(check_destination("not a url", true).await.is_err());
+        assert!(check_destination("not a url", &lenient).await.is_err());
         assert!(
-            check_destination("http://127.0.0.1:9/hook", true)
+            check_destination("http://127.0.0.1:9/hook", &lenient)
                 .await
                 .is_ok()
         );
         assert!(
-            check_destination("https://93.184.215.14/hook", false)
+            check_destination("https://93.184.215.14/hook", &strict)
                 .await
                 .is_ok()
         );

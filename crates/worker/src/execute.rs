@@ -85,23 +85,28 @@ impl Executor<'_> {
                 version: spec.env_version,
                 scenario: spec.scenario_name.clone(),
             })?;
-        let model =
-            match self
-                .catalog
-                .client_for_run(&spec.model, &spec.validation, &spec.scenario_args)
-            {
-                Ok(model) => model,
-                // A checkpoint registered by another process since this one started.
-                Err(_) if self.catalog.checkpoint(&spec.model).is_none() => {
-                    for checkpoint in self.store.list_checkpoints().await? {
-                        self.catalog.register_checkpoint(checkpoint);
-                    }
-                    self.catalog
-                        .client_for_run(&spec.model, &spec.validation, &spec.scenario_args)
-                        .map_err(|e| RunError::Model(e.to_string()))?
+        // Resolved in the run's project: another project's checkpoint is no model here.
+        let project = run.project_id.as_str();
+        let resolve = || {
+            self.catalog
+                .client_for_run(project, &spec.model, &spec.validation, &spec.scenario_args)
+        };
+        let model = match resolve() {
+            Ok(model) => model,
+            Err(error) => {
+                if !crate::load_checkpoints_if_unknown(
+                    self.catalog,
+                    self.store,
+                    project,
+                    &spec.model,
+                )
+                .await?
+                {
+                    return Err(RunError::Model(error.to_string()));
                 }
-                Err(e) => return Err(RunError::Model(e.to_string())),
-            };
+                resolve().map_err(|e| RunError::Model(e.to_string()))?
+            }
+        };
 
         let label = format!("{}@v{} run={}", spec.env_name, spec.env_version, run.id);
         let sandbox = self.config.sandbox.for_env(&run.project_id, &spec.env_name);

@@ -2,6 +2,7 @@
 
 mod callback;
 mod cancel;
+mod checkpoints;
 mod config;
 pub mod deploy;
 mod error;
@@ -14,7 +15,11 @@ pub use replicas::ReplicaManager;
 mod sink;
 mod worker;
 
-pub use callback::{CallbackConfig, CallbackDeliverer, check_destination, payload, sign};
+pub use callback::{
+    CallbackConfig, CallbackDeliverer, HostLookup, Refused, SystemLookup, check_destination,
+    payload, sign,
+};
+pub use checkpoints::load_checkpoints_if_unknown;
 pub use config::WorkerConfig;
 pub use deploy::{BundleSource, DeployConfig, DeployError, Deployment, deploy_environment};
 pub use error::RunError;

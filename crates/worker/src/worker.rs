@@ -122,7 +122,10 @@ impl Worker {
             worker_id.clone(),
         )
         .with_token_budget(run.spec.max_total_tokens)
-        .with_cost_budget(run.spec.max_cost_usd, self.catalog.price(&run.spec.model));
+        .with_cost_budget(
+            run.spec.max_cost_usd,
+            self.catalog.price(&run.project_id, &run.spec.model),
+        );
         tracing::info!(run = %run_id, attempt = claimed.attempt, env = %run.spec.env_name, model = %run.spec.model, "run started");
         let started = EventKind::AttemptStarted {
             attempt: claimed.attempt,

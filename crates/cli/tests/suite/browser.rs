@@ -1,6 +1,8 @@
 //! The web UI in a real headless Chromium, driven over WebDriver: sign-in, a scenario card
 //! with its form and snippets (run for real with curl and python3), the Run button, the
-//! trace page, an XSS attempt through a tool result, sign-out.
+//! trace page, an XSS attempt through a tool result, sign-out. Every test ends by reading
+//! the browser's console: a Content-Security-Policy violation (an inline script or
+//! handler the policy blocked, so a feature that silently stopped working) fails it.
 //!
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (`scripts/setup-browser`); without
 //! them the test is skipped, unless `ROLLOUT_REQUIRE_BROWSER=1` (set by `scripts/test`).
@@ -65,6 +67,8 @@ pub(super) async fn start_driver() -> Option<(Driver, Client)> {
             ]
         }),
     );
+    // The console, for the CSP check (`console_errors`).
+    capabilities.insert("goog:loggingPrefs".into(), json!({"browser": "ALL"}));
     let mut last_error = String::new();
     for _ in 0..100 {
         match ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
@@ -87,6 +91,39 @@ pub(super) async fn start_driver() -> Option<(Driver, Client)> {
         }
     }
     panic!("chromedriver did not start a session: {last_error}");
+}
+
+/// The browser console's entries since the last call (chromedriver's log endpoint).
+pub(super) async fn console(driver: &Driver, client: &Client) -> Vec<Value> {
+    let session = client.session_id().await.unwrap().unwrap();
+    let response: Value = reqwest::Client::new()
+        .post(format!("{}/session/{session}/se/log", driver.url))
+        .json(&json!({"type": "browser"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    response["value"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no browser log: {response}"))
+        .clone()
+}
+
+/// Fails on any Content-Security-Policy violation the browser reported since the last
+/// look: the pages must work under the policy the server sends.
+pub(super) async fn assert_no_csp_violations(driver: &Driver, client: &Client) {
+    let violations: Vec<Value> = console(driver, client)
+        .await
+        .into_iter()
+        .filter(|entry| {
+            entry["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("Content Security Policy"))
+        })
+        .collect();
+    assert!(violations.is_empty(), "CSP violations: {violations:#?}");
 }
 
 /// Evaluates `script` (a function body) until it returns a truthy value, bounded.
@@ -143,7 +180,7 @@ async fn run_command(program: &str, args: &[&str], key: &str) -> Value {
 
 #[tokio::test]
 async fn the_web_ui_runs_a_scenario_and_shows_its_trace() {
-    let Some((_driver, client)) = start_driver().await else {
+    let Some((driver, client)) = start_driver().await else {
         return;
     };
     let fake = FakeModelServer::start_with_policy(Policy::ToolStepsThenAnswer {
@@ -229,6 +266,25 @@ async fn the_web_ui_runs_a_scenario_and_shows_its_trace() {
         .unwrap();
     assert!(!cookies.as_str().unwrap().contains("rollout_session"));
     assert!(client.source().await.unwrap().contains("my-assistant"));
+    // The policy is enforced and its violations reach the console this test reads: a
+    // script injected inline does not run, and is reported.
+    assert_no_csp_violations(&driver, &client).await;
+    let injected = client
+        .execute(
+            "var s = document.createElement('script'); s.textContent = 'window.__inline = 1'; \
+             document.body.appendChild(s); return window.__inline === undefined",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(injected, json!(true), "an inline script ran");
+    let reported = console(&driver, &client).await;
+    assert!(
+        reported.iter().any(|entry| entry["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("Content Security Policy"))),
+        "{reported:#?}"
+    );
 
     // The scenario card.
     client
@@ -542,7 +598,7 @@ async fn the_web_ui_runs_a_scenario_and_shows_its_trace() {
             .path()
             .starts_with("/login")
     );
-    let _ = &_driver.url;
+    assert_no_csp_violations(&driver, &client).await;
     client.close().await.unwrap();
 }
 
@@ -573,7 +629,7 @@ async fn sign_in(client: &Client, base: &str, key: &str) {
 
 #[tokio::test]
 async fn the_trace_page_follows_a_run_live_until_it_ends() {
-    let Some((_driver, client)) = start_driver().await else {
+    let Some((driver, client)) = start_driver().await else {
         return;
     };
     // No worker: the run stays queued until it is cancelled, so the page is surely live.
@@ -633,6 +689,7 @@ async fn the_trace_page_follows_a_run_live_until_it_ends() {
         .await
         .unwrap();
     assert_eq!(marker, json!(true));
+    assert_no_csp_violations(&driver, &client).await;
     client.close().await.unwrap();
 }
 
@@ -649,7 +706,7 @@ async fn text_of(client: &Client, css: &str) -> String {
 
 #[tokio::test]
 async fn the_job_page_shows_metrics_and_trains_a_checkpoint() {
-    let Some((_driver, client)) = start_driver().await else {
+    let Some((driver, client)) = start_driver().await else {
         return;
     };
     let fake = FakeModelServer::start_with_policy(Policy::ToolStepsThenAnswer {
@@ -901,5 +958,6 @@ async fn the_job_page_shows_metrics_and_trains_a_checkpoint() {
         .await
         .unwrap();
     assert_eq!(rows, json!(4));
+    assert_no_csp_violations(&driver, &client).await;
     client.close().await.unwrap();
 }

@@ -31,6 +31,24 @@ pub(super) fn fake_options(fake: &FakeModelServer) -> ServerOptions {
     }
 }
 
+/// A request to `server` with `key`; status and JSON body (Null if none).
+pub(super) async fn call_as(
+    server: &TestServer,
+    key: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut request = server
+        .client()
+        .request(method, format!("{}{path}", server.base_url))
+        .bearer_auth(key);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    server.send(request).await
+}
+
 /// A server with no provider keys at all.
 pub(super) async fn plain_server() -> TestServer {
     TestServer::start(binary(), ServerOptions::default())

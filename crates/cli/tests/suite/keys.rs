@@ -6,22 +6,7 @@ use super::common::{RUN_TIMEOUT, binary, fake_options};
 use rollout_testkit::{FakeModelServer, TestServer};
 use serde_json::{Value, json};
 
-async fn call(
-    server: &TestServer,
-    key: &str,
-    method: reqwest::Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut request = server
-        .client()
-        .request(method, format!("{}{path}", server.base_url))
-        .bearer_auth(key);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    server.send(request).await
-}
+use super::common::call_as as call;
 
 async fn get(server: &TestServer, key: &str, path: &str) -> (u16, Value) {
     call(server, key, reqwest::Method::GET, path, None).await
@@ -200,12 +185,14 @@ async fn another_projects_objects_are_not_found_on_every_endpoint() {
     .await;
     assert_eq!(status, 403);
 
-    // The other direction: acme's own environment and run are invisible to default.
+    // The other direction: acme's own environment (registered for it by the operator)
+    // and run are invisible to default.
     let (status, env) = post(
         &server,
-        &acme,
+        &admin,
         "/v1/environments",
-        json!({"name": "acme-assistant", "command": [binary(), "example-env", "my-assistant"]}),
+        json!({"name": "acme-assistant", "project": "acme",
+               "command": [binary(), "example-env", "my-assistant"]}),
     )
     .await;
     assert_eq!(status, 201, "{env}");

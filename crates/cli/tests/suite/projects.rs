@@ -68,13 +68,14 @@ async fn key_in(server: &TestServer, project: &str, role: &str) -> String {
     key["key"].as_str().unwrap().to_string()
 }
 
-/// Registers the bundled assistant as `name` in the project of `admin`.
-async fn register_env(server: &TestServer, admin: &str, name: &str) {
+/// Registers the bundled assistant as `name` in `project` (an operator action).
+async fn register_env(server: &TestServer, project: &str, name: &str) {
     let (status, env) = post(
         server,
-        admin,
+        &server.admin_key,
         "/v1/environments",
-        json!({"name": name, "command": [binary(), "example-env", "my-assistant"]}),
+        json!({"name": name, "project": project,
+               "command": [binary(), "example-env", "my-assistant"]}),
     )
     .await;
     assert_eq!(status, 201, "{env}");
@@ -105,7 +106,7 @@ async fn limits_and_defaults_apply_to_a_projects_keys_only() {
     let admin = server.admin_key.clone();
     let team_admin = key_in(&server, "team-a", "admin").await;
     let member = key_in(&server, "team-a", "member").await;
-    register_env(&server, &team_admin, "assistant").await;
+    register_env(&server, "team-a", "assistant").await;
 
     // Settings through the CLI (an admin key of the default project).
     let (ok, stdout, stderr) = rollout_projects(
@@ -305,9 +306,8 @@ async fn exhausted_quotas_are_429_with_usage_and_reset_time() {
         .await
         .unwrap();
     let admin = server.admin_key.clone();
-    let team_admin = key_in(&server, "team-b", "admin").await;
     let member = key_in(&server, "team-b", "member").await;
-    register_env(&server, &team_admin, "assistant").await;
+    register_env(&server, "team-b", "assistant").await;
     let (status, _) = patch(
         &server,
         &admin,

@@ -314,7 +314,14 @@ async fn traces_become_a_dataset_then_a_fewshot_checkpoint_callable_by_name() {
         .json(&json!({"dataset": "d", "base_model": CHECKPOINT, "name": "stacked"}));
     let (status, error) = server.send(request).await;
     assert_eq!(status, 422, "{error}");
-    assert!(error.to_string().contains("another project"), "{error}");
+    let problems = error["error"]["details"]["errors"].as_array().unwrap();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p["field"] == "base_model" && p["message"].to_string().contains(CHECKPOINT)),
+        "{error}"
+    );
+    other_project_cannot_reach_the_checkpoint(&server, &other).await;
 
     // A run with the checkpoint: the provider sees the demonstrations.
     let before = fake.requests().len();
@@ -375,6 +382,136 @@ async fn traces_become_a_dataset_then_a_fewshot_checkpoint_callable_by_name() {
     assert_eq!(comparison["a"]["model"], CHECKPOINT);
     assert_eq!(comparison["a"]["scored"], 2);
     assert_eq!(comparison["b"]["mean_reward"], 0.5);
+}
+
+/// Project `other` (admin key `other`) with the assistant of its own: it cannot name the
+/// default project's checkpoint in a run, a schedule or a job, its model pickers do not
+/// list it, and it trains a checkpoint of the same name that is its own.
+async fn other_project_cannot_reach_the_checkpoint(server: &TestServer, other: &str) {
+    let as_other = |method: reqwest::Method, path: &str, body: Option<Value>| {
+        let mut request = server
+            .client()
+            .request(method, format!("{}{path}", server.base_url))
+            .bearer_auth(other);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        server.send(request)
+    };
+    let (status, env) = server
+        .post(
+            "/v1/environments",
+            &json!({"name": "my-assistant", "project": "other",
+                    "command": [binary(), "example-env", "my-assistant"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{env}");
+    let run = json!({"env_name": "my-assistant", "scenario_name": "answer_question",
+                     "scenario_args": {"query": "What is 17 * 23?"}, "model": CHECKPOINT});
+    let (status, error) = as_other(reqwest::Method::POST, "/v1/agent/run", Some(run.clone())).await;
+    assert_eq!(status, 422, "{error}");
+    let schedule = json!({"cron": "* * * * * *", "run": run});
+    let (status, error) = as_other(reqwest::Method::POST, "/v1/schedules", Some(schedule)).await;
+    assert_eq!(
+        status, 422,
+        "a schedule naming another project's checkpoint: {error}"
+    );
+    assert_eq!(
+        error["error"]["details"]["errors"][0]["field"], "model",
+        "{error}"
+    );
+    let import = server
+        .client()
+        .post(format!("{}/v1/tasksets/mine/import", server.base_url))
+        .bearer_auth(other)
+        .header("content-type", "application/x-ndjson")
+        .body(tasks());
+    let (status, imported) = server.send(import).await;
+    assert_eq!(status, 201, "{imported}");
+    let job = json!({"taskset": "mine", "models": [CHECKPOINT]});
+    let (status, error) = as_other(reqwest::Method::POST, "/v1/jobs", Some(job)).await;
+    assert_eq!(status, 422, "{error}");
+
+    // The environment page's model picker (a browser session of `other`) lists it not.
+    let signed_in = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(format!("{}/login", server.base_url))
+        .form(&[("key", other), ("next", "/environments/my-assistant")])
+        .send()
+        .await
+        .unwrap();
+    let cookie = signed_in.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let page = server
+        .client()
+        .get(format!("{}/environments/my-assistant", server.base_url))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("scenario-answer_question"), "{page}");
+    assert!(
+        !page.contains(CHECKPOINT),
+        "the picker lists another project's checkpoint"
+    );
+
+    // Names are per project: `other` trains a checkpoint of the same name, from its own
+    // trace, and each project's name resolves to its own.
+    let replay = json!({"env_name": "my-assistant", "scenario_name": "answer_question",
+                        "scenario_args": {"query": "What is 17 * 23?"}, "model": "replay",
+                        "validation": [{"answer": "391"}], "sync": true});
+    let (status, summary) = as_other(reqwest::Method::POST, "/v1/agent/run", Some(replay)).await;
+    assert_eq!(status, 200, "{summary}");
+    let (status, dataset) = as_other(
+        reqwest::Method::POST,
+        "/v1/datasets",
+        Some(json!({"trace_ids": [summary["trace_id"]]})),
+    )
+    .await;
+    assert_eq!(status, 201, "{dataset}");
+    let (status, training) = as_other(
+        reqwest::Method::POST,
+        "/v1/training",
+        Some(
+            json!({"dataset": dataset["id"], "base_model": BASE, "backend": "fewshot",
+                    "name": CHECKPOINT}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{training}");
+    let path = format!("/v1/training/{}", training["id"].as_str().unwrap());
+    let done = tokio::time::timeout(RUN_TIMEOUT, async {
+        loop {
+            let (_, job) = as_other(reqwest::Method::GET, &path, None).await;
+            if job["status"] != "queued" && job["status"] != "running" {
+                return job;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let lineage = |models: &Value| {
+        models["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["name"] == CHECKPOINT)
+            .map(|m| m["checkpoint"]["training_job_id"].clone())
+            .collect::<Vec<_>>()
+    };
+    let (_, theirs) = as_other(reqwest::Method::GET, "/v1/models", None).await;
+    assert_eq!(lineage(&theirs), [training["id"].clone()], "{theirs}");
+    let (_, ours) = server.get("/v1/models").await;
+    let ours = lineage(&ours);
+    assert_eq!(ours.len(), 1);
+    assert_ne!(ours[0], training["id"]);
 }
 
 /// A server whose `command` backend runs the fixture trainer.

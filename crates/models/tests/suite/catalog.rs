@@ -81,12 +81,12 @@ fn resolves_every_form() {
     ];
     for (name, expected) in cases {
         let resolved = catalog
-            .resolve(name)
+            .resolve("p", name)
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(provider_and_upstream(&resolved), expected, "{name}");
     }
     assert!(matches!(
-        catalog.resolve("claude-opus-4-5").unwrap(),
+        catalog.resolve("p", "claude-opus-4-5").unwrap(),
         ResolvedModel::Provider {
             wire: WireFormat::Anthropic,
             max_tokens: None,
@@ -99,7 +99,7 @@ fn resolves_every_form() {
 fn unknown_names_get_a_hint_listing_the_accepted_forms() {
     let catalog = catalog(true);
     for name in ["llama3", "nope/model", "vllm/", "o2"] {
-        let error = catalog.resolve(name).unwrap_err();
+        let error = catalog.resolve("p", name).unwrap_err();
         assert!(matches!(&error, ResolveError::Unknown { model, .. } if model == name));
         let message = error.to_string();
         for form in [
@@ -114,7 +114,7 @@ fn unknown_names_get_a_hint_listing_the_accepted_forms() {
         }
         assert_eq!(error.code(), "unknown_model");
     }
-    let orphan = catalog.resolve("orphan").unwrap_err().to_string();
+    let orphan = catalog.resolve("p", "orphan").unwrap_err().to_string();
     assert!(
         orphan.contains("provider 'nowhere', which is not configured"),
         "{orphan}"
@@ -124,7 +124,7 @@ fn unknown_names_get_a_hint_listing_the_accepted_forms() {
 #[test]
 fn a_missing_key_names_the_variable_to_set() {
     let catalog = catalog(false);
-    let error = catalog.resolve("claude-opus-4-5").unwrap_err();
+    let error = catalog.resolve("p", "claude-opus-4-5").unwrap_err();
     assert_eq!(
         error,
         ResolveError::MissingKey {
@@ -139,27 +139,27 @@ fn a_missing_key_names_the_variable_to_set() {
     );
     assert_eq!(error.code(), "missing_api_key");
     assert!(
-        matches!(catalog.resolve("openai/gpt-x"), Err(ResolveError::MissingKey { env_var, .. }) if env_var == "OPENAI_API_KEY")
+        matches!(catalog.resolve("p", "openai/gpt-x"), Err(ResolveError::MissingKey { env_var, .. }) if env_var == "OPENAI_API_KEY")
     );
-    assert!(catalog.client("gpt-5", &[]).is_err());
+    assert!(catalog.client("p", "gpt-5", &[]).is_err());
     // Providers without a key variable need no key.
-    assert!(catalog.resolve("local-llama").is_ok());
-    assert!(catalog.client("local-llama", &[]).is_ok());
+    assert!(catalog.resolve("p", "local-llama").is_ok());
+    assert!(catalog.client("p", "local-llama", &[]).is_ok());
 }
 
 #[test]
 fn replay_needs_validation_items() {
     let catalog = catalog(false);
-    let error = catalog.client("replay", &[]).err().unwrap();
+    let error = catalog.client("p", "replay", &[]).err().unwrap();
     assert_eq!(error, ResolveError::ReplayNeedsValidation);
     assert!(error.to_string().contains("validation"));
     let items = [ValidationItem::Answer { answer: "4".into() }];
-    assert!(catalog.client("replay", &items).is_ok());
+    assert!(catalog.client("p", "replay", &items).is_ok());
 }
 
 #[test]
 fn list_shows_replay_entries_and_well_known_names_with_availability() {
-    let infos = catalog(false).list();
+    let infos = catalog(false).list("p");
     let names: Vec<&str> = infos.iter().map(|info| info.name.as_str()).collect();
     assert_eq!(
         names,
@@ -202,7 +202,7 @@ fn list_shows_replay_entries_and_well_known_names_with_availability() {
 
     assert!(
         catalog(true)
-            .list()
+            .list("p")
             .iter()
             .filter(|info| info.name != "orphan")
             .all(|info| info.available)
@@ -243,14 +243,14 @@ async fn catalog_clients_talk_to_their_providers() {
         prices: Default::default(),
     });
 
-    let anthropic = catalog.client("small", &[]).unwrap();
+    let anthropic = catalog.client("p", "small", &[]).unwrap();
     let response = complete(anthropic.as_ref(), &first_request())
         .await
         .unwrap();
     assert_eq!(response.message.content, "from anthropic");
     assert_eq!(response.stop_reason, StopReason::EndTurn);
 
-    let openai = catalog.client("fake-openai/qwen3", &[]).unwrap();
+    let openai = catalog.client("p", "fake-openai/qwen3", &[]).unwrap();
     let response = complete(openai.as_ref(), &first_request()).await.unwrap();
     assert_eq!(response.message.content, "from openai");
 

@@ -59,7 +59,7 @@ async fn a_fewshot_checkpoint_adds_the_closest_demonstrations_to_the_system_prom
     let fake = FakeModelServer::start().await.unwrap();
     fake.push([FakeReply::text("done")]);
     let catalog = catalog(&fake);
-    assert!(catalog.client("arith-fewshot", &[]).is_err());
+    assert!(catalog.client("p", "arith-fewshot", &[]).is_err());
     assert!(catalog.is_builtin_name("gpt-5-fewshot"));
     assert!(!catalog.is_builtin_name("arith-fewshot"));
     catalog.register_checkpoint(checkpoint(
@@ -73,11 +73,13 @@ async fn a_fewshot_checkpoint_adds_the_closest_demonstrations_to_the_system_prom
         },
     ));
     assert_eq!(
-        catalog.resolve("arith-fewshot").unwrap().upstream(),
+        catalog.resolve("p", "arith-fewshot").unwrap().upstream(),
         "gpt-5"
     );
     let args = object(json!({"query": "what is 17 * 24"}));
-    let client = catalog.client_for_run("arith-fewshot", &[], &args).unwrap();
+    let client = catalog
+        .client_for_run("p", "arith-fewshot", &[], &args)
+        .unwrap();
     complete(client.as_ref(), &first_request()).await.unwrap();
     let request = &fake.requests()[0];
     let system = request.messages()[0]["content"].as_str().unwrap();
@@ -86,13 +88,44 @@ async fn a_fewshot_checkpoint_adds_the_closest_demonstrations_to_the_system_prom
     assert!(!system.contains("France"), "{system}");
     assert_eq!(request.body["model"], "gpt-5");
 
-    let listed = catalog.list();
+    let listed = catalog.list("p");
     let info = listed.iter().find(|m| m.name == "arith-fewshot").unwrap();
     assert!(info.available);
     let lineage = info.checkpoint.as_ref().unwrap();
     assert_eq!(lineage.base_model, "gpt-5");
     assert_eq!(lineage.dataset_id, "d");
     assert_eq!(lineage.training_job_id, "j");
+}
+
+#[test]
+fn checkpoint_names_are_per_project() {
+    let catalog = ModelCatalog::new(CatalogConfig::default());
+    let endpoint = |url: &str| CheckpointTarget::Endpoint {
+        base_url: url.into(),
+        model: "m".into(),
+        key_provider: None,
+    };
+    let mut theirs = checkpoint("support", endpoint("http://127.0.0.1:1/a"));
+    theirs.project_id = "a".into();
+    catalog.register_checkpoint(theirs);
+    // Another project neither sees nor resolves it, and may use the name itself.
+    assert!(catalog.resolve("b", "support").is_err());
+    assert!(catalog.client("b", "support", &[]).is_err());
+    assert!(catalog.list("b").iter().all(|m| m.name != "support"));
+    let mut ours = checkpoint("support", endpoint("http://127.0.0.1:1/b"));
+    ours.project_id = "b".into();
+    catalog.register_checkpoint(ours);
+    assert_eq!(
+        catalog.checkpoint("a", "support").unwrap().target,
+        endpoint("http://127.0.0.1:1/a")
+    );
+    assert_eq!(
+        catalog.checkpoint("b", "support").unwrap().target,
+        endpoint("http://127.0.0.1:1/b")
+    );
+    catalog.remove_checkpoint("a", "support");
+    assert!(catalog.resolve("a", "support").is_err());
+    assert!(catalog.resolve("b", "support").is_ok());
 }
 
 #[tokio::test]
@@ -110,7 +143,7 @@ async fn an_endpoint_checkpoint_calls_its_base_url_and_model() {
     );
     ck.backend = "command".into();
     catalog.register_checkpoint(ck);
-    let client = catalog.client("tuned", &[]).unwrap();
+    let client = catalog.client("p", "tuned", &[]).unwrap();
     let response = complete(client.as_ref(), &first_request()).await.unwrap();
     assert_eq!(response.message.content, "hi");
     assert_eq!(fake.requests()[0].body["model"], "ft:gpt-5:tuned");

@@ -94,7 +94,7 @@ pub(crate) async fn git(
     name: &str,
     git: GitRequest,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    caller.require_admin("deploying an environment")?;
+    caller.require_operator("deploying an environment from git")?;
     deploy(
         state,
         caller,

@@ -1,4 +1,8 @@
 //! Environments: register a version by command or URL, list, and describe.
+//!
+//! Registering a `command` or `url` environment and deploying from git are operator
+//! actions (`Caller::require_operator`): an operator may do so in any project with
+//! `project` in the body. A project's admins deploy bundles (`deploy.rs`).
 
 use crate::auth::Caller;
 use crate::error::{ApiError, problem};
@@ -27,6 +31,8 @@ pub(crate) struct RegisterRequest {
     cwd: Option<String>,
     /// A git repository to clone and build like a bundle (`{"url", "ref"}`).
     git: Option<super::deploy::GitRequest>,
+    /// The project to register in (operators only; default: the caller's). It must exist.
+    project: Option<String>,
 }
 
 /// Registers a version: the environment is started, introspected and stored. An
@@ -37,6 +43,13 @@ pub(crate) async fn register(
     ApiJson(request): ApiJson<RegisterRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller.require_admin("registering an environment")?;
+    let action = match (&request.git, &request.url) {
+        (Some(_), _) => "deploying an environment from git",
+        (None, Some(_)) => "registering a url environment",
+        (None, None) => "registering a command environment",
+    };
+    caller.require_operator(action)?;
+    let caller = acting_in(&state, caller, request.project.as_deref()).await?;
     if let Some(git) = request.git.clone() {
         if request.command.is_some() || request.url.is_some() {
             return Err(ApiError::invalid(vec![problem(
@@ -82,6 +95,29 @@ pub(crate) async fn register(
         .env_versions(&caller.project_id, &request.name)
         .await?;
     Ok((status, Json(views::environment(&request.name, &versions))))
+}
+
+/// The caller acting in `project` (an operator registering for another project), or as
+/// itself; 404 for a project that does not exist.
+async fn acting_in(
+    state: &AppState,
+    caller: Caller,
+    project: Option<&str>,
+) -> Result<Caller, ApiError> {
+    let project = super::keys::target_project(&caller, project)?;
+    if project == caller.project_id {
+        return Ok(caller);
+    }
+    if state.store.get_project(&project).await?.is_none() {
+        return Err(ApiError::not_found(
+            "project_not_found",
+            format!("project '{project}' not found; create a key in it first (POST /v1/keys)"),
+        ));
+    }
+    Ok(Caller {
+        project_id: project,
+        ..caller
+    })
 }
 
 fn target(request: &RegisterRequest) -> Result<EnvTarget, ApiError> {

@@ -3,7 +3,8 @@
 //! The stream replays the stored events after `Last-Event-ID` (or `?after=`), then follows
 //! new ones by polling the store, so that it works across processes; each SSE `id` is the
 //! event's `seq`, so a client that reconnects gets every event exactly once, in order. The
-//! stream ends after the `finished` event.
+//! stream ends after the `finished` event, or when its key is revoked; a key holds a
+//! bounded number of streams at once (`crate::streams`).
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -45,10 +46,12 @@ struct Cursor {
 pub(crate) async fn stream(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    Extension(streams): Extension<std::sync::Arc<crate::streams::EventStreams>>,
     Path(id): Path<String>,
     Query(query): Query<StreamQuery>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let slot = streams.open(&caller.key_id)?;
     let run = state
         .store
         .get_run(&caller.project_id, &id)
@@ -67,6 +70,7 @@ pub(crate) async fn stream(
         ),
         None => None,
     };
+    let store = state.store.clone();
     let cursor = Cursor {
         state,
         run_id: run.id.0,
@@ -76,6 +80,7 @@ pub(crate) async fn stream(
         done: false,
     };
     let events = futures::stream::unfold(cursor, next_event);
+    let events = crate::streams::guard(events, slot, store);
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
 }
 

@@ -65,11 +65,6 @@ pub(crate) async fn create(
     ApiJson(request): ApiJson<CreateRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let taskset = tasksets::find(&state, &caller, &request.taskset).await?;
-    crate::training::check_model_access(
-        &state,
-        &caller,
-        request.models.iter().map(String::as_str),
-    )?;
     let tasks = state.store.taskset_tasks(&taskset.id).await?;
     let settings = projects::settings_of(&state, &caller.project_id).await?;
     let mut problems = Vec::new();
@@ -133,7 +128,11 @@ pub(crate) async fn create(
     for model in &request.models {
         let mut model_problem = None;
         for stored in &tasks {
-            if let Err(error) = state.catalog.client(model, &stored.task.validation) {
+            if let Err(error) =
+                state
+                    .catalog
+                    .client(&caller.project_id, model, &stored.task.validation)
+            {
                 model_problem = Some(format!("model '{model}' (task '{}'): {error}", stored.id));
                 break;
             }
@@ -298,12 +297,39 @@ pub(crate) async fn cancel(
     Ok(Json(job_view(&job, &progress)))
 }
 
-/// `POST /v1/jobs/{id}/retry`: the failed runs (only those) go back to the queue.
+/// `POST /v1/jobs/{id}/retry`: the failed runs (only those) go back to the queue, if the
+/// project admits them as it would new runs (models resolving in the project; runs in
+/// flight and daily quotas counting each retried run as one more), else 422 or 429 and
+/// nothing is retried.
 pub(crate) async fn retry(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    let job = find(&state, &caller, &id).await?;
+    let failed: i64 = state
+        .store
+        .job_progress(&job.id)
+        .await?
+        .iter()
+        .map(|progress| progress.counts.failed)
+        .sum();
+    if failed > 0 {
+        let problems: Vec<Value> = job
+            .spec
+            .models
+            .iter()
+            .filter_map(|model| {
+                let error = state.catalog.resolve(&caller.project_id, model).err()?;
+                Some(problem("models", format!("model '{model}': {error}")))
+            })
+            .collect();
+        if !problems.is_empty() {
+            return Err(ApiError::invalid(problems));
+        }
+        let settings = projects::settings_of(&state, &caller.project_id).await?;
+        projects::admit(&state, &caller.project_id, &settings, failed).await?;
+    }
     let retried = state
         .store
         .retry_failed_runs(&caller.project_id, &id)
@@ -453,7 +479,7 @@ pub(crate) fn samples(
                 steps: run.steps,
                 tokens: run.usage.total(),
                 cost_usd: catalog
-                    .price(&run.spec.model)
+                    .price(&run.project_id, &run.spec.model)
                     .map(|price| price.cost(&run.usage)),
             })
         })

@@ -51,7 +51,7 @@ fn key_view(key: &ApiKeyRecord) -> Value {
 
 /// The project a request acts on: the caller's, or (for the admin project's admins only)
 /// the one named.
-fn target_project(caller: &Caller, asked: Option<&str>) -> Result<String, ApiError> {
+pub(crate) fn target_project(caller: &Caller, asked: Option<&str>) -> Result<String, ApiError> {
     match asked {
         None => Ok(caller.project_id.clone()),
         Some(project) if project == caller.project_id => Ok(project.to_string()),

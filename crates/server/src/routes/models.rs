@@ -12,16 +12,5 @@ pub(crate) async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
 ) -> Json<Value> {
-    let models: Vec<_> = state
-        .catalog
-        .list()
-        .into_iter()
-        .filter(|model| {
-            model
-                .checkpoint
-                .as_ref()
-                .is_none_or(|lineage| lineage.project_id == caller.project_id)
-        })
-        .collect();
-    Json(json!({ "models": models }))
+    Json(json!({ "models": state.catalog.list(&caller.project_id) }))
 }

@@ -129,7 +129,7 @@ pub(crate) async fn callback_problems(
     };
     let mut problems = Vec::new();
     if let Err(refused) =
-        rollout_worker::check_destination(&callback.url, state.config.callbacks.allow_private).await
+        rollout_worker::check_destination(&callback.url, &state.config.callbacks).await
     {
         problems.push(problem("callback.url", format!("callback.url: {refused}")));
     }

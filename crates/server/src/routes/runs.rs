@@ -73,9 +73,8 @@ pub(crate) async fn create(
     .await?;
     let scenario = checks::find_scenario(&version, &request.scenario_name)?;
     let settings = projects::settings_of(&state, &caller.project_id).await?;
-    let mut spec = validate(&state, &request, &version, &scenario, &settings).await?;
+    let mut spec = validate(&state, &caller, &request, &version, &scenario, &settings).await?;
     spec.key_id = Some(caller.key_id.clone());
-    crate::training::check_model_access(&state, &caller, [spec.model.as_str()])?;
     let key = idempotency_key.as_deref();
     projects::admit_run(&state, &caller.project_id, &settings, key).await?;
     let sync_timeout = request.timeout.unwrap_or(DEFAULT_SYNC_TIMEOUT);
@@ -136,9 +135,11 @@ pub(crate) async fn create(
     }
 }
 
-/// Checks every remaining field and collects every problem into one 422.
+/// Checks every remaining field and collects every problem into one 422. The model must
+/// resolve in the caller's project (its own checkpoints, never another project's).
 async fn validate(
     state: &AppState,
+    caller: &Caller,
     request: &RunRequest,
     version: &EnvVersion,
     scenario: &ScenarioSpec,
@@ -167,7 +168,10 @@ async fn validate(
             "model",
             "model is required (see GET /v1/models; 'replay' needs no API key)",
         ));
-    } else if let Err(error) = state.catalog.client(&model, &request.validation) {
+    } else if let Err(error) = state
+        .catalog
+        .client(&caller.project_id, &model, &request.validation)
+    {
         problems.push(problem("model", error.to_string()));
     }
     if let Some(budget) = request.max_cost_usd {
@@ -176,7 +180,9 @@ async fn validate(
                 "max_cost_usd",
                 format!("max_cost_usd must be a positive number of USD, got {budget}"),
             ));
-        } else if !model.trim().is_empty() && state.catalog.price(&model).is_none() {
+        } else if !model.trim().is_empty()
+            && state.catalog.price(&caller.project_id, &model).is_none()
+        {
             problems.push(problem(
                 "max_cost_usd",
                 format!(
@@ -243,6 +249,6 @@ pub(crate) async fn spec_from_body(
     .await?;
     let scenario = checks::find_scenario(&version, &request.scenario_name)?;
     let settings = projects::settings_of(state, &caller.project_id).await?;
-    let spec = validate(state, &request, &version, &scenario, &settings).await?;
+    let spec = validate(state, caller, &request, &version, &scenario, &settings).await?;
     Ok((spec, request.env_version))
 }

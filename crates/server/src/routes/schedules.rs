@@ -56,6 +56,9 @@ fn view(schedule: &ScheduleRecord) -> Value {
         "paused": schedule.paused,
         "next_run_at": schedule.next_run_at_ms.map(rfc3339_from_ms),
         "last_run_at": schedule.last_run_at_ms.map(rfc3339_from_ms),
+        // The last tick that started no run, and why (quota, model, environment).
+        "last_skipped_at": schedule.last_skipped_at_ms.map(rfc3339_from_ms),
+        "last_skip_reason": schedule.last_skip_reason,
         "created_at": rfc3339_from_ms(schedule.created_at_ms),
         // The run without its callback's secret and headers.
         "run": {

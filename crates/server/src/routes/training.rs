@@ -49,7 +49,6 @@ pub(crate) async fn create(
     Extension(caller): Extension<Caller>,
     ApiJson(request): ApiJson<CreateRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    crate::training::check_model_access(&state, &caller, [request.base_model.as_str()])?;
     let mut problems = Vec::new();
     let dataset = match datasets::find(&state, &caller, &request.dataset).await {
         Ok(dataset) => Some(dataset),
@@ -71,7 +70,10 @@ pub(crate) async fn create(
     } else if let Some(message) = crate::training::backend_problem(&state, &request.backend) {
         problems.push(problem("backend", message));
     }
-    if let Err(error) = state.catalog.resolve(&request.base_model) {
+    if let Err(error) = state
+        .catalog
+        .resolve(&caller.project_id, &request.base_model)
+    {
         problems.push(problem("base_model", error.to_string()));
     }
     let name = request.name.trim();
@@ -92,8 +94,11 @@ pub(crate) async fn create(
             "name",
             format!("'{name}' is already a model name (GET /v1/models); choose another"),
         ));
-    } else if state.catalog.checkpoint(name).is_some()
-        || state.store.checkpoint_name_taken(name).await?
+    } else if state.catalog.checkpoint(&caller.project_id, name).is_some()
+        || state
+            .store
+            .checkpoint_name_taken(&caller.project_id, name)
+            .await?
     {
         problems.push(problem(
             "name",

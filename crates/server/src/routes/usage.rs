@@ -77,7 +77,7 @@ impl UsageQuery {
 }
 
 /// One group as JSON.
-pub(crate) fn usage_row(state: &AppState, row: &UsageRow) -> Value {
+pub(crate) fn usage_row(state: &AppState, project: &str, row: &UsageRow) -> Value {
     json!({
         "group": row.group,
         "runs": row.runs,
@@ -85,12 +85,12 @@ pub(crate) fn usage_row(state: &AppState, row: &UsageRow) -> Value {
         "input_tokens": row.input_tokens,
         "output_tokens": row.output_tokens,
         "compute_seconds": row.compute_seconds,
-        "cost_usd": cost_usd(state, row),
+        "cost_usd": cost_usd(state, project, row),
     })
 }
 
 /// The group's cost at the models' prices; `None` when a model of the group has no price.
-pub(crate) fn cost_usd(state: &AppState, row: &UsageRow) -> Option<f64> {
+pub(crate) fn cost_usd(state: &AppState, project: &str, row: &UsageRow) -> Option<f64> {
     let mut cost = 0.0;
     for (model, input, output) in &row.tokens_by_model {
         let usage = rollout_domain::Usage {
@@ -98,7 +98,7 @@ pub(crate) fn cost_usd(state: &AppState, row: &UsageRow) -> Option<f64> {
             output_tokens: u64::try_from(*output).unwrap_or(0),
             ..rollout_domain::Usage::default()
         };
-        cost += state.catalog.price(model)?.cost(&usage);
+        cost += state.catalog.price(project, model)?.cost(&usage);
     }
     Some((cost * 1e6).round() / 1e6)
 }
@@ -133,7 +133,7 @@ pub(crate) async fn get(
     let groups: Vec<Value> = rows
         .iter()
         .map(|row| {
-            let mut value = usage_row(&state, row);
+            let mut value = usage_row(&state, &caller.project_id, row);
             if let Some(name) = names.get(&row.group) {
                 value["key_name"] = Value::String(name.clone());
             }
@@ -154,7 +154,7 @@ pub(crate) async fn get(
             UsageGroup::Key => "key",
         },
         "groups": groups,
-        "total": usage_row(&state, &total),
+        "total": usage_row(&state, &caller.project_id, &total),
     })))
 }
 

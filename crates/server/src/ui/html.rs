@@ -101,7 +101,7 @@ pub(crate) fn layout(title: &str, active: &str, body: &str) -> Html<String> {
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title} · rollout</title>
-<style>{CSS}</style></head>
+<link rel="stylesheet" href="/assets/ui.css"></head>
 <body><header class="top"><a class="brand" href="/environments">rollout</a><nav>{nav}</nav>
 <form method="post" action="/logout" class="logout"><button type="submit" id="sign-out" class="link">Sign out</button></form></header>
 <main>{body}</main></body></html>"#,
@@ -116,74 +116,11 @@ pub(crate) fn layout_bare(title: &str, body: &str) -> Html<String> {
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{title} · rollout</title>
-<style>{CSS}</style></head>
+<link rel="stylesheet" href="/assets/ui.css"></head>
 <body><header class="top"><span class="brand">rollout</span></header><main>{body}</main></body></html>"#,
         title = esc(title)
     ))
 }
-
-const CSS: &str = r#"
-:root{--fg:#1d2330;--muted:#667085;--line:#e4e7ec;--bg:#f6f7f9;--card:#fff;--accent:#2f5bea;--ok:#127a3d;--bad:#b42318;--warn:#b54708}
-*{box-sizing:border-box}
-body{margin:0;font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:var(--fg);background:var(--bg)}
-a{color:var(--accent);text-decoration:none}a:hover{text-decoration:underline}
-header.top{display:flex;align-items:center;gap:20px;padding:10px 24px;background:#111827;color:#fff;flex-wrap:wrap}
-header.top .brand{color:#fff;font-weight:700;font-size:17px;letter-spacing:.3px}
-header.top nav{display:flex;gap:16px;flex:1}
-header.top nav a{color:#cbd5e1}header.top nav a.active{color:#fff;font-weight:600}
-header.top .logout{margin:0}
-button.link{background:none;border:0;color:#cbd5e1;cursor:pointer;font:inherit;padding:0}
-main{max-width:1120px;margin:0 auto;padding:20px 16px 48px}
-h1{font-size:24px;margin:8px 0 12px}h2{font-size:19px;margin:24px 0 10px}h3{font-size:16px;margin:0 0 6px}
-.muted{color:var(--muted)}.small{font-size:13px}
-.card{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:16px 18px;margin:14px 0;box-shadow:0 1px 2px rgba(16,24,40,.04)}
-.login{max-width:420px;margin:60px auto}
-label{display:block;font-weight:600;font-size:13px;margin:10px 0 4px}
-input,select,textarea{width:100%;padding:8px 10px;border:1px solid #cfd4dc;border-radius:7px;font:inherit;background:#fff}
-input[type=checkbox]{width:auto}
-textarea{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:13px;min-height:64px}
-button{background:var(--accent);color:#fff;border:0;border-radius:7px;padding:8px 16px;font:inherit;font-weight:600;cursor:pointer;margin-top:12px}
-button.secondary{background:#eef2ff;color:var(--accent)}
-.req{color:var(--bad)}
-.badge{display:inline-block;padding:1px 8px;border-radius:999px;font-size:12px;font-weight:600;background:#eef2f6;color:#344054}
-.status-completed,.status-ready,.status-finished,.status-succeeded{background:#dcfae6;color:var(--ok)}.status-failed{background:#fee4e2;color:var(--bad)}
-.status-running,.status-queued{background:#e0eaff;color:#3538cd}.status-timed_out,.status-cancelled,.status-cancelling{background:#fef0c7;color:var(--warn)}
-.table-wrap{overflow-x:auto}
-table{width:100%;border-collapse:collapse;background:#fff}
-th,td{text-align:left;padding:7px 10px;border-bottom:1px solid var(--line);vertical-align:top;font-size:14px}
-th{font-size:12px;text-transform:uppercase;letter-spacing:.4px;color:var(--muted)}
-td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
-pre{background:#0f172a;color:#e2e8f0;padding:12px;border-radius:8px;overflow:auto;font-size:13px;line-height:1.45;margin:6px 0;white-space:pre-wrap;word-break:break-word}
-pre.light{background:#f8fafc;color:#1d2330;border:1px solid var(--line)}
-.grid{display:grid;grid-template-columns:minmax(0,1fr) minmax(0,1.15fr);gap:18px}
-.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(300px,1fr));gap:0 18px}
-figure{margin:14px 0}
-.stats{display:flex;flex-wrap:wrap;gap:10px 26px;margin:8px 0}
-.stat .label{font-size:12px;color:var(--muted);text-transform:uppercase;letter-spacing:.4px}.stat .value{font-size:18px;font-weight:600}
-.tabs{display:flex;gap:4px;margin-top:4px;flex-wrap:wrap}
-.tabs button{margin:0;background:#eef2f6;color:#344054;padding:5px 12px;font-size:13px}
-.tabs button.active{background:#111827;color:#fff}
-.snippet-head{display:flex;justify-content:space-between;align-items:center;gap:8px;flex-wrap:wrap}
-.filters{display:grid;grid-template-columns:repeat(auto-fit,minmax(140px,1fr));gap:8px 12px;align-items:end}
-.filters button{margin:0}
-.step{border-left:3px solid #cfd4dc;padding:6px 0 6px 14px;margin:10px 0}
-.step.model{border-color:#7a5af8}.step.tool{border-color:#2f5bea}.step.error{border-color:var(--bad);background:#fff5f4}
-.step.eval{border-color:var(--ok)}.step.meta{border-color:#e4e7ec}
-.step .head{display:flex;gap:10px;flex-wrap:wrap;align-items:baseline}
-.step .head .muted{font-size:13px}
-.tool-error pre{background:#fff1f0;color:var(--bad);border:1px solid #fecdca}
-details>summary{cursor:pointer;font-weight:600}
-.error-text{color:var(--bad);font-weight:600}
-.text{white-space:pre-wrap;word-break:break-word}
-.scenario-card .desc{margin:0 0 6px}
-.chart{width:100%;height:auto;background:#fff;border:1px solid var(--line);border-radius:8px}
-.live{color:#3538cd;font-weight:600}
-progress{width:100%;height:10px;accent-color:var(--accent)}
-#lineage th{width:140px;text-transform:none;font-size:13px}
-table.metrics td.num,.nowrap{white-space:nowrap}
-#comparison .stat .label{text-transform:none}
-@media (max-width:760px){.grid,.charts{grid-template-columns:1fr}main{padding:12px 10px 40px}header.top{padding:10px 12px;gap:12px}th,td{padding:6px}}
-"#;
 
 #[cfg(test)]
 mod tests {

@@ -342,15 +342,10 @@ pub(crate) async fn page(
         );
     }
     if live {
-        body.push_str(REFRESH);
+        body.push_str(&super::assets::script("refresh.js"));
     }
     Ok(layout(&format!("Job {}", job.id), "/jobs", &body))
 }
-
-/// Reloads the page every 3 s while runs are open, unless someone is typing in a form.
-pub(super) const REFRESH: &str = r#"<script>
-setInterval(function(){var a=document.activeElement;if(!a||!/^(INPUT|SELECT|TEXTAREA)$/.test(a.tagName)){location.reload();}},3000);
-</script>"#;
 
 /// The "Train model" form: successful runs of the job (reward ≥ threshold) become a dataset,
 /// then a training job on a base model with a backend.
@@ -359,7 +354,7 @@ fn train_form(
     job: &rollout_store::JobRecord,
     runs: &[rollout_store::JobRun],
 ) -> String {
-    let models = state.catalog.list();
+    let models = state.catalog.list(&job.project_id);
     let preferred = job
         .spec
         .models
@@ -367,7 +362,7 @@ fn train_form(
         .find(|name| {
             name.as_str() != "replay"
                 && models.iter().any(|m| m.name == **name && m.available)
-                && state.catalog.checkpoint(name).is_none()
+                && state.catalog.checkpoint(&job.project_id, name).is_none()
         })
         .cloned()
         .or_else(|| {
@@ -428,33 +423,9 @@ fn train_form(
 </section>{script}"#,
         name = esc(&name),
         data = script_json(&json!({"job": job.id, "rewards": rewards})),
-        script = TRAIN_SCRIPT,
+        script = super::assets::script("train.js"),
     )
 }
-
-/// Counts the selected runs and posts the dataset, then the training job.
-const TRAIN_SCRIPT: &str = r#"<script>
-(function(){
-var data=JSON.parse(document.getElementById('train-data').textContent);
-var threshold=document.getElementById('train-threshold'),count=document.getElementById('train-count'),out=document.getElementById('train-result');
-function update(){var t=parseFloat(threshold.value);var n=isNaN(t)?0:data.rewards.filter(function(r){return r>=t;}).length;
- count.textContent=n+' of '+data.rewards.length+' completed runs selected';}
-threshold.addEventListener('input',update);update();
-function post(url,body){return fetch(url,{method:'POST',headers:{'Content-Type':'application/json','X-Rollout-UI':'1'},body:JSON.stringify(body)})
- .then(function(res){return res.json().then(function(j){if(!res.ok){var e=j.error||{},d=(e.details&&e.details.errors)||[];
-  throw new Error((e.message||'refused')+(d.length?': '+d.map(function(p){return p.field+': '+p.message;}).join('; '):''));}return j;});});}
-function fail(e){out.textContent=e.message||String(e);out.className='small error-text';document.getElementById('train-button').disabled=false;}
-document.getElementById('train-button').addEventListener('click',function(){
- var t=parseFloat(threshold.value);if(isNaN(t)){fail(new Error('the threshold is not a number'));return;}
- this.disabled=true;out.className='small';out.textContent='Building the dataset…';
- var name=document.getElementById('train-name').value.trim();
- post('/ui/datasets',{job:data.job,reward_min:t,name:name}).then(function(dataset){
-  out.textContent='Dataset of '+dataset.trace_count+' traces; starting the training job…';
-  return post('/ui/training',{dataset:dataset.id,base_model:document.getElementById('train-base').value,
-   backend:document.getElementById('train-backend').value,name:name});})
- .then(function(job){location.href='/training/'+encodeURIComponent(job.id);}).catch(fail);});
-})();
-</script>"#;
 
 #[cfg(test)]
 mod tests {

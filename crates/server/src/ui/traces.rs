@@ -241,8 +241,8 @@ pub(crate) async fn page(
     if live {
         let _ = write!(
             body,
-            "{}",
-            LIVE_SCRIPT.replace("TRACE_ID", &url_encode(run.id.as_str()))
+            "<script src=\"/assets/live.js\" data-trace=\"{}\"></script>",
+            esc(run.id.as_str())
         );
     }
     Ok(layout("Trace", "/traces", &body))
@@ -436,15 +436,3 @@ fn render_timeline(events: &[RunEvent]) -> String {
 fn to_i64(ms: u64) -> i64 {
     i64::try_from(ms).unwrap_or(i64::MAX)
 }
-
-/// While a run is in progress: follow its events and refresh the timeline; reload on the end.
-const LIVE_SCRIPT: &str = r#"<script>
-(function(){
-var es=new EventSource('/ui/traces/TRACE_ID/events'),pending=false;
-function refresh(){if(pending)return;pending=true;
- fetch('/traces/TRACE_ID/timeline').then(function(r){return r.text();}).then(function(h){
-  document.getElementById('timeline').innerHTML=h;pending=false;});}
-['attempt_started','env_connected','setup','model_call','tool_call','answer','evaluation','error'].forEach(function(t){es.addEventListener(t,refresh);});
-es.addEventListener('finished',function(){es.close();location.reload();});
-})();
-</script>"#;

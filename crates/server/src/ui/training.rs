@@ -5,7 +5,7 @@
 
 use super::Page;
 use super::html::{esc, layout, script_json, status_badge, url_encode};
-use super::jobs::{REFRESH, when};
+use super::jobs::when;
 use crate::auth::Caller;
 use crate::routes::training;
 use crate::state::AppState;
@@ -168,7 +168,7 @@ pub(crate) async fn page(
                         "models": [name, text(&view, "base_model")],
                         "metadata": {"checkpoint": name, "training_job": text(&view, "id")},
                     })),
-                    EVALUATE_SCRIPT
+                    super::assets::script("evaluate.js")
                 );
             }
             None => body.push_str(
@@ -183,21 +183,7 @@ pub(crate) async fn page(
         esc(text(&view, "log"))
     );
     if live {
-        body.push_str(REFRESH);
+        body.push_str(&super::assets::script("refresh.js"));
     }
     Ok(layout(&format!("Checkpoint {name}"), "/training", &body))
 }
-
-/// Posts the evaluation job and opens its page.
-const EVALUATE_SCRIPT: &str = r#"<script>
-(function(){
-var button=document.getElementById('evaluate-button'),out=document.getElementById('evaluate-result');
-button.addEventListener('click',function(){
- button.disabled=true;out.className='small';out.textContent='Queueing…';
- fetch('/ui/jobs',{method:'POST',headers:{'Content-Type':'application/json','X-Rollout-UI':'1'},body:document.getElementById('evaluate-data').textContent})
- .then(function(res){return res.json().then(function(j){return {ok:res.ok,j:j};});})
- .then(function(x){if(x.ok&&x.j.id){location.href='/jobs/'+encodeURIComponent(x.j.id);}
-  else{var e=x.j.error||{},d=(e.details&&e.details.errors)||[];out.textContent=(e.message||'the job was refused')+(d.length?': '+d.map(function(p){return p.message;}).join('; '):'');out.className='small error-text';button.disabled=false;}})
- .catch(function(e){out.textContent=String(e);out.className='small error-text';button.disabled=false;});});
-})();
-</script>"#;

@@ -19,6 +19,8 @@ const ACTIVE_KEY_BY_HASH: &str = "SELECT id, project_id, name, role, prefix, cre
      FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL";
 const LIST_KEYS: &str = "SELECT id, project_id, name, role, prefix, created_at FROM api_keys \
      WHERE project_id = $1 AND revoked_at IS NULL ORDER BY id";
+const KEY_IS_ACTIVE: &str =
+    "SELECT CAST(COUNT(*) AS BIGINT) FROM api_keys WHERE id = $1 AND revoked_at IS NULL";
 const REVOKE_KEY: &str = "UPDATE api_keys SET revoked_at = $3 \
      WHERE project_id = $1 AND id = $2 AND revoked_at IS NULL";
 
@@ -138,6 +140,17 @@ impl Store {
             .into_iter()
             .map(KeyRow::into_record)
             .collect()
+    }
+
+    /// True while the key `key_id` exists and is not revoked (long requests, such as event
+    /// streams, end when it turns false).
+    pub async fn api_key_is_active(&self, key_id: &str) -> Result<bool> {
+        let count: i64 = sqlx::query_scalar(KEY_IS_ACTIVE)
+            .bind(key_id.to_string())
+            .fetch_one(self.pool())
+            .await
+            .map_err(db("checking an api key"))?;
+        Ok(count > 0)
     }
 
     /// Revokes a key of the project. False when there is no such active key.

@@ -14,7 +14,7 @@ use rollout_domain::{RunId, RunSpec};
 macro_rules! schedule_columns {
     () => {
         "id, project_id, name, cron, timezone, spec, pinned_version, paused, next_run_at, \
-         last_run_at, created_at"
+         last_run_at, created_at, last_skipped_at, last_skip_reason"
     };
 }
 const INSERT: &str = "INSERT INTO schedules (id, project_id, name, cron, timezone, spec, \
@@ -42,6 +42,9 @@ const SET_PAUSED: &str = "UPDATE schedules SET paused = $3, next_run_at = $4 \
 /// The claim of one tick: only the process that still sees `next_run_at = tick` moves it.
 const ADVANCE: &str = "UPDATE schedules SET next_run_at = $3, last_run_at = $2 \
      WHERE id = $1 AND next_run_at = $2 AND paused = 0";
+/// Why a claimed tick started no run.
+const RECORD_SKIP: &str =
+    "UPDATE schedules SET last_skipped_at = $2, last_skip_reason = $3 WHERE id = $1";
 const INSERT_TICK: &str = "INSERT INTO schedule_runs (schedule_id, tick_at, run_id, created_at) \
      VALUES ($1, $2, $3, $4)";
 const TICKS: &str = "SELECT tick_at, run_id FROM schedule_runs WHERE schedule_id = $1 \
@@ -77,6 +80,18 @@ pub struct ScheduleRecord {
     pub next_run_at_ms: Option<i64>,
     pub last_run_at_ms: Option<i64>,
     pub created_at_ms: i64,
+    /// The last tick that started no run (unix ms), and why.
+    pub last_skipped_at_ms: Option<i64>,
+    pub last_skip_reason: Option<String>,
+}
+
+/// What a claimed tick does.
+#[derive(Debug, Clone, Copy)]
+pub enum TickAction<'a> {
+    /// Queue this run.
+    Run(&'a RunId, &'a RunSpec),
+    /// Start no run, for this reason (recorded on the schedule).
+    Skip(&'a str),
 }
 
 #[derive(sqlx::FromRow)]
@@ -92,6 +107,8 @@ struct ScheduleRow {
     next_run_at: Option<i64>,
     last_run_at: Option<i64>,
     created_at: i64,
+    last_skipped_at: Option<i64>,
+    last_skip_reason: Option<String>,
 }
 
 impl ScheduleRow {
@@ -108,6 +125,8 @@ impl ScheduleRow {
             next_run_at_ms: self.next_run_at,
             last_run_at_ms: self.last_run_at,
             created_at_ms: self.created_at,
+            last_skipped_at_ms: self.last_skipped_at,
+            last_skip_reason: self.last_skip_reason,
         })
     }
 }
@@ -205,15 +224,16 @@ impl Store {
             .collect()
     }
 
-    /// Fires the tick `tick_ms` of a schedule: moves its next tick to `next_ms` and, with
-    /// `run`, inserts the run (queued) and links it to the tick, all in one transaction.
-    /// False when another process fired this tick first (nothing is written).
+    /// Fires the tick `tick_ms` of a schedule: moves its next tick to `next_ms` and either
+    /// inserts the run (queued) and links it to the tick, or records why the tick was
+    /// skipped, all in one transaction. The run when one was queued; `None` when skipped or
+    /// when another process fired this tick first (nothing is written then).
     pub async fn fire_schedule(
         &self,
         schedule: &ScheduleRecord,
         tick_ms: i64,
         next_ms: Option<i64>,
-        run: Option<(&RunId, &RunSpec)>,
+        action: TickAction<'_>,
     ) -> Result<Option<RunRecord>> {
         const OP: &str = "firing a schedule";
         let mut tx = self.pool().begin().await.map_err(db(OP))?;
@@ -228,9 +248,19 @@ impl Store {
         if claimed == 0 {
             return Ok(None);
         }
-        let Some((run_id, spec)) = run else {
-            tx.commit().await.map_err(db(OP))?;
-            return Ok(None);
+        let (run_id, spec) = match action {
+            TickAction::Run(run_id, spec) => (run_id, spec),
+            TickAction::Skip(reason) => {
+                sqlx::query(RECORD_SKIP)
+                    .bind(schedule.id.clone())
+                    .bind(tick_ms)
+                    .bind(reason.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db(OP))?;
+                tx.commit().await.map_err(db(OP))?;
+                return Ok(None);
+            }
         };
         let now = now_ms();
         let record = insert_run_query(run_id, &schedule.project_id, spec, now)?

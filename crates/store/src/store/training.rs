@@ -27,9 +27,9 @@ const GET_TRAINING_JOB: &str = "SELECT id, project_id, name, dataset_id, base_mo
 const LIST_TRAINING_JOBS: &str = "SELECT id, project_id, name, dataset_id, base_model, backend, \
      params, status, error, log, created_at, started_at, finished_at FROM training_jobs \
      WHERE project_id = $1 ORDER BY id DESC LIMIT $2";
-const NAME_TAKEN: &str = "SELECT id FROM training_jobs WHERE name = $1 \
+const NAME_TAKEN: &str = "SELECT id FROM training_jobs WHERE project_id = $1 AND name = $2 \
      AND status IN ('queued', 'running', 'succeeded') \
-     UNION SELECT training_job_id FROM checkpoints WHERE name = $1";
+     UNION SELECT training_job_id FROM checkpoints WHERE project_id = $1 AND name = $2";
 const START_TRAINING_JOB: &str = "UPDATE training_jobs SET status = 'running', started_at = $2, \
      heartbeat_at = $2 WHERE id = $1 AND status = 'queued'";
 const HEARTBEAT_TRAINING_JOB: &str = "UPDATE training_jobs SET heartbeat_at = $2 \
@@ -225,8 +225,9 @@ impl Store {
     }
 
     /// True when a checkpoint, or a training job that may still register one, has `name`.
-    pub async fn checkpoint_name_taken(&self, name: &str) -> Result<bool> {
+    pub async fn checkpoint_name_taken(&self, project_id: &str, name: &str) -> Result<bool> {
         let rows: Vec<(String,)> = sqlx::query_as(NAME_TAKEN)
+            .bind(project_id.to_string())
             .bind(name.to_string())
             .fetch_all(self.pool())
             .await

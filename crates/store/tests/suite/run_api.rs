@@ -2,7 +2,7 @@
 
 use super::common::{PROJECT, TestDb, spec, with_project};
 use rollout_domain::RunId;
-use rollout_store::{IdempotentInsert, NewDelivery, RunFilter};
+use rollout_store::{IdempotentInsert, NewDelivery, RunFilter, TickAction};
 use std::time::Duration;
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -176,7 +176,7 @@ pub(crate) async fn a_schedule_tick_fires_exactly_once(db: &TestDb) {
         tasks.spawn(async move {
             let id = RunId::generate();
             store
-                .fire_schedule(&schedule, 1_000, Some(2_000), Some((&id, &spec)))
+                .fire_schedule(&schedule, 1_000, Some(2_000), TickAction::Run(&id, &spec))
                 .await
                 .unwrap()
         });
@@ -195,10 +195,30 @@ pub(crate) async fn a_schedule_tick_fires_exactly_once(db: &TestDb) {
         (Some(2_000), Some(1_000))
     );
 
+    // A skipped tick moves on, starts nothing and says why.
+    let skipped = store
+        .fire_schedule(
+            &stored,
+            2_000,
+            Some(3_000),
+            TickAction::Skip("quota used up"),
+        )
+        .await
+        .unwrap();
+    assert!(skipped.is_none());
+    let stored = store.get_schedule(PROJECT, "s1").await.unwrap().unwrap();
+    assert_eq!(stored.next_run_at_ms, Some(3_000));
+    assert_eq!(stored.last_skipped_at_ms, Some(2_000));
+    assert_eq!(stored.last_skip_reason.as_deref(), Some("quota used up"));
+    assert_eq!(
+        store.schedule_runs(PROJECT, "s1", 10).await.unwrap().len(),
+        1
+    );
+
     // Paused: nothing is due and a stale firer cannot fire.
     assert!(
         store
-            .set_schedule_paused(PROJECT, "s1", true, Some(2_000))
+            .set_schedule_paused(PROJECT, "s1", true, Some(3_000))
             .await
             .unwrap()
     );
@@ -207,7 +227,7 @@ pub(crate) async fn a_schedule_tick_fires_exactly_once(db: &TestDb) {
     let spec = spec("alpha", "answer", "replay");
     assert!(
         store
-            .fire_schedule(&stored, 2_000, Some(3_000), Some((&id, &spec)))
+            .fire_schedule(&stored, 3_000, Some(4_000), TickAction::Run(&id, &spec))
             .await
             .unwrap()
             .is_none()

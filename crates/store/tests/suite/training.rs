@@ -82,8 +82,12 @@ pub(crate) async fn datasets_jobs_and_checkpoints(db: &TestDb) {
         .insert_training_job(&job("j1", "d1", "ck-1"))
         .await
         .unwrap();
-    assert!(store.checkpoint_name_taken("ck-1").await.unwrap());
-    assert!(!store.checkpoint_name_taken("ck-2").await.unwrap());
+    assert!(store.checkpoint_name_taken(PROJECT, "ck-1").await.unwrap());
+    assert!(!store.checkpoint_name_taken(PROJECT, "ck-2").await.unwrap());
+    assert!(
+        !store.checkpoint_name_taken("other", "ck-1").await.unwrap(),
+        "names are per project"
+    );
     assert!(store.start_training_job("j1").await.unwrap());
     store.append_training_log("j1", "step 1\n").await.unwrap();
     store.append_training_log("j1", "step 2\n").await.unwrap();
@@ -120,7 +124,7 @@ pub(crate) async fn datasets_jobs_and_checkpoints(db: &TestDb) {
             .await
             .unwrap()
     );
-    assert!(!store.checkpoint_name_taken("ck-2").await.unwrap());
+    assert!(!store.checkpoint_name_taken(PROJECT, "ck-2").await.unwrap());
     assert_eq!(store.list_checkpoints().await.unwrap().len(), 1);
 
     // A job whose process stopped renewing its heartbeat is failed by anyone; a live one

@@ -1,0 +1,3 @@
+//! Test modules, one per topic.
+
+mod callback;
