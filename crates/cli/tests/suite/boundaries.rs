@@ -4,7 +4,7 @@
 //! retries are admitted like new runs (quotas, runs in flight).
 
 use super::common::{RUN_TIMEOUT, binary, call_as as as_key, plain_server};
-use rollout_testkit::TestServer;
+use rollout_testkit::{ServerOptions, TestServer};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::Duration;
@@ -152,7 +152,17 @@ async fn wait_until(
 
 #[tokio::test]
 async fn scheduled_ticks_and_job_retries_are_admitted_like_new_runs() {
-    let server = plain_server().await;
+    // The environment below reads a file of the test's temp dir to decide when to break: the
+    // operator's opt-out shows it the host (the sandbox is not what this test is about).
+    let server = TestServer::start(
+        binary(),
+        ServerOptions {
+            config_toml: Some("[environments.flaky]\nsandbox = false\n".into()),
+            ..ServerOptions::default()
+        },
+    )
+    .await
+    .unwrap();
     let work = tempfile::tempdir().unwrap();
     let broken = work.path().join("broken");
     // An environment that starts fine at registration, then fails once `broken` exists:

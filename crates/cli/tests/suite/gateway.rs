@@ -352,8 +352,20 @@ async fn a_client_that_vanishes_mid_scenario_leaves_no_environment_process() {
         !processes_with(&tag).is_empty(),
         "the session's environment is not running"
     );
-    let (status, running) = server.get("/v1/traces?model=external").await;
-    assert_eq!(status, 200);
+    // The recorder inserts the run as the scenario starts, beside the proxied setup reply:
+    // on a loaded machine it may land a moment after the client has its prompt.
+    let running = tokio::time::timeout(CLIENT_TIMEOUT, async {
+        loop {
+            let (status, running) = server.get("/v1/traces?model=external").await;
+            assert_eq!(status, 200);
+            if !running["traces"][0].is_null() {
+                return running;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the gateway session is recorded as a run");
     assert_eq!(running["traces"][0]["status"], "running", "{running}");
     // Let the client vanish, without closing its session.
     {
