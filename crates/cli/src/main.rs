@@ -71,6 +71,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Built with the `failpoints` feature (tests only), FAILPOINTS configures fault injection.
+    #[cfg(feature = "failpoints")]
+    let _failpoints = fail::FailScenario::setup();
     let cli = Cli::parse();
     // The guard is a plain synchronous supervisor: no async runtime.
     let cli = match cli.command {

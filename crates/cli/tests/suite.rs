@@ -6,6 +6,7 @@ mod chat_recipe;
 mod common;
 mod cost;
 mod deploy;
+mod fencing;
 mod gateway;
 mod hud_python;
 mod inbox;

@@ -6,6 +6,8 @@ mod config;
 pub mod deploy;
 mod error;
 mod execute;
+mod failpoints;
+mod lease;
 mod notifier;
 mod pool;
 mod register;

@@ -3,6 +3,7 @@
 use crate::Result;
 use crate::error::{corrupt, db, encode};
 use crate::store::{Store, now_ms, retry_on_conflict};
+use crate::types::Lease;
 use rollout_domain::{EventKind, RunEvent, RunId};
 use sqlx::AnyConnection;
 
@@ -14,6 +15,10 @@ const INSERT_EVENT: &str = "INSERT INTO run_events (run_id, seq, attempt, kind, 
 /// A no-op write on the run's row: it takes the row lock (PostgreSQL) or the write lock
 /// (SQLite), so that concurrent appends to one run queue up instead of racing for a seq.
 const LOCK_RUN: &str = "UPDATE runs SET id = id WHERE id = $1";
+/// The same lock, taken only while the claim holds: an execution whose lease was taken over
+/// appends nothing more (its stream and the newer attempt's never interleave).
+const LOCK_LEASED_RUN: &str = "UPDATE runs SET id = id \
+     WHERE id = $1 AND status = 'running' AND lease_token = $2";
 const LIST_EVENTS: &str = "SELECT seq, attempt, at_ms, data FROM run_events \
      WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
 
@@ -28,33 +33,62 @@ struct EventRow {
     data: String,
 }
 
-/// Appends one event on `conn`, a transaction that holds the run's row lock.
-pub(crate) async fn insert_event(
-    conn: &mut AnyConnection,
-    run_id: &RunId,
-    attempt: i64,
-    kind: &EventKind,
-) -> Result<RunEvent> {
-    let data = serde_json::to_string(kind).map_err(encode("event"))?;
-    let at_ms = now_ms();
-    let seq: i64 = sqlx::query_scalar(INSERT_EVENT)
-        .bind(run_id.0.clone())
-        .bind(attempt)
-        .bind(kind.name())
-        .bind(at_ms)
-        .bind(data)
-        .fetch_one(conn)
-        .await
-        .map_err(db("appending an event"))?;
-    Ok(RunEvent {
-        seq,
-        at_ms,
-        attempt,
-        kind: kind.clone(),
-    })
-}
-
 impl Store {
+    /// Appends one event on `conn`, a transaction that holds the run's row lock.
+    pub(crate) async fn insert_event(
+        &self,
+        conn: &mut AnyConnection,
+        run_id: &RunId,
+        attempt: i64,
+        kind: &EventKind,
+    ) -> Result<RunEvent> {
+        let data = serde_json::to_string(kind).map_err(encode("event"))?;
+        let at_ms = now_ms();
+        let seq: i64 = sqlx::query_scalar(INSERT_EVENT)
+            .bind(run_id.0.clone())
+            .bind(attempt)
+            .bind(kind.name())
+            .bind(at_ms)
+            .bind(data)
+            .fetch_one(conn)
+            .await
+            .map_err(db("appending an event"))?;
+        Ok(RunEvent {
+            seq,
+            at_ms,
+            attempt,
+            kind: kind.clone(),
+        })
+    }
+
+    /// Appends an event of a claim's execution, only while the claim holds. `None` when the
+    /// lease was lost: the execution must stop.
+    pub async fn append_leased_event(
+        &self,
+        lease: &Lease,
+        kind: &EventKind,
+    ) -> Result<Option<RunEvent>> {
+        const OP: &str = "appending an event";
+        retry_on_conflict(|| async {
+            let mut tx = self.pool().begin().await.map_err(db(OP))?;
+            let locked = sqlx::query(LOCK_LEASED_RUN)
+                .bind(lease.run_id.0.clone())
+                .bind(lease.token.clone())
+                .execute(&mut *tx)
+                .await
+                .map_err(db(OP))?;
+            if locked.rows_affected() == 0 {
+                return Ok(None);
+            }
+            let event = self
+                .insert_event(&mut tx, &lease.run_id, lease.attempt, kind)
+                .await?;
+            tx.commit().await.map_err(db(OP))?;
+            Ok(Some(event))
+        })
+        .await
+    }
+
     /// Appends an event to the run's trace, numbered one past the last, stamped now.
     pub async fn append_event(
         &self,
@@ -70,7 +104,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await
                 .map_err(db(OP))?;
-            let event = insert_event(&mut tx, run_id, attempt, kind).await?;
+            let event = self.insert_event(&mut tx, run_id, attempt, kind).await?;
             tx.commit().await.map_err(db(OP))?;
             Ok(event)
         })

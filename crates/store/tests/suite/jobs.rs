@@ -115,7 +115,7 @@ pub(crate) async fn claims_respect_a_jobs_max_concurrency(db: &TestDb) {
 
     let mut claimed = Vec::new();
     while let Some(run) = store.claim_next_run("w", LEASE).await.unwrap() {
-        claimed.push(run.run.id);
+        claimed.push(run);
     }
     // Two of the limited job, both of the unlimited one.
     assert_eq!(claimed.len(), 4);
@@ -125,16 +125,11 @@ pub(crate) async fn claims_respect_a_jobs_max_concurrency(db: &TestDb) {
 
     // A finished run frees a slot for exactly one more.
     let limited_runs = store.job_runs(&limited).await.unwrap();
-    let running = limited_runs
+    let running = claimed
         .iter()
-        .find(|r| r.run.status == RunStatus::Running)
+        .find(|claim| limited_runs.iter().any(|r| r.run.id == claim.run.id))
         .unwrap();
-    assert!(
-        store
-            .finish_run(&running.run.id, "w", &failed())
-            .await
-            .unwrap()
-    );
+    assert!(store.finish_run(&running.lease, &failed()).await.unwrap());
     assert!(store.claim_next_run("w", LEASE).await.unwrap().is_some());
     assert!(store.claim_next_run("w", LEASE).await.unwrap().is_none());
     assert_eq!(
@@ -168,12 +163,7 @@ pub(crate) async fn jobs_cancel_and_retry_only_failed_runs(db: &TestDb) {
     );
     let first = store.claim_next_run("w", LEASE).await.unwrap().unwrap();
     assert!(run_ids.contains(&first.run.id));
-    assert!(
-        store
-            .finish_run(&first.run.id, "w", &failed())
-            .await
-            .unwrap()
-    );
+    assert!(store.finish_run(&first.lease, &failed()).await.unwrap());
     let second = store.claim_next_run("w", LEASE).await.unwrap().unwrap();
 
     let cancelled = store.cancel_job(PROJECT, &id).await.unwrap().unwrap();
