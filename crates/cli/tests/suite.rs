@@ -12,6 +12,7 @@ mod hud_python;
 mod inbox;
 mod jobs;
 mod keys;
+mod panics;
 mod projects;
 mod recipes;
 mod recovery;

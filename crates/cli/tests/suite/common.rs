@@ -66,3 +66,15 @@ pub(super) fn processes_with(needle: &str) -> Vec<u32> {
     }
     pids
 }
+
+/// A link to the binary under test at a path of its own, so that the processes started
+/// from it (environments registered with this command) can be found with
+/// [`processes_with`] and told apart from other tests' processes. Keep the directory.
+pub(super) fn marked_binary(name: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir
+        .path()
+        .join(format!("{name}-{}-rollout", std::process::id()));
+    std::os::unix::fs::symlink(binary(), &path).expect("symlink the binary");
+    (dir, path.display().to_string())
+}
