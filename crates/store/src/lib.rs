@@ -20,8 +20,8 @@ pub use store::schedules::{NewSchedule, ScheduleRecord};
 pub use store::traces::{TraceQuery, UsageGroup, UsageRow};
 pub use training::{DatasetLine, DatasetRecord, TrainingJobRecord};
 pub use types::{
-    ApiKeyRecord, Backend, ClaimedRun, EnvStatus, EnvVersion, FinishRun, KeyRole, Lease,
-    NewEnvVersion, RunFilter, RunRecord,
+    ApiKeyRecord, Backend, CancelOutcome, ClaimedRun, EnvStatus, EnvVersion, FinishRun, KeyRole,
+    Lease, NewEnvVersion, RunFilter, RunRecord,
 };
 
 /// Shorthand for the store's results.

@@ -187,6 +187,18 @@ pub struct Lease {
     pub attempt: i64,
 }
 
+/// What a cancel request did to a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// The run was queued: this request cancelled it (status and `finished` event in one
+    /// transaction). Exactly one of concurrent requests gets this.
+    Cancelled,
+    /// The run is running: it is flagged, and its worker stops it and writes `cancelled`.
+    Requested,
+    /// The run had already ended with this status (perhaps cancelled by another request).
+    Ended(RunStatus),
+}
+
 /// The final state of a run, written once by the worker that owns it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FinishRun {

@@ -50,6 +50,7 @@ on_every_backend! {
     deploys::build_logs_active_runs_and_delete_keep_traces => env_deploys,
     runs::runs_are_inserted_read_and_listed_with_filters_and_cursor => runs_listing,
     runs::cancel_stops_queued_runs_and_flags_running_ones => cancel,
+    runs::concurrent_cancels_of_a_queued_run_cancel_it_once => concurrent_cancels,
     events::events_are_numbered_from_one_and_listed_after_a_seq => events,
     events::concurrent_appends_get_distinct_consecutive_seqs => concurrent_events,
     queue::claim_heartbeat_progress_and_finish_are_fenced => claim_and_fencing,

@@ -2,8 +2,10 @@
 //!
 //! The conversation of a run is rebuilt from its `model_call` events exactly as the model
 //! saw it: the `new_messages` of each call, then its response. Only the last attempt of a
-//! run counts. Tool results the model never saw (after the last call) are left out, so that
-//! every record ends with an assistant message.
+//! run counts: the events after its last `attempt_started` (attempt numbers only increase,
+//! and an execution that lost its lease writes nothing after a newer attempt started). Tool
+//! results the model never saw (after the last call) are left out, so that every record ends
+//! with an assistant message.
 
 use rollout_domain::{
     Evaluation, EventKind, Message, Role, RunEvent, RunSpec, ToolCall, ToolSpec, Usage,
@@ -27,11 +29,21 @@ pub struct DatasetTrace {
 }
 
 impl DatasetTrace {
+    /// The events of the last attempt: those after the last `attempt_started` (all of them
+    /// for a trace without one, e.g. recorded by the MCP gateway before it wrote one).
+    pub fn last_attempt(&self) -> &[RunEvent] {
+        let start = self
+            .events
+            .iter()
+            .rposition(|event| matches!(event.kind, EventKind::AttemptStarted { .. }))
+            .unwrap_or(0);
+        &self.events[start..]
+    }
+
     /// The conversation the model saw, in the neutral shape.
     pub fn conversation(&self) -> Vec<Message> {
-        let last_attempt = self.events.iter().map(|e| e.attempt).max().unwrap_or(0);
         let mut messages = Vec::new();
-        for event in self.events.iter().filter(|e| e.attempt == last_attempt) {
+        for event in self.last_attempt() {
             if let EventKind::ModelCall {
                 new_messages,
                 response,
@@ -47,7 +59,7 @@ impl DatasetTrace {
 
     /// The tools offered to the model (from the last attempt's `setup` event).
     pub fn tools(&self) -> Vec<ToolSpec> {
-        self.events
+        self.last_attempt()
             .iter()
             .rev()
             .find_map(|event| match &event.kind {
@@ -57,9 +69,9 @@ impl DatasetTrace {
             .unwrap_or_default()
     }
 
-    /// The scenario's prompt (from the `setup` event).
+    /// The scenario's prompt (from the last attempt's `setup` event).
     pub fn prompt(&self) -> String {
-        self.events
+        self.last_attempt()
             .iter()
             .rev()
             .find_map(|event| match &event.kind {

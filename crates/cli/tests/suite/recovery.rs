@@ -184,3 +184,88 @@ async fn a_killed_server_leaves_no_environment_process_behind() {
         processes_with(&tag)
     );
 }
+
+/// A run released at shutdown after the model answered once is started again as a new
+/// attempt (attempts only increase), and its dataset record is that attempt's conversation
+/// only, not the two spliced together.
+#[tokio::test]
+async fn a_released_run_is_a_new_attempt_and_its_dataset_record_is_that_attempt_only() {
+    let fake = FakeModelServer::start().await.unwrap();
+    let compute = FakeReply::tool_call("calculator", json!({"expression": "17 * 23"}));
+    // Attempt 1: the model asks for the calculator, then its next call is still in flight
+    // at shutdown. Attempt 2: the whole conversation.
+    fake.push([
+        compute.clone(),
+        FakeReply::delayed(Duration::from_secs(600), FakeReply::text("too late")),
+        compute,
+        FakeReply::text("17 * 23 = 391"),
+    ]);
+    let mut options = fake_options(&fake);
+    options.args = vec!["--shutdown-grace-seconds".into(), "1".into()];
+    let mut server = TestServer::start(binary(), options.clone()).await.unwrap();
+    let (_, accepted) = server.post("/v1/agent/run", &run_body()).await;
+    let trace_id = accepted["trace_id"].as_str().unwrap().to_string();
+    let answered_once = tokio::time::timeout(RUN_TIMEOUT, async {
+        loop {
+            let (_, trace) = server.get(&format!("/v1/traces/{trace_id}")).await;
+            if trace["events"]
+                .as_array()
+                .is_some_and(|e| e.iter().any(|e| e["type"] == "tool_call"))
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(answered_once.is_ok(), "no tool call:\n{}", server.log());
+    if let Err(error) = server.terminate(Duration::from_secs(60)).await {
+        panic!("{error}\n{}", server.log());
+    }
+
+    options.data_dir = Some(server.data_dir.clone());
+    let server = TestServer::start(binary(), options).await.unwrap();
+    let trace = server.wait_for_trace(&trace_id, RUN_TIMEOUT).await;
+    assert_eq!(trace["status"], "completed", "{trace}\n{}", server.log());
+    assert_eq!(trace["attempts"], 2);
+    let attempts_of = |kind: &str| -> Vec<i64> {
+        trace["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] == kind)
+            .map(|e| e["attempt"].as_i64().unwrap())
+            .collect()
+    };
+    assert_eq!(attempts_of("attempt_started"), [1, 2]);
+    assert_eq!(attempts_of("model_call"), [1, 2, 2]);
+    assert_eq!(attempts_of("finished"), [2]);
+
+    let (status, dataset) = server
+        .post("/v1/datasets", &json!({"trace_ids": [trace_id]}))
+        .await;
+    assert_eq!(status, 201, "{dataset}");
+    let response = server
+        .client()
+        .get(format!(
+            "{}/v1/datasets/{}/download?format=chat",
+            server.base_url,
+            dataset["id"].as_str().unwrap()
+        ))
+        .bearer_auth(&server.admin_key)
+        .send()
+        .await
+        .unwrap();
+    let record: Value = serde_json::from_str(response.text().await.unwrap().trim()).unwrap();
+    let roles: Vec<&str> = record["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        roles,
+        ["user", "assistant", "tool", "assistant"],
+        "{record}"
+    );
+}

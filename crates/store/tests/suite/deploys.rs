@@ -53,7 +53,7 @@ pub(crate) async fn build_logs_active_runs_and_delete_keep_traces(db: &TestDb) {
     );
     assert_eq!(
         store.cancel_run(PROJECT, &queued.0).await.unwrap(),
-        Some(RunStatus::Cancelled)
+        Some(rollout_store::CancelOutcome::Cancelled)
     );
     assert!(
         store
