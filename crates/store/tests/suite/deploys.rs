@@ -1,7 +1,7 @@
 //! Deployed environments: build logs, runs in flight, deletion that keeps runs.
 
 use super::common::{PROJECT, TestDb, spec, with_project};
-use rollout_domain::{RunId, RunStatus};
+use rollout_domain::RunId;
 use rollout_store::{EnvStatus, NewEnvVersion};
 use serde_json::json;
 
