@@ -2,6 +2,7 @@
 
 mod browser;
 mod cancel;
+mod chaos;
 mod chat_recipe;
 mod common;
 mod cost;

@@ -201,20 +201,26 @@ impl TestServer {
         let _ = self.child.kill().await;
     }
 
-    /// Asks the server to shut down gracefully (SIGTERM) and waits up to `timeout`.
-    pub async fn terminate(&mut self, timeout: Duration) -> anyhow::Result<()> {
+    /// Sends a signal (`STOP`, `CONT`, `TERM`...) to the server process without waiting.
+    pub async fn signal(&self, name: &str) -> anyhow::Result<()> {
         let pid = self
             .child
             .id()
             .ok_or_else(|| anyhow!("server already exited"))?;
         let status = Command::new("kill")
-            .arg("-TERM")
+            .arg(format!("-{name}"))
             .arg(pid.to_string())
             .status()
             .await?;
         if !status.success() {
-            bail!("kill -TERM failed");
+            bail!("kill -{name} failed");
         }
+        Ok(())
+    }
+
+    /// Asks the server to shut down gracefully (SIGTERM) and waits up to `timeout`.
+    pub async fn terminate(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        self.signal("TERM").await?;
         tokio::time::timeout(timeout, self.child.wait())
             .await
             .context("server did not exit")??;
