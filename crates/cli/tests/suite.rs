@@ -19,6 +19,7 @@ mod recipes;
 mod recovery;
 mod run_api;
 mod runs;
+mod scale;
 mod schedules;
 mod sdk_interop;
 mod traces_api;

@@ -16,7 +16,7 @@ pub use store::idempotency::IdempotentInsert;
 pub use store::keys::{generate_api_key, hash_api_key};
 pub use store::projects::{ProjectRecord, ProjectSettings, ProjectUsage};
 pub use store::queue::GATEWAY_OWNER;
-pub use store::schedules::{NewSchedule, ScheduleRecord};
+pub use store::schedules::{BrokenSchedule, NewSchedule, ScheduleRecord};
 pub use store::traces::{TraceQuery, UsageGroup, UsageRow};
 pub use training::{DatasetLine, DatasetRecord, TrainingJobRecord};
 pub use types::{

@@ -65,10 +65,26 @@ on_every_backend! {
     run_api::a_schedule_tick_fires_exactly_once => schedule_ticks,
     jobs::tasksets_keep_tasks_in_order_and_all_or_nothing => tasksets,
     jobs::claims_respect_a_jobs_max_concurrency => job_max_concurrency,
+    jobs::concurrent_claimers_hold_a_jobs_max_concurrency => job_max_concurrency_racing,
     jobs::jobs_cancel_and_retry_only_failed_runs => job_cancel_retry,
     traces::traces_are_searched_by_every_filter_and_usage_is_summed => trace_search,
     traces::ui_sessions_follow_their_key_and_expire => ui_sessions,
     training::datasets_jobs_and_checkpoints => training,
     gateway::gateway_runs_start_running_and_finish_fenced => gateway_runs,
     gateway::a_lost_gateway_run_fails_instead_of_going_back_to_the_queue => lost_gateway_runs_fail,
+}
+
+/// `cargo nextest run -p rollout-store --run-ignored only -E 'test(measure_claim_cost)'
+/// --no-capture` (with `TEST_DATABASE_URL` for PostgreSQL): prints the claim's cost for
+/// growing backlogs of a full job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "a measurement, run on demand"]
+async fn measure_claim_cost() {
+    let sqlite = common::TestDb::sqlite().await;
+    jobs::measure_claim_cost(&sqlite).await;
+    sqlite.cleanup().await;
+    if let Some(postgres) = common::TestDb::postgres().await {
+        jobs::measure_claim_cost(&postgres).await;
+        postgres.cleanup().await;
+    }
 }

@@ -56,6 +56,7 @@ fn view(schedule: &ScheduleRecord) -> Value {
         "paused": schedule.paused,
         "next_run_at": schedule.next_run_at_ms.map(rfc3339_from_ms),
         "last_run_at": schedule.last_run_at_ms.map(rfc3339_from_ms),
+        "last_error": schedule.last_error,
         "created_at": rfc3339_from_ms(schedule.created_at_ms),
         // The run without its callback's secret and headers.
         "run": {

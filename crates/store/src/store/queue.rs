@@ -10,38 +10,56 @@ use crate::types::{Backend, ClaimedRun, FinishRun, Lease};
 use rollout_domain::{EventKind, RunId, RunStatus};
 use std::time::Duration;
 
-/// The claim's condition on a queued run `r`: it belongs to no job, or its job has no limit,
-/// or fewer of the job's runs are running than its `max_concurrency`. On PostgreSQL two
-/// claimers racing for the last slot of one job can each take a run (the limit is then
-/// exceeded by at most the number of concurrent claimers minus one).
-macro_rules! job_has_room {
-    () => {
-        "(r.job_id IS NULL OR NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = r.job_id \
-         AND j.max_concurrency IS NOT NULL AND j.max_concurrency <= \
-         (SELECT COUNT(*) FROM runs x WHERE x.job_id = r.job_id AND x.status = 'running')))"
+/// The heads of the queue's lanes, oldest first: the runs of no job, and the runs of each
+/// job whose `max_concurrency` is not reached. The recursive part walks the distinct jobs
+/// with queued runs through the `runs_queue_lanes` index (one probe per job), so the cost
+/// depends on the number of jobs with queued runs and on the runs running, never on how
+/// many runs are queued.
+const LANES: &str = "WITH RECURSIVE lanes(job_id) AS ( \
+       SELECT MIN(job_id) FROM runs WHERE status = 'queued' AND job_id IS NOT NULL \
+       UNION ALL \
+       SELECT (SELECT MIN(q.job_id) FROM runs q WHERE q.status = 'queued' AND q.job_id > l.job_id) \
+       FROM lanes l WHERE l.job_id IS NOT NULL) \
+     SELECT job_id, head FROM ( \
+       SELECT CAST(NULL AS TEXT) AS job_id, \
+         (SELECT MIN(created_at) FROM runs WHERE status = 'queued' AND job_id IS NULL) AS head \
+       UNION ALL \
+       SELECT l.job_id, (SELECT MIN(q.created_at) FROM runs q \
+           WHERE q.status = 'queued' AND q.job_id = l.job_id) AS head \
+       FROM lanes l WHERE l.job_id IS NOT NULL AND NOT EXISTS ( \
+         SELECT 1 FROM jobs j WHERE j.id = l.job_id AND j.max_concurrency IS NOT NULL \
+         AND j.max_concurrency <= (SELECT COUNT(*) FROM runs x \
+           WHERE x.job_id = l.job_id AND x.status = 'running')) \
+     ) heads WHERE head IS NOT NULL ORDER BY head LIMIT 8";
+
+/// Claims the oldest run of one lane. `$5` is the job, or NULL for the runs of no job; a
+/// job whose `max_concurrency` is reached has no run to give.
+macro_rules! claim_lane {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE runs SET status = 'running', lease_owner = $1, lease_token = $4, \
+             lease_expires_at = $2, attempts = attempts + 1, started_at = COALESCE(started_at, $3) \
+             WHERE id = (SELECT r.id FROM runs r WHERE r.status = 'queued' \
+               AND ((CAST($5 AS TEXT) IS NULL AND r.job_id IS NULL) OR r.job_id = $5) \
+               AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = $5 \
+                 AND j.max_concurrency IS NOT NULL AND j.max_concurrency <= \
+                 (SELECT COUNT(*) FROM runs x WHERE x.job_id = $5 AND x.status = 'running')) \
+               ORDER BY r.created_at, r.id LIMIT 1",
+            $lock,
+            ") AND status = 'queued' RETURNING ",
+            run_columns!()
+        )
     };
 }
-
-/// The claim on SQLite, where writers are serialised so the subquery cannot race.
-const CLAIM_SQLITE: &str = concat!(
-    "UPDATE runs SET status = 'running', lease_owner = $1, lease_token = $4, \
-     lease_expires_at = $2, attempts = attempts + 1, started_at = COALESCE(started_at, $3) \
-     WHERE id = (SELECT r.id FROM runs r WHERE r.status = 'queued' AND ",
-    job_has_room!(),
-    " ORDER BY r.created_at, r.id LIMIT 1) \
-     AND status = 'queued' RETURNING ",
-    run_columns!()
-);
-/// The claim on PostgreSQL: `SKIP LOCKED` keeps concurrent claimers off the same row.
-const CLAIM_POSTGRES: &str = concat!(
-    "UPDATE runs SET status = 'running', lease_owner = $1, lease_token = $4, \
-     lease_expires_at = $2, attempts = attempts + 1, started_at = COALESCE(started_at, $3) \
-     WHERE id = (SELECT r.id FROM runs r WHERE r.status = 'queued' AND ",
-    job_has_room!(),
-    " ORDER BY r.created_at, r.id LIMIT 1 FOR UPDATE OF r SKIP LOCKED) \
-     AND status = 'queued' RETURNING ",
-    run_columns!()
-);
+/// On SQLite writers are serialised: the room check and the claim cannot race.
+const CLAIM_SQLITE: &str = claim_lane!("");
+/// On PostgreSQL `SKIP LOCKED` keeps concurrent claimers off the same row; the job's row
+/// lock (below) serialises the claimers of one job.
+const CLAIM_POSTGRES: &str = claim_lane!(" FOR UPDATE OF r SKIP LOCKED");
+/// Taken before claiming a run of a job on PostgreSQL, so that two claimers cannot both
+/// count the same free slot (READ COMMITTED: the claim's count runs after the lock, and sees
+/// what the previous holder committed).
+const LOCK_JOB: &str = "SELECT id FROM jobs WHERE id = $1 FOR UPDATE";
 const HEARTBEAT: &str = "UPDATE runs SET lease_expires_at = $3 \
      WHERE id = $1 AND status = 'running' AND lease_token = $2";
 const PROGRESS: &str = "UPDATE runs SET steps = $3, input_tokens = $4, output_tokens = $5, \
@@ -77,26 +95,69 @@ const QUEUE_POSITION: &str = "SELECT COUNT(*) FROM runs q, \
 impl Store {
     /// Claims the oldest queued run for `worker_id`, leased for `lease`: it becomes
     /// `running`, its attempt count goes up and the claim gets a token of its own. `None`
-    /// when the queue is empty. A run is never claimed by two workers at once.
+    /// when the queue is empty (or only holds runs of jobs at their `max_concurrency`). A run
+    /// is never claimed by two workers at once, and a job never runs more than its
+    /// `max_concurrency` runs, however many processes claim.
     pub async fn claim_next_run(
         &self,
         worker_id: &str,
         lease: Duration,
     ) -> Result<Option<ClaimedRun>> {
-        let sql = match self.backend() {
-            Backend::Sqlite => CLAIM_SQLITE,
-            Backend::Postgres => CLAIM_POSTGRES,
-        };
+        let lanes: Vec<(Option<String>, i64)> = sqlx::query_as(LANES)
+            .fetch_all(self.pool())
+            .await
+            .map_err(db("finding the queue's lanes"))?;
+        for (job_id, _) in lanes {
+            if let Some(claimed) = self.claim_in_lane(worker_id, lease, job_id).await? {
+                return Ok(Some(claimed));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Claims the oldest run of one lane (a job's runs, or those of no job), or `None` when
+    /// another claimer took the last one or the job's limit is reached.
+    async fn claim_in_lane(
+        &self,
+        worker_id: &str,
+        lease: Duration,
+        job_id: Option<String>,
+    ) -> Result<Option<ClaimedRun>> {
+        const OP: &str = "claiming a run";
         let now = now_ms();
         let token = new_token();
-        let row = sqlx::query_as::<_, RunRow>(sql)
-            .bind(worker_id.to_string())
-            .bind(now.saturating_add(duration_ms(lease)))
-            .bind(now)
-            .bind(token.clone())
-            .fetch_optional(self.pool())
-            .await
-            .map_err(db("claiming a run"))?;
+        let claim = |sql| {
+            sqlx::query_as::<_, RunRow>(sql)
+                .bind(worker_id.to_string())
+                .bind(now.saturating_add(duration_ms(lease)))
+                .bind(now)
+                .bind(token.clone())
+                .bind(job_id.clone())
+        };
+        let row = match (self.backend(), &job_id) {
+            (Backend::Sqlite, _) => claim(CLAIM_SQLITE)
+                .fetch_optional(self.pool())
+                .await
+                .map_err(db(OP))?,
+            (Backend::Postgres, None) => claim(CLAIM_POSTGRES)
+                .fetch_optional(self.pool())
+                .await
+                .map_err(db(OP))?,
+            (Backend::Postgres, Some(job)) => {
+                let mut tx = self.pool().begin().await.map_err(db(OP))?;
+                sqlx::query(LOCK_JOB)
+                    .bind(job.clone())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db(OP))?;
+                let row = claim(CLAIM_POSTGRES)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db(OP))?;
+                tx.commit().await.map_err(db(OP))?;
+                row
+            }
+        };
         row.map(|row| claimed(row, token)).transpose()
     }
 

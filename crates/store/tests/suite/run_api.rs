@@ -165,7 +165,7 @@ pub(crate) async fn a_schedule_tick_fires_exactly_once(db: &TestDb) {
         next_run_at_ms: Some(1_000),
     };
     let schedule = store.insert_schedule("s1", &new).await.unwrap();
-    assert_eq!(store.due_schedules(999, 10).await.unwrap(), vec![]);
+    assert!(store.due_schedules(999, 10).await.unwrap().is_empty());
     assert_eq!(store.due_schedules(1_000, 10).await.unwrap().len(), 1);
 
     let mut tasks = tokio::task::JoinSet::new();
@@ -202,7 +202,7 @@ pub(crate) async fn a_schedule_tick_fires_exactly_once(db: &TestDb) {
             .await
             .unwrap()
     );
-    assert_eq!(store.due_schedules(5_000, 10).await.unwrap(), vec![]);
+    assert!(store.due_schedules(5_000, 10).await.unwrap().is_empty());
     let id = RunId::generate();
     let spec = spec("alpha", "answer", "replay");
     assert!(
