@@ -113,6 +113,9 @@ pub(crate) struct RunDefaults {
     pub(crate) max_timeout_seconds: Option<u64>,
     /// How long an Idempotency-Key stands for its run.
     pub(crate) idempotency_ttl_seconds: Option<u64>,
+    /// The most a tool result, message or other value inside a trace event may take; the
+    /// rest is cut (with its size and SHA-256).
+    pub(crate) max_event_bytes: Option<usize>,
 }
 
 /// `[limits]`.
@@ -207,6 +210,7 @@ pub(crate) struct Settings {
     pub(crate) grading_timeout_seconds: u64,
     pub(crate) max_timeout_seconds: u64,
     pub(crate) idempotency_ttl_seconds: u64,
+    pub(crate) max_event_bytes: usize,
     pub(crate) allow_private_callbacks: bool,
     pub(crate) callback_first_backoff_ms: u64,
     pub(crate) callback_timeout_seconds: u64,
@@ -273,6 +277,10 @@ impl Settings {
             grading_timeout_seconds,
             max_timeout_seconds,
             idempotency_ttl_seconds: file.runs.idempotency_ttl_seconds.unwrap_or(86_400),
+            max_event_bytes: file
+                .runs
+                .max_event_bytes
+                .unwrap_or(rollout_store::DEFAULT_MAX_EVENT_BYTES),
             allow_private_callbacks: file.callbacks.allow_private.unwrap_or(false),
             callback_first_backoff_ms: file.callbacks.first_backoff_ms.unwrap_or(1000),
             callback_timeout_seconds: file.callbacks.timeout_seconds.unwrap_or(10).max(1),

@@ -37,7 +37,8 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 "opening the database ({})",
                 redact_url(&settings.database_url)
             )
-        })?;
+        })?
+        .with_max_event_bytes(settings.max_event_bytes);
     store
         .ensure_project(DEFAULT_PROJECT, "Default project")
         .await?;
@@ -134,6 +135,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         catalog,
         notifier,
         config: Arc::new(server_config),
+        shutdown: CancellationToken::new(),
     };
     let scheduler_stop = shutdown.clone();
     let scheduler = tokio::spawn(rollout_server::run_scheduler(state.clone(), async move {

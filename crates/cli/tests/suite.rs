@@ -1,5 +1,6 @@
 //! Test modules, one per topic.
 
+mod big_datasets;
 mod browser;
 mod cancel;
 mod chaos;
@@ -7,6 +8,7 @@ mod chat_recipe;
 mod common;
 mod cost;
 mod deploy;
+mod env_hygiene;
 mod fencing;
 mod gateway;
 mod hud_python;

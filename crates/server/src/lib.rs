@@ -21,7 +21,8 @@ pub use routes::router;
 pub use scheduler::run_scheduler;
 pub use state::{AppState, ServerConfig};
 
-/// Serves the API on `listener` until `shutdown` resolves, then lets requests in flight end.
+/// Serves the API on `listener` until `shutdown` resolves, then lets requests in flight end:
+/// event streams and `sync` waits end at once (`AppState::shutdown`), others finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
@@ -29,10 +30,12 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     training::start(&state).await;
     let gateway = std::sync::Arc::new(gateway::Gateway::new(&state.config));
+    let stopping = state.shutdown.clone();
     let app = routes::router_with_gateway(state, gateway.clone());
     axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
+            stopping.cancel();
             // Open MCP sessions hold response streams; close them rather than wait.
             gateway.shutdown().await;
         })

@@ -153,6 +153,7 @@ mod tests {
             catalog: Arc::new(ModelCatalog::new(CatalogConfig::default())),
             notifier: Arc::default(),
             config: Arc::default(),
+            shutdown: Default::default(),
         };
         let due = Utc::now().timestamp_millis() - 1_000;
         // Stored before a stricter parser (or by hand): they cannot fire any more.

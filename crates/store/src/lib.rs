@@ -2,6 +2,7 @@
 
 pub mod error;
 pub mod eval;
+mod event_size;
 mod store;
 pub mod training;
 pub mod types;
@@ -10,6 +11,7 @@ pub use error::{DbError, StoreError};
 pub use eval::{
     JobCounts, JobRecord, JobRun, JobSpec, ModelProgress, NewJobRun, StoredTask, TasksetRecord,
 };
+pub use event_size::DEFAULT_MAX_EVENT_BYTES;
 pub use store::Store;
 pub use store::deliveries::{DeliveryRecord, NewDelivery};
 pub use store::idempotency::IdempotentInsert;

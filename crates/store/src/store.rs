@@ -55,6 +55,9 @@ const SQLITE_PRAGMAS: [&str; 4] = [
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// The most a string (or free-form JSON value) inside an event may take; see
+    /// `event_size`.
+    max_event_bytes: usize,
 }
 
 impl Store {
@@ -84,7 +87,18 @@ impl Store {
                 message: error.to_string(),
             })?;
         tracing::debug!(backend = backend.as_str(), "store connected and migrated");
-        Ok(Store { pool, backend })
+        Ok(Store {
+            pool,
+            backend,
+            max_event_bytes: crate::DEFAULT_MAX_EVENT_BYTES,
+        })
+    }
+
+    /// Events appended through this store keep strings and free-form JSON values of at most
+    /// `bytes` (the rest is cut, with its size and SHA-256).
+    pub fn with_max_event_bytes(mut self, bytes: usize) -> Self {
+        self.max_event_bytes = bytes.max(1024);
+        self
     }
 
     /// Which database this store talks to.
@@ -99,6 +113,10 @@ impl Store {
 
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    pub(crate) fn max_event_bytes(&self) -> usize {
+        self.max_event_bytes
     }
 }
 

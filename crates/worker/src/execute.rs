@@ -2,7 +2,7 @@
 
 use crate::config::WorkerConfig;
 use crate::error::RunError;
-use crate::pool::WarmPool;
+use crate::pool::{PoolKey, WarmPool};
 use crate::replicas::ReplicaManager;
 use crate::sink::StoreSink;
 use rollout_agent::{AgentConfig, run_agent};
@@ -116,8 +116,12 @@ impl Executor<'_> {
                         stderr_tail: String::new(),
                     })
                 })?;
+            let key = PoolKey {
+                env: (version.project_id.clone(), version.name.clone()),
+                version: version.version,
+            };
             self.pool
-                .session(&version.id, &target, &label)
+                .session(&key, &target, &label)
                 .await
                 .map_err(RunError::from)
         })

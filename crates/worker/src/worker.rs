@@ -17,6 +17,9 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+/// How often expired idempotency keys are purged.
+const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Executes queued runs until shut down.
 #[derive(Clone)]
 pub struct Worker {
@@ -36,7 +39,11 @@ impl Worker {
         notifier: Arc<RunNotifier>,
         config: WorkerConfig,
     ) -> Self {
-        let pool = WarmPool::new(config.warm_pool_size, config.process_guard.clone());
+        let pool = WarmPool::new(
+            config.warm_pool_size,
+            config.process_guard.clone(),
+            config.connect_timeout,
+        );
         let replicas = config
             .replicas
             .clone()
@@ -227,10 +234,22 @@ impl Worker {
         });
     }
 
-    /// Periodically re-queues (or fails) runs whose worker stopped renewing its lease.
+    /// Periodically re-queues (or fails) runs whose worker stopped renewing its lease, and
+    /// now and then purges expired idempotency keys.
     async fn recover_lost_runs(self, shutdown: CancellationToken) {
         let every = (self.config.lease / 2).max(std::time::Duration::from_millis(100));
+        let mut purged_at: Option<tokio::time::Instant> = None;
         loop {
+            if purged_at.is_none_or(|at| at.elapsed() >= PURGE_EVERY) {
+                purged_at = Some(tokio::time::Instant::now());
+                match self.store.purge_expired_idempotency_keys().await {
+                    Ok(0) => {}
+                    Ok(purged) => tracing::info!(purged, "purged expired idempotency keys"),
+                    Err(error) => {
+                        tracing::warn!(%error, "could not purge expired idempotency keys")
+                    }
+                }
+            }
             match self
                 .store
                 .recover_expired_leases(self.config.max_attempts)

@@ -78,3 +78,18 @@ pub(super) fn marked_binary(name: &str) -> (tempfile::TempDir, String) {
     std::os::unix::fs::symlink(binary(), &path).expect("symlink the binary");
     (dir, path.display().to_string())
 }
+
+/// The virtualenv python with hud-python 0.5, or `None` to skip when the test command did
+/// not promise it (`scripts/test` sets `ROLLOUT_REQUIRE_PYTHON=1`: then it must be there).
+pub(super) fn test_python() -> Option<String> {
+    match std::env::var("ROLLOUT_TEST_PYTHON") {
+        Ok(python) if !python.is_empty() => Some(python),
+        _ => {
+            assert!(
+                std::env::var("ROLLOUT_REQUIRE_PYTHON").is_err(),
+                "ROLLOUT_TEST_PYTHON is not set; run the tests with scripts/test"
+            );
+            None
+        }
+    }
+}

@@ -269,3 +269,72 @@ async fn a_released_run_is_a_new_attempt_and_its_dataset_record_is_that_attempt_
         "{record}"
     );
 }
+
+/// SIGTERM with an event stream open and a `sync` request waiting: neither holds the
+/// shutdown up. The stream ends with a `retry:` hint, `sync` answers 202 with the run's
+/// status, and the process exits within its grace period (bounded generously here).
+#[tokio::test]
+async fn a_shutdown_ends_open_event_streams_and_sync_waits() {
+    let hole = black_hole().await;
+    let mut options = stuck_options(&hole, None);
+    options
+        .args
+        .extend(["--shutdown-grace-seconds".into(), "1".into()]);
+    let mut server = TestServer::start(binary(), options).await.unwrap();
+    let (_, accepted) = server.post("/v1/agent/run", &run_body()).await;
+    let streamed = accepted["trace_id"].as_str().unwrap().to_string();
+    wait_running(&server, &streamed).await;
+    let stream = server
+        .client()
+        .get(format!("{}/v1/traces/{streamed}/events", server.base_url))
+        .bearer_auth(&server.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let mut sync_body = run_body();
+    sync_body["sync"] = json!(true);
+    let sync = server
+        .client()
+        .post(format!("{}/v1/agent/run", server.base_url))
+        .bearer_auth(&server.admin_key)
+        .json(&sync_body)
+        .send();
+    let sync = tokio::spawn(async move {
+        let response = sync.await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json::<Value>().await.unwrap())
+    });
+    // Both requests are in: the stream sent the run's first events, the sync run started.
+    let running = tokio::time::timeout(RUN_TIMEOUT, async {
+        loop {
+            let (_, page) = server.get("/v1/traces?status=running").await;
+            if page["traces"]
+                .as_array()
+                .is_some_and(|runs| runs.len() == 2)
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert!(
+        running.is_ok(),
+        "the sync run never started:\n{}",
+        server.log()
+    );
+
+    if let Err(error) = server.terminate(Duration::from_secs(30)).await {
+        panic!("the server did not exit: {error}\n{}", server.log());
+    }
+    let (status, summary) = sync.await.unwrap();
+    assert_eq!(status, 202, "{summary}");
+    assert!(
+        matches!(summary["status"].as_str(), Some("running" | "queued")),
+        "{summary}"
+    );
+    let text = stream.text().await.unwrap();
+    assert!(text.contains("event: attempt_started"), "{text}");
+    assert!(text.contains("retry: 1000"), "{text}");
+}

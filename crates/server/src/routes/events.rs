@@ -3,7 +3,8 @@
 //! The stream replays the stored events after `Last-Event-ID` (or `?after=`), then follows
 //! new ones by polling the store, so that it works across processes; each SSE `id` is the
 //! event's `seq`, so a client that reconnects gets every event exactly once, in order. The
-//! stream ends after the `finished` event.
+//! stream ends after the `finished` event, or when the server shuts down: then with a
+//! `retry:` hint, so that the client reconnects (to another server, with `Last-Event-ID`).
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -24,6 +25,8 @@ use std::time::Duration;
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// Events read per store query.
 const PAGE: i64 = 500;
+/// The reconnection delay a stream ended by a shutdown asks for.
+const RETRY_AFTER_SHUTDOWN: Duration = Duration::from_secs(1);
 
 /// Options of the event stream.
 #[derive(Debug, Deserialize)]
@@ -85,6 +88,13 @@ async fn next_event(mut cursor: Cursor) -> Option<(Result<Event, Infallible>, Cu
         if cursor.done {
             return None;
         }
+        if cursor.state.shutdown.is_cancelled() {
+            cursor.done = true;
+            let goodbye = Event::default()
+                .comment("server shutting down; reconnect with Last-Event-ID")
+                .retry(RETRY_AFTER_SHUTDOWN);
+            return Some((Ok(goodbye), cursor));
+        }
         if let Some(event) = cursor.buffer.pop_front() {
             cursor.last_seq = event.seq;
             if event.kind.name() == "finished" {
@@ -133,7 +143,12 @@ async fn next_event(mut cursor: Cursor) -> Option<(Result<Event, Infallible>, Cu
                 }
             }
             Ok(None) => return None,
-            Ok(Some(_)) | Err(_) => tokio::time::sleep(POLL_INTERVAL).await,
+            Ok(Some(_)) | Err(_) => {
+                tokio::select! {
+                    () = cursor.state.shutdown.cancelled() => {}
+                    () = tokio::time::sleep(POLL_INTERVAL) => {}
+                }
+            }
         }
     }
 }

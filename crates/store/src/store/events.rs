@@ -1,9 +1,11 @@
 //! The append-only events of a run's trace, numbered 1, 2, 3.. per run.
 
 use crate::Result;
-use crate::error::{corrupt, db, encode};
+use crate::error::{corrupt, db};
+use crate::event_size::stored_form;
 use crate::store::{Store, now_ms, retry_on_conflict};
 use crate::types::Lease;
+use futures::TryStreamExt;
 use rollout_domain::{EventKind, RunEvent, RunId};
 use sqlx::AnyConnection;
 
@@ -33,8 +35,21 @@ struct EventRow {
     data: String,
 }
 
+impl EventRow {
+    fn into_event(self) -> Result<RunEvent> {
+        let kind: EventKind = serde_json::from_str(&self.data).map_err(corrupt("event"))?;
+        Ok(RunEvent {
+            seq: self.seq,
+            at_ms: self.at_ms,
+            attempt: self.attempt,
+            kind,
+        })
+    }
+}
+
 impl Store {
-    /// Appends one event on `conn`, a transaction that holds the run's row lock.
+    /// Appends one event on `conn`, a transaction that holds the run's row lock. The event
+    /// is stored (and returned) cut to the store's size limit.
     pub(crate) async fn insert_event(
         &self,
         conn: &mut AnyConnection,
@@ -42,7 +57,10 @@ impl Store {
         attempt: i64,
         kind: &EventKind,
     ) -> Result<RunEvent> {
-        let data = serde_json::to_string(kind).map_err(encode("event"))?;
+        let (data, cut) = stored_form(kind, self.max_event_bytes())?;
+        if cut.is_some() {
+            tracing::info!(run = %run_id, event = kind.name(), "an event over the size limit was stored cut");
+        }
         let at_ms = now_ms();
         let seq: i64 = sqlx::query_scalar(INSERT_EVENT)
             .bind(run_id.0.clone())
@@ -57,7 +75,7 @@ impl Store {
             seq,
             at_ms,
             attempt,
-            kind: kind.clone(),
+            kind: cut.unwrap_or_else(|| kind.clone()),
         })
     }
 
@@ -111,6 +129,34 @@ impl Store {
         .await
     }
 
+    /// A page of the run's events with `seq > after_seq`, in order: at most `limit` (clamped
+    /// to `1..=10000`) and, past the first, no more than about `max_bytes` of stored JSON,
+    /// so that a page of long events stays a bounded response. Rows are read one by one
+    /// and reading stops at the budget.
+    pub async fn list_events_page(
+        &self,
+        run_id: &str,
+        after_seq: i64,
+        limit: i64,
+        max_bytes: usize,
+    ) -> Result<Vec<RunEvent>> {
+        let mut rows = sqlx::query_as::<_, EventRow>(LIST_EVENTS)
+            .bind(run_id.to_string())
+            .bind(after_seq)
+            .bind(limit.clamp(1, MAX_EVENTS_PAGE))
+            .fetch(self.pool());
+        let mut events = Vec::new();
+        let mut bytes = 0usize;
+        while let Some(row) = rows.try_next().await.map_err(db("listing events"))? {
+            bytes = bytes.saturating_add(row.data.len());
+            if bytes > max_bytes && !events.is_empty() {
+                break;
+            }
+            events.push(row.into_event()?);
+        }
+        Ok(events)
+    }
+
     /// The run's events with `seq > after_seq`, in order, at most `limit` (clamped to
     /// `1..=10000`). Resume a stream by passing the last `seq` seen.
     pub async fn list_events(
@@ -127,15 +173,7 @@ impl Store {
             .await
             .map_err(db("listing events"))?
             .into_iter()
-            .map(|row| {
-                let kind: EventKind = serde_json::from_str(&row.data).map_err(corrupt("event"))?;
-                Ok(RunEvent {
-                    seq: row.seq,
-                    at_ms: row.at_ms,
-                    attempt: row.attempt,
-                    kind,
-                })
-            })
+            .map(EventRow::into_event)
             .collect()
     }
 }

@@ -5,6 +5,7 @@
 
 use crate::Result;
 use crate::error::{StoreError, db};
+use crate::event_size::{cut_text, stored_evaluation};
 use crate::store::{RunRow, Store, duration_ms, now_ms, retry_on_conflict, tokens_to_db};
 use crate::types::{Backend, ClaimedRun, FinishRun, Lease};
 use rollout_domain::{EventKind, RunId, RunStatus};
@@ -207,15 +208,18 @@ impl Store {
                 status: finish.status,
             });
         }
+        // What the environment and the model returned is cut like the events repeating it.
+        let max = self.max_event_bytes();
         let evaluation = finish
             .evaluation
             .as_ref()
-            .map(serde_json::to_string)
-            .transpose()
-            .map_err(crate::error::encode("evaluation"))?;
+            .map(|evaluation| stored_evaluation(evaluation, max))
+            .transpose()?;
+        let final_response = finish.final_response.as_deref().map(|t| cut_text(t, max));
+        let error = finish.error.as_deref().map(|t| cut_text(t, max));
         let finished = EventKind::Finished {
             status: finish.status.as_str().into(),
-            error: finish.error.clone(),
+            error: error.clone(),
         };
         retry_on_conflict(|| async {
             let mut tx = self.pool().begin().await.map_err(db(OP))?;
@@ -226,13 +230,13 @@ impl Store {
                 .bind(finish.outcome.clone())
                 .bind(finish.reward)
                 .bind(evaluation.clone())
-                .bind(finish.final_response.clone())
+                .bind(final_response.clone())
                 .bind(finish.steps)
                 .bind(tokens_to_db(finish.usage.input_tokens))
                 .bind(tokens_to_db(finish.usage.output_tokens))
                 .bind(tokens_to_db(finish.usage.cache_read_tokens))
                 .bind(tokens_to_db(finish.usage.cache_write_tokens))
-                .bind(finish.error.clone())
+                .bind(error.clone())
                 .bind(now_ms())
                 .execute(&mut *tx)
                 .await

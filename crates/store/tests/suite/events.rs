@@ -131,3 +131,44 @@ pub(crate) async fn concurrent_appends_get_distinct_consecutive_seqs(db: &TestDb
         (1..=40).collect::<Vec<_>>()
     );
 }
+
+pub(crate) async fn pages_of_events_end_at_their_byte_budget(db: &TestDb) {
+    let store = &db.store;
+    with_project(store).await;
+    let id = RunId::generate();
+    store
+        .insert_run(&id, PROJECT, &spec("alpha", "answer", "m"))
+        .await
+        .unwrap();
+    for index in 0..10 {
+        let error = EventKind::Error {
+            phase: "model".into(),
+            message: format!("{index}{}", "x".repeat(999)),
+        };
+        store.append_event(&id, 1, &error).await.unwrap();
+    }
+    let size = store.list_events(id.as_str(), 0, 1).await.unwrap();
+    let one = serde_json::to_string(&size[0].kind).unwrap().len();
+    let page = store
+        .list_events_page(id.as_str(), 0, 100, 3 * one)
+        .await
+        .unwrap();
+    assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    let next = store
+        .list_events_page(id.as_str(), 3, 100, 3 * one)
+        .await
+        .unwrap();
+    assert_eq!(next.first().map(|e| e.seq), Some(4));
+    // A page holds at least one event, however small the budget.
+    let tiny = store
+        .list_events_page(id.as_str(), 9, 100, 1)
+        .await
+        .unwrap();
+    assert_eq!(tiny.iter().map(|e| e.seq).collect::<Vec<_>>(), [10]);
+    // The count limit still applies.
+    let counted = store
+        .list_events_page(id.as_str(), 0, 2, usize::MAX)
+        .await
+        .unwrap();
+    assert_eq!(counted.len(), 2);
+}

@@ -224,3 +224,38 @@ pub(crate) async fn a_schedule_tick_fires_exactly_once(db: &TestDb) {
             .is_some()
     );
 }
+
+pub(crate) async fn expired_idempotency_keys_are_purged_and_live_ones_kept(db: &TestDb) {
+    let store = &db.store;
+    with_project(store).await;
+    let spec = spec("alpha", "answer", "replay");
+    for index in 0..1_205 {
+        store
+            .insert_run_idempotent(
+                &RunId::generate(),
+                PROJECT,
+                &spec,
+                &format!("expired-{index}"),
+                "hash",
+                Duration::ZERO,
+            )
+            .await
+            .unwrap();
+    }
+    let live = RunId::generate();
+    store
+        .insert_run_idempotent(&live, PROJECT, &spec, "live", "hash", DAY)
+        .await
+        .unwrap();
+    // More than one batch of expired keys.
+    assert_eq!(store.purge_expired_idempotency_keys().await.unwrap(), 1_205);
+    assert_eq!(store.purge_expired_idempotency_keys().await.unwrap(), 0);
+    let again = store
+        .insert_run_idempotent(&RunId::generate(), PROJECT, &spec, "live", "hash", DAY)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&again, IdempotentInsert::Existing(run) if run.id == live),
+        "{again:?}"
+    );
+}
