@@ -70,6 +70,7 @@ on_every_backend! {
     jobs::concurrent_claimers_hold_a_jobs_max_concurrency => job_max_concurrency_racing,
     jobs::jobs_cancel_and_retry_only_failed_runs => job_cancel_retry,
     traces::traces_are_searched_by_every_filter_and_usage_is_summed => trace_search,
+    traces::the_metadata_filter_matches_every_json_type_alike => metadata_filter,
     traces::ui_sessions_follow_their_key_and_expire => ui_sessions,
     training::datasets_jobs_and_checkpoints => training,
     gateway::gateway_runs_start_running_and_finish_fenced => gateway_runs,
