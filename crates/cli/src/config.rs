@@ -53,6 +53,56 @@ pub(crate) struct ServeArgs {
     pub(crate) log: Option<String>,
 }
 
+/// Flags of `rollout worker`: those of `serve` that concern running runs.
+#[derive(Debug, Default, Args)]
+pub(crate) struct WorkerArgs {
+    /// Database URL shared with the API servers: postgres://USER@HOST/DB (or sqlite://PATH
+    /// on the server's machine).
+    #[arg(long, env = "ROLLOUT_DATABASE_URL", hide_env_values = true)]
+    pub(crate) database_url: Option<String>,
+    /// Directory for environment work files (and the SQLite database by default).
+    #[arg(long, env = "ROLLOUT_DATA_DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// The URL users reach the API at; callbacks' trace URLs are built from it.
+    #[arg(long, env = "ROLLOUT_PUBLIC_URL")]
+    pub(crate) public_url: Option<String>,
+    /// Path of a rollout.toml (default: ./rollout.toml when it exists).
+    #[arg(long, env = "ROLLOUT_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+    /// Runs executed at once by this process.
+    #[arg(long, env = "ROLLOUT_MAX_CONCURRENT_RUNS")]
+    pub(crate) max_concurrent_runs: Option<usize>,
+    /// Seconds a claim on a run lasts without a heartbeat.
+    #[arg(long, env = "ROLLOUT_LEASE_SECONDS")]
+    pub(crate) lease_seconds: Option<u64>,
+    /// Environment sessions kept started ahead of time per stdio environment version.
+    #[arg(long, env = "ROLLOUT_WARM_POOL_SIZE")]
+    pub(crate) warm_pool_size: Option<usize>,
+    /// Seconds runs in flight may go on after SIGTERM before they are released to the queue.
+    #[arg(long, env = "ROLLOUT_SHUTDOWN_GRACE_SECONDS")]
+    pub(crate) shutdown_grace_seconds: Option<u64>,
+    /// Log filter, e.g. info or rollout=debug.
+    #[arg(long, env = "ROLLOUT_LOG")]
+    pub(crate) log: Option<String>,
+}
+
+impl From<WorkerArgs> for ServeArgs {
+    fn from(args: WorkerArgs) -> Self {
+        ServeArgs {
+            database_url: args.database_url,
+            data_dir: args.data_dir,
+            public_url: args.public_url,
+            config: args.config,
+            max_concurrent_runs: args.max_concurrent_runs,
+            lease_seconds: args.lease_seconds,
+            warm_pool_size: args.warm_pool_size,
+            shutdown_grace_seconds: args.shutdown_grace_seconds,
+            log: args.log,
+            ..ServeArgs::default()
+        }
+    }
+}
+
 /// `rollout.toml`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

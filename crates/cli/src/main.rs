@@ -13,6 +13,7 @@ mod projects;
 mod schedule;
 mod serve;
 mod training;
+mod worker;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -35,6 +36,9 @@ struct Cli {
 enum Command {
     /// Start the API server and a worker (SQLite in --data-dir unless --database-url is set).
     Serve(Box<config::ServeArgs>),
+    /// Claim and execute runs, with no HTTP API: scale execution apart from the API
+    /// servers (on PostgreSQL, any number of machines).
+    Worker(Box<config::WorkerArgs>),
     /// Evaluate models on a taskset file (JSONL, hud task format): against a server with
     /// --url, or in-process without one.
     Eval(Box<eval::EvalArgs>),
@@ -100,6 +104,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve::run(*args).await,
+            Command::Worker(args) => worker::run(*args).await,
             Command::Eval(args) => eval::run(*args).await,
             Command::Job(command) => eval::job(command).await,
             Command::Keys(command) => keys::run(command).await,

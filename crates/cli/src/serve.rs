@@ -30,15 +30,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             settings.data_dir.display()
         )
     })?;
-    let store = Store::connect(&settings.database_url)
-        .await
-        .with_context(|| {
-            format!(
-                "opening the database ({})",
-                redact_url(&settings.database_url)
-            )
-        })?
-        .with_max_event_bytes(settings.max_event_bytes);
+    let store = open_store(&settings).await?;
     store
         .ensure_project(DEFAULT_PROJECT, "Default project")
         .await?;
@@ -56,10 +48,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let address = listener.local_addr().context("reading the bound address")?;
     // Every stdio environment and replica runs under `rollout env-guard`; the replicas of
     // HTTP bundles are shared by the worker and the MCP gateway.
-    let guard = ProcessGuard {
-        program: std::env::current_exe().context("locating the rollout binary")?,
-        limits: ProcessLimits::default(),
-    };
+    let guard = process_guard()?;
     let replicas = ReplicaManager::new(Some(guard.clone()));
     let mut server_config = ServerConfig {
         public_url: settings
@@ -76,12 +65,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         grading_timeout_seconds: settings.grading_timeout_seconds,
         max_timeout_seconds: settings.max_timeout_seconds,
         idempotency_ttl: Duration::from_secs(settings.idempotency_ttl_seconds),
-        callbacks: CallbackConfig {
-            allow_private: settings.allow_private_callbacks,
-            public_url: None,
-            first_backoff: Duration::from_millis(settings.callback_first_backoff_ms),
-            request_timeout: Duration::from_secs(settings.callback_timeout_seconds),
-        },
+        callbacks: callback_config(&settings),
         rate_limit: settings
             .rate_limit
             .map(|(per_minute, burst)| RateLimit { per_minute, burst }),
@@ -107,23 +91,23 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let notifier = Arc::new(RunNotifier::default());
     let shutdown = CancellationToken::new();
+    // On PostgreSQL, what other processes write wakes this one's streams and sync requests.
+    let relay = tokio::spawn(rollout_worker::follow_store(
+        store.clone(),
+        notifier.clone(),
+        shutdown.clone(),
+    ));
     let worker_task = if settings.max_concurrent_runs > 0 {
-        let lease = Duration::from_secs(settings.lease_seconds);
         let worker = Worker::new(
             store.clone(),
             catalog.clone(),
             notifier.clone(),
-            WorkerConfig {
-                max_concurrent_runs: settings.max_concurrent_runs,
-                lease,
-                heartbeat: lease / 3,
-                shutdown_grace: Duration::from_secs(settings.shutdown_grace_seconds),
-                warm_pool_size: settings.warm_pool_size,
-                process_guard: Some(guard.clone()),
-                replicas: Some(replicas.clone()),
-                callbacks: server_config.callbacks.clone(),
-                ..WorkerConfig::default()
-            },
+            worker_config(
+                &settings,
+                &guard,
+                &replicas,
+                server_config.callbacks.clone(),
+            ),
         );
         Some(tokio::spawn(worker.run(shutdown.clone())))
     } else {
@@ -155,11 +139,64 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     .context("serving HTTP")?;
     shutdown.cancel();
     let _ = scheduler.await;
+    let _ = relay.await;
     if let Some(worker_task) = worker_task {
         let _ = worker_task.await;
     }
     store.close().await;
     Ok(())
+}
+
+/// Opens (and migrates) the database of the settings, with their event size limit.
+pub(crate) async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    let store = Store::connect(&settings.database_url)
+        .await
+        .with_context(|| {
+            format!(
+                "opening the database ({})",
+                redact_url(&settings.database_url)
+            )
+        })?;
+    Ok(store.with_max_event_bytes(settings.max_event_bytes))
+}
+
+/// The supervisor every stdio environment and replica runs under (`rollout env-guard`).
+pub(crate) fn process_guard() -> anyhow::Result<ProcessGuard> {
+    Ok(ProcessGuard {
+        program: std::env::current_exe().context("locating the rollout binary")?,
+        limits: ProcessLimits::default(),
+    })
+}
+
+/// How run callbacks are delivered (the public URL is filled in by the caller).
+pub(crate) fn callback_config(settings: &Settings) -> CallbackConfig {
+    CallbackConfig {
+        allow_private: settings.allow_private_callbacks,
+        public_url: settings.public_url.clone(),
+        first_backoff: Duration::from_millis(settings.callback_first_backoff_ms),
+        request_timeout: Duration::from_secs(settings.callback_timeout_seconds),
+    }
+}
+
+/// How this process's worker claims and executes runs.
+pub(crate) fn worker_config(
+    settings: &Settings,
+    guard: &ProcessGuard,
+    replicas: &ReplicaManager,
+    callbacks: CallbackConfig,
+) -> WorkerConfig {
+    let lease = Duration::from_secs(settings.lease_seconds);
+    WorkerConfig {
+        max_concurrent_runs: settings.max_concurrent_runs,
+        lease,
+        heartbeat: lease / 3,
+        shutdown_grace: Duration::from_secs(settings.shutdown_grace_seconds),
+        warm_pool_size: settings.warm_pool_size,
+        process_guard: Some(guard.clone()),
+        replicas: Some(replicas.clone()),
+        callbacks,
+        ..WorkerConfig::default()
+    }
 }
 
 /// Makes sure an admin key exists: the one from `ROLLOUT_ADMIN_KEY`, or on first start
@@ -266,14 +303,14 @@ pub(crate) fn init_logging(filter: &str) {
 }
 
 /// A line for the operator on stdout (the key banner, the listening address).
-fn say(line: &str) {
+pub(crate) fn say(line: &str) {
     let mut stdout = std::io::stdout();
     let _ = writeln!(stdout, "{line}");
     let _ = stdout.flush();
 }
 
 /// The database URL without its password.
-fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let userinfo = &url[scheme_end + 3..at];
@@ -284,7 +321,7 @@ fn redact_url(url: &str) -> String {
     }
 }
 
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

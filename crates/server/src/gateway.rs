@@ -600,8 +600,11 @@ impl Recorder {
     }
 
     async fn append(&self, run_id: &RunId, event: &EventKind) {
-        if let Err(error) = self.state.store.append_event(run_id, 1, event).await {
-            tracing::error!(run = %run_id, %error, "could not record a gateway event");
+        match self.state.store.append_event(run_id, 1, event).await {
+            Ok(_) => self.state.notifier.event_appended(run_id.clone()),
+            Err(error) => {
+                tracing::error!(run = %run_id, %error, "could not record a gateway event")
+            }
         }
     }
 

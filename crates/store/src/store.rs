@@ -28,6 +28,7 @@ mod gateway;
 pub(crate) mod idempotency;
 mod jobs;
 pub(crate) mod keys;
+pub(crate) mod notifications;
 pub(crate) mod projects;
 pub(crate) mod queue;
 mod runs;
@@ -58,6 +59,8 @@ pub struct Store {
     /// The most a string (or free-form JSON value) inside an event may take; see
     /// `event_size`.
     max_event_bytes: usize,
+    /// The URL, kept on PostgreSQL for the notification listener's own connection.
+    postgres_url: Option<String>,
 }
 
 impl Store {
@@ -91,6 +94,7 @@ impl Store {
             pool,
             backend,
             max_event_bytes: crate::DEFAULT_MAX_EVENT_BYTES,
+            postgres_url: (backend == Backend::Postgres).then_some(url),
         })
     }
 
@@ -113,6 +117,10 @@ impl Store {
 
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    pub(crate) fn postgres_url(&self) -> Option<&str> {
+        self.postgres_url.as_deref()
     }
 
     pub(crate) fn max_event_bytes(&self) -> usize {

@@ -20,6 +20,6 @@ pub use callback::{CallbackConfig, CallbackDeliverer, check_destination, payload
 pub use config::WorkerConfig;
 pub use deploy::{BundleSource, DeployConfig, DeployError, Deployment, deploy_environment};
 pub use error::RunError;
-pub use notifier::{RunNotifier, RunUpdate, finished_here};
+pub use notifier::{RunNotifier, RunUpdate, appended_to, finished_here, follow_store};
 pub use register::{RegisterError, register_environment};
 pub use worker::Worker;

@@ -3,10 +3,12 @@
 //! It also keeps the step and token totals, so that a run cut short by a deadline still
 //! reports what it used.
 
+use crate::notifier::RunNotifier;
 use async_trait::async_trait;
 use rollout_domain::{EventKind, EventSink, RecordError, RunOutcome, Usage};
 use rollout_models::Price;
 use rollout_store::{Lease, Store};
+use std::sync::Arc;
 use std::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
@@ -14,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 pub(crate) struct StoreSink {
     store: Store,
     lease: Lease,
+    /// Wakes this process's event streams following the run.
+    notifier: Arc<RunNotifier>,
     /// Cancelled when the store refused a write because the claim was taken over.
     lease_lost: CancellationToken,
     totals: Mutex<(i64, Usage)>,
@@ -27,10 +31,11 @@ pub(crate) struct StoreSink {
 }
 
 impl StoreSink {
-    pub(crate) fn new(store: Store, lease: Lease) -> Self {
+    pub(crate) fn new(store: Store, lease: Lease, notifier: Arc<RunNotifier>) -> Self {
         Self {
             store,
             lease,
+            notifier,
             lease_lost: CancellationToken::new(),
             totals: Mutex::new((0, Usage::default())),
             token_budget: None,
@@ -106,6 +111,7 @@ impl EventSink for StoreSink {
         if appended.is_none() {
             return Err(self.lost());
         }
+        self.notifier.event_appended(self.lease.run_id.clone());
         if let Some((_, usage)) = progress {
             let over_tokens = self
                 .token_budget

@@ -128,7 +128,7 @@ impl Worker {
     async fn execute_claimed(&self, claimed: ClaimedRun, stop: CancellationToken) {
         let ClaimedRun { run, lease } = claimed;
         let run_id = run.id.clone();
-        let sink = StoreSink::new(self.store.clone(), lease.clone())
+        let sink = StoreSink::new(self.store.clone(), lease.clone(), self.notifier.clone())
             .with_token_budget(run.spec.max_total_tokens)
             .with_cost_budget(run.spec.max_cost_usd, self.catalog.price(&run.spec.model));
         tracing::info!(run = %run_id, attempt = lease.attempt, env = %run.spec.env_name, model = %run.spec.model, "run started");

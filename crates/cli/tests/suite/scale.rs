@@ -1,7 +1,7 @@
 //! Many processes on one PostgreSQL database: limits hold across processes.
 
 use super::common::{binary, fake_options};
-use rollout_testkit::{FakeModelServer, Policy, TestSchema, TestServer};
+use rollout_testkit::{FakeModelServer, Policy, TestSchema, TestServer, TestWorker};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -94,5 +94,71 @@ async fn a_jobs_max_concurrency_holds_across_four_servers() {
         "{most} runs of the job were running at once ({samples} samples)"
     );
     assert_eq!(job["counts"]["done"], 40, "{job}");
+    schema.drop().await.unwrap();
+}
+
+/// `rollout serve` with no worker of its own (the API) and a `rollout worker` process (the
+/// execution) on one PostgreSQL database: a `sync` request and an event stream on the API
+/// follow runs executed by the worker (woken through LISTEN/NOTIFY).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_api_server_and_a_worker_process_share_one_queue() {
+    let Some(schema) = TestSchema::create().await.unwrap() else {
+        return;
+    };
+    let fake = FakeModelServer::start_with_policy(Policy::ToolStepsThenAnswer {
+        tool: "calculator".into(),
+        arguments: json!({"expression": "2 + 2"}),
+        steps: 1,
+    })
+    .await
+    .unwrap();
+    let api = servers_on(&schema, &fake, 1, &["--max-concurrent-runs", "0"])
+        .await
+        .remove(0);
+    let mut options = fake_options(&fake);
+    options.args = ["--database-url", &schema.url, "--max-concurrent-runs", "4"]
+        .map(String::from)
+        .to_vec();
+    let mut worker = TestWorker::start(binary(), options).await.unwrap();
+
+    let body = |sync: bool| {
+        json!({
+            "env_name": "my-assistant",
+            "scenario_name": "answer_question",
+            "scenario_args": {"query": "What is 2 + 2?"},
+            "model": "claude-sonnet-4-5",
+            "sync": sync
+        })
+    };
+    let (status, summary) = api.post("/v1/agent/run", &body(true)).await;
+    assert_eq!(status, 200, "{summary}\n{}", worker.log());
+    assert_eq!(summary["status"], "completed");
+    assert_eq!(summary["reward"], 1.0);
+
+    let (status, accepted) = api.post("/v1/agent/run", &body(false)).await;
+    assert_eq!(status, 202, "{accepted}");
+    let trace_id = accepted["trace_id"].as_str().unwrap();
+    let stream = api
+        .client()
+        .get(format!("{}/v1/traces/{trace_id}/events", api.base_url))
+        .bearer_auth(&api.admin_key)
+        .send()
+        .await
+        .unwrap();
+    let text = tokio::time::timeout(Duration::from_secs(120), stream.text())
+        .await
+        .expect("the stream ended after the run")
+        .unwrap();
+    let types: Vec<&str> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("event: "))
+        .collect();
+    assert_eq!(types.first(), Some(&"attempt_started"), "{text}");
+    assert_eq!(types.last(), Some(&"finished"), "{text}");
+    assert!(types.contains(&"tool_call"), "{text}");
+
+    if let Err(error) = worker.terminate(Duration::from_secs(60)).await {
+        panic!("{error}\n{}", worker.log());
+    }
     schema.drop().await.unwrap();
 }

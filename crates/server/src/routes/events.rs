@@ -1,7 +1,9 @@
 //! `GET /v1/traces/{id}/events`: a run's events as Server-Sent Events, as they happen.
 //!
 //! The stream replays the stored events after `Last-Event-ID` (or `?after=`), then follows
-//! new ones by polling the store, so that it works across processes; each SSE `id` is the
+//! new ones: woken by this process's notifier (events appended here, and on PostgreSQL those
+//! appended by any process, relayed from LISTEN/NOTIFY), and reading the store again at least
+//! every second (other processes on SQLite, a missed notification); each SSE `id` is the
 //! event's `seq`, so a client that reconnects gets every event exactly once, in order. The
 //! stream ends after the `finished` event, or when the server shuts down: then with a
 //! `retry:` hint, so that the client reconnects (to another server, with `Last-Event-ID`).
@@ -15,14 +17,15 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
-use rollout_domain::RunEvent;
+use rollout_domain::{RunEvent, RunId};
 use serde::Deserialize;
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::time::Duration;
+use tokio::sync::broadcast;
 
-/// How often a live stream looks for new events.
-const POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// How often a live stream reads the store without being woken.
+const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// Events read per store query.
 const PAGE: i64 = 500;
 /// The reconnection delay a stream ended by a shutdown asks for.
@@ -37,6 +40,8 @@ pub(crate) struct StreamQuery {
 
 struct Cursor {
     state: AppState,
+    /// Announcements of appended events (subscribed before the first read).
+    appended: broadcast::Receiver<RunId>,
     run_id: String,
     project_id: String,
     last_seq: i64,
@@ -71,6 +76,7 @@ pub(crate) async fn stream(
         None => None,
     };
     let cursor = Cursor {
+        appended: state.notifier.subscribe_events(),
         state,
         run_id: run.id.0,
         project_id: caller.project_id,
@@ -144,8 +150,10 @@ async fn next_event(mut cursor: Cursor) -> Option<(Result<Event, Infallible>, Cu
             }
             Ok(None) => return None,
             Ok(Some(_)) | Err(_) => {
+                let run_id = RunId(cursor.run_id.clone());
                 tokio::select! {
                     () = cursor.state.shutdown.cancelled() => {}
+                    () = rollout_worker::appended_to(&mut cursor.appended, &run_id) => {}
                     () = tokio::time::sleep(POLL_INTERVAL) => {}
                 }
             }

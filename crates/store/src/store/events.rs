@@ -68,9 +68,10 @@ impl Store {
             .bind(kind.name())
             .bind(at_ms)
             .bind(data)
-            .fetch_one(conn)
+            .fetch_one(&mut *conn)
             .await
             .map_err(db("appending an event"))?;
+        self.notify_event(conn, run_id, kind).await?;
         Ok(RunEvent {
             seq,
             at_ms,

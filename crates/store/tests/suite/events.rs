@@ -2,7 +2,7 @@
 
 use super::common::{PROJECT, TestDb, spec, with_project};
 use rollout_domain::{EventKind, RunId};
-use rollout_store::Store;
+use rollout_store::{Store, StoreNotification};
 use std::collections::BTreeSet;
 
 fn error_event(n: usize) -> EventKind {
@@ -171,4 +171,62 @@ pub(crate) async fn pages_of_events_end_at_their_byte_budget(db: &TestDb) {
         .await
         .unwrap();
     assert_eq!(counted.len(), 2);
+}
+
+/// On PostgreSQL a process hears of the events and the end of a run written by another
+/// (LISTEN/NOTIFY); SQLite offers no such channel.
+pub(crate) async fn other_processes_hear_of_appended_events_and_finished_runs(db: &TestDb) {
+    let store = &db.store;
+    with_project(store).await;
+    let Some(mut heard) = store.listen().await.unwrap() else {
+        assert_eq!(store.backend(), rollout_store::Backend::Sqlite);
+        return;
+    };
+    // Another process: a store of its own on the same database.
+    let other = Store::connect(&db.url).await.unwrap();
+    let id = RunId::generate();
+    other
+        .insert_run(&id, PROJECT, &spec("alpha", "answer", "m"))
+        .await
+        .unwrap();
+    let lease = other
+        .claim_next_run("w", std::time::Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap()
+        .lease;
+    other
+        .append_leased_event(&lease, &error_event(1))
+        .await
+        .unwrap();
+    let finish = rollout_store::FinishRun {
+        status: rollout_domain::RunStatus::Failed,
+        outcome: None,
+        reward: None,
+        evaluation: None,
+        final_response: None,
+        steps: 0,
+        usage: Default::default(),
+        error: Some("boom".into()),
+    };
+    assert!(other.finish_run(&lease, &finish).await.unwrap());
+    // Other tests share the database (and its channels): keep this run's notifications.
+    let mut mine = Vec::new();
+    while mine.len() < 2 {
+        let notification = heard.recv().await.unwrap();
+        let run = match &notification {
+            StoreNotification::EventAppended(run) | StoreNotification::RunFinished(run, _) => run,
+        };
+        if run == &id {
+            mine.push(notification);
+        }
+    }
+    assert_eq!(
+        mine,
+        [
+            StoreNotification::EventAppended(id.clone()),
+            StoreNotification::RunFinished(id, rollout_domain::RunStatus::Failed),
+        ]
+    );
+    other.close().await;
 }
