@@ -50,15 +50,5 @@ pub(crate) async fn requested(
 
 /// The terminal state of a cancelled run, with the steps and tokens used until then.
 pub(crate) fn cancelled_finish(sink: &StoreSink) -> FinishRun {
-    let (steps, usage) = sink.totals();
-    FinishRun {
-        status: RunStatus::Cancelled,
-        outcome: None,
-        reward: None,
-        evaluation: None,
-        final_response: None,
-        steps,
-        usage,
-        error: Some("cancelled by request".into()),
-    }
+    sink.ended_early(RunStatus::Cancelled, "cancelled by request")
 }

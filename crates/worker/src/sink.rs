@@ -5,9 +5,9 @@
 
 use crate::notifier::RunNotifier;
 use async_trait::async_trait;
-use rollout_domain::{EventKind, EventSink, RecordError, RunOutcome, Usage};
+use rollout_domain::{EventKind, EventSink, RecordError, RunOutcome, RunStatus, Usage};
 use rollout_models::Price;
-use rollout_store::{Lease, Store};
+use rollout_store::{FinishRun, Lease, Store};
 use std::sync::Arc;
 use std::sync::Mutex;
 use tokio_util::sync::CancellationToken;
@@ -83,6 +83,22 @@ impl StoreSink {
             "the lease of run {} (attempt {}) was lost",
             self.lease.run_id, self.lease.attempt
         ))
+    }
+
+    /// How a run ends without a result (cancelled, or failed by a panic): no evaluation, the
+    /// steps and tokens used until then, and `error`.
+    pub(crate) fn ended_early(&self, status: RunStatus, error: &str) -> FinishRun {
+        let (steps, usage) = self.totals();
+        FinishRun {
+            status,
+            outcome: None,
+            reward: None,
+            evaluation: None,
+            final_response: None,
+            steps,
+            usage,
+            error: Some(error.to_string()),
+        }
     }
 
     /// Steps taken and tokens used so far.

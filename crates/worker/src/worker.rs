@@ -168,17 +168,7 @@ impl Worker {
                     message: format!("internal error: {message}"),
                 };
                 let _ = sink.record(internal).await;
-                let (steps, usage) = sink.totals();
-                FinishRun {
-                    status: RunStatus::Failed,
-                    outcome: None,
-                    reward: None,
-                    evaluation: None,
-                    final_response: None,
-                    steps,
-                    usage,
-                    error: Some("internal error".into()),
-                }
+                sink.ended_early(RunStatus::Failed, "internal error")
             }
             Ending::LeaseLost => {
                 tracing::warn!(run = %run_id, attempt = lease.attempt, "execution abandoned: the lease was lost");

@@ -6,7 +6,7 @@
 //! environment process is left. Bounded (a few minutes at most); its assertions do not
 //! depend on timing.
 
-use super::common::{binary, fake_options, marked_binary, processes_with};
+use super::common::{binary, fake_options, marked_binary, processes_with, wait_processes};
 use rollout_testkit::{FakeModelServer, Policy, ServerOptions, TestSchema, TestServer};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -223,14 +223,8 @@ async fn three_servers_under_kill_stop_and_term_run_every_run_once() {
             panic!("{error}\n{}", server.log());
         }
     }
-    let gone = tokio::time::timeout(Duration::from_secs(30), async {
-        while !processes_with(&marked).is_empty() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await;
     assert!(
-        gone.is_ok(),
+        wait_processes(&marked, false).await,
         "environment processes left: {:?}",
         processes_with(&marked)
     );

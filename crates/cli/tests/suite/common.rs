@@ -93,3 +93,15 @@ pub(super) fn test_python() -> Option<String> {
         }
     }
 }
+
+/// Waits (bounded) until processes whose command line contains `needle` are there
+/// (`present`) or all gone; false if they never were.
+pub(super) async fn wait_processes(needle: &str, present: bool) -> bool {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while processes_with(needle).is_empty() == present {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .is_ok()
+}

@@ -4,12 +4,11 @@
 //! version's pool is drained once a newer one runs).
 
 use super::common::{
-    RUN_TIMEOUT, binary, fake_options, marked_binary, processes_with, test_python,
+    RUN_TIMEOUT, binary, fake_options, marked_binary, processes_with, test_python, wait_processes,
 };
 use rollout_testkit::{FakeModelServer, FakeReply, ServerOptions, TestServer};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use std::time::Duration;
 
 const NOISY_ENV: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -151,16 +150,6 @@ async fn replay_run(server: &TestServer) {
         .wait_for_trace(accepted["trace_id"].as_str().unwrap(), RUN_TIMEOUT)
         .await;
     assert_eq!(trace["status"], "completed", "{trace}\n{}", server.log());
-}
-
-async fn wait_processes(needle: &str, present: bool) -> bool {
-    tokio::time::timeout(Duration::from_secs(60), async {
-        while processes_with(needle).is_empty() == present {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await
-    .is_ok()
 }
 
 #[tokio::test]

@@ -13,17 +13,7 @@ const FIXTURE: &str = concat!(
 
 /// The virtualenv python with hud-python, or None to skip (only outside scripts/test).
 fn python() -> Option<String> {
-    match std::env::var("ROLLOUT_TEST_PYTHON") {
-        Ok(python) if !python.is_empty() => Some(python),
-        _ => {
-            assert!(
-                std::env::var("ROLLOUT_REQUIRE_PYTHON").is_err(),
-                "ROLLOUT_TEST_PYTHON is not set; run the tests with scripts/test"
-            );
-            eprintln!("skipping: hud-python not installed (run scripts/test)");
-            None
-        }
-    }
+    super::common::test_python()
 }
 
 async fn register_stdio(server: &TestServer, python: &str) -> Value {

@@ -1,7 +1,8 @@
 //! A run accepted with 202 is never lost: not when the server is killed mid-run, not
 //! when it shuts down gracefully.
 
-use super::common::{RUN_TIMEOUT, binary, fake_options, processes_with};
+use super::cancel::wait_for_event;
+use super::common::{RUN_TIMEOUT, binary, fake_options, processes_with, wait_processes};
 use rollout_testkit::{FakeModelServer, FakeReply, ServerOptions, TestServer};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -172,14 +173,8 @@ async fn a_killed_server_leaves_no_environment_process_behind() {
     );
 
     server.kill().await;
-    let gone = tokio::time::timeout(Duration::from_secs(30), async {
-        while !processes_with(&tag).is_empty() {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await;
     assert!(
-        gone.is_ok(),
+        wait_processes(&tag, false).await,
         "environment processes left behind: {:?}",
         processes_with(&tag)
     );
@@ -205,20 +200,10 @@ async fn a_released_run_is_a_new_attempt_and_its_dataset_record_is_that_attempt_
     let mut server = TestServer::start(binary(), options.clone()).await.unwrap();
     let (_, accepted) = server.post("/v1/agent/run", &run_body()).await;
     let trace_id = accepted["trace_id"].as_str().unwrap().to_string();
-    let answered_once = tokio::time::timeout(RUN_TIMEOUT, async {
-        loop {
-            let (_, trace) = server.get(&format!("/v1/traces/{trace_id}")).await;
-            if trace["events"]
-                .as_array()
-                .is_some_and(|e| e.iter().any(|e| e["type"] == "tool_call"))
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    wait_for_event(&server, &trace_id, |events| {
+        events.iter().any(|e| e["type"] == "tool_call")
     })
     .await;
-    assert!(answered_once.is_ok(), "no tool call:\n{}", server.log());
     if let Err(error) = server.terminate(Duration::from_secs(60)).await {
         panic!("{error}\n{}", server.log());
     }

@@ -221,9 +221,8 @@ impl Store {
             status: finish.status.as_str().into(),
             error: error.clone(),
         };
-        retry_on_conflict(|| async {
-            let mut tx = self.pool().begin().await.map_err(db(OP))?;
-            let result = sqlx::query(FINISH)
+        self.fenced_write(OP, lease, &finished, || {
+            sqlx::query(FINISH)
                 .bind(lease.run_id.0.clone())
                 .bind(lease.token.clone())
                 .bind(finish.status.as_str())
@@ -238,16 +237,6 @@ impl Store {
                 .bind(tokens_to_db(finish.usage.cache_write_tokens))
                 .bind(error.clone())
                 .bind(now_ms())
-                .execute(&mut *tx)
-                .await
-                .map_err(db(OP))?;
-            if result.rows_affected() == 0 {
-                return Ok(false);
-            }
-            self.insert_event(&mut tx, &lease.run_id, lease.attempt, &finished)
-                .await?;
-            tx.commit().await.map_err(db(OP))?;
-            Ok(true)
         })
         .await
     }
@@ -262,20 +251,32 @@ impl Store {
             phase: "shutdown".into(),
             message: message.to_string(),
         };
-        retry_on_conflict(|| async {
-            let mut tx = self.pool().begin().await.map_err(db(OP))?;
-            let result = sqlx::query(RELEASE)
+        self.fenced_write(OP, lease, &released, || {
+            sqlx::query(RELEASE)
                 .bind(lease.run_id.0.clone())
                 .bind(lease.token.clone())
-                .execute(&mut *tx)
-                .await
-                .map_err(db(OP))?;
+        })
+        .await
+    }
+
+    /// Runs `update` (a write fenced by the lease's token) and, if it changed the run,
+    /// appends `event` in the same transaction. False when the lease was lost.
+    async fn fenced_write<'q>(
+        &self,
+        op: &'static str,
+        lease: &Lease,
+        event: &EventKind,
+        update: impl Fn() -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    ) -> Result<bool> {
+        retry_on_conflict(|| async {
+            let mut tx = self.pool().begin().await.map_err(db(op))?;
+            let result = update().execute(&mut *tx).await.map_err(db(op))?;
             if result.rows_affected() == 0 {
                 return Ok(false);
             }
-            self.insert_event(&mut tx, &lease.run_id, lease.attempt, &released)
+            self.insert_event(&mut tx, &lease.run_id, lease.attempt, event)
                 .await?;
-            tx.commit().await.map_err(db(OP))?;
+            tx.commit().await.map_err(db(op))?;
             Ok(true)
         })
         .await
