@@ -41,16 +41,7 @@ impl Executor<'_> {
                         message: message.clone(),
                     })
                     .await;
-                FinishRun {
-                    status,
-                    outcome: None,
-                    reward: None,
-                    evaluation: None,
-                    final_response: None,
-                    steps: 0,
-                    usage: Default::default(),
-                    error: Some(message),
-                }
+                sink.ended_early(status, &message)
             }
         };
         let (steps, usage) = sink.totals();

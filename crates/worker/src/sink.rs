@@ -85,7 +85,7 @@ impl StoreSink {
         ))
     }
 
-    /// How a run ends without a result (cancelled, or failed by a panic): no evaluation, the
+    /// How a run ends without a result (cancelled, failed, a phase out of time): no evaluation, the
     /// steps and tokens used until then, and `error`.
     pub(crate) fn ended_early(&self, status: RunStatus, error: &str) -> FinishRun {
         let (steps, usage) = self.totals();

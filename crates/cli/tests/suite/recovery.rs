@@ -58,6 +58,20 @@ async fn wait_running(server: &TestServer, trace_id: &str) {
     assert!(running.is_ok(), "the run never started:\n{}", server.log());
 }
 
+/// A server (shutdown grace 1 s) whose one run is stuck in a model call, and the run's id.
+async fn server_with_a_stuck_run() -> (TestServer, String) {
+    let hole = black_hole().await;
+    let mut options = stuck_options(&hole, None);
+    options
+        .args
+        .extend(["--shutdown-grace-seconds".into(), "1".into()]);
+    let server = TestServer::start(binary(), options).await.unwrap();
+    let (_, accepted) = server.post("/v1/agent/run", &run_body()).await;
+    let trace_id = accepted["trace_id"].as_str().unwrap().to_string();
+    wait_running(&server, &trace_id).await;
+    (server, trace_id)
+}
+
 async fn restart_and_finish(data_dir: std::path::PathBuf, trace_id: &str) -> Value {
     let fake = FakeModelServer::start().await.unwrap();
     fake.push([FakeReply::text("391")]);
@@ -98,15 +112,7 @@ async fn a_run_in_flight_survives_a_server_crash() {
 
 #[tokio::test]
 async fn a_graceful_shutdown_releases_runs_in_flight_to_the_queue() {
-    let hole = black_hole().await;
-    let mut options = stuck_options(&hole, None);
-    options
-        .args
-        .extend(["--shutdown-grace-seconds".into(), "1".into()]);
-    let mut server = TestServer::start(binary(), options).await.unwrap();
-    let (_, accepted) = server.post("/v1/agent/run", &run_body()).await;
-    let trace_id = accepted["trace_id"].as_str().unwrap().to_string();
-    wait_running(&server, &trace_id).await;
+    let (mut server, trace_id) = server_with_a_stuck_run().await;
     let data_dir = server.data_dir.clone();
     if let Err(error) = server.terminate(Duration::from_secs(60)).await {
         panic!("{error}\n{}", server.log());
@@ -260,15 +266,7 @@ async fn a_released_run_is_a_new_attempt_and_its_dataset_record_is_that_attempt_
 /// status, and the process exits within its grace period (bounded generously here).
 #[tokio::test]
 async fn a_shutdown_ends_open_event_streams_and_sync_waits() {
-    let hole = black_hole().await;
-    let mut options = stuck_options(&hole, None);
-    options
-        .args
-        .extend(["--shutdown-grace-seconds".into(), "1".into()]);
-    let mut server = TestServer::start(binary(), options).await.unwrap();
-    let (_, accepted) = server.post("/v1/agent/run", &run_body()).await;
-    let streamed = accepted["trace_id"].as_str().unwrap().to_string();
-    wait_running(&server, &streamed).await;
+    let (mut server, streamed) = server_with_a_stuck_run().await;
     let stream = server
         .client()
         .get(format!("{}/v1/traces/{streamed}/events", server.base_url))
