@@ -162,3 +162,66 @@ async fn an_api_server_and_a_worker_process_share_one_queue() {
     }
     schema.drop().await.unwrap();
 }
+
+/// Milliseconds of the day of an RFC 3339 time from the API (`...THH:MM:SS.mmmZ`).
+fn ms_of_day(time: &str) -> i64 {
+    let clock = time.split('T').nth(1).unwrap().trim_end_matches('Z');
+    let (hms, millis) = clock.split_once('.').unwrap_or((clock, "0"));
+    let parts: Vec<i64> = hms.split(':').map(|part| part.parse().unwrap()).collect();
+    ((parts[0] * 60 + parts[1]) * 60 + parts[2]) * 1000 + millis.parse::<i64>().unwrap()
+}
+
+/// A measurement, not a test (no threshold): how long a `sync` request on the API server
+/// answers after its run finished in a `rollout worker` process, i.e. the time the request
+/// took minus the run's own time from creation to finish. Run with `TEST_DATABASE_URL`:
+/// `cargo nextest run -p rollout-cli --run-ignored only -E 'test(measure_sync_wake_up)'
+/// --no-capture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "a measurement, run on demand"]
+async fn measure_sync_wake_up_across_processes() {
+    let Some(schema) = TestSchema::create().await.unwrap() else {
+        return;
+    };
+    let fake = FakeModelServer::start_with_policy(Policy::ToolStepsThenAnswer {
+        tool: "calculator".into(),
+        arguments: json!({"expression": "2 + 2"}),
+        steps: 0,
+    })
+    .await
+    .unwrap();
+    let api = servers_on(&schema, &fake, 1, &["--max-concurrent-runs", "0"])
+        .await
+        .remove(0);
+    let mut options = fake_options(&fake);
+    options.args = ["--database-url", &schema.url, "--max-concurrent-runs", "4"]
+        .map(String::from)
+        .to_vec();
+    let _worker = TestWorker::start(binary(), options).await.unwrap();
+    let mut overheads = Vec::new();
+    for index in 0..20 {
+        let asked = std::time::Instant::now();
+        let (status, summary) = api
+            .post(
+                "/v1/agent/run",
+                &json!({"env_name": "my-assistant", "scenario_name": "answer_question",
+                    "scenario_args": {"query": format!("What is {index} + 2?")},
+                    "model": "claude-sonnet-4-5", "sync": true}),
+            )
+            .await;
+        let took = i64::try_from(asked.elapsed().as_millis()).unwrap();
+        assert_eq!(status, 200, "{summary}");
+        let id = summary["trace_id"].as_str().unwrap();
+        let (_, trace) = api.get(&format!("/v1/traces/{id}?include=summary")).await;
+        let ran = ms_of_day(trace["finished_at"].as_str().unwrap())
+            - ms_of_day(trace["created_at"].as_str().unwrap());
+        overheads.push(took - ran);
+    }
+    overheads.sort_unstable();
+    let mean = overheads.iter().sum::<i64>() / 20;
+    eprintln!(
+        "sync answered after the run finished in another process: mean {mean} ms, p50 {} ms, \
+         max {} ms",
+        overheads[10], overheads[19]
+    );
+    schema.drop().await.unwrap();
+}
