@@ -157,12 +157,14 @@ async fn a_dataset_of_2000_traces_is_built_while_20_runs_go_on() {
         assert_eq!(status, 202, "{accepted}");
         runs.push(accepted["trace_id"].as_str().unwrap().to_string());
     }
+    let asked = std::time::Instant::now();
     let (status, dataset) = server
         .post(
             "/v1/datasets",
             &json!({"name": "big", "env": "seeded", "limit": TRACES}),
         )
         .await;
+    eprintln!("a dataset of {TRACES} traces took {:?}", asked.elapsed());
     assert_eq!(status, 201, "{dataset}\n{}", server.log());
     assert_eq!(dataset["stats"]["count"], TRACES, "{dataset}");
     let id = dataset["id"].as_str().unwrap();
