@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 const RUNS: usize = 300;
-const LEASE_SECONDS: u64 = 2;
+const LEASE_SECONDS: u64 = 3;
 /// Every model call takes this long: runs are in flight when the servers are disrupted.
 const MODEL_DELAY: Duration = Duration::from_secs(1);
 /// The bound of the whole test's waiting for runs.
