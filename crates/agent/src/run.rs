@@ -111,6 +111,9 @@ async fn execute(
 ) -> Result<ToolResult, AgentError> {
     let started = Instant::now();
     let result = if tools.iter().any(|tool| tool.name == call.name) {
+        // Tests make a tool call panic here (`FAILPOINTS=agent::tool_call=panic`).
+        #[cfg(feature = "failpoints")]
+        fail::fail_point!("agent::tool_call");
         host.call_tool(call).await?
     } else {
         ToolResult::error(&call.id, format!("Tool '{}' is not available.", call.name))

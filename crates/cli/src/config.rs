@@ -62,6 +62,60 @@ pub(crate) struct ServeArgs {
     pub(crate) log_format: Option<crate::logging::LogFormat>,
 }
 
+/// Flags of `rollout worker`: those of `serve` that concern running runs.
+#[derive(Debug, Default, Args)]
+pub(crate) struct WorkerArgs {
+    /// Database URL shared with the API servers: postgres://USER@HOST/DB (or sqlite://PATH
+    /// on the server's machine).
+    #[arg(long, env = "ROLLOUT_DATABASE_URL", hide_env_values = true)]
+    pub(crate) database_url: Option<String>,
+    /// Directory for environment work files (and the SQLite database by default).
+    #[arg(long, env = "ROLLOUT_DATA_DIR")]
+    pub(crate) data_dir: Option<PathBuf>,
+    /// The URL users reach the API at; callbacks' trace URLs are built from it.
+    #[arg(long, env = "ROLLOUT_PUBLIC_URL")]
+    pub(crate) public_url: Option<String>,
+    /// Path of a rollout.toml (default: ./rollout.toml when it exists).
+    #[arg(long, env = "ROLLOUT_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+    /// Runs executed at once by this process.
+    #[arg(long, env = "ROLLOUT_MAX_CONCURRENT_RUNS")]
+    pub(crate) max_concurrent_runs: Option<usize>,
+    /// Seconds a claim on a run lasts without a heartbeat.
+    #[arg(long, env = "ROLLOUT_LEASE_SECONDS")]
+    pub(crate) lease_seconds: Option<u64>,
+    /// Environment sessions kept started ahead of time per stdio environment version.
+    #[arg(long, env = "ROLLOUT_WARM_POOL_SIZE")]
+    pub(crate) warm_pool_size: Option<usize>,
+    /// Seconds runs in flight may go on after SIGTERM before they are released to the queue.
+    #[arg(long, env = "ROLLOUT_SHUTDOWN_GRACE_SECONDS")]
+    pub(crate) shutdown_grace_seconds: Option<u64>,
+    /// Log level of rollout's own events (dependencies stay at warn), or a full filter.
+    #[arg(long, env = "ROLLOUT_LOG")]
+    pub(crate) log: Option<String>,
+    /// `text` (default) or `json`: one JSON object per line, for log pipelines.
+    #[arg(long, env = "ROLLOUT_LOG_FORMAT", value_enum)]
+    pub(crate) log_format: Option<crate::logging::LogFormat>,
+}
+
+impl From<WorkerArgs> for ServeArgs {
+    fn from(args: WorkerArgs) -> Self {
+        ServeArgs {
+            database_url: args.database_url,
+            data_dir: args.data_dir,
+            public_url: args.public_url,
+            config: args.config,
+            max_concurrent_runs: args.max_concurrent_runs,
+            lease_seconds: args.lease_seconds,
+            warm_pool_size: args.warm_pool_size,
+            shutdown_grace_seconds: args.shutdown_grace_seconds,
+            log: args.log,
+            log_format: args.log_format,
+            ..ServeArgs::default()
+        }
+    }
+}
+
 /// `rollout.toml`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -133,6 +187,9 @@ pub(crate) struct RunDefaults {
     pub(crate) max_timeout_seconds: Option<u64>,
     /// How long an Idempotency-Key stands for its run.
     pub(crate) idempotency_ttl_seconds: Option<u64>,
+    /// The most a tool result, message or other value inside a trace event may take; the
+    /// rest is cut (with its size and SHA-256).
+    pub(crate) max_event_bytes: Option<usize>,
 }
 
 /// `[limits]`.
@@ -326,6 +383,7 @@ pub(crate) struct Settings {
     pub(crate) grading_timeout_seconds: u64,
     pub(crate) max_timeout_seconds: u64,
     pub(crate) idempotency_ttl_seconds: u64,
+    pub(crate) max_event_bytes: usize,
     pub(crate) allow_private_callbacks: bool,
     pub(crate) callback_first_backoff_ms: u64,
     pub(crate) callback_timeout_seconds: u64,
@@ -409,6 +467,10 @@ impl Settings {
             grading_timeout_seconds,
             max_timeout_seconds,
             idempotency_ttl_seconds: file.runs.idempotency_ttl_seconds.unwrap_or(86_400),
+            max_event_bytes: file
+                .runs
+                .max_event_bytes
+                .unwrap_or(rollout_store::DEFAULT_MAX_EVENT_BYTES),
             allow_private_callbacks: file.callbacks.allow_private.unwrap_or(false),
             callback_first_backoff_ms: file.callbacks.first_backoff_ms.unwrap_or(1000),
             callback_timeout_seconds: file.callbacks.timeout_seconds.unwrap_or(10).max(1),

@@ -56,7 +56,8 @@ impl Embedded {
             .with_context(|| format!("creating {}", settings.data_dir.display()))?;
         let store = Store::connect(&settings.database_url)
             .await
-            .context("opening the embedded database")?;
+            .context("opening the embedded database")?
+            .with_max_event_bytes(settings.max_event_bytes);
         store
             .ensure_project(DEFAULT_PROJECT, "Default project")
             .await?;
@@ -110,6 +111,7 @@ impl Embedded {
                 public_url: url.clone(),
                 ..server_config
             }),
+            shutdown: CancellationToken::new(),
         };
         let stop = shutdown.clone();
         let server = tokio::spawn(async move {

@@ -15,6 +15,7 @@ mod sandbox_config;
 mod schedule;
 mod serve;
 mod training;
+mod worker;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -37,6 +38,9 @@ struct Cli {
 enum Command {
     /// Start the API server and a worker (SQLite in --data-dir unless --database-url is set).
     Serve(Box<config::ServeArgs>),
+    /// Claim and execute runs, with no HTTP API: scale execution apart from the API
+    /// servers (on PostgreSQL, any number of machines).
+    Worker(Box<config::WorkerArgs>),
     /// Evaluate models on a taskset file (JSONL, hud task format): against a server with
     /// --url, or in-process without one.
     Eval(Box<eval::EvalArgs>),
@@ -76,6 +80,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Built with the `failpoints` feature (tests only), FAILPOINTS configures fault injection.
+    #[cfg(feature = "failpoints")]
+    let _failpoints = fail::FailScenario::setup();
     let cli = Cli::parse();
     // The guard is a plain synchronous supervisor: no async runtime.
     let cli = match cli.command {
@@ -108,6 +115,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve::run(*args).await,
+            Command::Worker(args) => worker::run(*args).await,
             Command::Eval(args) => eval::run(*args).await,
             Command::Job(command) => eval::job(command).await,
             Command::Keys(command) => keys::run(command).await,

@@ -30,14 +30,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             settings.data_dir.display()
         )
     })?;
-    let store = Store::connect(&settings.database_url)
-        .await
-        .with_context(|| {
-            format!(
-                "opening the database ({})",
-                redact_url(&settings.database_url)
-            )
-        })?;
+    let store = open_store(&settings).await?;
     store
         .ensure_project(DEFAULT_PROJECT, "Default project")
         .await?;
@@ -76,13 +69,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         grading_timeout_seconds: settings.grading_timeout_seconds,
         max_timeout_seconds: settings.max_timeout_seconds,
         idempotency_ttl: Duration::from_secs(settings.idempotency_ttl_seconds),
-        callbacks: CallbackConfig {
-            allow_private: settings.allow_private_callbacks,
-            public_url: None,
-            first_backoff: Duration::from_millis(settings.callback_first_backoff_ms),
-            request_timeout: Duration::from_secs(settings.callback_timeout_seconds),
-            ..CallbackConfig::default()
-        },
+        callbacks: callback_config(&settings),
         rate_limit: settings
             .rate_limit
             .map(|(per_minute, burst)| RateLimit { per_minute, burst }),
@@ -115,23 +102,23 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let notifier = Arc::new(RunNotifier::default());
     let shutdown = CancellationToken::new();
+    // On PostgreSQL, what other processes write wakes this one's streams and sync requests.
+    let relay = tokio::spawn(rollout_worker::follow_store(
+        store.clone(),
+        notifier.clone(),
+        shutdown.clone(),
+    ));
     let worker_task = if settings.max_concurrent_runs > 0 {
-        let lease = Duration::from_secs(settings.lease_seconds);
         let worker = Worker::new(
             store.clone(),
             catalog.clone(),
             notifier.clone(),
-            WorkerConfig {
-                max_concurrent_runs: settings.max_concurrent_runs,
-                lease,
-                heartbeat: lease / 3,
-                shutdown_grace: Duration::from_secs(settings.shutdown_grace_seconds),
-                warm_pool_size: settings.warm_pool_size,
-                sandbox: sandbox.clone(),
-                replicas: Some(replicas.clone()),
-                callbacks: server_config.callbacks.clone(),
-                ..WorkerConfig::default()
-            },
+            worker_config(
+                &settings,
+                &sandbox,
+                &replicas,
+                server_config.callbacks.clone(),
+            ),
         );
         Some(tokio::spawn(worker.run(shutdown.clone())))
     } else {
@@ -143,6 +130,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         catalog,
         notifier,
         config: Arc::new(server_config),
+        shutdown: CancellationToken::new(),
     };
     let scheduler_stop = shutdown.clone();
     let scheduler = tokio::spawn(rollout_server::run_scheduler(state.clone(), async move {
@@ -162,11 +150,57 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     .context("serving HTTP")?;
     shutdown.cancel();
     let _ = scheduler.await;
+    let _ = relay.await;
     if let Some(worker_task) = worker_task {
         let _ = worker_task.await;
     }
     store.close().await;
     Ok(())
+}
+
+/// Opens (and migrates) the database of the settings, with their event size limit.
+pub(crate) async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    let store = Store::connect(&settings.database_url)
+        .await
+        .with_context(|| {
+            format!(
+                "opening the database ({})",
+                redact_url(&settings.database_url)
+            )
+        })?;
+    Ok(store.with_max_event_bytes(settings.max_event_bytes))
+}
+
+/// How run callbacks are delivered (the public URL is filled in by the caller).
+pub(crate) fn callback_config(settings: &Settings) -> CallbackConfig {
+    CallbackConfig {
+        allow_private: settings.allow_private_callbacks,
+        public_url: settings.public_url.clone(),
+        first_backoff: Duration::from_millis(settings.callback_first_backoff_ms),
+        request_timeout: Duration::from_secs(settings.callback_timeout_seconds),
+        ..CallbackConfig::default()
+    }
+}
+
+/// How this process's worker claims and executes runs.
+pub(crate) fn worker_config(
+    settings: &Settings,
+    sandbox: &Sandbox,
+    replicas: &ReplicaManager,
+    callbacks: CallbackConfig,
+) -> WorkerConfig {
+    let lease = Duration::from_secs(settings.lease_seconds);
+    WorkerConfig {
+        max_concurrent_runs: settings.max_concurrent_runs,
+        lease,
+        heartbeat: lease / 3,
+        shutdown_grace: Duration::from_secs(settings.shutdown_grace_seconds),
+        warm_pool_size: settings.warm_pool_size,
+        sandbox: sandbox.clone(),
+        replicas: Some(replicas.clone()),
+        callbacks,
+        ..WorkerConfig::default()
+    }
 }
 
 /// Makes sure an admin key exists: the one from `ROLLOUT_ADMIN_KEY`, or on first start
@@ -299,14 +333,14 @@ fn target(section: &EnvironmentSection) -> anyhow::Result<Option<EnvTarget>> {
 }
 
 /// A line for the operator on stdout (the key banner, the listening address).
-fn say(line: &str) {
+pub(crate) fn say(line: &str) {
     let mut stdout = std::io::stdout();
     let _ = writeln!(stdout, "{line}");
     let _ = stdout.flush();
 }
 
 /// The database URL without its password.
-fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let userinfo = &url[scheme_end + 3..at];
@@ -317,7 +351,7 @@ fn redact_url(url: &str) -> String {
     }
 }
 
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {

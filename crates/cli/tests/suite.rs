@@ -1,25 +1,31 @@
 //! Test modules, one per topic.
 
+mod big_datasets;
 mod boundaries;
 mod browser;
 mod bundles;
 mod cancel;
+mod chaos;
 mod chat_recipe;
 mod common;
 mod cost;
 mod deploy;
+mod env_hygiene;
+mod fencing;
 mod gateway;
 mod http_callers;
 mod hud_python;
 mod inbox;
 mod jobs;
 mod keys;
+mod panics;
 mod projects;
 mod recipes;
 mod recovery;
 mod run_api;
 mod runs;
 mod sandbox;
+mod scale;
 mod schedules;
 mod sdk_interop;
 mod traces_api;

@@ -393,6 +393,7 @@ struct Recorder {
 /// The run of the scenario being played.
 struct ActiveRun {
     id: RunId,
+    lease: rollout_store::Lease,
     steps: u32,
     answer: Option<String>,
 }
@@ -408,7 +409,7 @@ impl Recorder {
                 event = events.recv() => event,
                 _ = heartbeat.tick() => {
                     if let Some(run) = &active
-                        && let Err(error) = self.state.store.heartbeat(&run.id, OWNER, LEASE).await
+                        && let Err(error) = self.state.store.heartbeat(&run.lease, LEASE).await
                     {
                         tracing::warn!(run = %run.id, %error, "could not renew a gateway run's lease");
                     }
@@ -448,10 +449,12 @@ impl Recorder {
                         .start(&client, &scenario_id, arguments, connected.as_ref())
                         .await
                     {
-                        Ok(id) => {
+                        Ok(lease) => {
+                            let id = lease.run_id.clone();
                             self.append(&id, &setup).await;
                             active = Some(ActiveRun {
                                 id,
+                                lease,
                                 steps: 0,
                                 answer: None,
                             });
@@ -539,7 +542,7 @@ impl Recorder {
         scenario_id: &str,
         arguments: Map<String, Value>,
         connected: Option<&(String, u64)>,
-    ) -> Result<RunId, rollout_store::StoreError> {
+    ) -> Result<rollout_store::Lease, rollout_store::StoreError> {
         let scenario_name = scenario_id
             .split_once(':')
             .map_or(scenario_id, |(_, name)| name)
@@ -570,7 +573,8 @@ impl Recorder {
             key_id: Some(self.key_id.clone()),
         };
         let id = RunId::generate();
-        self.state
+        let claimed = self
+            .state
             .store
             .insert_running_run(&id, &self.project_id, &spec, OWNER, LEASE)
             .await?;
@@ -593,12 +597,15 @@ impl Recorder {
             )
             .await;
         }
-        Ok(id)
+        Ok(claimed.lease)
     }
 
     async fn append(&self, run_id: &RunId, event: &EventKind) {
-        if let Err(error) = self.state.store.append_event(run_id, 1, event).await {
-            tracing::error!(run = %run_id, %error, "could not record a gateway event");
+        match self.state.store.append_event(run_id, 1, event).await {
+            Ok(_) => self.state.notifier.event_appended(run_id.clone()),
+            Err(error) => {
+                tracing::error!(run = %run_id, %error, "could not record a gateway event")
+            }
         }
     }
 
@@ -609,11 +616,6 @@ impl Recorder {
         evaluation: Option<rollout_domain::Evaluation>,
         error: Option<String>,
     ) {
-        let ended = EventKind::Finished {
-            status: status.as_str().into(),
-            error: error.clone(),
-        };
-        self.append(&run.id, &ended).await;
         let finish = FinishRun {
             status,
             outcome: run.answer.as_ref().map(|_| "answered".to_string()),
@@ -624,7 +626,7 @@ impl Recorder {
             usage: Default::default(),
             error,
         };
-        match self.state.store.finish_run(&run.id, OWNER, &finish).await {
+        match self.state.store.finish_run(&run.lease, &finish).await {
             Ok(true) => {
                 tracing::info!(run = %run.id, status = %status, reward = ?finish.reward, "gateway run finished");
                 self.state.notifier.run_finished(run.id, status);

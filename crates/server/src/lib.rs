@@ -25,7 +25,8 @@ pub use routes::router;
 pub use scheduler::run_scheduler;
 pub use state::{AppState, ServerConfig};
 
-/// Serves the API on `listener` until `shutdown` resolves, then lets requests in flight end.
+/// Serves the API on `listener` until `shutdown` resolves, then lets requests in flight end:
+/// event streams and `sync` waits end at once (`AppState::shutdown`), others finish.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
@@ -34,9 +35,11 @@ pub async fn serve(
     training::start(&state).await;
     let gateway = std::sync::Arc::new(gateway::Gateway::new(&state.config));
     let limits = state.config.http;
+    let stopping = state.shutdown.clone();
     let app = routes::router_with_gateway(state, gateway.clone());
     http::serve(listener, app, limits, async move {
         shutdown.await;
+        stopping.cancel();
         // Open MCP sessions hold response streams; close them rather than wait.
         gateway.shutdown().await;
     })

@@ -9,6 +9,9 @@
 //! A tick is admitted like `POST /v1/agent/run` (see `admit_tick`): a tick the project may
 //! not run now (quota used up, too many runs in flight, model or environment not usable)
 //! starts no run and records why on the schedule (`last_skip_reason`).
+//! Schedules are isolated from each other's errors: one whose cron, time zone or stored run
+//! no longer parses is marked with its error and taken off the due list; one whose tick
+//! fails to fire is marked and tried again at the next poll. The others keep firing.
 
 use crate::error::ApiError;
 use crate::routes::schedules::next_tick;
@@ -41,10 +44,41 @@ pub async fn run_scheduler(state: AppState, shutdown: impl Future<Output = ()>) 
 
 async fn fire_due(state: &AppState) -> Result<(), rollout_store::StoreError> {
     let now = Utc::now().timestamp_millis();
-    for schedule in state.store.due_schedules(now, BATCH).await? {
-        fire(state, &schedule, now).await?;
+    for due in state.store.due_schedules(now, BATCH).await? {
+        let (id, error, stop) = match due {
+            Ok(schedule) => match unparsable(&schedule) {
+                Some(error) => (schedule.id, error, true),
+                None => match fire(state, &schedule, now).await {
+                    Ok(()) => continue,
+                    Err(error) => (schedule.id, error.to_string(), false),
+                },
+            },
+            Err(broken) => (broken.id, broken.error.to_string(), true),
+        };
+        tracing::warn!(schedule = %id, %error, stopped = stop, "a schedule could not fire; the others go on");
+        if let Err(error) = state.store.mark_schedule_error(&id, &error, stop).await {
+            tracing::warn!(schedule = %id, %error, "could not record a schedule's error");
+        }
     }
     Ok(())
+}
+
+/// Why a stored schedule can no longer fire at all: its cron or time zone does not parse.
+fn unparsable(schedule: &ScheduleRecord) -> Option<String> {
+    if let Err(error) = crate::cron::Cron::parse(&schedule.cron) {
+        return Some(format!(
+            "the cron expression '{}' no longer parses: {error}",
+            schedule.cron
+        ));
+    }
+    crate::cron::parse_zone(&schedule.timezone)
+        .err()
+        .map(|error| {
+            format!(
+                "the time zone '{}' no longer parses: {error}",
+                schedule.timezone
+            )
+        })
 }
 
 async fn fire(
@@ -129,5 +163,80 @@ async fn admit_tick(
         Ok(()) => Ok(None),
         Err(error) if error.status.is_server_error() => Err(error),
         Err(error) => Ok(Some(error.message)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rollout_models::{CatalogConfig, ModelCatalog};
+    use rollout_store::{NewSchedule, Store};
+    use std::sync::Arc;
+
+    fn schedule(cron: &str, timezone: &str, due_ms: i64) -> NewSchedule {
+        let spec = serde_json::from_value(serde_json::json!({
+            "env_name": "my-assistant",
+            "env_version": 1,
+            "scenario_name": "answer_question",
+            "scenario_args": {"query": "What is 2 + 2?"},
+            "model": "replay",
+            "max_steps": 10,
+            "agent_timeout_seconds": 60,
+            "grading_timeout_seconds": 60
+        }))
+        .unwrap();
+        NewSchedule {
+            project_id: "p".into(),
+            name: cron.into(),
+            cron: cron.into(),
+            timezone: timezone.into(),
+            spec,
+            pinned_version: None,
+            next_run_at_ms: Some(due_ms),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_schedule_that_no_longer_parses_is_marked_and_the_others_keep_firing() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("db.sqlite").display());
+        let store = Store::connect(&url).await.unwrap();
+        store.ensure_project("p", "Project").await.unwrap();
+        let state = AppState {
+            store: store.clone(),
+            catalog: Arc::new(ModelCatalog::new(CatalogConfig::default())),
+            notifier: Arc::default(),
+            config: Arc::default(),
+            shutdown: Default::default(),
+        };
+        let due = Utc::now().timestamp_millis() - 1_000;
+        // Stored before a stricter parser (or by hand): they cannot fire any more.
+        let bad_cron = store
+            .insert_schedule("a", &schedule("every day at noon", "UTC", due))
+            .await
+            .unwrap();
+        let bad_zone = store
+            .insert_schedule("b", &schedule("0 * * * *", "Mars/Olympus", due))
+            .await
+            .unwrap();
+        let good = store
+            .insert_schedule("c", &schedule("0 * * * *", "Europe/Paris", due))
+            .await
+            .unwrap();
+
+        fire_due(&state).await.unwrap();
+
+        let good = store.get_schedule("p", &good.id).await.unwrap().unwrap();
+        assert_eq!(good.last_run_at_ms, Some(due), "the good schedule fired");
+        assert!(good.next_run_at_ms.unwrap() > due);
+        assert_eq!(good.last_error, None);
+        for broken in [bad_cron, bad_zone] {
+            let broken = store.get_schedule("p", &broken.id).await.unwrap().unwrap();
+            let error = broken.last_error.unwrap();
+            assert!(error.contains("no longer parses"), "{error}");
+            assert_eq!((broken.last_run_at_ms, broken.next_run_at_ms), (None, None));
+        }
+        // Off the due list: the next poll has nothing left to do.
+        assert!(store.due_schedules(due + 1, 10).await.unwrap().is_empty());
     }
 }

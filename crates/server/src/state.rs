@@ -5,6 +5,7 @@ use rollout_store::Store;
 use rollout_worker::RunNotifier;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 /// Server settings, filled by the CLI from flags, environment and config file.
 #[derive(Debug, Clone)]
@@ -97,6 +98,9 @@ pub struct AppState {
     pub catalog: Arc<ModelCatalog>,
     pub notifier: Arc<RunNotifier>,
     pub config: Arc<ServerConfig>,
+    /// Cancelled by [`crate::serve`] when the server starts shutting down: long requests
+    /// (event streams, `sync` waits) end at once instead of holding the shutdown up.
+    pub shutdown: CancellationToken,
 }
 
 impl AppState {

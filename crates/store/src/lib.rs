@@ -2,6 +2,7 @@
 
 pub mod error;
 pub mod eval;
+mod event_size;
 mod store;
 pub mod training;
 pub mod types;
@@ -10,18 +11,20 @@ pub use error::{DbError, StoreError};
 pub use eval::{
     JobCounts, JobRecord, JobRun, JobSpec, ModelProgress, NewJobRun, StoredTask, TasksetRecord,
 };
+pub use event_size::DEFAULT_MAX_EVENT_BYTES;
 pub use store::Store;
 pub use store::deliveries::{DeliveryRecord, NewDelivery};
 pub use store::idempotency::IdempotentInsert;
 pub use store::keys::{generate_api_key, hash_api_key};
+pub use store::notifications::{Notifications, StoreNotification};
 pub use store::projects::{ProjectRecord, ProjectSettings, ProjectUsage};
 pub use store::queue::GATEWAY_OWNER;
-pub use store::schedules::{NewSchedule, ScheduleRecord, TickAction};
+pub use store::schedules::{BrokenSchedule, NewSchedule, ScheduleRecord, TickAction};
 pub use store::traces::{TraceQuery, UsageGroup, UsageRow};
 pub use training::{DatasetLine, DatasetRecord, TrainingJobRecord};
 pub use types::{
-    ApiKeyRecord, Backend, ClaimedRun, EnvStatus, EnvVersion, FinishRun, KeyRole, NewEnvVersion,
-    RunFilter, RunRecord,
+    ApiKeyRecord, Backend, CancelOutcome, ClaimedRun, EnvStatus, EnvVersion, FinishRun, KeyRole,
+    Lease, NewEnvVersion, RunFilter, RunRecord,
 };
 
 /// Shorthand for the store's results.

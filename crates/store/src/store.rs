@@ -28,6 +28,7 @@ mod gateway;
 pub(crate) mod idempotency;
 mod jobs;
 pub(crate) mod keys;
+pub(crate) mod notifications;
 pub(crate) mod projects;
 pub(crate) mod queue;
 mod runs;
@@ -55,6 +56,11 @@ const SQLITE_PRAGMAS: [&str; 4] = [
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// The most a string (or free-form JSON value) inside an event may take; see
+    /// `event_size`.
+    max_event_bytes: usize,
+    /// The URL, kept on PostgreSQL for the notification listener's own connection.
+    postgres_url: Option<String>,
 }
 
 impl Store {
@@ -84,7 +90,19 @@ impl Store {
                 message: error.to_string(),
             })?;
         tracing::debug!(backend = backend.as_str(), "store connected and migrated");
-        Ok(Store { pool, backend })
+        Ok(Store {
+            pool,
+            backend,
+            max_event_bytes: crate::DEFAULT_MAX_EVENT_BYTES,
+            postgres_url: (backend == Backend::Postgres).then_some(url),
+        })
+    }
+
+    /// Events appended through this store keep strings and free-form JSON values of at most
+    /// `bytes` (the rest is cut, with its size and SHA-256).
+    pub fn with_max_event_bytes(mut self, bytes: usize) -> Self {
+        self.max_event_bytes = bytes.max(1024);
+        self
     }
 
     /// Which database this store talks to.
@@ -99,6 +117,14 @@ impl Store {
 
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    pub(crate) fn postgres_url(&self) -> Option<&str> {
+        self.postgres_url.as_deref()
+    }
+
+    pub(crate) fn max_event_bytes(&self) -> usize {
+        self.max_event_bytes
     }
 }
 

@@ -160,18 +160,43 @@ pub struct RunRecord {
     pub steps: i64,
     /// Tokens summed over the run's model calls.
     pub usage: Usage,
-    /// How many times a worker claimed the run (a released claim does not count).
+    /// How many times a worker claimed the run; it only ever increases (a claim released
+    /// at shutdown counts too, so that every attempt's events keep their own number).
     pub attempts: i64,
     pub created_at_ms: i64,
     pub started_at_ms: Option<i64>,
     pub finished_at_ms: Option<i64>,
 }
 
-/// A run a worker just claimed, with the number of this attempt (1 for the first).
+/// A run a worker just claimed, with the lease that lets it write.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClaimedRun {
     pub run: RunRecord,
+    pub lease: Lease,
+}
+
+/// One claim on a running run. Every write of the claim's execution (heartbeat, progress,
+/// events, release, finish) presents `token` and is refused once another claim replaced it,
+/// even one made by the same process (fencing by claim, not by process).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub run_id: RunId,
+    /// Unique per claim.
+    pub token: String,
+    /// The attempt this claim started (1 for the first); its events carry it.
     pub attempt: i64,
+}
+
+/// What a cancel request did to a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelOutcome {
+    /// The run was queued: this request cancelled it (status and `finished` event in one
+    /// transaction). Exactly one of concurrent requests gets this.
+    Cancelled,
+    /// The run is running: it is flagged, and its worker stops it and writes `cancelled`.
+    Requested,
+    /// The run had already ended with this status (perhaps cancelled by another request).
+    Ended(RunStatus),
 }
 
 /// The final state of a run, written once by the worker that owns it.

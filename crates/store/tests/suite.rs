@@ -50,23 +50,45 @@ on_every_backend! {
     deploys::build_logs_active_runs_and_delete_keep_traces => env_deploys,
     runs::runs_are_inserted_read_and_listed_with_filters_and_cursor => runs_listing,
     runs::cancel_stops_queued_runs_and_flags_running_ones => cancel,
+    runs::concurrent_cancels_of_a_queued_run_cancel_it_once => concurrent_cancels,
     events::events_are_numbered_from_one_and_listed_after_a_seq => events,
     events::concurrent_appends_get_distinct_consecutive_seqs => concurrent_events,
+    events::pages_of_events_end_at_their_byte_budget => event_pages,
+    events::other_processes_hear_of_appended_events_and_finished_runs => notifications,
     queue::claim_heartbeat_progress_and_finish_are_fenced => claim_and_fencing,
     queue::concurrent_claimers_never_claim_a_run_twice => concurrent_claims,
     queue::expired_leases_are_requeued_then_failed => lease_expiry,
-    queue::release_puts_a_run_back_without_counting_the_attempt => release,
+    queue::release_puts_a_run_back_and_the_next_claim_is_a_new_attempt => release,
+    queue::a_reclaim_by_the_same_worker_fences_out_its_earlier_claim => reclaim_fencing,
     queue::queue_position_follows_claim_order => queue_position,
     run_api::idempotency_keys_return_the_same_run_and_refuse_other_requests => idempotency_keys,
     run_api::concurrent_duplicates_create_exactly_one_run => idempotency_concurrent,
+    run_api::expired_idempotency_keys_are_purged_and_live_ones_kept => idempotency_purge,
     run_api::deliveries_are_logged_per_run_and_project => callback_deliveries,
     run_api::a_schedule_tick_fires_exactly_once => schedule_ticks,
     jobs::tasksets_keep_tasks_in_order_and_all_or_nothing => tasksets,
     jobs::claims_respect_a_jobs_max_concurrency => job_max_concurrency,
+    jobs::concurrent_claimers_hold_a_jobs_max_concurrency => job_max_concurrency_racing,
     jobs::jobs_cancel_and_retry_only_failed_runs => job_cancel_retry,
     traces::traces_are_searched_by_every_filter_and_usage_is_summed => trace_search,
+    traces::the_metadata_filter_matches_every_json_type_alike => metadata_filter,
     traces::ui_sessions_follow_their_key_and_expire => ui_sessions,
     training::datasets_jobs_and_checkpoints => training,
     gateway::gateway_runs_start_running_and_finish_fenced => gateway_runs,
     gateway::a_lost_gateway_run_fails_instead_of_going_back_to_the_queue => lost_gateway_runs_fail,
+}
+
+/// `cargo nextest run -p rollout-store --run-ignored only -E 'test(measure_claim_cost)'
+/// --no-capture` (with `TEST_DATABASE_URL` for PostgreSQL): prints the claim's cost for
+/// growing backlogs of a full job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "a measurement, run on demand"]
+async fn measure_claim_cost() {
+    let sqlite = common::TestDb::sqlite().await;
+    jobs::measure_claim_cost(&sqlite).await;
+    sqlite.cleanup().await;
+    if let Some(postgres) = common::TestDb::postgres().await {
+        jobs::measure_claim_cost(&postgres).await;
+        postgres.cleanup().await;
+    }
 }

@@ -27,6 +27,7 @@ use serde_json::Value;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 use tokio::task::JoinHandle;
 
 /// Input tokens reported for a request with no messages.
@@ -55,6 +56,11 @@ pub enum FakeReply {
     },
     /// This exact JSON body with status 200, for shapes the other variants cannot express.
     Raw(Value),
+    /// `reply`, sent after `delay` (a slow provider, or a call still in flight).
+    Delayed {
+        delay: Duration,
+        reply: Box<FakeReply>,
+    },
 }
 
 impl FakeReply {
@@ -74,6 +80,14 @@ impl FakeReply {
             status,
             retry_after_secs: None,
             body: Value::String(message.into()),
+        }
+    }
+
+    /// `reply`, sent only after `delay`.
+    pub fn delayed(delay: Duration, reply: FakeReply) -> Self {
+        Self::Delayed {
+            delay,
+            reply: Box::new(reply),
         }
     }
 
@@ -143,6 +157,10 @@ pub struct FakeModelServer {
 
 struct ServerState {
     policy: Option<Policy>,
+    /// Added before every reply, in milliseconds (a slow provider).
+    delay_ms: AtomicU64,
+    /// Requests whose client went away before their (delayed) reply was sent.
+    abandoned: AtomicU64,
     script: Mutex<VecDeque<FakeReply>>,
     requests: Mutex<Vec<CapturedRequest>>,
     tool_call_ids: AtomicU64,
@@ -163,6 +181,8 @@ impl FakeModelServer {
     async fn spawn(policy: Option<Policy>) -> anyhow::Result<Self> {
         let state = Arc::new(ServerState {
             policy,
+            delay_ms: AtomicU64::new(0),
+            abandoned: AtomicU64::new(0),
             script: Mutex::default(),
             requests: Mutex::default(),
             tool_call_ids: AtomicU64::new(0),
@@ -198,6 +218,18 @@ impl FakeModelServer {
     /// Every request received so far, in order.
     pub fn requests(&self) -> Vec<CapturedRequest> {
         lock(&self.state.requests).clone()
+    }
+
+    /// Delays every later reply by `delay` (a slow provider).
+    pub fn set_delay(&self, delay: Duration) {
+        let millis = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.state.delay_ms.store(millis, Ordering::SeqCst);
+    }
+
+    /// How many requests were dropped by their client while their reply was delayed: a
+    /// model call abandoned in flight (a cancelled or abandoned run).
+    pub fn abandoned(&self) -> u64 {
+        self.state.abandoned.load(Ordering::SeqCst)
     }
 
     /// How many scripted replies have not been consumed.
@@ -275,7 +307,7 @@ async fn anthropic_handler(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    handle(&state, Wire::Anthropic, &headers, &body)
+    respond(&state, Wire::Anthropic, &headers, &body).await
 }
 
 async fn openai_handler(
@@ -283,10 +315,45 @@ async fn openai_handler(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    handle(&state, Wire::OpenAi, &headers, &body)
+    respond(&state, Wire::OpenAi, &headers, &body).await
 }
 
-fn handle(state: &ServerState, wire: Wire, headers: &HeaderMap, raw: &[u8]) -> Response {
+/// Counts the request as abandoned if it is dropped (its client went away) while waiting.
+struct InFlight<'a> {
+    state: &'a ServerState,
+    answered: bool,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.state.abandoned.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// The reply to one request, sent after its delay (the server's, plus a `Delayed` reply's).
+async fn respond(state: &ServerState, wire: Wire, headers: &HeaderMap, raw: &[u8]) -> Response {
+    let (delay, response) = handle(state, wire, headers, raw);
+    let delay = delay + Duration::from_millis(state.delay_ms.load(Ordering::SeqCst));
+    if !delay.is_zero() {
+        let mut in_flight = InFlight {
+            state,
+            answered: false,
+        };
+        tokio::time::sleep(delay).await;
+        in_flight.answered = true;
+    }
+    response
+}
+
+/// The reply to a request, and how long a `Delayed` reply asks to wait before sending it.
+fn handle(
+    state: &ServerState,
+    wire: Wire,
+    headers: &HeaderMap,
+    raw: &[u8],
+) -> (Duration, Response) {
     let parsed = serde_json::from_slice::<Value>(raw);
     let body = parsed.as_ref().map_or_else(
         |_| Value::String(String::from_utf8_lossy(raw).into_owned()),
@@ -307,20 +374,31 @@ fn handle(state: &ServerState, wire: Wire, headers: &HeaderMap, raw: &[u8]) -> R
         body: body.clone(),
     });
     if let Err(error) = parsed {
-        return error_response(
-            wire,
-            400,
-            None,
-            &Value::String(format!("invalid JSON body: {error}")),
-        );
+        let message = Value::String(format!("invalid JSON body: {error}"));
+        return (Duration::ZERO, error_response(wire, 400, None, &message));
     }
     if let Err(problem) = wire.validate(&body) {
-        return error_response(wire, 400, None, &Value::String(problem));
+        return (
+            Duration::ZERO,
+            error_response(wire, 400, None, &Value::String(problem)),
+        );
     }
-    let Some(reply) = next_reply(state, wire, &body) else {
+    let Some(mut reply) = next_reply(state, wire, &body) else {
         let message = "fake model server: the script is empty; push more replies";
-        return error_response(wire, 500, None, &Value::String(message.into()));
+        return (
+            Duration::ZERO,
+            error_response(wire, 500, None, &Value::String(message.into())),
+        );
     };
+    let mut delay = Duration::ZERO;
+    while let FakeReply::Delayed {
+        delay: wait,
+        reply: inner,
+    } = reply
+    {
+        delay += wait;
+        reply = *inner;
+    }
     let message_count = body
         .get("messages")
         .and_then(Value::as_array)
@@ -340,9 +418,18 @@ fn handle(state: &ServerState, wire: Wire, headers: &HeaderMap, raw: &[u8]) -> R
             retry_after_secs,
             body,
         } => {
-            return error_response(wire, *status, *retry_after_secs, body);
+            return (
+                delay,
+                error_response(wire, *status, *retry_after_secs, body),
+            );
         }
-        FakeReply::Raw(body) => return (StatusCode::OK, axum::Json(body.clone())).into_response(),
+        FakeReply::Raw(body) => {
+            return (
+                delay,
+                (StatusCode::OK, axum::Json(body.clone())).into_response(),
+            );
+        }
+        FakeReply::Delayed { .. } => unreachable!("delays were unwrapped above"),
         FakeReply::ToolCalls(calls) => Answer::ToolCalls(calls),
         FakeReply::Text(text) => Answer::Text {
             text,
@@ -357,7 +444,10 @@ fn handle(state: &ServerState, wire: Wire, headers: &HeaderMap, raw: &[u8]) -> R
         Wire::Anthropic => anthropic::render(&answer, &context),
         Wire::OpenAi => openai::render(&answer, &context),
     };
-    (StatusCode::OK, axum::Json(rendered)).into_response()
+    (
+        delay,
+        (StatusCode::OK, axum::Json(rendered)).into_response(),
+    )
 }
 
 fn next_reply(state: &ServerState, wire: Wire, body: &Value) -> Option<FakeReply> {

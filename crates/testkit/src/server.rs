@@ -38,80 +38,22 @@ pub struct TestServer {
 impl TestServer {
     /// Starts `binary serve` and waits until it listens.
     pub async fn start(binary: &str, options: ServerOptions) -> anyhow::Result<Self> {
-        let (temp, data_dir) = match &options.data_dir {
-            Some(dir) => (None, dir.clone()),
-            None => {
-                let temp = tempfile::tempdir().context("creating a temp data dir")?;
-                let dir = temp.path().to_path_buf();
-                (Some(temp), dir)
-            }
-        };
-        std::fs::create_dir_all(&data_dir)?;
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(data_dir.join("server.log"))
-            .context("opening the server log")?;
-        let mut command = Command::new(binary);
-        command
-            .arg("serve")
-            .arg("--bind")
-            .arg("127.0.0.1:0")
-            .arg("--data-dir")
-            .arg(&data_dir);
-        if let Some(toml) = &options.config_toml {
-            let path = data_dir.join("rollout.toml");
-            std::fs::write(&path, toml)?;
-            command.arg("--config").arg(path);
-        }
-        command.args(&options.args);
-        for name in [
-            "ANTHROPIC_API_KEY",
-            "OPENAI_API_KEY",
-            "ANTHROPIC_BASE_URL",
-            "OPENAI_BASE_URL",
-        ] {
-            command.env_remove(name);
-        }
-        command
-            .env("ROLLOUT_ADMIN_KEY", TEST_ADMIN_KEY)
-            .env("ROLLOUT_LOG", "info,rollout=debug")
-            .envs(options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .current_dir(&data_dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .kill_on_drop(true);
-        let mut child = command
-            .spawn()
-            .with_context(|| format!("starting {binary}"))?;
-        let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
-        let mut lines = BufReader::new(stdout).lines();
-        let base_url = tokio::time::timeout(Duration::from_secs(120), async {
-            while let Some(line) = lines.next_line().await? {
-                if let Some(rest) = line.strip_prefix("rollout listening on ") {
-                    let url = rest
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_string();
-                    return Ok::<_, anyhow::Error>(url);
-                }
-            }
-            bail!("the server exited before listening")
-        })
-        .await
-        .map_err(|_| anyhow!("the server did not start within 120 s"))?
-        .with_context(|| format!("server log:\n{}", read_log(&data_dir)))?;
-        // Keep draining stdout so the server never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let mut extra = vec!["--bind".to_string(), "127.0.0.1:0".to_string()];
+        extra.extend(options.args.iter().cloned());
+        let started = spawn(binary, "serve", &extra, &options, "rollout listening on ").await?;
+        let base_url = started
+            .line
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_string();
         let _ = rustls::crypto::ring::default_provider().install_default();
         Ok(Self {
             base_url,
             admin_key: TEST_ADMIN_KEY.into(),
-            data_dir,
-            _temp: temp,
-            child,
+            data_dir: started.data_dir,
+            _temp: started.temp,
+            child: started.child,
             client: reqwest::Client::new(),
         })
     }
@@ -201,20 +143,18 @@ impl TestServer {
         let _ = self.child.kill().await;
     }
 
-    /// Asks the server to shut down gracefully (SIGTERM) and waits up to `timeout`.
-    pub async fn terminate(&mut self, timeout: Duration) -> anyhow::Result<()> {
+    /// Sends a signal (`STOP`, `CONT`, `TERM`...) to the server process without waiting.
+    pub async fn signal(&self, name: &str) -> anyhow::Result<()> {
         let pid = self
             .child
             .id()
             .ok_or_else(|| anyhow!("server already exited"))?;
-        let status = Command::new("kill")
-            .arg("-TERM")
-            .arg(pid.to_string())
-            .status()
-            .await?;
-        if !status.success() {
-            bail!("kill -TERM failed");
-        }
+        kill(name, pid).await
+    }
+
+    /// Asks the server to shut down gracefully (SIGTERM) and waits up to `timeout`.
+    pub async fn terminate(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        self.signal("TERM").await?;
         tokio::time::timeout(timeout, self.child.wait())
             .await
             .context("server did not exit")??;
@@ -222,6 +162,103 @@ impl TestServer {
     }
 }
 
-fn read_log(data_dir: &Path) -> String {
+/// A `rollout` process started and ready.
+pub(crate) struct Started {
+    pub(crate) child: Child,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) temp: Option<tempfile::TempDir>,
+    /// The rest of the line that said it was ready.
+    pub(crate) line: String,
+}
+
+/// Starts `binary COMMAND --data-dir DIR ARGS...` with the test environment (the admin key,
+/// no provider keys unless given, stderr to `DIR/server.log`) and waits for a stdout line
+/// starting with `ready`.
+pub(crate) async fn spawn(
+    binary: &str,
+    command_name: &str,
+    args: &[String],
+    options: &ServerOptions,
+    ready: &str,
+) -> anyhow::Result<Started> {
+    let (temp, data_dir) = match &options.data_dir {
+        Some(dir) => (None, dir.clone()),
+        None => {
+            let temp = tempfile::tempdir().context("creating a temp data dir")?;
+            let dir = temp.path().to_path_buf();
+            (Some(temp), dir)
+        }
+    };
+    std::fs::create_dir_all(&data_dir)?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(data_dir.join("server.log"))
+        .context("opening the server log")?;
+    let mut command = Command::new(binary);
+    command.arg(command_name).arg("--data-dir").arg(&data_dir);
+    if let Some(toml) = &options.config_toml {
+        let path = data_dir.join("rollout.toml");
+        std::fs::write(&path, toml)?;
+        command.arg("--config").arg(path);
+    }
+    command.args(args);
+    for name in [
+        "ANTHROPIC_API_KEY",
+        "OPENAI_API_KEY",
+        "ANTHROPIC_BASE_URL",
+        "OPENAI_BASE_URL",
+    ] {
+        command.env_remove(name);
+    }
+    command
+        .env("ROLLOUT_ADMIN_KEY", TEST_ADMIN_KEY)
+        .env("ROLLOUT_LOG", "info,rollout=debug")
+        .envs(options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .current_dir(&data_dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .kill_on_drop(true);
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("starting {binary} {command_name}"))?;
+    let stdout = child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?;
+    let mut lines = BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(120), async {
+        while let Some(line) = lines.next_line().await? {
+            if let Some(rest) = line.strip_prefix(ready) {
+                return Ok::<_, anyhow::Error>(rest.to_string());
+            }
+        }
+        bail!("the process exited before it was ready")
+    })
+    .await
+    .map_err(|_| anyhow!("{command_name} was not ready within 120 s"))?
+    .with_context(|| format!("log:\n{}", read_log(&data_dir)))?;
+    // Keep draining stdout so the process never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok(Started {
+        child,
+        data_dir,
+        temp,
+        line,
+    })
+}
+
+/// `kill -NAME PID`.
+pub(crate) async fn kill(name: &str, pid: u32) -> anyhow::Result<()> {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .await?;
+    if !status.success() {
+        bail!("kill -{name} failed");
+    }
+    Ok(())
+}
+
+pub(crate) fn read_log(data_dir: &Path) -> String {
     std::fs::read_to_string(data_dir.join("server.log")).unwrap_or_default()
 }

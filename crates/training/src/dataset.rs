@@ -2,8 +2,10 @@
 //!
 //! The conversation of a run is rebuilt from its `model_call` events exactly as the model
 //! saw it: the `new_messages` of each call, then its response. Only the last attempt of a
-//! run counts. Tool results the model never saw (after the last call) are left out, so that
-//! every record ends with an assistant message.
+//! run counts: the events after its last `attempt_started` (attempt numbers only increase,
+//! and an execution that lost its lease writes nothing after a newer attempt started). Tool
+//! results the model never saw (after the last call) are left out, so that every record ends
+//! with an assistant message.
 
 use rollout_domain::{
     Evaluation, EventKind, Message, Role, RunEvent, RunSpec, ToolCall, ToolSpec, Usage,
@@ -27,11 +29,21 @@ pub struct DatasetTrace {
 }
 
 impl DatasetTrace {
+    /// The events of the last attempt: those after the last `attempt_started` (all of them
+    /// for a trace without one, e.g. recorded by the MCP gateway before it wrote one).
+    pub fn last_attempt(&self) -> &[RunEvent] {
+        let start = self
+            .events
+            .iter()
+            .rposition(|event| matches!(event.kind, EventKind::AttemptStarted { .. }))
+            .unwrap_or(0);
+        &self.events[start..]
+    }
+
     /// The conversation the model saw, in the neutral shape.
     pub fn conversation(&self) -> Vec<Message> {
-        let last_attempt = self.events.iter().map(|e| e.attempt).max().unwrap_or(0);
         let mut messages = Vec::new();
-        for event in self.events.iter().filter(|e| e.attempt == last_attempt) {
+        for event in self.last_attempt() {
             if let EventKind::ModelCall {
                 new_messages,
                 response,
@@ -47,7 +59,7 @@ impl DatasetTrace {
 
     /// The tools offered to the model (from the last attempt's `setup` event).
     pub fn tools(&self) -> Vec<ToolSpec> {
-        self.events
+        self.last_attempt()
             .iter()
             .rev()
             .find_map(|event| match &event.kind {
@@ -57,9 +69,9 @@ impl DatasetTrace {
             .unwrap_or_default()
     }
 
-    /// The scenario's prompt (from the `setup` event).
+    /// The scenario's prompt (from the last attempt's `setup` event).
     pub fn prompt(&self) -> String {
-        self.events
+        self.last_attempt()
             .iter()
             .rev()
             .find_map(|event| match &event.kind {
@@ -298,48 +310,74 @@ pub struct RewardBucket {
 
 /// Counts, token totals and the reward distribution of `traces`.
 pub fn build_stats(traces: &[DatasetTrace]) -> DatasetStats {
-    let mut usage = Usage::default();
-    let mut models = BTreeMap::new();
-    let mut groups = std::collections::BTreeSet::new();
-    let mut steps = 0;
-    let mut histogram: Vec<RewardBucket> = (0..10)
-        .map(|i| RewardBucket {
-            from: f64::from(i) / 10.0,
-            to: f64::from(i + 1) / 10.0,
-            count: 0,
-        })
-        .collect();
-    let rewards: Vec<f64> = traces.iter().map(|t| t.reward.unwrap_or(0.0)).collect();
+    let mut stats = StatsBuilder::default();
     for trace in traces {
-        usage.add(&trace.usage);
-        *models.entry(trace.spec.model.clone()).or_insert(0) += 1;
-        groups.insert(trace.group_id());
-        steps += trace
-            .events
+        stats.add(trace);
+    }
+    stats.finish()
+}
+
+/// [`build_stats`] one trace at a time, so that a large dataset is built page by page
+/// without holding every trace.
+#[derive(Debug, Clone, Default)]
+pub struct StatsBuilder {
+    count: usize,
+    usage: Usage,
+    models: BTreeMap<String, usize>,
+    groups: std::collections::BTreeSet<String>,
+    steps: usize,
+    buckets: [usize; 10],
+    reward_sum: f64,
+    min: Option<f64>,
+    max: Option<f64>,
+}
+
+impl StatsBuilder {
+    /// Counts one trace (its last attempt's model calls).
+    pub fn add(&mut self, trace: &DatasetTrace) {
+        self.count += 1;
+        self.usage.add(&trace.usage);
+        *self.models.entry(trace.spec.model.clone()).or_insert(0) += 1;
+        self.groups.insert(trace.group_id());
+        self.steps += trace
+            .last_attempt()
             .iter()
             .filter(|e| matches!(e.kind, EventKind::ModelCall { .. }))
             .count();
-    }
-    for reward in &rewards {
+        let reward = trace.reward.unwrap_or(0.0);
         let index = (reward.clamp(0.0, 1.0) * 10.0).floor() as usize;
-        if let Some(bucket) = histogram.get_mut(index.min(9)) {
-            bucket.count += 1;
-        }
+        self.buckets[index.min(9)] += 1;
+        self.reward_sum += reward;
+        self.min = Some(self.min.map_or(reward, |min| min.min(reward)));
+        self.max = Some(self.max.map_or(reward, |max| max.max(reward)));
     }
-    let mean = (!rewards.is_empty()).then(|| rewards.iter().sum::<f64>() / rewards.len() as f64);
-    DatasetStats {
-        count: traces.len(),
-        groups: groups.len(),
-        input_tokens: usage.input_tokens,
-        output_tokens: usage.output_tokens,
-        total_tokens: usage.total(),
-        steps,
-        models,
-        reward: RewardStats {
-            min: rewards.iter().copied().reduce(f64::min),
-            max: rewards.iter().copied().reduce(f64::max),
-            mean,
-            histogram,
-        },
+
+    /// The statistics of the traces added so far.
+    pub fn finish(self) -> DatasetStats {
+        let histogram = self
+            .buckets
+            .iter()
+            .zip(0u8..)
+            .map(|(count, i)| RewardBucket {
+                from: f64::from(i) / 10.0,
+                to: f64::from(i + 1) / 10.0,
+                count: *count,
+            })
+            .collect();
+        DatasetStats {
+            count: self.count,
+            groups: self.groups.len(),
+            input_tokens: self.usage.input_tokens,
+            output_tokens: self.usage.output_tokens,
+            total_tokens: self.usage.total(),
+            steps: self.steps,
+            models: self.models,
+            reward: RewardStats {
+                min: self.min,
+                max: self.max,
+                mean: (self.count > 0).then(|| self.reward_sum / self.count as f64),
+                histogram,
+            },
+        }
     }
 }

@@ -13,7 +13,7 @@ pub use config::{OpenAiFineTuning, Secret, TrainingConfig};
 pub use error::TrainingError;
 
 pub use dataset::{
-    ChatExample, DatasetStats, DatasetTrace, RewardBucket, RewardStats, TrajectoryExample,
-    build_stats, chat_example, from_openai_messages, openai_messages, openai_tools,
-    trajectory_example,
+    ChatExample, DatasetStats, DatasetTrace, RewardBucket, RewardStats, StatsBuilder,
+    TrajectoryExample, build_stats, chat_example, from_openai_messages, openai_messages,
+    openai_tools, trajectory_example,
 };

@@ -5,13 +5,16 @@ use std::time::Duration;
 /// How a worker claims and executes runs.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
-    /// Unique per process; written into the lease so that only the owner may finish a run.
+    /// Names this process in leases and logs. Fencing does not rely on it: each claim has a
+    /// token of its own (see `rollout_store::Lease`).
     pub worker_id: String,
     /// Runs executed at once by this process.
     pub max_concurrent_runs: usize,
     /// How long a claim stays valid without a heartbeat.
     pub lease: Duration,
-    /// How often a running run renews its lease.
+    /// How often a running run renews its lease. A run whose lease could not be renewed
+    /// for `lease` (the store unreachable, the process stopped) is abandoned: another
+    /// process may already have claimed it.
     pub heartbeat: Duration,
     /// How often an idle worker looks for queued runs (another process may have added some).
     pub poll_interval: Duration,

@@ -2,7 +2,7 @@
 
 use crate::config::WorkerConfig;
 use crate::error::RunError;
-use crate::pool::WarmPool;
+use crate::pool::{PoolKey, WarmPool};
 use crate::replicas::ReplicaManager;
 use crate::sink::StoreSink;
 use rollout_agent::{AgentConfig, run_agent};
@@ -41,16 +41,7 @@ impl Executor<'_> {
                         message: message.clone(),
                     })
                     .await;
-                FinishRun {
-                    status,
-                    outcome: None,
-                    reward: None,
-                    evaluation: None,
-                    final_response: None,
-                    steps: 0,
-                    usage: Default::default(),
-                    error: Some(message),
-                }
+                sink.ended_early(status, &message)
             }
         };
         let (steps, usage) = sink.totals();
@@ -122,8 +113,12 @@ impl Executor<'_> {
                         stderr_tail: String::new(),
                     })
                 })?;
+            let key = PoolKey {
+                env: (version.project_id.clone(), version.name.clone()),
+                version: version.version,
+            };
             self.pool
-                .session(&version.id, &target, &label, &sandbox)
+                .session(&key, &target, &label, &sandbox)
                 .await
                 .map_err(RunError::from)
         })

@@ -1,8 +1,14 @@
-//! In-process notifications: new runs wake idle workers at once, and finished runs wake
-//! API requests waiting for them. Other processes are reached by polling the store.
+//! In-process notifications: new runs wake idle workers at once, appended events wake the
+//! event streams following them, and finished runs wake API requests waiting for them. On
+//! PostgreSQL, [`follow_store`] also relays what other processes write (LISTEN/NOTIFY);
+//! otherwise other processes are reached by polling the store.
 
 use rollout_domain::{RunId, RunStatus};
+use rollout_store::{Store, StoreNotification};
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{Notify, broadcast};
+use tokio_util::sync::CancellationToken;
 
 /// A run reached a terminal status.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,6 +23,7 @@ pub struct RunNotifier {
     queued: Notify,
     finished: broadcast::Sender<RunUpdate>,
     cancel: broadcast::Sender<RunId>,
+    appended: broadcast::Sender<RunId>,
 }
 
 impl Default for RunNotifier {
@@ -25,6 +32,7 @@ impl Default for RunNotifier {
             queued: Notify::new(),
             finished: broadcast::channel(1024).0,
             cancel: broadcast::channel(256).0,
+            appended: broadcast::channel(1024).0,
         }
     }
 }
@@ -51,6 +59,16 @@ impl RunNotifier {
         self.finished.subscribe()
     }
 
+    /// Announces that an event was appended to a run's trace.
+    pub fn event_appended(&self, run_id: RunId) {
+        let _ = self.appended.send(run_id);
+    }
+
+    /// Subscribes to appended events; subscribe before reading the store to avoid a race.
+    pub fn subscribe_events(&self) -> broadcast::Receiver<RunId> {
+        self.appended.subscribe()
+    }
+
     /// Tells this process's worker that cancellation of a run was requested (already
     /// flagged in the store, which workers of other processes poll).
     pub fn cancel_requested(&self, run_id: RunId) {
@@ -73,6 +91,57 @@ pub async fn finished_here(finished: &mut broadcast::Receiver<RunUpdate>, run_id
             Ok(_) => {}
             Err(broadcast::error::RecvError::Lagged(_)) => return,
             Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+        }
+    }
+}
+
+/// Waits on `appended` (from [`RunNotifier::subscribe_events`]) until an event of `run_id`
+/// is announced. Returns early when notifications were missed (read the store then), and
+/// never when the notifier is gone.
+pub async fn appended_to(appended: &mut broadcast::Receiver<RunId>, run_id: &RunId) {
+    loop {
+        match appended.recv().await {
+            Ok(id) if &id == run_id => return,
+            Ok(_) => {}
+            Err(broadcast::error::RecvError::Lagged(_)) => return,
+            Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+        }
+    }
+}
+
+/// Relays what every process writes to the database (PostgreSQL's LISTEN/NOTIFY) to this
+/// process's notifier until `shutdown`: streams and `sync` requests here then follow runs
+/// executed elsewhere at once. Returns at once on SQLite. A lost subscription is made again.
+pub async fn follow_store(store: Store, notifier: Arc<RunNotifier>, shutdown: CancellationToken) {
+    const RETRY: Duration = Duration::from_secs(1);
+    loop {
+        let mut notifications = match store.listen().await {
+            Ok(Some(notifications)) => notifications,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::warn!(%error, "could not listen for other processes' writes; retrying");
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(RETRY) => continue,
+                }
+            }
+        };
+        loop {
+            let received = tokio::select! {
+                () = shutdown.cancelled() => return,
+                received = notifications.recv() => received,
+            };
+            match received {
+                Ok(StoreNotification::EventAppended(run_id)) => notifier.event_appended(run_id),
+                Ok(StoreNotification::RunFinished(run_id, status)) => {
+                    notifier.run_finished(run_id, status)
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "lost the notifications of other processes; listening again");
+                    tokio::time::sleep(RETRY).await;
+                    break;
+                }
+            }
         }
     }
 }

@@ -1,20 +1,25 @@
-//! The event sink the agent loop records into: the run's trace in the store. It also
-//! keeps the step and token totals, so that a run cut short by a deadline still reports
-//! what it used.
+//! The event sink the agent loop records into: the run's trace in the store, written under
+//! the run's lease (an execution whose claim was taken over records nothing more, and stops).
+//! It also keeps the step and token totals, so that a run cut short by a deadline still
+//! reports what it used.
 
+use crate::notifier::RunNotifier;
 use async_trait::async_trait;
-use rollout_domain::{EventKind, EventSink, RecordError, RunId, RunOutcome, Usage};
+use rollout_domain::{EventKind, EventSink, RecordError, RunOutcome, RunStatus, Usage};
 use rollout_models::Price;
-use rollout_store::Store;
+use rollout_store::{FinishRun, Lease, Store};
+use std::sync::Arc;
 use std::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 /// Appends events to one run's trace.
 pub(crate) struct StoreSink {
     store: Store,
-    run_id: RunId,
-    attempt: i64,
-    worker_id: String,
+    lease: Lease,
+    /// Wakes this process's event streams following the run.
+    notifier: Arc<RunNotifier>,
+    /// Cancelled when the store refused a write because the claim was taken over.
+    lease_lost: CancellationToken,
     totals: Mutex<(i64, Usage)>,
     /// The run's `max_total_tokens`, and what is cancelled once the totals go over it.
     token_budget: Option<u64>,
@@ -26,12 +31,12 @@ pub(crate) struct StoreSink {
 }
 
 impl StoreSink {
-    pub(crate) fn new(store: Store, run_id: RunId, attempt: i64, worker_id: String) -> Self {
+    pub(crate) fn new(store: Store, lease: Lease, notifier: Arc<RunNotifier>) -> Self {
         Self {
             store,
-            run_id,
-            attempt,
-            worker_id,
+            lease,
+            notifier,
+            lease_lost: CancellationToken::new(),
             totals: Mutex::new((0, Usage::default())),
             token_budget: None,
             cost_budget: None,
@@ -66,6 +71,36 @@ impl StoreSink {
         &self.budget_exceeded
     }
 
+    /// Cancelled once a write was refused because another claim owns the run.
+    pub(crate) fn lease_lost(&self) -> &CancellationToken {
+        &self.lease_lost
+    }
+
+    /// Refuses further recording: the claim is gone.
+    fn lost(&self) -> RecordError {
+        self.lease_lost.cancel();
+        RecordError(format!(
+            "the lease of run {} (attempt {}) was lost",
+            self.lease.run_id, self.lease.attempt
+        ))
+    }
+
+    /// How a run ends without a result (cancelled, failed, a phase out of time): no evaluation, the
+    /// steps and tokens used until then, and `error`.
+    pub(crate) fn ended_early(&self, status: RunStatus, error: &str) -> FinishRun {
+        let (steps, usage) = self.totals();
+        FinishRun {
+            status,
+            outcome: None,
+            reward: None,
+            evaluation: None,
+            final_response: None,
+            steps,
+            usage,
+            error: Some(error.to_string()),
+        }
+    }
+
     /// Steps taken and tokens used so far.
     pub(crate) fn totals(&self) -> (i64, Usage) {
         self.totals.lock().map(|totals| *totals).unwrap_or_default()
@@ -84,10 +119,15 @@ impl EventSink for StoreSink {
             }
             _ => None,
         };
-        self.store
-            .append_event(&self.run_id, self.attempt, &event)
+        let appended = self
+            .store
+            .append_leased_event(&self.lease, &event)
             .await
             .map_err(|e| RecordError(e.to_string()))?;
+        if appended.is_none() {
+            return Err(self.lost());
+        }
+        self.notifier.event_appended(self.lease.run_id.clone());
         if let Some((_, usage)) = progress {
             let over_tokens = self
                 .token_budget
@@ -106,10 +146,14 @@ impl EventSink for StoreSink {
             }
         }
         if let Some((steps, usage)) = progress {
-            self.store
-                .record_progress(&self.run_id, &self.worker_id, steps, &usage)
+            let recorded = self
+                .store
+                .record_progress(&self.lease, steps, &usage)
                 .await
                 .map_err(|e| RecordError(e.to_string()))?;
+            if !recorded {
+                return Err(self.lost());
+            }
         }
         Ok(())
     }

@@ -1,5 +1,5 @@
-//! The worker loop: claim, execute with a heartbeat, finish; recover lost runs; shut
-//! down without losing a run.
+//! The worker loop: claim, execute under the claim's lease, finish; recover lost runs;
+//! shut down without losing a run.
 
 use crate::config::WorkerConfig;
 use crate::execute::Executor;
@@ -7,13 +7,18 @@ use crate::notifier::RunNotifier;
 use crate::pool::WarmPool;
 use crate::replicas::ReplicaManager;
 use crate::sink::StoreSink;
+use futures::FutureExt;
 use rollout_domain::{EventKind, EventSink, RunStatus};
 use rollout_models::ModelCatalog;
-use rollout_store::{ClaimedRun, Store};
+use rollout_store::{ClaimedRun, FinishRun, Store};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+
+/// How often expired idempotency keys are purged.
+const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Executes queued runs until shut down.
 #[derive(Clone)]
@@ -34,7 +39,7 @@ impl Worker {
         notifier: Arc<RunNotifier>,
         config: WorkerConfig,
     ) -> Self {
-        let pool = WarmPool::new(config.warm_pool_size);
+        let pool = WarmPool::new(config.warm_pool_size, config.connect_timeout);
         let replicas = config.replicas.clone().unwrap_or_default();
         Self {
             store,
@@ -110,46 +115,26 @@ impl Worker {
         tracing::info!("worker stopped");
     }
 
-    /// Executes one claimed run, renewing its lease, and writes its terminal state.
+    /// Executes one claimed run, holding its lease, and writes its terminal state. The
+    /// heartbeat and the cancel watch are polled beside the execution, so they end with it
+    /// (a panic included); a panic fails the run and nothing else.
     async fn execute_claimed(&self, claimed: ClaimedRun, stop: CancellationToken) {
-        let run = claimed.run;
+        let ClaimedRun { run, lease } = claimed;
         let run_id = run.id.clone();
-        let worker_id = self.config.worker_id.clone();
-        let sink = StoreSink::new(
-            self.store.clone(),
-            run_id.clone(),
-            claimed.attempt,
-            worker_id.clone(),
-        )
-        .with_token_budget(run.spec.max_total_tokens)
-        .with_cost_budget(
-            run.spec.max_cost_usd,
-            self.catalog.price(&run.project_id, &run.spec.model),
-        );
-        tracing::info!(run = %run_id, attempt = claimed.attempt, env = %run.spec.env_name, model = %run.spec.model, "run started");
+        let sink = StoreSink::new(self.store.clone(), lease.clone(), self.notifier.clone())
+            .with_token_budget(run.spec.max_total_tokens)
+            .with_cost_budget(
+                run.spec.max_cost_usd,
+                self.catalog.price(&run.project_id, &run.spec.model),
+            );
+        tracing::info!(run = %run_id, attempt = lease.attempt, env = %run.spec.env_name, model = %run.spec.model, "run started");
         let started = EventKind::AttemptStarted {
-            attempt: claimed.attempt,
-            worker: worker_id.clone(),
+            attempt: lease.attempt,
+            worker: self.config.worker_id.clone(),
         };
         if let Err(error) = sink.record(started).await {
             tracing::error!(run = %run_id, %error, "could not record the start of a run");
         }
-        let lease_lost = CancellationToken::new();
-        let heartbeat = tokio::spawn(heartbeat(
-            self.store.clone(),
-            run_id.clone(),
-            worker_id.clone(),
-            self.config.clone(),
-            lease_lost.clone(),
-        ));
-        let cancel = CancellationToken::new();
-        let cancel_watch = tokio::spawn(crate::cancel::watch_cancel(
-            self.store.clone(),
-            self.notifier.clone(),
-            run_id.clone(),
-            self.config.cancel_poll,
-            cancel.clone(),
-        ));
         let executor = Executor {
             store: &self.store,
             catalog: &self.catalog,
@@ -157,46 +142,50 @@ impl Worker {
             pool: &self.pool,
             replicas: &self.replicas,
         };
-        let mut cancelled = false;
-        let finish = tokio::select! {
-            finish = executor.execute(&run, &sink) => Some(finish),
-            _ = lease_lost.cancelled() => None,
-            // The run's future (model call in flight, environment session) is dropped here,
-            // which kills the environment's process group, before `cancelled` is written.
-            _ = cancel.cancelled() => {
-                cancelled = true;
-                None
+        // Whichever ends first drops the others: the model call in flight and the
+        // environment session (its process group is killed) go with the execution.
+        let ending = tokio::select! {
+            finish = AssertUnwindSafe(executor.execute(&run, &sink)).catch_unwind() => match finish {
+                Ok(finish) => Ending::Finished(Box::new(finish)),
+                Err(panic) => Ending::Panicked(panic_message(panic.as_ref())),
+            },
+            () = crate::lease::hold(&self.store, &lease, &self.config) => Ending::LeaseLost,
+            () = sink.lease_lost().cancelled() => Ending::LeaseLost,
+            () = crate::cancel::requested(&self.store, &self.notifier, &run_id, self.config.cancel_poll) => Ending::Cancelled,
+            () = stop.cancelled() => Ending::Released,
+        };
+        let finish = match ending {
+            Ending::Finished(finish) => *finish,
+            Ending::Cancelled => crate::cancel::cancelled_finish(&sink),
+            Ending::Panicked(message) => {
+                tracing::error!(run = %run_id, panic = %message, "the execution of a run panicked; failing the run");
+                let internal = EventKind::Error {
+                    phase: "internal".into(),
+                    message: format!("internal error: {message}"),
+                };
+                let _ = sink.record(internal).await;
+                sink.ended_early(RunStatus::Failed, "internal error")
             }
-            _ = stop.cancelled() => {
-                // Shutting down: the environment session was dropped with the future above.
+            Ending::LeaseLost => {
+                tracing::warn!(run = %run_id, attempt = lease.attempt, "execution abandoned: the lease was lost");
+                return;
+            }
+            Ending::Released => {
                 let message = "server shutting down; run released back to the queue";
-                let _ = sink.record(EventKind::Error { phase: "shutdown".into(), message: message.into() }).await;
-                match self.store.release_run(&run_id, &worker_id).await {
-                    Ok(_) => tracing::info!(run = %run_id, "run released for another worker"),
-                    Err(error) => tracing::error!(run = %run_id, %error, "could not release a run; it will be recovered when its lease expires"),
+                match self.store.release_run(&lease, message).await {
+                    Ok(true) => tracing::info!(run = %run_id, "run released for another worker"),
+                    Ok(false) => {
+                        tracing::warn!(run = %run_id, "run not released: its lease was already lost")
+                    }
+                    Err(error) => {
+                        tracing::error!(run = %run_id, %error, "could not release a run; it will be recovered when its lease expires")
+                    }
                 }
-                None
+                return;
             }
-        };
-        heartbeat.abort();
-        cancel_watch.abort();
-        let finish = if cancelled {
-            Some(crate::cancel::cancelled_finish(&sink))
-        } else {
-            finish
-        };
-        let Some(finish) = finish else {
-            return;
         };
         let status = finish.status;
-        let ended = EventKind::Finished {
-            status: status.as_str().into(),
-            error: finish.error.clone(),
-        };
-        if let Err(error) = sink.record(ended).await {
-            tracing::error!(run = %run_id, %error, "could not record the end of a run");
-        }
-        match self.store.finish_run(&run_id, &worker_id, &finish).await {
+        match self.store.finish_run(&lease, &finish).await {
             Ok(true) => {
                 tracing::info!(run = %run_id, status = %status, reward = ?finish.reward, "run finished");
                 self.notifier.run_finished(run_id.clone(), status);
@@ -231,10 +220,22 @@ impl Worker {
         });
     }
 
-    /// Periodically re-queues (or fails) runs whose worker stopped renewing its lease.
+    /// Periodically re-queues (or fails) runs whose worker stopped renewing its lease, and
+    /// now and then purges expired idempotency keys.
     async fn recover_lost_runs(self, shutdown: CancellationToken) {
         let every = (self.config.lease / 2).max(std::time::Duration::from_millis(100));
+        let mut purged_at: Option<tokio::time::Instant> = None;
         loop {
+            if purged_at.is_none_or(|at| at.elapsed() >= PURGE_EVERY) {
+                purged_at = Some(tokio::time::Instant::now());
+                match self.store.purge_expired_idempotency_keys().await {
+                    Ok(0) => {}
+                    Ok(purged) => tracing::info!(purged, "purged expired idempotency keys"),
+                    Err(error) => {
+                        tracing::warn!(%error, "could not purge expired idempotency keys")
+                    }
+                }
+            }
             match self
                 .store
                 .recover_expired_leases(self.config.max_attempts)
@@ -267,25 +268,20 @@ impl Worker {
     }
 }
 
-/// Renews the lease of a run until aborted; cancels `lost` if the lease was taken away.
-async fn heartbeat(
-    store: Store,
-    run_id: rollout_domain::RunId,
-    worker_id: String,
-    config: Arc<WorkerConfig>,
-    lost: CancellationToken,
-) {
-    loop {
-        tokio::time::sleep(config.heartbeat).await;
-        match store.heartbeat(&run_id, &worker_id, config.lease).await {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::warn!(run = %run_id, "lease lost; abandoning the run");
-                lost.cancel();
-                return;
-            }
-            // A passing store error: try again on the next beat, the lease has slack.
-            Err(error) => tracing::warn!(run = %run_id, %error, "heartbeat failed"),
-        }
-    }
+/// How the execution of a claimed run ended.
+enum Ending {
+    Finished(Box<FinishRun>),
+    Cancelled,
+    Panicked(String),
+    LeaseLost,
+    Released,
+}
+
+/// The message of a panic payload (`panic!` with a literal or a formatted string).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|text| (*text).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }

@@ -87,7 +87,11 @@ async fn assert_processes_gone(server: &TestServer, needles: &[&str]) {
 }
 
 /// Waits until the trace has an event matching `ready` while still running.
-async fn wait_for_event(server: &TestServer, trace_id: &str, ready: impl Fn(&[Value]) -> bool) {
+pub(super) async fn wait_for_event(
+    server: &TestServer,
+    trace_id: &str,
+    ready: impl Fn(&[Value]) -> bool,
+) {
     let waited = tokio::time::timeout(RUN_TIMEOUT, async {
         loop {
             let (_, trace) = server.get(&format!("/v1/traces/{trace_id}")).await;

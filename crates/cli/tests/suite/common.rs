@@ -173,19 +173,26 @@ pub(super) fn processes_with(needle: &str) -> Vec<u32> {
     pids
 }
 
-/// The virtualenv python with hud-python 0.5.41 (and `requests`), or `None` to skip, which
-/// only happens outside `scripts/test`: under it (`ROLLOUT_REQUIRE_PYTHON`) a missing
-/// interpreter fails the test.
-pub(super) fn test_python() -> Option<String> {
-    match std::env::var("ROLLOUT_TEST_PYTHON") {
-        Ok(python) if !python.is_empty() => Some(python),
-        _ => {
-            assert!(
-                std::env::var("ROLLOUT_REQUIRE_PYTHON").is_err(),
-                "ROLLOUT_TEST_PYTHON is not set; run the tests with scripts/test"
-            );
-            eprintln!("skipping: hud-python not installed (run scripts/test)");
-            None
+/// A link to the binary under test at a path of its own, so that the processes started
+/// from it (environments registered with this command) can be found with
+/// [`processes_with`] and told apart from other tests' processes. Keep the directory.
+pub(super) fn marked_binary(name: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir
+        .path()
+        .join(format!("{name}-{}-rollout", std::process::id()));
+    std::os::unix::fs::symlink(binary(), &path).expect("symlink the binary");
+    (dir, path.display().to_string())
+}
+
+/// Waits (bounded) until processes whose command line contains `needle` are there
+/// (`present`) or all gone; false if they never were.
+pub(super) async fn wait_processes(needle: &str, present: bool) -> bool {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while processes_with(needle).is_empty() == present {
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-    }
+    })
+    .await
+    .is_ok()
 }

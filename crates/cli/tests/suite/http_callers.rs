@@ -3,7 +3,7 @@
 //! with Python `requests` (`json=`), and the server's own logs read by a log pipeline.
 //! (A browser `fetch` with `Content-Type: application/json` is `chat_recipe.rs`.)
 
-use super::common::{RUN_TIMEOUT, binary, plain_server, test_python};
+use super::common::{RUN_TIMEOUT, binary, plain_server, python};
 use rollout_testkit::{ServerOptions, TestServer};
 use serde_json::{Value, json};
 
@@ -66,7 +66,7 @@ async fn a_real_form_or_another_type_is_still_refused_with_415() {
 
 #[tokio::test]
 async fn a_python_requests_webhook_handler_starts_a_run() {
-    let Some(python) = test_python() else { return };
+    let Some(python) = python() else { return };
     let server = plain_server().await;
     let script = r#"
 import json, os, sys, requests

@@ -582,3 +582,54 @@ async fn configured_browser_origins_get_cors_headers() {
             .is_none()
     );
 }
+
+#[tokio::test]
+async fn concurrent_cancels_of_a_queued_run_deliver_its_callback_once() {
+    let fake = FakeModelServer::start().await.unwrap();
+    let (url, received) = receiver(vec![200]).await;
+    let mut options = callback_options(&fake);
+    options.args = vec!["--max-concurrent-runs".into(), "0".into()];
+    let server = Arc::new(TestServer::start(binary(), options).await.unwrap());
+    let mut body = replay_body("What is 2 + 2?");
+    body["callback"] = json!({"url": url});
+    let (status, accepted) = server.post("/v1/agent/run", &body).await;
+    assert_eq!(status, 202, "{accepted}");
+    let trace_id = accepted["trace_id"].as_str().unwrap().to_string();
+
+    let mut cancels = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let server = server.clone();
+        let path = format!("/v1/traces/{trace_id}/cancel");
+        cancels.spawn(async move { server.post(&path, &json!({})).await });
+    }
+    while let Some(result) = cancels.join_next().await {
+        let (status, cancelled) = result.unwrap();
+        assert_eq!(status, 200, "{cancelled}");
+        assert_eq!(cancelled["status"], "cancelled");
+    }
+    wait_for_deliveries(&server, &trace_id, 1).await;
+    // A manual redelivery, sent after every cancel answered, lands after any automatic one.
+    let (status, manual) = server
+        .post(&format!("/v1/traces/{trace_id}/deliveries"), &json!({}))
+        .await;
+    assert_eq!(status, 200, "{manual}");
+    let (_, log) = server
+        .get(&format!("/v1/traces/{trace_id}/deliveries"))
+        .await;
+    let kinds: Vec<&str> = log["deliveries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["auto", "manual"], "{log}");
+    assert_eq!(received.lock().unwrap().len(), 2);
+    let (_, trace) = server.get(&format!("/v1/traces/{trace_id}")).await;
+    let finished = trace["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "finished")
+        .count();
+    assert_eq!(finished, 1, "{trace}");
+}

@@ -2,7 +2,7 @@
 //! database; pause, resume, delete; validation; `rollout schedule`.
 
 use super::common::{RUN_TIMEOUT, binary, fake_options};
-use rollout_testkit::{FakeModelServer, ServerOptions, TestServer};
+use rollout_testkit::{FakeModelServer, ServerOptions, TestSchema, TestServer};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -46,41 +46,18 @@ async fn two_servers_on_one_database_fire_each_tick_exactly_once() {
     each_tick_fires_once(&first, &second).await;
 }
 
-/// The same on PostgreSQL (a schema of its own), when `TEST_DATABASE_URL` is set and
-/// `psql` is available to create the schema.
+/// The same on PostgreSQL (a schema of its own): runs when `TEST_DATABASE_URL` is set, and
+/// fails without it under `scripts/test`.
 #[tokio::test]
 async fn two_servers_on_postgres_fire_each_tick_exactly_once() {
-    let Some(base) = std::env::var("TEST_DATABASE_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-    else {
+    let Some(schema) = TestSchema::create().await.unwrap() else {
         return;
     };
-    let schema = format!(
-        "t_sched_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    );
-    let psql = |sql: String| {
-        std::process::Command::new("psql")
-            .args([base.as_str(), "-q", "-c", &sql])
-            .status()
-            .is_ok_and(|status| status.success())
-    };
-    if !psql(format!("CREATE SCHEMA {schema}")) {
-        eprintln!("skipping: psql could not create a schema");
-        return;
-    }
-    let separator = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
     let fake = FakeModelServer::start().await.unwrap();
     let with_url = |mut options: ServerOptions| {
         options
             .args
-            .extend(["--database-url".to_string(), url.clone()]);
+            .extend(["--database-url".to_string(), schema.url.clone()]);
         options
     };
     let first = TestServer::start(binary(), with_url(api_only(&fake, None)))
@@ -91,7 +68,7 @@ async fn two_servers_on_postgres_fire_each_tick_exactly_once() {
         .unwrap();
     each_tick_fires_once(&first, &second).await;
     drop((first, second));
-    psql(format!("DROP SCHEMA {schema} CASCADE"));
+    schema.drop().await.unwrap();
 }
 
 async fn each_tick_fires_once(first: &TestServer, second: &TestServer) {

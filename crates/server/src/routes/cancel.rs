@@ -15,7 +15,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use rollout_domain::{RunId, RunStatus};
-use rollout_store::{RunFilter, RunRecord};
+use rollout_store::{CancelOutcome, RunFilter, RunRecord};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -52,28 +52,13 @@ pub(crate) async fn cancel_one(
     }
     // Subscribe before asking, so that a fast worker cannot finish unseen.
     let mut finished = state.notifier.subscribe();
-    let status = state
+    let outcome = state
         .store
         .cancel_run(&caller.project_id, &id)
         .await?
         .ok_or_else(not_found)?;
     let run_id = RunId(id.clone());
-    match status {
-        RunStatus::Running => {
-            tracing::info!(run = %run_id, key = %caller.key_id, "cancellation requested");
-            state.notifier.cancel_requested(run_id.clone());
-        }
-        RunStatus::Cancelled => {
-            tracing::info!(run = %run_id, key = %caller.key_id, "queued run cancelled");
-            state
-                .notifier
-                .run_finished(run_id.clone(), RunStatus::Cancelled);
-            if let Some(run) = state.store.get_run(&caller.project_id, &id).await? {
-                super::run_api::spawn_callback(&state, run);
-            }
-        }
-        RunStatus::Queued | RunStatus::Completed | RunStatus::Failed | RunStatus::TimedOut => {}
-    }
+    announce(&state, &caller, &run_id, outcome).await?;
     let deadline = tokio::time::Instant::now() + CANCEL_WAIT;
     loop {
         let current = state
@@ -95,6 +80,38 @@ pub(crate) async fn cancel_one(
             _ = tokio::time::sleep_until(deadline) => {}
         }
     }
+}
+
+/// Tells this process what a cancel did: the worker of a running run, waiters of a run
+/// cancelled in the queue, and (only for the request that cancelled it, so that concurrent
+/// cancels deliver it once) the run's callback.
+pub(crate) async fn announce(
+    state: &AppState,
+    caller: &Caller,
+    run_id: &RunId,
+    outcome: CancelOutcome,
+) -> Result<(), ApiError> {
+    match outcome {
+        CancelOutcome::Requested => {
+            tracing::info!(run = %run_id, key = %caller.key_id, "cancellation requested");
+            state.notifier.cancel_requested(run_id.clone());
+        }
+        CancelOutcome::Cancelled => {
+            tracing::info!(run = %run_id, key = %caller.key_id, "queued run cancelled");
+            state
+                .notifier
+                .run_finished(run_id.clone(), RunStatus::Cancelled);
+            if let Some(run) = state
+                .store
+                .get_run(&caller.project_id, run_id.as_str())
+                .await?
+            {
+                super::run_api::spawn_callback(state, run);
+            }
+        }
+        CancelOutcome::Ended(_) => {}
+    }
+    Ok(())
 }
 
 fn reply(state: &AppState, run: &RunRecord, status: StatusCode, requested: bool) -> Response {
@@ -151,35 +168,18 @@ pub(crate) async fn cancel_many(
         loop {
             let page = state.store.list_runs(&caller.project_id, &filter).await?;
             for run in &page {
-                match state
+                let Some(outcome) = state
                     .store
                     .cancel_run(&caller.project_id, run.id.as_str())
                     .await?
-                {
-                    Some(RunStatus::Cancelled) => {
-                        state
-                            .notifier
-                            .run_finished(run.id.clone(), RunStatus::Cancelled);
-                        cancelled.push(run.id.to_string());
-                        if let Some(run) = state
-                            .store
-                            .get_run(&caller.project_id, run.id.as_str())
-                            .await?
-                        {
-                            super::run_api::spawn_callback(&state, run);
-                        }
-                    }
-                    Some(RunStatus::Running) => {
-                        state.notifier.cancel_requested(run.id.clone());
-                        requested.push(run.id.to_string());
-                    }
-                    Some(
-                        RunStatus::Queued
-                        | RunStatus::Completed
-                        | RunStatus::Failed
-                        | RunStatus::TimedOut,
-                    )
-                    | None => {}
+                else {
+                    continue;
+                };
+                announce(&state, &caller, &run.id, outcome).await?;
+                match outcome {
+                    CancelOutcome::Cancelled => cancelled.push(run.id.to_string()),
+                    CancelOutcome::Requested => requested.push(run.id.to_string()),
+                    CancelOutcome::Ended(_) => {}
                 }
             }
             match page.last() {

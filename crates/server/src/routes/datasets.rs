@@ -13,7 +13,9 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use rollout_domain::time::rfc3339_from_ms;
 use rollout_store::{DatasetLine, DatasetRecord, RunRecord, TraceQuery};
-use rollout_training::{DatasetTrace, build_stats, chat_example, trajectory_example};
+use rollout_training::{
+    DatasetStats, DatasetTrace, StatsBuilder, chat_example, trajectory_example,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
@@ -22,6 +24,8 @@ use std::collections::BTreeSet;
 pub(crate) const MAX_DATASET_TRACES: usize = 10_000;
 /// Most events read per trace.
 const MAX_EVENTS: i64 = 10_000;
+/// Traces read, rendered and written together.
+const TRACES_PER_PAGE: usize = 100;
 
 /// The body of `POST /v1/datasets`: every given filter narrows the selection.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -136,26 +140,8 @@ pub(crate) async fn create(
             "no finished trace matches the selection",
         )]));
     }
-    let mut traces = Vec::with_capacity(runs.len());
-    for run in runs {
-        let events = state
-            .store
-            .list_events(run.id.as_str(), 0, MAX_EVENTS)
-            .await?;
-        traces.push(dataset_trace(run, events));
-    }
-    let mut lines = Vec::with_capacity(traces.len());
-    for trace in &traces {
-        lines.push(DatasetLine {
-            trace_id: trace.trace_id.clone(),
-            chat: serde_json::to_string(&chat_example(trace)).map_err(ApiError::internal)?,
-            trajectory: serde_json::to_string(&trajectory_example(trace))
-                .map_err(ApiError::internal)?,
-        });
-    }
-    let stats = build_stats(&traces);
     let id = rollout_domain::new_id();
-    let dataset = DatasetRecord {
+    let mut dataset = DatasetRecord {
         name: request
             .name
             .clone()
@@ -163,13 +149,60 @@ pub(crate) async fn create(
         id,
         project_id: caller.project_id.clone(),
         selection: serde_json::to_value(&request).map_err(ApiError::internal)?,
-        stats: serde_json::to_value(&stats).map_err(ApiError::internal)?,
-        trace_ids: traces.iter().map(|t| t.trace_id.clone()).collect(),
+        stats: Value::Null,
+        trace_ids: runs.iter().map(|run| run.id.to_string()).collect(),
         created_at_ms: now_ms(),
     };
-    state.store.insert_dataset(&dataset, &lines).await?;
-    tracing::info!(dataset = %dataset.id, traces = lines.len(), "dataset created");
+    state.store.begin_dataset(&dataset).await?;
+    let stats = match write_records(&state, &dataset.id, runs).await {
+        Ok(stats) => stats,
+        Err(error) => {
+            if let Err(error) = state.store.discard_dataset(&dataset.id).await {
+                tracing::warn!(dataset = %dataset.id, %error, "could not discard a failed dataset");
+            }
+            return Err(error);
+        }
+    };
+    dataset.stats = serde_json::to_value(&stats).map_err(ApiError::internal)?;
+    state.store.complete_dataset(&dataset).await?;
+    tracing::info!(dataset = %dataset.id, traces = dataset.trace_ids.len(), "dataset created");
     Ok((StatusCode::CREATED, Json(dataset_view(&dataset))))
+}
+
+/// Renders the records of `runs` and appends them to the dataset being written, a page of
+/// traces at a time: only one page's events are held at once, and each page is one short
+/// write (SQLite's write lock is never held long enough to fail other runs' appends).
+async fn write_records(
+    state: &AppState,
+    dataset_id: &str,
+    runs: Vec<RunRecord>,
+) -> Result<DatasetStats, ApiError> {
+    let mut stats = StatsBuilder::default();
+    let mut position = 0;
+    let mut runs = runs.into_iter().peekable();
+    while runs.peek().is_some() {
+        let mut lines = Vec::with_capacity(TRACES_PER_PAGE);
+        for run in runs.by_ref().take(TRACES_PER_PAGE) {
+            let events = state
+                .store
+                .list_events(run.id.as_str(), 0, MAX_EVENTS)
+                .await?;
+            let trace = dataset_trace(run, events);
+            stats.add(&trace);
+            lines.push(DatasetLine {
+                trace_id: trace.trace_id.clone(),
+                chat: serde_json::to_string(&chat_example(&trace)).map_err(ApiError::internal)?,
+                trajectory: serde_json::to_string(&trajectory_example(&trace))
+                    .map_err(ApiError::internal)?,
+            });
+        }
+        state
+            .store
+            .append_dataset_records(dataset_id, position, &lines)
+            .await?;
+        position += lines.len();
+    }
+    Ok(stats.finish())
 }
 
 /// The runs of the selection, oldest first, at most `limit` (the newest).

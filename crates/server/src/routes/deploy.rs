@@ -15,7 +15,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use rollout_domain::{RunId, RunStatus};
+use rollout_domain::RunId;
 use rollout_worker::deploy::{check_env_name, remove_environment_files};
 use rollout_worker::{BundleSource, DeployConfig, DeployError, deploy_environment};
 use serde::Deserialize;
@@ -266,20 +266,8 @@ pub(crate) async fn delete(
     }
     let mut cancelled = Vec::new();
     for id in &active {
-        let status = state.store.cancel_run(&caller.project_id, id).await?;
-        let run_id = RunId(id.clone());
-        match status {
-            Some(RunStatus::Running) => state.notifier.cancel_requested(run_id),
-            Some(RunStatus::Cancelled) => {
-                state.notifier.run_finished(run_id, RunStatus::Cancelled);
-                if let Some(run) = state.store.get_run(&caller.project_id, id).await? {
-                    super::run_api::spawn_callback(&state, run);
-                }
-            }
-            Some(
-                RunStatus::Queued | RunStatus::Completed | RunStatus::Failed | RunStatus::TimedOut,
-            )
-            | None => {}
+        if let Some(outcome) = state.store.cancel_run(&caller.project_id, id).await? {
+            super::cancel::announce(&state, &caller, &RunId(id.clone()), outcome).await?;
         }
         cancelled.push(id.clone());
     }

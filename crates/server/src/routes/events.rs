@@ -1,10 +1,13 @@
 //! `GET /v1/traces/{id}/events`: a run's events as Server-Sent Events, as they happen.
 //!
 //! The stream replays the stored events after `Last-Event-ID` (or `?after=`), then follows
-//! new ones by polling the store, so that it works across processes; each SSE `id` is the
+//! new ones: woken by this process's notifier (events appended here, and on PostgreSQL those
+//! appended by any process, relayed from LISTEN/NOTIFY), and reading the store again at least
+//! every second (other processes on SQLite, a missed notification); each SSE `id` is the
 //! event's `seq`, so a client that reconnects gets every event exactly once, in order. The
-//! stream ends after the `finished` event, or when its key is revoked; a key holds a
-//! bounded number of streams at once (`crate::streams`).
+//! stream ends after the `finished` event, when its key is revoked, or when the server shuts
+//! down: then with a `retry:` hint, so that the client reconnects (to another server, with
+//! `Last-Event-ID`). A key holds a bounded number of streams at once (`crate::streams`).
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -15,16 +18,19 @@ use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
-use rollout_domain::RunEvent;
+use rollout_domain::{RunEvent, RunId};
 use serde::Deserialize;
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::time::Duration;
+use tokio::sync::broadcast;
 
-/// How often a live stream looks for new events.
-const POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// How often a live stream reads the store without being woken.
+const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// Events read per store query.
 const PAGE: i64 = 500;
+/// The reconnection delay a stream ended by a shutdown asks for.
+const RETRY_AFTER_SHUTDOWN: Duration = Duration::from_secs(1);
 
 /// Options of the event stream.
 #[derive(Debug, Deserialize)]
@@ -35,6 +41,8 @@ pub(crate) struct StreamQuery {
 
 struct Cursor {
     state: AppState,
+    /// Announcements of appended events (subscribed before the first read).
+    appended: broadcast::Receiver<RunId>,
     run_id: String,
     project_id: String,
     last_seq: i64,
@@ -72,6 +80,7 @@ pub(crate) async fn stream(
     };
     let store = state.store.clone();
     let cursor = Cursor {
+        appended: state.notifier.subscribe_events(),
         state,
         run_id: run.id.0,
         project_id: caller.project_id,
@@ -89,6 +98,13 @@ async fn next_event(mut cursor: Cursor) -> Option<(Result<Event, Infallible>, Cu
     loop {
         if cursor.done {
             return None;
+        }
+        if cursor.state.shutdown.is_cancelled() {
+            cursor.done = true;
+            let goodbye = Event::default()
+                .comment("server shutting down; reconnect with Last-Event-ID")
+                .retry(RETRY_AFTER_SHUTDOWN);
+            return Some((Ok(goodbye), cursor));
         }
         if let Some(event) = cursor.buffer.pop_front() {
             cursor.last_seq = event.seq;
@@ -138,7 +154,14 @@ async fn next_event(mut cursor: Cursor) -> Option<(Result<Event, Infallible>, Cu
                 }
             }
             Ok(None) => return None,
-            Ok(Some(_)) | Err(_) => tokio::time::sleep(POLL_INTERVAL).await,
+            Ok(Some(_)) | Err(_) => {
+                let run_id = RunId(cursor.run_id.clone());
+                tokio::select! {
+                    () = cursor.state.shutdown.cancelled() => {}
+                    () = rollout_worker::appended_to(&mut cursor.appended, &run_id) => {}
+                    () = tokio::time::sleep(POLL_INTERVAL) => {}
+                }
+            }
         }
     }
 }

@@ -125,14 +125,31 @@ pub(crate) async fn create(
         tokio::select! {
             _ = wait => {}
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = tokio::time::sleep_until(deadline) => {
-                let current = state.store.get_run(&caller.project_id, run_id.as_str()).await?;
-                let current = current.ok_or_else(|| ApiError::internal("a queued run disappeared"))?;
-                let status = if current.status.is_terminal() { StatusCode::OK } else { StatusCode::ACCEPTED };
-                return Ok((status, Json(views::run_summary(&state, &current))).into_response());
-            }
+            // The server is shutting down: answer now (202 with the run's status) rather than
+            // hold the shutdown up; the run goes on (or back to the queue).
+            _ = state.shutdown.cancelled() => return summary_now(&state, &caller, &run_id).await,
+            _ = tokio::time::sleep_until(deadline) => return summary_now(&state, &caller, &run_id).await,
         }
     }
+}
+
+/// The run's summary as it stands: 200 once it ended, 202 while it is queued or running.
+async fn summary_now(
+    state: &AppState,
+    caller: &Caller,
+    run_id: &RunId,
+) -> Result<Response, ApiError> {
+    let current = state
+        .store
+        .get_run(&caller.project_id, run_id.as_str())
+        .await?
+        .ok_or_else(|| ApiError::internal("a queued run disappeared"))?;
+    let status = if current.status.is_terminal() {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    Ok((status, Json(views::run_summary(state, &current))).into_response())
 }
 
 /// Checks every remaining field and collects every problem into one 422. The model must

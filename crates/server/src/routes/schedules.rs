@@ -59,6 +59,7 @@ fn view(schedule: &ScheduleRecord) -> Value {
         // The last tick that started no run, and why (quota, model, environment).
         "last_skipped_at": schedule.last_skipped_at_ms.map(rfc3339_from_ms),
         "last_skip_reason": schedule.last_skip_reason,
+        "last_error": schedule.last_error,
         "created_at": rfc3339_from_ms(schedule.created_at_ms),
         // The run without its callback's secret and headers.
         "run": {

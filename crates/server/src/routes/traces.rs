@@ -11,8 +11,13 @@ use rollout_store::TraceQuery;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-/// Most events returned with one trace; longer traces are paged with `events_after`.
+/// Most events one request may ask for; longer traces are paged with `events_after`.
 const MAX_EVENTS: i64 = 10_000;
+/// Events returned by default: a page, not the whole trace.
+const DEFAULT_EVENTS: i64 = 500;
+/// A page also ends once it holds about this much event JSON (at least one event), so that
+/// a trace of long events is fetched in bounded responses.
+const PAGE_BYTES: usize = 8 * 1024 * 1024;
 
 /// Options of `GET /v1/traces/{id}`.
 #[derive(Debug, Deserialize)]
@@ -21,11 +26,12 @@ pub(crate) struct GetQuery {
     include: Option<String>,
     /// Only events with a `seq` above this (a page's `events_next_after`).
     events_after: Option<i64>,
-    /// Most events to return, 1 to 10000 (default 10000).
+    /// Most events to return, 1 to 10000 (default 500); a page also ends at about 8 MiB.
     events_limit: Option<i64>,
 }
 
-/// `GET /v1/traces/{id}`: the whole trace, its events paged for very long traces.
+/// `GET /v1/traces/{id}`: the run and a page of its events (`events_next_after` names the
+/// next page, `null` after the last).
 pub(crate) async fn get(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -37,7 +43,7 @@ pub(crate) async fn get(
         .as_deref()
         .is_none_or(|include| include.split(',').any(|part| part.trim() == "events"));
     let after = query.events_after.unwrap_or(0);
-    let limit = query.events_limit.unwrap_or(MAX_EVENTS);
+    let limit = query.events_limit.unwrap_or(DEFAULT_EVENTS);
     let mut problems = Vec::new();
     if after < 0 {
         problems.push(problem("events_after", "events_after must be 0 or more"));
@@ -59,7 +65,7 @@ pub(crate) async fn get(
     let events = if include_events {
         state
             .store
-            .list_events(run.id.as_str(), after, limit)
+            .list_events_page(run.id.as_str(), after, limit, PAGE_BYTES)
             .await?
     } else {
         Vec::new()
@@ -72,11 +78,20 @@ pub(crate) async fn get(
     let mut trace = views::trace(&state, &run, &events, position);
     if let Some(object) = trace.as_object_mut() {
         if include_events {
-            let next = if events.len() as i64 == limit {
-                events.last().map(|event| event.seq)
-            } else {
-                None
+            // A full page, or one cut by its size: there may be more after it.
+            let last = events.last().map(|event| event.seq);
+            let more = match last {
+                Some(seq) => {
+                    events.len() as i64 == limit
+                        || !state
+                            .store
+                            .list_events(run.id.as_str(), seq, 1)
+                            .await?
+                            .is_empty()
+                }
+                None => false,
             };
+            let next = if more { last } else { None };
             object.insert("events_next_after".into(), json!(next));
         } else {
             object.remove("events");

@@ -1,8 +1,11 @@
 //! The append-only events of a run's trace, numbered 1, 2, 3.. per run.
 
 use crate::Result;
-use crate::error::{corrupt, db, encode};
+use crate::error::{corrupt, db};
+use crate::event_size::stored_form;
 use crate::store::{Store, now_ms, retry_on_conflict};
+use crate::types::Lease;
+use futures::TryStreamExt;
 use rollout_domain::{EventKind, RunEvent, RunId};
 use sqlx::AnyConnection;
 
@@ -14,6 +17,10 @@ const INSERT_EVENT: &str = "INSERT INTO run_events (run_id, seq, attempt, kind, 
 /// A no-op write on the run's row: it takes the row lock (PostgreSQL) or the write lock
 /// (SQLite), so that concurrent appends to one run queue up instead of racing for a seq.
 const LOCK_RUN: &str = "UPDATE runs SET id = id WHERE id = $1";
+/// The same lock, taken only while the claim holds: an execution whose lease was taken over
+/// appends nothing more (its stream and the newer attempt's never interleave).
+const LOCK_LEASED_RUN: &str = "UPDATE runs SET id = id \
+     WHERE id = $1 AND status = 'running' AND lease_token = $2";
 const LIST_EVENTS: &str = "SELECT seq, attempt, at_ms, data FROM run_events \
      WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
 
@@ -28,33 +35,79 @@ struct EventRow {
     data: String,
 }
 
-/// Appends one event on `conn`, a transaction that holds the run's row lock.
-pub(crate) async fn insert_event(
-    conn: &mut AnyConnection,
-    run_id: &RunId,
-    attempt: i64,
-    kind: &EventKind,
-) -> Result<RunEvent> {
-    let data = serde_json::to_string(kind).map_err(encode("event"))?;
-    let at_ms = now_ms();
-    let seq: i64 = sqlx::query_scalar(INSERT_EVENT)
-        .bind(run_id.0.clone())
-        .bind(attempt)
-        .bind(kind.name())
-        .bind(at_ms)
-        .bind(data)
-        .fetch_one(conn)
-        .await
-        .map_err(db("appending an event"))?;
-    Ok(RunEvent {
-        seq,
-        at_ms,
-        attempt,
-        kind: kind.clone(),
-    })
+impl EventRow {
+    fn into_event(self) -> Result<RunEvent> {
+        let kind: EventKind = serde_json::from_str(&self.data).map_err(corrupt("event"))?;
+        Ok(RunEvent {
+            seq: self.seq,
+            at_ms: self.at_ms,
+            attempt: self.attempt,
+            kind,
+        })
+    }
 }
 
 impl Store {
+    /// Appends one event on `conn`, a transaction that holds the run's row lock. The event
+    /// is stored (and returned) cut to the store's size limit.
+    pub(crate) async fn insert_event(
+        &self,
+        conn: &mut AnyConnection,
+        run_id: &RunId,
+        attempt: i64,
+        kind: &EventKind,
+    ) -> Result<RunEvent> {
+        let (data, cut) = stored_form(kind, self.max_event_bytes())?;
+        if cut.is_some() {
+            tracing::info!(run = %run_id, event = kind.name(), "an event over the size limit was stored cut");
+        }
+        let at_ms = now_ms();
+        let seq: i64 = sqlx::query_scalar(INSERT_EVENT)
+            .bind(run_id.0.clone())
+            .bind(attempt)
+            .bind(kind.name())
+            .bind(at_ms)
+            .bind(data)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db("appending an event"))?;
+        self.notify_event(conn, run_id, kind).await?;
+        Ok(RunEvent {
+            seq,
+            at_ms,
+            attempt,
+            kind: cut.unwrap_or_else(|| kind.clone()),
+        })
+    }
+
+    /// Appends an event of a claim's execution, only while the claim holds. `None` when the
+    /// lease was lost: the execution must stop.
+    pub async fn append_leased_event(
+        &self,
+        lease: &Lease,
+        kind: &EventKind,
+    ) -> Result<Option<RunEvent>> {
+        const OP: &str = "appending an event";
+        retry_on_conflict(|| async {
+            let mut tx = self.pool().begin().await.map_err(db(OP))?;
+            let locked = sqlx::query(LOCK_LEASED_RUN)
+                .bind(lease.run_id.0.clone())
+                .bind(lease.token.clone())
+                .execute(&mut *tx)
+                .await
+                .map_err(db(OP))?;
+            if locked.rows_affected() == 0 {
+                return Ok(None);
+            }
+            let event = self
+                .insert_event(&mut tx, &lease.run_id, lease.attempt, kind)
+                .await?;
+            tx.commit().await.map_err(db(OP))?;
+            Ok(Some(event))
+        })
+        .await
+    }
+
     /// Appends an event to the run's trace, numbered one past the last, stamped now.
     pub async fn append_event(
         &self,
@@ -70,11 +123,39 @@ impl Store {
                 .execute(&mut *tx)
                 .await
                 .map_err(db(OP))?;
-            let event = insert_event(&mut tx, run_id, attempt, kind).await?;
+            let event = self.insert_event(&mut tx, run_id, attempt, kind).await?;
             tx.commit().await.map_err(db(OP))?;
             Ok(event)
         })
         .await
+    }
+
+    /// A page of the run's events with `seq > after_seq`, in order: at most `limit` (clamped
+    /// to `1..=10000`) and, past the first, no more than about `max_bytes` of stored JSON,
+    /// so that a page of long events stays a bounded response. Rows are read one by one
+    /// and reading stops at the budget.
+    pub async fn list_events_page(
+        &self,
+        run_id: &str,
+        after_seq: i64,
+        limit: i64,
+        max_bytes: usize,
+    ) -> Result<Vec<RunEvent>> {
+        let mut rows = sqlx::query_as::<_, EventRow>(LIST_EVENTS)
+            .bind(run_id.to_string())
+            .bind(after_seq)
+            .bind(limit.clamp(1, MAX_EVENTS_PAGE))
+            .fetch(self.pool());
+        let mut events = Vec::new();
+        let mut bytes = 0usize;
+        while let Some(row) = rows.try_next().await.map_err(db("listing events"))? {
+            bytes = bytes.saturating_add(row.data.len());
+            if bytes > max_bytes && !events.is_empty() {
+                break;
+            }
+            events.push(row.into_event()?);
+        }
+        Ok(events)
     }
 
     /// The run's events with `seq > after_seq`, in order, at most `limit` (clamped to
@@ -93,15 +174,7 @@ impl Store {
             .await
             .map_err(db("listing events"))?
             .into_iter()
-            .map(|row| {
-                let kind: EventKind = serde_json::from_str(&row.data).map_err(corrupt("event"))?;
-                Ok(RunEvent {
-                    seq: row.seq,
-                    at_ms: row.at_ms,
-                    attempt: row.attempt,
-                    kind,
-                })
-            })
+            .map(EventRow::into_event)
             .collect()
     }
 }

@@ -19,6 +19,10 @@ const INSERT_KEY: &str = "INSERT INTO idempotency_keys \
      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (project_id, idem_key) DO NOTHING";
 const GET_KEY: &str = "SELECT request_hash, run_id FROM idempotency_keys \
      WHERE project_id = $1 AND idem_key = $2";
+/// Expired keys, a batch at a time, so that each delete is a short write.
+const PURGE_EXPIRED: &str = "DELETE FROM idempotency_keys WHERE (project_id, idem_key) IN \
+     (SELECT project_id, idem_key FROM idempotency_keys WHERE expires_at <= $1 LIMIT $2)";
+const PURGE_BATCH: i64 = 1000;
 
 /// What an idempotent insert did.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,6 +97,26 @@ impl Store {
                 what: "idempotency key",
                 detail: format!("key names run '{run_id}', which does not exist"),
             }),
+        }
+    }
+
+    /// Deletes the keys whose time is over (they no longer stand for their run), in
+    /// batches. Returns how many.
+    pub async fn purge_expired_idempotency_keys(&self) -> Result<u64> {
+        let now = now_ms();
+        let mut purged = 0;
+        loop {
+            let deleted = sqlx::query(PURGE_EXPIRED)
+                .bind(now)
+                .bind(PURGE_BATCH)
+                .execute(self.pool())
+                .await
+                .map_err(db("purging expired idempotency keys"))?
+                .rows_affected();
+            purged += deleted;
+            if deleted < PURGE_BATCH.unsigned_abs() {
+                return Ok(purged);
+            }
         }
     }
 }

@@ -5,7 +5,6 @@
 use crate::Result;
 use crate::error::{corrupt, db, encode};
 use crate::eval::{JobCounts, JobRecord, JobRun, JobSpec, ModelProgress, NewJobRun};
-use crate::store::events::insert_event;
 use crate::store::{RunRow, Store, now_ms, retry_on_conflict};
 use rollout_domain::{EventKind, RunId, RunStatus};
 
@@ -39,7 +38,8 @@ const FAILED_RUNS: &str =
 const REQUEUE_FAILED: &str = "UPDATE runs SET status = 'queued', outcome = NULL, reward = NULL, \
      evaluation = NULL, final_response = NULL, error = NULL, steps = 0, input_tokens = 0, \
      output_tokens = 0, cache_read_tokens = 0, cache_write_tokens = 0, lease_owner = NULL, \
-     lease_expires_at = NULL, cancel_requested = 0, started_at = NULL, finished_at = NULL \
+     lease_token = NULL, lease_expires_at = NULL, lost_attempts = 0, cancel_requested = 0, \
+     started_at = NULL, finished_at = NULL \
      WHERE id = $1 AND status = 'failed'";
 const UNCANCEL_JOB: &str = "UPDATE jobs SET cancelled_at = NULL WHERE id = $1";
 
@@ -285,7 +285,7 @@ impl Store {
             phase: "retry".into(),
             message: "failed run re-queued by a job retry".into(),
         };
-        insert_event(&mut tx, run_id, attempts, &event).await?;
+        self.insert_event(&mut tx, run_id, attempts, &event).await?;
         tx.commit().await.map_err(db(OP))?;
         Ok(true)
     }

@@ -1,61 +1,81 @@
 //! The queue: the runs table itself. Workers claim the oldest queued run with a lease,
-//! renew it by heartbeat, and write progress and the result only while they own it
-//! (fencing). Expired leases are re-queued a bounded number of times, then failed.
+//! renew it by heartbeat, and write progress, events and the result only while their claim
+//! holds (fencing by the claim's token, see [`Lease`]). Expired leases are re-queued a
+//! bounded number of times, then failed.
 
 use crate::Result;
 use crate::error::{StoreError, db};
-use crate::store::events::insert_event;
+use crate::event_size::{cut_text, stored_evaluation};
 use crate::store::{RunRow, Store, duration_ms, now_ms, retry_on_conflict, tokens_to_db};
-use crate::types::{Backend, ClaimedRun, FinishRun};
+use crate::types::{Backend, ClaimedRun, FinishRun, Lease};
 use rollout_domain::{EventKind, RunId, RunStatus};
 use std::time::Duration;
 
-/// The claim's condition on a queued run `r`: it belongs to no job, or its job has no limit,
-/// or fewer of the job's runs are running than its `max_concurrency`. On PostgreSQL two
-/// claimers racing for the last slot of one job can each take a run (the limit is then
-/// exceeded by at most the number of concurrent claimers minus one).
-macro_rules! job_has_room {
-    () => {
-        "(r.job_id IS NULL OR NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = r.job_id \
-         AND j.max_concurrency IS NOT NULL AND j.max_concurrency <= \
-         (SELECT COUNT(*) FROM runs x WHERE x.job_id = r.job_id AND x.status = 'running')))"
+/// The heads of the queue's lanes, oldest first: the runs of no job, and the runs of each
+/// job whose `max_concurrency` is not reached. The recursive part walks the distinct jobs
+/// with queued runs through the `runs_queue_lanes` index (one probe per job), so the cost
+/// depends on the number of jobs with queued runs and on the runs running, never on how
+/// many runs are queued.
+const LANES: &str = "WITH RECURSIVE lanes(job_id) AS ( \
+       SELECT MIN(job_id) FROM runs WHERE status = 'queued' AND job_id IS NOT NULL \
+       UNION ALL \
+       SELECT (SELECT MIN(q.job_id) FROM runs q WHERE q.status = 'queued' AND q.job_id > l.job_id) \
+       FROM lanes l WHERE l.job_id IS NOT NULL) \
+     SELECT job_id, head FROM ( \
+       SELECT CAST(NULL AS TEXT) AS job_id, \
+         (SELECT MIN(created_at) FROM runs WHERE status = 'queued' AND job_id IS NULL) AS head \
+       UNION ALL \
+       SELECT l.job_id, (SELECT MIN(q.created_at) FROM runs q \
+           WHERE q.status = 'queued' AND q.job_id = l.job_id) AS head \
+       FROM lanes l WHERE l.job_id IS NOT NULL AND NOT EXISTS ( \
+         SELECT 1 FROM jobs j WHERE j.id = l.job_id AND j.max_concurrency IS NOT NULL \
+         AND j.max_concurrency <= (SELECT COUNT(*) FROM runs x \
+           WHERE x.job_id = l.job_id AND x.status = 'running')) \
+     ) heads WHERE head IS NOT NULL ORDER BY head LIMIT 8";
+
+/// Claims the oldest run of one lane. `$5` is the job, or NULL for the runs of no job; a
+/// job whose `max_concurrency` is reached has no run to give.
+macro_rules! claim_lane {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE runs SET status = 'running', lease_owner = $1, lease_token = $4, \
+             lease_expires_at = $2, attempts = attempts + 1, started_at = COALESCE(started_at, $3) \
+             WHERE id = (SELECT r.id FROM runs r WHERE r.status = 'queued' \
+               AND ((CAST($5 AS TEXT) IS NULL AND r.job_id IS NULL) OR r.job_id = $5) \
+               AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = $5 \
+                 AND j.max_concurrency IS NOT NULL AND j.max_concurrency <= \
+                 (SELECT COUNT(*) FROM runs x WHERE x.job_id = $5 AND x.status = 'running')) \
+               ORDER BY r.created_at, r.id LIMIT 1",
+            $lock,
+            ") AND status = 'queued' RETURNING ",
+            run_columns!()
+        )
     };
 }
-
-/// The claim on SQLite, where writers are serialised so the subquery cannot race.
-const CLAIM_SQLITE: &str = concat!(
-    "UPDATE runs SET status = 'running', lease_owner = $1, lease_expires_at = $2, \
-     attempts = attempts + 1, started_at = COALESCE(started_at, $3) \
-     WHERE id = (SELECT r.id FROM runs r WHERE r.status = 'queued' AND ",
-    job_has_room!(),
-    " ORDER BY r.created_at, r.id LIMIT 1) \
-     AND status = 'queued' RETURNING ",
-    run_columns!()
-);
-/// The claim on PostgreSQL: `SKIP LOCKED` keeps concurrent claimers off the same row.
-const CLAIM_POSTGRES: &str = concat!(
-    "UPDATE runs SET status = 'running', lease_owner = $1, lease_expires_at = $2, \
-     attempts = attempts + 1, started_at = COALESCE(started_at, $3) \
-     WHERE id = (SELECT r.id FROM runs r WHERE r.status = 'queued' AND ",
-    job_has_room!(),
-    " ORDER BY r.created_at, r.id LIMIT 1 FOR UPDATE OF r SKIP LOCKED) \
-     AND status = 'queued' RETURNING ",
-    run_columns!()
-);
+/// On SQLite writers are serialised: the room check and the claim cannot race.
+const CLAIM_SQLITE: &str = claim_lane!("");
+/// On PostgreSQL `SKIP LOCKED` keeps concurrent claimers off the same row; the job's row
+/// lock (below) serialises the claimers of one job.
+const CLAIM_POSTGRES: &str = claim_lane!(" FOR UPDATE OF r SKIP LOCKED");
+/// Taken before claiming a run of a job on PostgreSQL, so that two claimers cannot both
+/// count the same free slot (READ COMMITTED: the claim's count runs after the lock, and sees
+/// what the previous holder committed).
+const LOCK_JOB: &str = "SELECT id FROM jobs WHERE id = $1 FOR UPDATE";
 const HEARTBEAT: &str = "UPDATE runs SET lease_expires_at = $3 \
-     WHERE id = $1 AND status = 'running' AND lease_owner = $2";
+     WHERE id = $1 AND status = 'running' AND lease_token = $2";
 const PROGRESS: &str = "UPDATE runs SET steps = $3, input_tokens = $4, output_tokens = $5, \
      cache_read_tokens = $6, cache_write_tokens = $7 \
-     WHERE id = $1 AND status = 'running' AND lease_owner = $2";
+     WHERE id = $1 AND status = 'running' AND lease_token = $2";
 const FINISH: &str = "UPDATE runs SET status = $3, outcome = $4, reward = $5, evaluation = $6, \
      final_response = $7, steps = $8, input_tokens = $9, output_tokens = $10, \
      cache_read_tokens = $11, cache_write_tokens = $12, error = $13, finished_at = $14, \
-     lease_expires_at = NULL \
-     WHERE id = $1 AND status = 'running' AND lease_owner = $2";
-const RELEASE: &str = "UPDATE runs SET status = 'queued', attempts = attempts - 1, \
-     lease_owner = NULL, lease_expires_at = NULL \
-     WHERE id = $1 AND status = 'running' AND lease_owner = $2";
-const EXPIRED: &str = "SELECT id, attempts, COALESCE(lease_owner, '') FROM runs \
+     lease_expires_at = NULL, lease_token = NULL \
+     WHERE id = $1 AND status = 'running' AND lease_token = $2";
+/// Attempts are not given back: the next claim is a new attempt with its own number.
+const RELEASE: &str = "UPDATE runs SET status = 'queued', \
+     lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL \
+     WHERE id = $1 AND status = 'running' AND lease_token = $2";
+const EXPIRED: &str = "SELECT id, attempts, lost_attempts, COALESCE(lease_owner, '') FROM runs \
      WHERE status = 'running' AND lease_expires_at <= $1 ORDER BY id";
 /// The lease owner of runs recorded by the MCP gateway: a session that cannot be resumed by a
 /// worker, so its expired runs fail instead of going back to the queue.
@@ -63,10 +83,10 @@ pub const GATEWAY_OWNER: &str = "gateway";
 /// The guards (still running, still expired, same attempt) make recovery safe against a
 /// heartbeat or a second recoverer racing it.
 const REQUEUE_EXPIRED: &str = "UPDATE runs SET status = 'queued', lease_owner = NULL, \
-     lease_expires_at = NULL \
+     lease_token = NULL, lease_expires_at = NULL, lost_attempts = lost_attempts + 1 \
      WHERE id = $1 AND status = 'running' AND lease_expires_at <= $2 AND attempts = $3";
 const FAIL_EXPIRED: &str = "UPDATE runs SET status = 'failed', error = $4, finished_at = $2, \
-     lease_expires_at = NULL \
+     lease_token = NULL, lease_expires_at = NULL \
      WHERE id = $1 AND status = 'running' AND lease_expires_at <= $2 AND attempts = $3";
 const QUEUE_POSITION: &str = "SELECT COUNT(*) FROM runs q, \
      (SELECT created_at, id FROM runs WHERE id = $1 AND status = 'queued') r \
@@ -75,68 +95,98 @@ const QUEUE_POSITION: &str = "SELECT COUNT(*) FROM runs q, \
 
 impl Store {
     /// Claims the oldest queued run for `worker_id`, leased for `lease`: it becomes
-    /// `running` and its attempt count goes up. `None` when the queue is empty. A run is
-    /// never claimed by two workers at once.
+    /// `running`, its attempt count goes up and the claim gets a token of its own. `None`
+    /// when the queue is empty (or only holds runs of jobs at their `max_concurrency`). A run
+    /// is never claimed by two workers at once, and a job never runs more than its
+    /// `max_concurrency` runs, however many processes claim.
     pub async fn claim_next_run(
         &self,
         worker_id: &str,
         lease: Duration,
     ) -> Result<Option<ClaimedRun>> {
-        let sql = match self.backend() {
-            Backend::Sqlite => CLAIM_SQLITE,
-            Backend::Postgres => CLAIM_POSTGRES,
-        };
-        let now = now_ms();
-        let row = sqlx::query_as::<_, RunRow>(sql)
-            .bind(worker_id.to_string())
-            .bind(now.saturating_add(duration_ms(lease)))
-            .bind(now)
-            .fetch_optional(self.pool())
+        let lanes: Vec<(Option<String>, i64)> = sqlx::query_as(LANES)
+            .fetch_all(self.pool())
             .await
-            .map_err(db("claiming a run"))?;
-        match row {
-            Some(row) => {
-                let run = row.into_record()?;
-                Ok(Some(ClaimedRun {
-                    attempt: run.attempts,
-                    run,
-                }))
+            .map_err(db("finding the queue's lanes"))?;
+        for (job_id, _) in lanes {
+            if let Some(claimed) = self.claim_in_lane(worker_id, lease, job_id).await? {
+                return Ok(Some(claimed));
             }
-            None => Ok(None),
         }
+        Ok(None)
     }
 
-    /// Extends the lease of a run the worker owns to now + `lease`. False when the lease
-    /// was lost (recovered by another process, released, or the run finished): the worker
-    /// must stop the run without writing its result.
-    pub async fn heartbeat(
+    /// Claims the oldest run of one lane (a job's runs, or those of no job), or `None` when
+    /// another claimer took the last one or the job's limit is reached.
+    async fn claim_in_lane(
         &self,
-        run_id: &RunId,
         worker_id: &str,
         lease: Duration,
-    ) -> Result<bool> {
+        job_id: Option<String>,
+    ) -> Result<Option<ClaimedRun>> {
+        const OP: &str = "claiming a run";
+        let now = now_ms();
+        let token = new_token();
+        let claim = |sql| {
+            sqlx::query_as::<_, RunRow>(sql)
+                .bind(worker_id.to_string())
+                .bind(now.saturating_add(duration_ms(lease)))
+                .bind(now)
+                .bind(token.clone())
+                .bind(job_id.clone())
+        };
+        let row = match (self.backend(), &job_id) {
+            (Backend::Sqlite, _) => claim(CLAIM_SQLITE)
+                .fetch_optional(self.pool())
+                .await
+                .map_err(db(OP))?,
+            (Backend::Postgres, None) => claim(CLAIM_POSTGRES)
+                .fetch_optional(self.pool())
+                .await
+                .map_err(db(OP))?,
+            (Backend::Postgres, Some(job)) => {
+                let mut tx = self.pool().begin().await.map_err(db(OP))?;
+                sqlx::query(LOCK_JOB)
+                    .bind(job.clone())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db(OP))?;
+                let row = claim(CLAIM_POSTGRES)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db(OP))?;
+                tx.commit().await.map_err(db(OP))?;
+                row
+            }
+        };
+        row.map(|row| claimed(row, token)).transpose()
+    }
+
+    /// Extends a claim to now + `duration`. False when the claim was lost (recovered and
+    /// perhaps claimed again, released, or the run finished): its execution must stop
+    /// without writing anything more.
+    pub async fn heartbeat(&self, lease: &Lease, duration: Duration) -> Result<bool> {
         let result = sqlx::query(HEARTBEAT)
-            .bind(run_id.0.clone())
-            .bind(worker_id.to_string())
-            .bind(now_ms().saturating_add(duration_ms(lease)))
+            .bind(lease.run_id.0.clone())
+            .bind(lease.token.clone())
+            .bind(now_ms().saturating_add(duration_ms(duration)))
             .execute(self.pool())
             .await
             .map_err(db("renewing a lease"))?;
         Ok(result.rows_affected() > 0)
     }
 
-    /// Records the steps taken and tokens used so far (totals, not increments) of a run the
-    /// worker owns. False when the lease was lost.
+    /// Records the steps taken and tokens used so far (totals, not increments) under a
+    /// claim. False when the claim was lost.
     pub async fn record_progress(
         &self,
-        run_id: &RunId,
-        worker_id: &str,
+        lease: &Lease,
         steps: i64,
         usage: &rollout_domain::Usage,
     ) -> Result<bool> {
         let result = sqlx::query(PROGRESS)
-            .bind(run_id.0.clone())
-            .bind(worker_id.to_string())
+            .bind(lease.run_id.0.clone())
+            .bind(lease.token.clone())
             .bind(steps)
             .bind(tokens_to_db(usage.input_tokens))
             .bind(tokens_to_db(usage.output_tokens))
@@ -148,80 +198,116 @@ impl Store {
         Ok(result.rows_affected() > 0)
     }
 
-    /// Writes the result of a run, only if it is still `running` and owned by `worker_id`
-    /// (fencing: a worker that lost its lease cannot overwrite a newer attempt). False when
-    /// nothing was written.
-    pub async fn finish_run(
-        &self,
-        run_id: &RunId,
-        worker_id: &str,
-        finish: &FinishRun,
-    ) -> Result<bool> {
+    /// Writes the result of a run and its `finished` event, in one transaction, only if the
+    /// claim still holds (fencing: an execution that lost its lease can neither overwrite a
+    /// newer attempt nor end its event stream). False when nothing was written.
+    pub async fn finish_run(&self, lease: &Lease, finish: &FinishRun) -> Result<bool> {
+        const OP: &str = "finishing a run";
         if !finish.status.is_terminal() {
             return Err(StoreError::NotTerminal {
                 status: finish.status,
             });
         }
+        // What the environment and the model returned is cut like the events repeating it.
+        let max = self.max_event_bytes();
         let evaluation = finish
             .evaluation
             .as_ref()
-            .map(serde_json::to_string)
-            .transpose()
-            .map_err(crate::error::encode("evaluation"))?;
-        let result = sqlx::query(FINISH)
-            .bind(run_id.0.clone())
-            .bind(worker_id.to_string())
-            .bind(finish.status.as_str())
-            .bind(finish.outcome.clone())
-            .bind(finish.reward)
-            .bind(evaluation)
-            .bind(finish.final_response.clone())
-            .bind(finish.steps)
-            .bind(tokens_to_db(finish.usage.input_tokens))
-            .bind(tokens_to_db(finish.usage.output_tokens))
-            .bind(tokens_to_db(finish.usage.cache_read_tokens))
-            .bind(tokens_to_db(finish.usage.cache_write_tokens))
-            .bind(finish.error.clone())
-            .bind(now_ms())
-            .execute(self.pool())
-            .await
-            .map_err(db("finishing a run"))?;
-        Ok(result.rows_affected() > 0)
+            .map(|evaluation| stored_evaluation(evaluation, max))
+            .transpose()?;
+        let final_response = finish.final_response.as_deref().map(|t| cut_text(t, max));
+        let error = finish.error.as_deref().map(|t| cut_text(t, max));
+        let finished = EventKind::Finished {
+            status: finish.status.as_str().into(),
+            error: error.clone(),
+        };
+        self.fenced_write(OP, lease, &finished, || {
+            sqlx::query(FINISH)
+                .bind(lease.run_id.0.clone())
+                .bind(lease.token.clone())
+                .bind(finish.status.as_str())
+                .bind(finish.outcome.clone())
+                .bind(finish.reward)
+                .bind(evaluation.clone())
+                .bind(final_response.clone())
+                .bind(finish.steps)
+                .bind(tokens_to_db(finish.usage.input_tokens))
+                .bind(tokens_to_db(finish.usage.output_tokens))
+                .bind(tokens_to_db(finish.usage.cache_read_tokens))
+                .bind(tokens_to_db(finish.usage.cache_write_tokens))
+                .bind(error.clone())
+                .bind(now_ms())
+        })
+        .await
     }
 
-    /// Puts a run the worker owns back in the queue without counting the attempt, for
-    /// graceful shutdown. False when the worker did not own it.
-    pub async fn release_run(&self, run_id: &RunId, worker_id: &str) -> Result<bool> {
-        let result = sqlx::query(RELEASE)
-            .bind(run_id.0.clone())
-            .bind(worker_id.to_string())
-            .execute(self.pool())
-            .await
-            .map_err(db("releasing a run"))?;
-        Ok(result.rows_affected() > 0)
+    /// Puts a claimed run back in the queue for graceful shutdown, with an `error` event
+    /// (phase `shutdown`) saying why, in one transaction. The attempt stays counted (the
+    /// next claim is attempt + 1) but does not use up the bound on lost attempts. False when
+    /// the claim was lost.
+    pub async fn release_run(&self, lease: &Lease, message: &str) -> Result<bool> {
+        const OP: &str = "releasing a run";
+        let released = EventKind::Error {
+            phase: "shutdown".into(),
+            message: message.to_string(),
+        };
+        self.fenced_write(OP, lease, &released, || {
+            sqlx::query(RELEASE)
+                .bind(lease.run_id.0.clone())
+                .bind(lease.token.clone())
+        })
+        .await
     }
 
-    /// Finds running runs whose lease expired (their worker died or hung). A run with fewer
-    /// than `max_attempts` attempts is re-queued with an `error` event (phase `lease`);
-    /// otherwise it fails with a `finished` event. Returns each recovered run and its new
-    /// status.
+    /// Runs `update` (a write fenced by the lease's token) and, if it changed the run,
+    /// appends `event` in the same transaction. False when the lease was lost.
+    async fn fenced_write<'q>(
+        &self,
+        op: &'static str,
+        lease: &Lease,
+        event: &EventKind,
+        update: impl Fn() -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    ) -> Result<bool> {
+        retry_on_conflict(|| async {
+            let mut tx = self.pool().begin().await.map_err(db(op))?;
+            let result = update().execute(&mut *tx).await.map_err(db(op))?;
+            if result.rows_affected() == 0 {
+                return Ok(false);
+            }
+            self.insert_event(&mut tx, &lease.run_id, lease.attempt, event)
+                .await?;
+            tx.commit().await.map_err(db(op))?;
+            Ok(true)
+        })
+        .await
+    }
+
+    /// Finds running runs whose lease expired (their worker died or hung). A run that has now
+    /// lost fewer than `max_attempts` attempts (releases at shutdown are not lost) is re-queued
+    /// with an `error` event (phase `lease`); otherwise it fails with a `finished` event.
+    /// Returns each recovered run and its new status.
     pub async fn recover_expired_leases(
         &self,
         max_attempts: i64,
     ) -> Result<Vec<(RunId, RunStatus)>> {
-        let expired: Vec<(String, i64, String)> = sqlx::query_as(EXPIRED)
+        let expired: Vec<(String, i64, i64, String)> = sqlx::query_as(EXPIRED)
             .bind(now_ms())
             .fetch_all(self.pool())
             .await
             .map_err(db("finding expired leases"))?;
         let mut recovered = Vec::new();
-        for (id, attempts, owner) in expired {
+        for (id, attempts, lost_before, owner) in expired {
             let run_id = RunId(id);
             // A gateway session lives in the process that lost it: nothing can resume it.
             let gateway = owner == GATEWAY_OWNER;
-            let max_attempts = if gateway { attempts } else { max_attempts };
+            let lost = lost_before.saturating_add(1);
+            let max_attempts = if gateway { lost } else { max_attempts };
+            let attempt = Attempt {
+                number: attempts,
+                lost,
+            };
             let outcome =
-                retry_on_conflict(|| self.recover_one(&run_id, attempts, max_attempts, gateway))
+                retry_on_conflict(|| self.recover_one(&run_id, attempt, max_attempts, gateway))
                     .await?;
             if let Some(status) = outcome {
                 tracing::warn!(run_id = %run_id, attempts, status = %status, "recovered an expired lease");
@@ -236,14 +322,18 @@ impl Store {
     async fn recover_one(
         &self,
         run_id: &RunId,
-        attempts: i64,
+        attempt: Attempt,
         max_attempts: i64,
         gateway: bool,
     ) -> Result<Option<RunStatus>> {
         const OP: &str = "recovering an expired lease";
+        let Attempt {
+            number: attempts,
+            lost,
+        } = attempt;
         let now = now_ms();
         let mut tx = self.pool().begin().await.map_err(db(OP))?;
-        let (status, event) = if attempts < max_attempts {
+        let (status, event) = if lost < max_attempts {
             let result = sqlx::query(REQUEUE_EXPIRED)
                 .bind(run_id.0.clone())
                 .bind(now)
@@ -254,8 +344,9 @@ impl Store {
             if result.rows_affected() == 0 {
                 return Ok(None);
             }
-            let message =
-                format!("worker lost; run re-queued (attempt {attempts} of {max_attempts})");
+            let message = format!(
+                "worker lost; run re-queued (attempt {attempts} lost, {lost} of {max_attempts} allowed)"
+            );
             (
                 RunStatus::Queued,
                 EventKind::Error {
@@ -266,7 +357,7 @@ impl Store {
         } else {
             let error = match gateway {
                 true => "the MCP gateway session was lost (its server stopped)".to_string(),
-                false => format!("worker lost after {attempts} attempts"),
+                false => format!("worker lost after {lost} attempts"),
             };
             let result = sqlx::query(FAIL_EXPIRED)
                 .bind(run_id.0.clone())
@@ -288,7 +379,7 @@ impl Store {
                 },
             )
         };
-        insert_event(&mut tx, run_id, attempts, &event).await?;
+        self.insert_event(&mut tx, run_id, attempts, &event).await?;
         tx.commit().await.map_err(db(OP))?;
         Ok(Some(status))
     }
@@ -302,4 +393,27 @@ impl Store {
             .map_err(db("reading a queue position"))?;
         Ok((position > 0).then_some(position))
     }
+}
+
+/// The attempt an expired lease belongs to, and how many of the run's attempts were lost.
+#[derive(Clone, Copy)]
+struct Attempt {
+    number: i64,
+    lost: i64,
+}
+
+/// A fresh claim token.
+pub(crate) fn new_token() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// The claim of a run just updated to `running` with `token`.
+pub(crate) fn claimed(row: RunRow, token: String) -> Result<ClaimedRun> {
+    let run = row.into_record()?;
+    let lease = Lease {
+        run_id: run.id.clone(),
+        token,
+        attempt: run.attempts,
+    };
+    Ok(ClaimedRun { run, lease })
 }

@@ -2,8 +2,8 @@
 
 use crate::Result;
 use crate::error::{db, encode};
-use crate::store::{RunRow, Store, now_ms};
-use crate::types::{RunFilter, RunRecord};
+use crate::store::{RunRow, Store, now_ms, retry_on_conflict};
+use crate::types::{CancelOutcome, RunFilter, RunRecord};
 use rollout_domain::{EventKind, RunId, RunSpec, RunStatus};
 use sqlx::any::AnyArguments;
 use sqlx::query::QueryAs;
@@ -85,34 +85,62 @@ impl Store {
             .collect()
     }
 
-    /// Cancels a run: a queued run becomes `cancelled` at once (with a `finished` event); a
-    /// running run is flagged, and its worker stops it when it sees
-    /// [`Store::is_cancel_requested`]. Returns the run's status afterwards, `None` if the run
-    /// does not exist in the project.
-    pub async fn cancel_run(&self, project_id: &str, id: &str) -> Result<Option<RunStatus>> {
-        let cancelled: Option<i64> = sqlx::query_scalar(CANCEL_QUEUED)
-            .bind(project_id.to_string())
-            .bind(id.to_string())
-            .bind(now_ms())
-            .fetch_optional(self.pool())
-            .await
-            .map_err(db("cancelling a queued run"))?;
-        if let Some(attempts) = cancelled {
-            let finished = EventKind::Finished {
-                status: RunStatus::Cancelled.as_str().into(),
-                error: None,
-            };
-            self.append_event(&RunId(id.to_string()), attempts, &finished)
-                .await?;
-        } else {
-            sqlx::query(REQUEST_CANCEL)
+    /// Cancels a run: a queued run becomes `cancelled` at once, with its `finished` event in
+    /// the same transaction; a running run is flagged, and its worker stops it when it sees
+    /// [`Store::is_cancel_requested`]. `None` if the run does not exist in the project.
+    pub async fn cancel_run(&self, project_id: &str, id: &str) -> Result<Option<CancelOutcome>> {
+        let run_id = RunId(id.to_string());
+        // A run moves between the statements below only by being claimed (queued to
+        // running) or released (running to queued); each retry sees it in its new state.
+        for _ in 0..3 {
+            if retry_on_conflict(|| self.cancel_queued(project_id, &run_id)).await? {
+                return Ok(Some(CancelOutcome::Cancelled));
+            }
+            let flagged = sqlx::query(REQUEST_CANCEL)
                 .bind(project_id.to_string())
                 .bind(id.to_string())
                 .execute(self.pool())
                 .await
                 .map_err(db("requesting cancellation of a run"))?;
+            if flagged.rows_affected() > 0 {
+                return Ok(Some(CancelOutcome::Requested));
+            }
+            match self.get_run(project_id, id).await? {
+                None => return Ok(None),
+                Some(run) if run.status.is_terminal() => {
+                    return Ok(Some(CancelOutcome::Ended(run.status)));
+                }
+                Some(_) => {}
+            }
         }
-        Ok(self.get_run(project_id, id).await?.map(|run| run.status))
+        Ok(self
+            .get_run(project_id, id)
+            .await?
+            .map(|run| CancelOutcome::Ended(run.status)))
+    }
+
+    /// Cancels the run if it is queued, with its `finished` event, in one transaction.
+    async fn cancel_queued(&self, project_id: &str, run_id: &RunId) -> Result<bool> {
+        const OP: &str = "cancelling a queued run";
+        let mut tx = self.pool().begin().await.map_err(db(OP))?;
+        let cancelled: Option<i64> = sqlx::query_scalar(CANCEL_QUEUED)
+            .bind(project_id.to_string())
+            .bind(run_id.0.clone())
+            .bind(now_ms())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db(OP))?;
+        let Some(attempts) = cancelled else {
+            return Ok(false);
+        };
+        let finished = EventKind::Finished {
+            status: RunStatus::Cancelled.as_str().into(),
+            error: None,
+        };
+        self.insert_event(&mut tx, run_id, attempts, &finished)
+            .await?;
+        tx.commit().await.map_err(db(OP))?;
+        Ok(true)
     }
 
     /// True once cancellation of the run was requested. Workers poll it with their heartbeat.

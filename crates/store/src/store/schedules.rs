@@ -14,7 +14,7 @@ use rollout_domain::{RunId, RunSpec};
 macro_rules! schedule_columns {
     () => {
         "id, project_id, name, cron, timezone, spec, pinned_version, paused, next_run_at, \
-         last_run_at, created_at, last_skipped_at, last_skip_reason"
+         last_run_at, created_at, last_skipped_at, last_skip_reason, last_error"
     };
 }
 const INSERT: &str = "INSERT INTO schedules (id, project_id, name, cron, timezone, spec, \
@@ -37,14 +37,17 @@ const DUE: &str = concat!(
      ORDER BY next_run_at LIMIT $2"
 );
 const DELETE: &str = "DELETE FROM schedules WHERE project_id = $1 AND id = $2";
-const SET_PAUSED: &str = "UPDATE schedules SET paused = $3, next_run_at = $4 \
+const SET_PAUSED: &str = "UPDATE schedules SET paused = $3, next_run_at = $4, last_error = NULL \
      WHERE project_id = $1 AND id = $2";
 /// The claim of one tick: only the process that still sees `next_run_at = tick` moves it.
-const ADVANCE: &str = "UPDATE schedules SET next_run_at = $3, last_run_at = $2 \
+const ADVANCE: &str = "UPDATE schedules SET next_run_at = $3, last_run_at = $2, last_error = NULL \
      WHERE id = $1 AND next_run_at = $2 AND paused = 0";
 /// Why a claimed tick started no run.
 const RECORD_SKIP: &str =
     "UPDATE schedules SET last_skipped_at = $2, last_skip_reason = $3 WHERE id = $1";
+/// Records why a tick could not fire; `$3` true also takes the schedule off the due list.
+const MARK_ERROR: &str = "UPDATE schedules SET last_error = $2, \
+     next_run_at = CASE WHEN $3 = 1 THEN NULL ELSE next_run_at END WHERE id = $1";
 const INSERT_TICK: &str = "INSERT INTO schedule_runs (schedule_id, tick_at, run_id, created_at) \
      VALUES ($1, $2, $3, $4)";
 const TICKS: &str = "SELECT tick_at, run_id FROM schedule_runs WHERE schedule_id = $1 \
@@ -83,6 +86,8 @@ pub struct ScheduleRecord {
     /// The last tick that started no run (unix ms), and why.
     pub last_skipped_at_ms: Option<i64>,
     pub last_skip_reason: Option<String>,
+    /// Why the last tick could not fire, until one fires again.
+    pub last_error: Option<String>,
 }
 
 /// What a claimed tick does.
@@ -92,6 +97,13 @@ pub enum TickAction<'a> {
     Run(&'a RunId, &'a RunSpec),
     /// Start no run, for this reason (recorded on the schedule).
     Skip(&'a str),
+}
+
+/// A due schedule whose stored row cannot be read back (its run spec no longer parses).
+#[derive(Debug)]
+pub struct BrokenSchedule {
+    pub id: String,
+    pub error: crate::StoreError,
 }
 
 #[derive(sqlx::FromRow)]
@@ -109,6 +121,7 @@ struct ScheduleRow {
     created_at: i64,
     last_skipped_at: Option<i64>,
     last_skip_reason: Option<String>,
+    last_error: Option<String>,
 }
 
 impl ScheduleRow {
@@ -127,6 +140,7 @@ impl ScheduleRow {
             created_at_ms: self.created_at,
             last_skipped_at_ms: self.last_skipped_at,
             last_skip_reason: self.last_skip_reason,
+            last_error: self.last_error,
         })
     }
 }
@@ -211,17 +225,41 @@ impl Store {
         Ok(result.rows_affected() > 0)
     }
 
-    /// Schedules whose next tick is at or before `now_ms`, most overdue first.
-    pub async fn due_schedules(&self, now_ms: i64, limit: i64) -> Result<Vec<ScheduleRecord>> {
-        sqlx::query_as::<_, ScheduleRow>(DUE)
+    /// Schedules whose next tick is at or before `now_ms`, most overdue first. A row that
+    /// cannot be read back is returned as a [`BrokenSchedule`], so that one bad schedule does
+    /// not keep the others from firing.
+    pub async fn due_schedules(
+        &self,
+        now_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<std::result::Result<ScheduleRecord, BrokenSchedule>>> {
+        Ok(sqlx::query_as::<_, ScheduleRow>(DUE)
             .bind(now_ms)
             .bind(limit)
             .fetch_all(self.pool())
             .await
             .map_err(db("finding due schedules"))?
             .into_iter()
-            .map(ScheduleRow::into_record)
-            .collect()
+            .map(|row| {
+                let id = row.id.clone();
+                row.into_record()
+                    .map_err(|error| BrokenSchedule { id, error })
+            })
+            .collect())
+    }
+
+    /// Records why a schedule's tick could not fire. With `stop`, the schedule also leaves
+    /// the due list (it no longer parses: retrying every poll would fail the same way) until
+    /// it is resumed.
+    pub async fn mark_schedule_error(&self, id: &str, error: &str, stop: bool) -> Result<()> {
+        sqlx::query(MARK_ERROR)
+            .bind(id.to_string())
+            .bind(error.to_string())
+            .bind(i64::from(stop))
+            .execute(self.pool())
+            .await
+            .map_err(db("recording a schedule's error"))?;
+        Ok(())
     }
 
     /// Fires the tick `tick_ms` of a schedule: moves its next tick to `next_ms` and either

@@ -260,36 +260,76 @@ impl Store {
             .collect()
     }
 
+    /// The metadata filter, the same on both databases: the key exists; and with a value,
+    /// the metadata value is that string, or the JSON literal it spells (`true`, `false`,
+    /// `null`), or a number equal to it (`1` matches 1 and 1.0). Objects and arrays never
+    /// match a value.
     fn metadata_condition(&self, sql: &mut Sql, key: &str, value: Option<&str>) {
+        let literal = value.and_then(|value| match value {
+            "true" | "false" | "null" => Some(value),
+            _ => None,
+        });
+        let number = value
+            .and_then(|value| value.trim().parse::<f64>().ok())
+            .filter(|number| number.is_finite());
         match self.backend() {
             Backend::Sqlite => {
                 // A JSON path with the key quoted, so that dots and spaces in keys work.
                 let path = format!("$.metadata.\"{}\"", key.replace('"', "\\\""));
-                match value {
-                    Some(value) => {
-                        let p = sql.bind_value(Bind::Text(path));
-                        let v = sql.bind_value(Bind::Text(value.to_string()));
-                        sql.push(&format!(
-                            " AND json_type(spec, {p}) IS NOT NULL \
-                             AND CAST(json_extract(spec, {p}) AS TEXT) = {v}"
-                        ));
-                    }
-                    None => sql.and("json_type(spec, ?) IS NOT NULL", Bind::Text(path)),
+                let p = sql.bind_value(Bind::Text(path));
+                let Some(value) = value else {
+                    sql.push(&format!(" AND json_type(spec, {p}) IS NOT NULL"));
+                    return;
+                };
+                let v = sql.bind_value(Bind::Text(value.to_string()));
+                let mut alternatives = vec![format!(
+                    "(json_type(spec, {p}) = 'text' AND json_extract(spec, {p}) = {v})"
+                )];
+                if let Some(literal) = literal {
+                    // json_type names JSON's true, false and null by themselves.
+                    let l = sql.bind_value(Bind::Text(literal.to_string()));
+                    alternatives.push(format!("json_type(spec, {p}) = {l}"));
                 }
+                if let Some(number) = number {
+                    let n = sql.bind_value(Bind::Float(number));
+                    alternatives.push(format!(
+                        "(json_type(spec, {p}) IN ('integer', 'real') \
+                         AND CAST(json_extract(spec, {p}) AS REAL) = {n})"
+                    ));
+                }
+                sql.push(&format!(" AND ({})", alternatives.join(" OR ")));
             }
             Backend::Postgres => {
                 let k = sql.bind_value(Bind::Text(key.to_string()));
-                match value {
-                    Some(value) => {
-                        let v = sql.bind_value(Bind::Text(value.to_string()));
-                        sql.push(&format!(
-                            " AND (CAST(spec AS JSONB) -> 'metadata') ->> CAST({k} AS TEXT) = {v}"
+                let field = format!("((CAST(spec AS JSONB) -> 'metadata') -> CAST({k} AS TEXT))");
+                let Some(value) = value else {
+                    sql.push(&format!(
+                        " AND jsonb_exists(CAST(spec AS JSONB) -> 'metadata', CAST({k} AS TEXT))"
+                    ));
+                    return;
+                };
+                let v = sql.bind_value(Bind::Text(value.to_string()));
+                let mut alternatives = vec![format!(
+                    "(jsonb_typeof({field}) = 'string' AND ({field} #>> '{{}}') = {v})"
+                )];
+                match literal {
+                    Some("null") => alternatives.push(format!("jsonb_typeof({field}) = 'null'")),
+                    Some(literal) => {
+                        let l = sql.bind_value(Bind::Text(literal.to_string()));
+                        alternatives.push(format!(
+                            "(jsonb_typeof({field}) = 'boolean' AND ({field} #>> '{{}}') = {l})"
                         ));
                     }
-                    None => sql.push(&format!(
-                        " AND jsonb_exists(CAST(spec AS JSONB) -> 'metadata', CAST({k} AS TEXT))"
-                    )),
+                    None => {}
                 }
+                if let Some(number) = number {
+                    let n = sql.bind_value(Bind::Float(number));
+                    alternatives.push(format!(
+                        "(jsonb_typeof({field}) = 'number' \
+                         AND CAST({field} #>> '{{}}' AS DOUBLE PRECISION) = {n})"
+                    ));
+                }
+                sql.push(&format!(" AND ({})", alternatives.join(" OR ")));
             }
         }
     }

@@ -1,4 +1,5 @@
-//! Datasets, training jobs and checkpoints. A dataset is written once with all its records;
+//! Datasets, training jobs and checkpoints. A dataset is written once, in batches of records
+//! (see [`Store::begin_dataset`]), and only read once complete;
 //! a training job moves `queued` → `running` → `succeeded` | `failed` | `cancelled`, and the
 //! checkpoint of a successful job is inserted in the same transaction as its success.
 
@@ -8,14 +9,20 @@ use crate::store::{Store, now_ms};
 use crate::training::{DatasetLine, DatasetRecord, TrainingJobRecord};
 use rollout_domain::Checkpoint;
 
+/// Records written per transaction.
+pub(crate) const DATASET_BATCH: usize = 100;
+
 const INSERT_DATASET: &str = "INSERT INTO datasets (id, project_id, name, selection, stats, \
-     trace_ids, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+     trace_ids, created_at, complete) VALUES ($1, $2, $3, $4, $5, $6, $7, 0)";
+const COMPLETE_DATASET: &str = "UPDATE datasets SET stats = $2, trace_ids = $3, complete = 1 \
+     WHERE id = $1";
+const DELETE_DATASET: &str = "DELETE FROM datasets WHERE id = $1";
 const INSERT_DATASET_RECORD: &str = "INSERT INTO dataset_records (dataset_id, position, \
      trace_id, chat, trajectory) VALUES ($1, $2, $3, $4, $5)";
 const GET_DATASET: &str = "SELECT id, project_id, name, selection, stats, trace_ids, created_at \
-     FROM datasets WHERE project_id = $1 AND id = $2";
+     FROM datasets WHERE project_id = $1 AND id = $2 AND complete = 1";
 const LIST_DATASETS: &str = "SELECT id, project_id, name, selection, stats, trace_ids, \
-     created_at FROM datasets WHERE project_id = $1 ORDER BY id DESC LIMIT $2";
+     created_at FROM datasets WHERE project_id = $1 AND complete = 1 ORDER BY id DESC LIMIT $2";
 const DATASET_RECORDS: &str = "SELECT trace_id, chat, trajectory FROM dataset_records \
      WHERE dataset_id = $1 ORDER BY position";
 const INSERT_TRAINING_JOB: &str = "INSERT INTO training_jobs (id, project_id, name, dataset_id, \
@@ -127,32 +134,62 @@ struct CheckpointRow {
 }
 
 impl Store {
-    /// Stores a dataset and all its records, in one transaction.
+    /// Stores a dataset and all its records (see [`Store::begin_dataset`]).
     pub async fn insert_dataset(
         &self,
         dataset: &DatasetRecord,
         lines: &[DatasetLine],
     ) -> Result<()> {
-        const OP: &str = "creating a dataset";
+        self.begin_dataset(dataset).await?;
+        let written = async {
+            for (batch, records) in lines.chunks(DATASET_BATCH).enumerate() {
+                self.append_dataset_records(&dataset.id, batch * DATASET_BATCH, records)
+                    .await?;
+            }
+            self.complete_dataset(dataset).await
+        };
+        match written.await {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                let _ = self.discard_dataset(&dataset.id).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Starts writing a dataset: its row, not visible until [`Store::complete_dataset`].
+    /// Records go in with [`Store::append_dataset_records`], each call a short write; a
+    /// creation that fails is undone with [`Store::discard_dataset`].
+    pub async fn begin_dataset(&self, dataset: &DatasetRecord) -> Result<()> {
         let selection = serde_json::to_string(&dataset.selection).map_err(encode("selection"))?;
-        let stats = serde_json::to_string(&dataset.stats).map_err(encode("dataset stats"))?;
-        let trace_ids = serde_json::to_string(&dataset.trace_ids).map_err(encode("trace ids"))?;
-        let mut tx = self.pool().begin().await.map_err(db(OP))?;
         sqlx::query(INSERT_DATASET)
             .bind(dataset.id.clone())
             .bind(dataset.project_id.clone())
             .bind(dataset.name.clone())
             .bind(selection)
-            .bind(stats)
-            .bind(trace_ids)
+            .bind("{}")
+            .bind("[]")
             .bind(dataset.created_at_ms)
-            .execute(&mut *tx)
+            .execute(self.pool())
             .await
-            .map_err(db(OP))?;
-        for (position, line) in lines.iter().enumerate() {
+            .map_err(db("creating a dataset"))?;
+        Ok(())
+    }
+
+    /// Appends records to a dataset being written, at positions from `first_position`, in
+    /// one transaction.
+    pub async fn append_dataset_records(
+        &self,
+        dataset_id: &str,
+        first_position: usize,
+        lines: &[DatasetLine],
+    ) -> Result<()> {
+        const OP: &str = "writing dataset records";
+        let mut tx = self.pool().begin().await.map_err(db(OP))?;
+        for (offset, line) in lines.iter().enumerate() {
             sqlx::query(INSERT_DATASET_RECORD)
-                .bind(dataset.id.clone())
-                .bind(position as i64)
+                .bind(dataset_id.to_string())
+                .bind(i64::try_from(first_position + offset).unwrap_or(i64::MAX))
                 .bind(line.trace_id.clone())
                 .bind(line.chat.clone())
                 .bind(line.trajectory.clone())
@@ -161,6 +198,30 @@ impl Store {
                 .map_err(db(OP))?;
         }
         tx.commit().await.map_err(db(OP))?;
+        Ok(())
+    }
+
+    /// Writes a dataset's stats and trace ids and makes it visible.
+    pub async fn complete_dataset(&self, dataset: &DatasetRecord) -> Result<()> {
+        let stats = serde_json::to_string(&dataset.stats).map_err(encode("dataset stats"))?;
+        let trace_ids = serde_json::to_string(&dataset.trace_ids).map_err(encode("trace ids"))?;
+        sqlx::query(COMPLETE_DATASET)
+            .bind(dataset.id.clone())
+            .bind(stats)
+            .bind(trace_ids)
+            .execute(self.pool())
+            .await
+            .map_err(db("completing a dataset"))?;
+        Ok(())
+    }
+
+    /// Deletes a dataset being written, and its records.
+    pub async fn discard_dataset(&self, dataset_id: &str) -> Result<()> {
+        sqlx::query(DELETE_DATASET)
+            .bind(dataset_id.to_string())
+            .execute(self.pool())
+            .await
+            .map_err(db("discarding a dataset"))?;
         Ok(())
     }
 

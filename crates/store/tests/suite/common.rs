@@ -33,11 +33,20 @@ impl TestDb {
         }
     }
 
-    /// `None` when `TEST_DATABASE_URL` is not set.
+    /// `None` when `TEST_DATABASE_URL` is not set; a failure instead when the test command
+    /// promised PostgreSQL (`ROLLOUT_REQUIRE_POSTGRES=1`, set by `scripts/test`).
     pub(crate) async fn postgres() -> Option<TestDb> {
-        let base = std::env::var("TEST_DATABASE_URL")
+        let Some(base) = std::env::var("TEST_DATABASE_URL")
             .ok()
-            .filter(|url| !url.is_empty())?;
+            .filter(|url| !url.is_empty())
+        else {
+            assert!(
+                std::env::var("ROLLOUT_REQUIRE_POSTGRES").is_err(),
+                "ROLLOUT_REQUIRE_POSTGRES is set but TEST_DATABASE_URL is not: \
+                 scripts/test provides PostgreSQL (scripts/setup-postgres)"
+            );
+            return None;
+        };
         sqlx::any::install_default_drivers();
         let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
         let mut conn = AnyConnection::connect(&base).await.unwrap();

@@ -1,7 +1,7 @@
 //! Deployed environments: build logs, runs in flight, deletion that keeps runs.
 
 use super::common::{PROJECT, TestDb, spec, with_project};
-use rollout_domain::{RunId, RunStatus};
+use rollout_domain::RunId;
 use rollout_store::{EnvStatus, NewEnvVersion};
 use serde_json::json;
 
@@ -53,7 +53,7 @@ pub(crate) async fn build_logs_active_runs_and_delete_keep_traces(db: &TestDb) {
     );
     assert_eq!(
         store.cancel_run(PROJECT, &queued.0).await.unwrap(),
-        Some(RunStatus::Cancelled)
+        Some(rollout_store::CancelOutcome::Cancelled)
     );
     assert!(
         store

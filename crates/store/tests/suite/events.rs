@@ -2,7 +2,7 @@
 
 use super::common::{PROJECT, TestDb, spec, with_project};
 use rollout_domain::{EventKind, RunId};
-use rollout_store::Store;
+use rollout_store::{Store, StoreNotification};
 use std::collections::BTreeSet;
 
 fn error_event(n: usize) -> EventKind {
@@ -130,4 +130,103 @@ pub(crate) async fn concurrent_appends_get_distinct_consecutive_seqs(db: &TestDb
         listed.iter().map(|event| event.seq).collect::<Vec<_>>(),
         (1..=40).collect::<Vec<_>>()
     );
+}
+
+pub(crate) async fn pages_of_events_end_at_their_byte_budget(db: &TestDb) {
+    let store = &db.store;
+    with_project(store).await;
+    let id = RunId::generate();
+    store
+        .insert_run(&id, PROJECT, &spec("alpha", "answer", "m"))
+        .await
+        .unwrap();
+    for index in 0..10 {
+        let error = EventKind::Error {
+            phase: "model".into(),
+            message: format!("{index}{}", "x".repeat(999)),
+        };
+        store.append_event(&id, 1, &error).await.unwrap();
+    }
+    let size = store.list_events(id.as_str(), 0, 1).await.unwrap();
+    let one = serde_json::to_string(&size[0].kind).unwrap().len();
+    let page = store
+        .list_events_page(id.as_str(), 0, 100, 3 * one)
+        .await
+        .unwrap();
+    assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    let next = store
+        .list_events_page(id.as_str(), 3, 100, 3 * one)
+        .await
+        .unwrap();
+    assert_eq!(next.first().map(|e| e.seq), Some(4));
+    // A page holds at least one event, however small the budget.
+    let tiny = store
+        .list_events_page(id.as_str(), 9, 100, 1)
+        .await
+        .unwrap();
+    assert_eq!(tiny.iter().map(|e| e.seq).collect::<Vec<_>>(), [10]);
+    // The count limit still applies.
+    let counted = store
+        .list_events_page(id.as_str(), 0, 2, usize::MAX)
+        .await
+        .unwrap();
+    assert_eq!(counted.len(), 2);
+}
+
+/// On PostgreSQL a process hears of the events and the end of a run written by another
+/// (LISTEN/NOTIFY); SQLite offers no such channel.
+pub(crate) async fn other_processes_hear_of_appended_events_and_finished_runs(db: &TestDb) {
+    let store = &db.store;
+    with_project(store).await;
+    let Some(mut heard) = store.listen().await.unwrap() else {
+        assert_eq!(store.backend(), rollout_store::Backend::Sqlite);
+        return;
+    };
+    // Another process: a store of its own on the same database.
+    let other = Store::connect(&db.url).await.unwrap();
+    let id = RunId::generate();
+    other
+        .insert_run(&id, PROJECT, &spec("alpha", "answer", "m"))
+        .await
+        .unwrap();
+    let lease = other
+        .claim_next_run("w", std::time::Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap()
+        .lease;
+    other
+        .append_leased_event(&lease, &error_event(1))
+        .await
+        .unwrap();
+    let finish = rollout_store::FinishRun {
+        status: rollout_domain::RunStatus::Failed,
+        outcome: None,
+        reward: None,
+        evaluation: None,
+        final_response: None,
+        steps: 0,
+        usage: Default::default(),
+        error: Some("boom".into()),
+    };
+    assert!(other.finish_run(&lease, &finish).await.unwrap());
+    // Other tests share the database (and its channels): keep this run's notifications.
+    let mut mine = Vec::new();
+    while mine.len() < 2 {
+        let notification = heard.recv().await.unwrap();
+        let run = match &notification {
+            StoreNotification::EventAppended(run) | StoreNotification::RunFinished(run, _) => run,
+        };
+        if run == &id {
+            mine.push(notification);
+        }
+    }
+    assert_eq!(
+        mine,
+        [
+            StoreNotification::EventAppended(id.clone()),
+            StoreNotification::RunFinished(id, rollout_domain::RunStatus::Failed),
+        ]
+    );
+    other.close().await;
 }

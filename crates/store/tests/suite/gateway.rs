@@ -2,7 +2,7 @@
 
 use super::common::{PROJECT, TestDb, spec, with_project};
 use rollout_domain::{Evaluation, RunId, RunStatus};
-use rollout_store::FinishRun;
+use rollout_store::{FinishRun, Lease};
 use std::time::Duration;
 
 const LEASE: Duration = Duration::from_secs(600);
@@ -11,7 +11,7 @@ pub(crate) async fn gateway_runs_start_running_and_finish_fenced(db: &TestDb) {
     let store = &db.store;
     with_project(store).await;
     let id = RunId::generate();
-    let run = store
+    let claimed = store
         .insert_running_run(
             &id,
             PROJECT,
@@ -21,13 +21,19 @@ pub(crate) async fn gateway_runs_start_running_and_finish_fenced(db: &TestDb) {
         )
         .await
         .unwrap();
+    let (run, lease) = (claimed.run, claimed.lease);
+    assert_eq!((lease.run_id.clone(), lease.attempt), (id.clone(), 1));
     assert_eq!(run.status, RunStatus::Running);
     assert_eq!(run.attempts, 1);
     assert!(run.started_at_ms.is_some());
     // A running run is not in the queue.
     assert!(store.claim_next_run("w1", LEASE).await.unwrap().is_none());
-    assert!(store.heartbeat(&id, "gateway", LEASE).await.unwrap());
-    assert!(!store.heartbeat(&id, "w1", LEASE).await.unwrap());
+    assert!(store.heartbeat(&lease, LEASE).await.unwrap());
+    let stranger = Lease {
+        token: "not-the-claim".into(),
+        ..lease.clone()
+    };
+    assert!(!store.heartbeat(&stranger, LEASE).await.unwrap());
     let finish = FinishRun {
         status: RunStatus::Completed,
         outcome: Some("answered".into()),
@@ -38,8 +44,8 @@ pub(crate) async fn gateway_runs_start_running_and_finish_fenced(db: &TestDb) {
         usage: Default::default(),
         error: None,
     };
-    assert!(!store.finish_run(&id, "w1", &finish).await.unwrap());
-    assert!(store.finish_run(&id, "gateway", &finish).await.unwrap());
+    assert!(!store.finish_run(&stranger, &finish).await.unwrap());
+    assert!(store.finish_run(&lease, &finish).await.unwrap());
     let run = store.get_run(PROJECT, &id.0).await.unwrap().unwrap();
     assert_eq!(run.status, RunStatus::Completed);
     assert_eq!(run.reward, Some(1.0));

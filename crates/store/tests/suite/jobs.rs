@@ -115,7 +115,7 @@ pub(crate) async fn claims_respect_a_jobs_max_concurrency(db: &TestDb) {
 
     let mut claimed = Vec::new();
     while let Some(run) = store.claim_next_run("w", LEASE).await.unwrap() {
-        claimed.push(run.run.id);
+        claimed.push(run);
     }
     // Two of the limited job, both of the unlimited one.
     assert_eq!(claimed.len(), 4);
@@ -125,16 +125,11 @@ pub(crate) async fn claims_respect_a_jobs_max_concurrency(db: &TestDb) {
 
     // A finished run frees a slot for exactly one more.
     let limited_runs = store.job_runs(&limited).await.unwrap();
-    let running = limited_runs
+    let running = claimed
         .iter()
-        .find(|r| r.run.status == RunStatus::Running)
+        .find(|claim| limited_runs.iter().any(|r| r.run.id == claim.run.id))
         .unwrap();
-    assert!(
-        store
-            .finish_run(&running.run.id, "w", &failed())
-            .await
-            .unwrap()
-    );
+    assert!(store.finish_run(&running.lease, &failed()).await.unwrap());
     assert!(store.claim_next_run("w", LEASE).await.unwrap().is_some());
     assert!(store.claim_next_run("w", LEASE).await.unwrap().is_none());
     assert_eq!(
@@ -168,12 +163,7 @@ pub(crate) async fn jobs_cancel_and_retry_only_failed_runs(db: &TestDb) {
     );
     let first = store.claim_next_run("w", LEASE).await.unwrap().unwrap();
     assert!(run_ids.contains(&first.run.id));
-    assert!(
-        store
-            .finish_run(&first.run.id, "w", &failed())
-            .await
-            .unwrap()
-    );
+    assert!(store.finish_run(&first.lease, &failed()).await.unwrap());
     let second = store.claim_next_run("w", LEASE).await.unwrap().unwrap();
 
     let cancelled = store.cancel_job(PROJECT, &id).await.unwrap().unwrap();
@@ -213,4 +203,78 @@ pub(crate) async fn jobs_cancel_and_retry_only_failed_runs(db: &TestDb) {
     );
     assert!(store.cancel_job(PROJECT, "nope").await.unwrap().is_none());
     assert_eq!(store.list_jobs(PROJECT, None, 10).await.unwrap().len(), 1);
+}
+
+/// Racing claimers never run more of a job than its `max_concurrency` (on PostgreSQL the
+/// claimers of one job are serialised), and a full job's backlog does not hide other runs.
+pub(crate) async fn concurrent_claimers_hold_a_jobs_max_concurrency(db: &TestDb) {
+    let store = &db.store;
+    with_project(store).await;
+    let (limited, _) = job(store, Some(2), 30).await;
+    // Queued after the job's backlog: claimable while the job is full.
+    let loose = RunId::generate();
+    store
+        .insert_run(&loose, PROJECT, &spec("alpha", "answer", "m"))
+        .await
+        .unwrap();
+
+    let mut claimers = tokio::task::JoinSet::new();
+    for worker in 0..6 {
+        let store = store.clone();
+        let limited = limited.clone();
+        claimers.spawn(async move {
+            let worker_id = format!("w{worker}");
+            let mut most = 0;
+            let mut claimed = Vec::new();
+            while let Some(run) = store.claim_next_run(&worker_id, LEASE).await.unwrap() {
+                let running = store.job_counts(&limited).await.unwrap().running;
+                most = most.max(running);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                assert!(store.finish_run(&run.lease, &failed()).await.unwrap());
+                claimed.push(run.run.id);
+            }
+            (most, claimed)
+        });
+    }
+    let mut most = 0;
+    let mut claimed = Vec::new();
+    while let Some(result) = claimers.join_next().await {
+        let (seen, runs) = result.unwrap();
+        most = most.max(seen);
+        claimed.extend(runs);
+    }
+    assert!(most <= 2, "{most} runs of the job were running at once");
+    assert_eq!(claimed.len(), 31);
+    assert!(claimed.contains(&loose));
+    let counts = store.job_counts(&limited).await.unwrap();
+    assert_eq!((counts.queued, counts.running, counts.failed), (0, 0, 30));
+}
+
+/// A measurement, not a test (no threshold): what a claim costs when nothing is claimable
+/// because the only queued runs belong to a job at its `max_concurrency`, for growing
+/// backlogs. Prints one line per backlog; see `measure_claim_cost` in `suite.rs`.
+#[allow(clippy::print_stdout)]
+pub(crate) async fn measure_claim_cost(db: &TestDb) {
+    use sqlx::Executor;
+    let store = &db.store;
+    with_project(store).await;
+    for backlog in [100i64, 1_000, 10_000, 30_000] {
+        let (limited, _) = job(store, Some(1), backlog).await;
+        let first = store.claim_next_run("w", LEASE).await.unwrap().unwrap();
+        // Statistics as autovacuum would leave them after a bulk insert.
+        if store.backend() == rollout_store::Backend::Postgres {
+            db.raw().await.execute("ANALYZE runs").await.unwrap();
+        }
+        let started = std::time::Instant::now();
+        for _ in 0..300 {
+            assert!(store.claim_next_run("w", LEASE).await.unwrap().is_none());
+        }
+        let per_claim = started.elapsed() / 300;
+        println!(
+            "claim cost, {:?}, backlog {backlog} of a full job: {per_claim:?}",
+            store.backend()
+        );
+        store.finish_run(&first.lease, &failed()).await.unwrap();
+        store.cancel_job(PROJECT, &limited).await.unwrap();
+    }
 }

@@ -75,7 +75,7 @@ pub(crate) async fn settings_are_stored_per_project_and_usage_is_counted(db: &Te
     };
     assert!(
         store
-            .record_progress(&claimed.run.id, "w1", 1, &usage)
+            .record_progress(&claimed.lease, 1, &usage)
             .await
             .unwrap()
     );

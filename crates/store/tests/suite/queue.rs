@@ -2,7 +2,7 @@
 
 use super::common::{PROJECT, TestDb, spec, with_project};
 use rollout_domain::{Evaluation, EventKind, RunId, RunStatus, Usage};
-use rollout_store::{FinishRun, Store, StoreError};
+use rollout_store::{FinishRun, Lease, Store, StoreError};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -35,6 +35,14 @@ fn completed(reward: f64) -> FinishRun {
     }
 }
 
+/// The same claim with another token: what a stale execution of the run holds.
+fn stale(lease: &Lease) -> Lease {
+    Lease {
+        token: "an-earlier-claim".into(),
+        ..lease.clone()
+    }
+}
+
 pub(crate) async fn claim_heartbeat_progress_and_finish_are_fenced(db: &TestDb) {
     let store = &db.store;
     with_project(store).await;
@@ -43,18 +51,23 @@ pub(crate) async fn claim_heartbeat_progress_and_finish_are_fenced(db: &TestDb) 
     let second = new_run(store).await;
 
     let claimed = store.claim_next_run("w1", LEASE).await.unwrap().unwrap();
+    let lease = claimed.lease.clone();
     assert_eq!(claimed.run.id, first);
-    assert_eq!(claimed.attempt, 1);
+    assert_eq!((lease.run_id.clone(), lease.attempt), (first.clone(), 1));
     assert_eq!(claimed.run.attempts, 1);
     assert_eq!(claimed.run.status, RunStatus::Running);
     assert_eq!(claimed.run.spec, spec("alpha", "answer", "m"));
     let started = claimed.run.started_at_ms.unwrap();
     assert!(started >= claimed.run.created_at_ms);
 
-    assert!(store.heartbeat(&first, "w1", LEASE).await.unwrap());
-    assert!(!store.heartbeat(&first, "w2", LEASE).await.unwrap());
+    assert!(store.heartbeat(&lease, LEASE).await.unwrap());
+    assert!(!store.heartbeat(&stale(&lease), LEASE).await.unwrap());
+    let unclaimed = Lease {
+        run_id: second.clone(),
+        ..lease.clone()
+    };
     assert!(
-        !store.heartbeat(&second, "w1", LEASE).await.unwrap(),
+        !store.heartbeat(&unclaimed, LEASE).await.unwrap(),
         "not claimed yet"
     );
 
@@ -63,17 +76,25 @@ pub(crate) async fn claim_heartbeat_progress_and_finish_are_fenced(db: &TestDb) 
         output_tokens: 10,
         ..Usage::default()
     };
+    assert!(store.record_progress(&lease, 1, &usage).await.unwrap());
     assert!(
-        store
-            .record_progress(&first, "w1", 1, &usage)
+        !store
+            .record_progress(&stale(&lease), 7, &Usage::default())
             .await
             .unwrap()
     );
-    assert!(
-        !store
-            .record_progress(&first, "w2", 7, &Usage::default())
+    let step = EventKind::Answer {
+        text: "Paris".into(),
+        outcome: "answered".into(),
+    };
+    let appended = store.append_leased_event(&lease, &step).await.unwrap();
+    assert_eq!(appended.map(|e| (e.seq, e.attempt)), Some((1, 1)));
+    assert_eq!(
+        store
+            .append_leased_event(&stale(&lease), &step)
             .await
-            .unwrap()
+            .unwrap(),
+        None
     );
     let run = store
         .get_run(PROJECT, first.as_str())
@@ -82,10 +103,10 @@ pub(crate) async fn claim_heartbeat_progress_and_finish_are_fenced(db: &TestDb) 
         .unwrap();
     assert_eq!((run.steps, run.usage), (1, usage));
 
-    // A worker that does not own the run cannot finish it.
+    // Another claim cannot finish the run.
     assert!(
         !store
-            .finish_run(&first, "w2", &completed(0.0))
+            .finish_run(&stale(&lease), &completed(0.0))
             .await
             .unwrap()
     );
@@ -102,18 +123,13 @@ pub(crate) async fn claim_heartbeat_progress_and_finish_are_fenced(db: &TestDb) 
         ..completed(1.0)
     };
     assert!(matches!(
-        store.finish_run(&first, "w1", &not_terminal).await,
+        store.finish_run(&lease, &not_terminal).await,
         Err(StoreError::NotTerminal {
             status: RunStatus::Queued
         })
     ));
 
-    assert!(
-        store
-            .finish_run(&first, "w1", &completed(1.0))
-            .await
-            .unwrap()
-    );
+    assert!(store.finish_run(&lease, &completed(1.0)).await.unwrap());
     let run = store
         .get_run(PROJECT, first.as_str())
         .await
@@ -129,20 +145,43 @@ pub(crate) async fn claim_heartbeat_progress_and_finish_are_fenced(db: &TestDb) 
     assert_eq!(run.error, None);
     assert_eq!(run.started_at_ms, Some(started));
     assert!(run.finished_at_ms.unwrap() >= started);
+    // The `finished` event was written with the terminal row.
+    let events = store.list_events(first.as_str(), 0, 100).await.unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| (e.seq, e.attempt))
+            .collect::<Vec<_>>(),
+        [(1, 1), (2, 1)]
+    );
+    assert_eq!(
+        events[1].kind,
+        EventKind::Finished {
+            status: "completed".into(),
+            error: None
+        }
+    );
 
     // Finished runs cannot be written again, and their lease is gone.
+    assert!(!store.finish_run(&lease, &completed(0.0)).await.unwrap());
+    assert!(!store.heartbeat(&lease, LEASE).await.unwrap());
     assert!(
         !store
-            .finish_run(&first, "w1", &completed(0.0))
+            .record_progress(&lease, 9, &Usage::default())
             .await
             .unwrap()
     );
-    assert!(!store.heartbeat(&first, "w1", LEASE).await.unwrap());
-    assert!(
-        !store
-            .record_progress(&first, "w1", 9, &Usage::default())
+    assert_eq!(
+        store.append_leased_event(&lease, &step).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .list_events(first.as_str(), 0, 100)
             .await
             .unwrap()
+            .len(),
+        2
     );
 
     let failed = FinishRun {
@@ -157,7 +196,8 @@ pub(crate) async fn claim_heartbeat_progress_and_finish_are_fenced(db: &TestDb) 
     };
     let claimed = store.claim_next_run("w2", LEASE).await.unwrap().unwrap();
     assert_eq!(claimed.run.id, second);
-    assert!(store.finish_run(&second, "w2", &failed).await.unwrap());
+    assert_ne!(claimed.lease.token, lease.token, "a token per claim");
+    assert!(store.finish_run(&claimed.lease, &failed).await.unwrap());
     let run = store
         .get_run(PROJECT, second.as_str())
         .await
@@ -167,6 +207,61 @@ pub(crate) async fn claim_heartbeat_progress_and_finish_are_fenced(db: &TestDb) 
     assert_eq!(run.error.as_deref(), Some("environment crashed"));
     assert_eq!((run.reward, run.evaluation), (None, None));
     assert!(store.claim_next_run("w1", LEASE).await.unwrap().is_none());
+}
+
+/// The failure of fencing by process: a worker whose heartbeat stalled past the lease
+/// recovers and claims its own run again. The earlier claim, although of the same worker,
+/// is refused every write; only the newer one may finish the run.
+pub(crate) async fn a_reclaim_by_the_same_worker_fences_out_its_earlier_claim(db: &TestDb) {
+    let store = &db.store;
+    with_project(store).await;
+    let run = new_run(store).await;
+    let earlier = store
+        .claim_next_run("w1", Duration::ZERO)
+        .await
+        .unwrap()
+        .unwrap()
+        .lease;
+    assert_eq!(
+        store.recover_expired_leases(3).await.unwrap(),
+        vec![(run.clone(), RunStatus::Queued)]
+    );
+    let later = store
+        .claim_next_run("w1", LEASE)
+        .await
+        .unwrap()
+        .unwrap()
+        .lease;
+    assert_eq!((earlier.attempt, later.attempt), (1, 2));
+
+    let step = EventKind::Answer {
+        text: "from the earlier claim".into(),
+        outcome: "answered".into(),
+    };
+    assert!(!store.heartbeat(&earlier, LEASE).await.unwrap());
+    assert!(
+        !store
+            .record_progress(&earlier, 5, &Usage::default())
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.append_leased_event(&earlier, &step).await.unwrap(),
+        None
+    );
+    assert!(!store.release_run(&earlier, "shutting down").await.unwrap());
+    assert!(!store.finish_run(&earlier, &completed(0.0)).await.unwrap());
+
+    assert!(store.heartbeat(&later, LEASE).await.unwrap());
+    assert!(store.finish_run(&later, &completed(1.0)).await.unwrap());
+    let stored = store.get_run(PROJECT, run.as_str()).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.status, stored.reward),
+        (RunStatus::Completed, Some(1.0))
+    );
+    let events = store.list_events(run.as_str(), 0, 100).await.unwrap();
+    let kinds: Vec<(&str, i64)> = events.iter().map(|e| (e.kind.name(), e.attempt)).collect();
+    assert_eq!(kinds, [("error", 1), ("finished", 2)]);
 }
 
 pub(crate) async fn concurrent_claimers_never_claim_a_run_twice(db: &TestDb) {
@@ -184,7 +279,7 @@ pub(crate) async fn concurrent_claimers_never_claim_a_run_twice(db: &TestDb) {
             let worker_id = format!("w{worker}");
             let mut claimed = Vec::new();
             while let Some(run) = store.claim_next_run(&worker_id, LEASE).await.unwrap() {
-                assert_eq!(run.attempt, 1);
+                assert_eq!(run.lease.attempt, 1);
                 claimed.push(run.run.id.0);
                 tokio::task::yield_now().await;
             }
@@ -206,16 +301,13 @@ pub(crate) async fn expired_leases_are_requeued_then_failed(db: &TestDb) {
     with_project(store).await;
     let healthy = new_run(store).await;
     let lost = new_run(store).await;
-    assert_eq!(
-        store
-            .claim_next_run("healthy", LEASE)
-            .await
-            .unwrap()
-            .unwrap()
-            .run
-            .id,
-        healthy
-    );
+    let healthy_claim = store
+        .claim_next_run("healthy", LEASE)
+        .await
+        .unwrap()
+        .unwrap()
+        .lease;
+    assert_eq!(healthy_claim.run_id, healthy);
 
     // A zero lease is expired as soon as it is taken.
     let claimed = store
@@ -223,7 +315,11 @@ pub(crate) async fn expired_leases_are_requeued_then_failed(db: &TestDb) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((claimed.run.id.clone(), claimed.attempt), (lost.clone(), 1));
+    assert_eq!(
+        (claimed.run.id.clone(), claimed.lease.attempt),
+        (lost.clone(), 1)
+    );
+    let first_claim = claimed.lease;
     store
         .append_event(
             &lost,
@@ -251,14 +347,14 @@ pub(crate) async fn expired_leases_are_requeued_then_failed(db: &TestDb) {
         events[1].kind,
         EventKind::Error {
             phase: "lease".into(),
-            message: "worker lost; run re-queued (attempt 1 of 2)".into()
+            message: "worker lost; run re-queued (attempt 1 lost, 1 of 2 allowed)".into()
         }
     );
     // The lost worker is fenced out.
-    assert!(!store.heartbeat(&lost, "w1", LEASE).await.unwrap());
+    assert!(!store.heartbeat(&first_claim, LEASE).await.unwrap());
     assert!(
         !store
-            .finish_run(&lost, "w1", &completed(1.0))
+            .finish_run(&first_claim, &completed(1.0))
             .await
             .unwrap()
     );
@@ -269,7 +365,10 @@ pub(crate) async fn expired_leases_are_requeued_then_failed(db: &TestDb) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((claimed.run.id.clone(), claimed.attempt), (lost.clone(), 2));
+    assert_eq!(
+        (claimed.run.id.clone(), claimed.lease.attempt),
+        (lost.clone(), 2)
+    );
     let recovered = store.recover_expired_leases(2).await.unwrap();
     assert_eq!(recovered, vec![(lost.clone(), RunStatus::Failed)]);
     let run = store
@@ -293,32 +392,71 @@ pub(crate) async fn expired_leases_are_requeued_then_failed(db: &TestDb) {
 
     // Nothing else expired: the healthy run keeps its lease.
     assert!(store.recover_expired_leases(2).await.unwrap().is_empty());
-    assert!(store.heartbeat(&healthy, "healthy", LEASE).await.unwrap());
+    assert!(store.heartbeat(&healthy_claim, LEASE).await.unwrap());
     assert!(store.claim_next_run("w3", LEASE).await.unwrap().is_none());
 }
 
-pub(crate) async fn release_puts_a_run_back_without_counting_the_attempt(db: &TestDb) {
+pub(crate) async fn release_puts_a_run_back_and_the_next_claim_is_a_new_attempt(db: &TestDb) {
     let store = &db.store;
     with_project(store).await;
     let run = new_run(store).await;
     let claimed = store.claim_next_run("w1", LEASE).await.unwrap().unwrap();
-    assert_eq!(claimed.attempt, 1);
+    let lease = claimed.lease.clone();
+    assert_eq!(lease.attempt, 1);
 
-    assert!(!store.release_run(&run, "w2").await.unwrap());
-    assert!(store.release_run(&run, "w1").await.unwrap());
     assert!(
-        !store.release_run(&run, "w1").await.unwrap(),
+        !store
+            .release_run(&stale(&lease), "shutting down")
+            .await
+            .unwrap()
+    );
+    assert!(store.release_run(&lease, "shutting down").await.unwrap());
+    assert!(
+        !store.release_run(&lease, "shutting down").await.unwrap(),
         "no longer owned"
     );
     let released = store.get_run(PROJECT, run.as_str()).await.unwrap().unwrap();
-    assert_eq!((released.status, released.attempts), (RunStatus::Queued, 0));
-    assert!(!store.heartbeat(&run, "w1", LEASE).await.unwrap());
+    // Attempts only increase: the released attempt keeps its number.
+    assert_eq!((released.status, released.attempts), (RunStatus::Queued, 1));
+    assert!(!store.heartbeat(&lease, LEASE).await.unwrap());
     assert_eq!(store.queue_position(run.as_str()).await.unwrap(), Some(1));
+    let events = store.list_events(run.as_str(), 0, 100).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].attempt, 1);
+    assert_eq!(
+        events[0].kind,
+        EventKind::Error {
+            phase: "shutdown".into(),
+            message: "shutting down".into()
+        }
+    );
 
     let again = store.claim_next_run("w2", LEASE).await.unwrap().unwrap();
-    assert_eq!((again.run.id, again.attempt), (run, 1));
+    assert_eq!(
+        (again.run.id.clone(), again.lease.attempt),
+        (run.clone(), 2)
+    );
     // The first start time is kept across attempts.
     assert_eq!(again.run.started_at_ms, claimed.run.started_at_ms);
+
+    // Releases do not use up the bound on lost attempts: with a bound of 2, a run released
+    // twice and then lost once is re-queued, not failed.
+    assert!(
+        store
+            .release_run(&again.lease, "shutting down")
+            .await
+            .unwrap()
+    );
+    let third = store
+        .claim_next_run("w3", Duration::ZERO)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(third.lease.attempt, 3);
+    assert_eq!(
+        store.recover_expired_leases(2).await.unwrap(),
+        vec![(run.clone(), RunStatus::Queued)]
+    );
 }
 
 pub(crate) async fn queue_position_follows_claim_order(db: &TestDb) {

@@ -165,7 +165,7 @@ pub(crate) async fn a_schedule_tick_fires_exactly_once(db: &TestDb) {
         next_run_at_ms: Some(1_000),
     };
     let schedule = store.insert_schedule("s1", &new).await.unwrap();
-    assert_eq!(store.due_schedules(999, 10).await.unwrap(), vec![]);
+    assert!(store.due_schedules(999, 10).await.unwrap().is_empty());
     assert_eq!(store.due_schedules(1_000, 10).await.unwrap().len(), 1);
 
     let mut tasks = tokio::task::JoinSet::new();
@@ -222,7 +222,7 @@ pub(crate) async fn a_schedule_tick_fires_exactly_once(db: &TestDb) {
             .await
             .unwrap()
     );
-    assert_eq!(store.due_schedules(5_000, 10).await.unwrap(), vec![]);
+    assert!(store.due_schedules(5_000, 10).await.unwrap().is_empty());
     let id = RunId::generate();
     let spec = spec("alpha", "answer", "replay");
     assert!(
@@ -242,5 +242,40 @@ pub(crate) async fn a_schedule_tick_fires_exactly_once(db: &TestDb) {
             .await
             .unwrap()
             .is_some()
+    );
+}
+
+pub(crate) async fn expired_idempotency_keys_are_purged_and_live_ones_kept(db: &TestDb) {
+    let store = &db.store;
+    with_project(store).await;
+    let spec = spec("alpha", "answer", "replay");
+    for index in 0..1_205 {
+        store
+            .insert_run_idempotent(
+                &RunId::generate(),
+                PROJECT,
+                &spec,
+                &format!("expired-{index}"),
+                "hash",
+                Duration::ZERO,
+            )
+            .await
+            .unwrap();
+    }
+    let live = RunId::generate();
+    store
+        .insert_run_idempotent(&live, PROJECT, &spec, "live", "hash", DAY)
+        .await
+        .unwrap();
+    // More than one batch of expired keys.
+    assert_eq!(store.purge_expired_idempotency_keys().await.unwrap(), 1_205);
+    assert_eq!(store.purge_expired_idempotency_keys().await.unwrap(), 0);
+    let again = store
+        .insert_run_idempotent(&RunId::generate(), PROJECT, &spec, "live", "hash", DAY)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&again, IdempotentInsert::Existing(run) if run.id == live),
+        "{again:?}"
     );
 }

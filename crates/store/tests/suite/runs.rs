@@ -2,7 +2,7 @@
 
 use super::common::{PROJECT, TestDb, spec, with_project};
 use rollout_domain::{EventKind, RunId, RunStatus, Usage};
-use rollout_store::{RunFilter, RunRecord};
+use rollout_store::{CancelOutcome, RunFilter, RunRecord};
 use std::time::Duration;
 
 const LEASE: Duration = Duration::from_secs(600);
@@ -169,7 +169,12 @@ pub(crate) async fn cancel_stops_queued_runs_and_flags_running_ones(db: &TestDb)
     assert_eq!(claimed.run.id, running_id);
 
     let status = store.cancel_run(PROJECT, queued_id.as_str()).await.unwrap();
-    assert_eq!(status, Some(RunStatus::Cancelled));
+    assert_eq!(status, Some(CancelOutcome::Cancelled));
+    // Cancelling again finds it ended: only the first request cancelled it.
+    assert_eq!(
+        store.cancel_run(PROJECT, queued_id.as_str()).await.unwrap(),
+        Some(CancelOutcome::Ended(RunStatus::Cancelled))
+    );
     let cancelled = store
         .get_run(PROJECT, queued_id.as_str())
         .await
@@ -193,7 +198,7 @@ pub(crate) async fn cancel_stops_queued_runs_and_flags_running_ones(db: &TestDb)
         .cancel_run(PROJECT, running_id.as_str())
         .await
         .unwrap();
-    assert_eq!(status, Some(RunStatus::Running));
+    assert_eq!(status, Some(CancelOutcome::Requested));
     assert!(store.is_cancel_requested(&running_id).await.unwrap());
 
     assert_eq!(
@@ -207,4 +212,38 @@ pub(crate) async fn cancel_stops_queued_runs_and_flags_running_ones(db: &TestDb)
             .unwrap(),
         None
     );
+}
+
+pub(crate) async fn concurrent_cancels_of_a_queued_run_cancel_it_once(db: &TestDb) {
+    let store = &db.store;
+    with_project(store).await;
+    let id = RunId::generate();
+    store
+        .insert_run(&id, PROJECT, &spec("alpha", "answer", "m"))
+        .await
+        .unwrap();
+    let mut cancels = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        let id = id.clone();
+        cancels.spawn(async move { store.cancel_run(PROJECT, id.as_str()).await.unwrap() });
+    }
+    let mut outcomes = Vec::new();
+    while let Some(outcome) = cancels.join_next().await {
+        outcomes.push(outcome.unwrap().unwrap());
+    }
+    let cancelled = outcomes
+        .iter()
+        .filter(|outcome| **outcome == CancelOutcome::Cancelled)
+        .count();
+    assert_eq!(cancelled, 1, "{outcomes:?}");
+    assert!(
+        outcomes.iter().all(|outcome| matches!(
+            outcome,
+            CancelOutcome::Cancelled | CancelOutcome::Ended(RunStatus::Cancelled)
+        )),
+        "{outcomes:?}"
+    );
+    let events = store.list_events(id.as_str(), 0, 100).await.unwrap();
+    assert_eq!(events.len(), 1, "one finished event");
 }

@@ -249,3 +249,71 @@ pub(crate) async fn ui_sessions_follow_their_key_and_expire(db: &TestDb) {
     assert!(store.revoke_api_key(PROJECT, &key.id).await.unwrap());
     assert_eq!(store.ui_session_key(&again).await.unwrap(), None);
 }
+
+/// The metadata filter means the same on SQLite and PostgreSQL, for every JSON type.
+pub(crate) async fn the_metadata_filter_matches_every_json_type_alike(db: &TestDb) {
+    let store = &db.store;
+    with_project(store).await;
+    let values = [
+        ("string", json!("red")),
+        ("true", json!(true)),
+        ("false", json!(false)),
+        ("null", json!(null)),
+        ("int", json!(1)),
+        ("float", json!(1.5)),
+        ("whole float", json!(2.0)),
+        ("numeric string", json!("1")),
+        ("object", json!({"a": 1})),
+        ("array", json!([1])),
+    ];
+    let mut ids = std::collections::BTreeMap::new();
+    for (name, value) in &values {
+        let id = RunId::generate();
+        let mut run_spec = spec("alpha", "answer", "m");
+        run_spec.metadata = json!({"v": value, "k.with dots": name})
+            .as_object()
+            .unwrap()
+            .clone();
+        store.insert_run(&id, PROJECT, &run_spec).await.unwrap();
+        ids.insert(id.0.clone(), *name);
+    }
+    let matching = |value: Option<&str>| {
+        let query = TraceQuery {
+            metadata_key: Some("v".into()),
+            metadata_value: value.map(String::from),
+            limit: 100,
+            ..TraceQuery::default()
+        };
+        let store = store.clone();
+        let ids = ids.clone();
+        async move {
+            let mut names: Vec<&str> = store
+                .search_runs(PROJECT, &query)
+                .await
+                .unwrap()
+                .iter()
+                .map(|run| ids[run.id.as_str()])
+                .collect();
+            names.sort_unstable();
+            names
+        }
+    };
+    assert_eq!(matching(None).await.len(), values.len());
+    assert_eq!(matching(Some("red")).await, ["string"]);
+    assert_eq!(matching(Some("true")).await, ["true"]);
+    assert_eq!(matching(Some("false")).await, ["false"]);
+    assert_eq!(matching(Some("null")).await, ["null"]);
+    assert_eq!(matching(Some("1")).await, ["int", "numeric string"]);
+    assert_eq!(matching(Some("1.5")).await, ["float"]);
+    assert_eq!(matching(Some("2")).await, ["whole float"]);
+    assert_eq!(matching(Some("{\"a\":1}")).await, Vec::<&str>::new());
+    assert_eq!(matching(Some("blue")).await, Vec::<&str>::new());
+    // Keys with dots and spaces are keys, not paths.
+    let query = TraceQuery {
+        metadata_key: Some("k.with dots".into()),
+        metadata_value: Some("true".into()),
+        ..TraceQuery::default()
+    };
+    let found = store.search_runs(PROJECT, &query).await.unwrap();
+    assert_eq!(found.len(), 1);
+}

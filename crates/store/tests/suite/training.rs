@@ -77,6 +77,31 @@ pub(crate) async fn datasets_jobs_and_checkpoints(db: &TestDb) {
     assert_eq!(store.list_datasets(PROJECT, 10).await.unwrap().len(), 1);
     assert_eq!(store.dataset_lines("d1").await.unwrap(), lines);
 
+    // A dataset being written in batches is not visible until complete; a discarded one
+    // leaves nothing.
+    store.begin_dataset(&dataset("d2")).await.unwrap();
+    store
+        .append_dataset_records("d2", 0, &lines[..1])
+        .await
+        .unwrap();
+    store
+        .append_dataset_records("d2", 1, &lines[1..])
+        .await
+        .unwrap();
+    assert_eq!(store.get_dataset(PROJECT, "d2").await.unwrap(), None);
+    assert_eq!(store.list_datasets(PROJECT, 10).await.unwrap().len(), 1);
+    store.complete_dataset(&dataset("d2")).await.unwrap();
+    assert_eq!(
+        store.get_dataset(PROJECT, "d2").await.unwrap(),
+        Some(dataset("d2"))
+    );
+    assert_eq!(store.dataset_lines("d2").await.unwrap(), lines);
+    store.begin_dataset(&dataset("d3")).await.unwrap();
+    store.append_dataset_records("d3", 0, &lines).await.unwrap();
+    store.discard_dataset("d3").await.unwrap();
+    assert!(store.dataset_lines("d3").await.unwrap().is_empty());
+    assert_eq!(store.list_datasets(PROJECT, 10).await.unwrap().len(), 2);
+
     // A job that succeeds registers its checkpoint.
     store
         .insert_training_job(&job("j1", "d1", "ck-1"))

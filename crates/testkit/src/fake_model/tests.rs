@@ -6,6 +6,8 @@ use serde_json::json;
 fn state(policy: Option<Policy>) -> ServerState {
     ServerState {
         policy,
+        delay_ms: AtomicU64::new(0),
+        abandoned: AtomicU64::new(0),
         script: Mutex::default(),
         requests: Mutex::default(),
         tool_call_ids: AtomicU64::new(0),
@@ -102,4 +104,35 @@ fn error_bodies_follow_each_provider_shape() {
         openai::error_body(429, "slow down"),
         json!({"error": {"message": "slow down", "type": "requests", "param": null, "code": "rate_limit_exceeded"}})
     );
+}
+
+#[tokio::test]
+async fn a_delayed_reply_dropped_by_its_client_counts_as_abandoned() {
+    let fake = FakeModelServer::start().await.unwrap();
+    fake.push([
+        FakeReply::delayed(Duration::from_secs(60), FakeReply::text("too late")),
+        FakeReply::delayed(Duration::from_millis(10), FakeReply::text("in time")),
+    ]);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::new();
+    let body =
+        json!({"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]});
+    let url = format!("{}/v1/messages", fake.base_url());
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(300),
+        client.post(&url).json(&body).send(),
+    )
+    .await;
+    assert!(gave_up.is_err(), "the first reply is delayed");
+    let answered = client.post(&url).json(&body).send().await.unwrap();
+    let answered: Value = answered.json().await.unwrap();
+    assert_eq!(answered["content"][0]["text"], "in time");
+    let counted = tokio::time::timeout(Duration::from_secs(30), async {
+        while fake.abandoned() == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(counted.is_ok(), "the dropped request was never counted");
+    assert_eq!(fake.abandoned(), 1);
 }

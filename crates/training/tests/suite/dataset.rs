@@ -304,3 +304,48 @@ fn repeats_of_a_task_share_a_group() {
 pub(crate) fn traces_for_fewshot() -> Vec<DatasetTrace> {
     traces()
 }
+
+#[test]
+fn only_the_events_after_the_last_attempt_started_count() {
+    let query = "What is 17 * 23?";
+    let started = |attempt| EventKind::AttemptStarted {
+        attempt,
+        worker: "w".into(),
+    };
+    let ask = || {
+        call(
+            1,
+            vec![Message::user(query)],
+            Message::assistant("Let me compute.", vec![tool_call("call_1", "17 * 23")]),
+        )
+    };
+    let r1 = result("call_1", "391", false);
+    // Attempt 1 got one answer from the model, then its server shut down; attempt 2 ran the
+    // whole conversation again. Both attempts' model calls are step 1 and 2.
+    let mut trace = multi_step("t-retried", 0);
+    trace.events = vec![
+        event(1, started(1)),
+        event(2, setup("an older prompt")),
+        event(3, ask()),
+        event(4, started(2)),
+        event(5, setup(query)),
+        event(6, ask()),
+        event(
+            7,
+            call(
+                2,
+                vec![Message::tool(&r1)],
+                Message::assistant("17 * 23 = 391", Vec::new()),
+            ),
+        ),
+    ];
+    let record = chat_example(&trace);
+    let roles: Vec<&str> = record
+        .messages
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["user", "assistant", "tool", "assistant"]);
+    assert_eq!(trajectory_example(&trace).prompt, query);
+    assert_eq!(trajectory_example(&trace).steps, 2);
+}
