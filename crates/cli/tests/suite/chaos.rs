@@ -186,7 +186,12 @@ async fn three_servers_under_kill_stop_and_term_run_every_run_once() {
     let killed_at = began.elapsed();
     servers[0].kill().await;
     let data_dir = servers[0].data_dir.clone();
-    servers[0] = start(Some(data_dir)).await.unwrap();
+    // The stopped server owns its temp data directory: keep it (and so the directory, where
+    // the restarted server's environments have their work directories) until the end.
+    let mut stopped = vec![std::mem::replace(
+        &mut servers[0],
+        start(Some(data_dir)).await.unwrap(),
+    )];
 
     // Stop the second for more than twice its lease, then let it go on.
     wait_terminal(&servers[2], 110, began).await;
@@ -202,7 +207,10 @@ async fn three_servers_under_kill_stop_and_term_run_every_run_once() {
         panic!("{error}\n{}", servers[2].log());
     }
     let data_dir = servers[2].data_dir.clone();
-    servers[2] = start(Some(data_dir)).await.unwrap();
+    stopped.push(std::mem::replace(
+        &mut servers[2],
+        start(Some(data_dir)).await.unwrap(),
+    ));
 
     wait_terminal(&servers[0], RUNS, began).await;
     let all_done = began.elapsed();
