@@ -41,6 +41,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let sandbox = crate::sandbox_config::sandbox(&settings).await?;
 
+    let telemetry = telemetry(&settings)?;
     let catalog = Arc::new(ModelCatalog::new(settings.catalog.clone()));
     let listener = tokio::net::TcpListener::bind(&settings.bind)
         .await
@@ -79,9 +80,12 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         },
         max_event_streams_per_key: settings.max_event_streams_per_key,
         http: settings.http,
+        telemetry: telemetry.clone(),
+        metrics_public: settings.metrics_public,
         ..ServerConfig::default()
     };
     server_config.callbacks.public_url = Some(server_config.public_url.clone());
+    server_config.callbacks.telemetry = telemetry.clone();
     server_config.cors_origins = settings.cors_origins.clone();
     server_config.training = settings.training.to_config(&settings.data_dir)?;
     server_config.gateway = rollout_server::GatewayConfig {
@@ -154,8 +158,20 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(worker_task) = worker_task {
         let _ = worker_task.await;
     }
+    telemetry.shutdown(Duration::from_secs(5)).await;
     store.close().await;
     Ok(())
+}
+
+/// The process's metrics, and its span exporter when `[otel]` or `OTEL_*` configure one.
+pub(crate) fn telemetry(settings: &Settings) -> anyhow::Result<rollout_telemetry::Telemetry> {
+    let Some(otel) = &settings.otel else {
+        return Ok(rollout_telemetry::Telemetry::new());
+    };
+    let telemetry = rollout_telemetry::Telemetry::with_export(otel)
+        .context("starting the OpenTelemetry exporter")?;
+    tracing::info!(endpoint = %otel.traces_url(), service = %otel.service_name, capture_content = otel.capture_content, "exporting runs as OpenTelemetry spans");
+    Ok(telemetry)
 }
 
 /// Opens (and migrates) the database of the settings, with their event size limit.
@@ -198,6 +214,7 @@ pub(crate) fn worker_config(
         warm_pool_size: settings.warm_pool_size,
         sandbox: sandbox.clone(),
         replicas: Some(replicas.clone()),
+        telemetry: callbacks.telemetry.clone(),
         callbacks,
         ..WorkerConfig::default()
     }

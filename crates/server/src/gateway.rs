@@ -571,6 +571,7 @@ impl Recorder {
             max_cost_usd: None,
             callback: None,
             key_id: Some(self.key_id.clone()),
+            traceparent: None,
         };
         let id = RunId::generate();
         let claimed = self

@@ -38,6 +38,8 @@ pub struct WorkerConfig {
     /// The replicas of served (HTTP bundle) environments, when shared with the gateway;
     /// the worker makes its own otherwise.
     pub replicas: Option<crate::ReplicaManager>,
+    /// Metrics of runs, and their spans when exported.
+    pub telemetry: rollout_telemetry::Telemetry,
 }
 
 impl Default for WorkerConfig {
@@ -57,6 +59,7 @@ impl Default for WorkerConfig {
             sandbox: rollout_mcp::Sandbox::unconfined(),
             warm_pool_size: 0,
             replicas: None,
+            telemetry: rollout_telemetry::Telemetry::default(),
         }
     }
 }
