@@ -20,6 +20,8 @@ pub(crate) struct OtelSection {
     pub(crate) capture_content: Option<bool>,
     /// Spans held while the receiver is slow before more are dropped (default 8192).
     pub(crate) max_queue_spans: Option<usize>,
+    /// Budget of one export request, in seconds (default 10).
+    pub(crate) timeout_seconds: Option<u64>,
 }
 
 /// `[metrics]`: `GET /metrics`.
@@ -69,6 +71,9 @@ pub(crate) fn otel_config(
         .map(|value| value.trim().eq_ignore_ascii_case("true"))
         .or(section.capture_content)
         .unwrap_or(false);
+    if let Some(seconds) = section.timeout_seconds {
+        config.timeout = std::time::Duration::from_secs(seconds.max(1));
+    }
     if let Some(max) = section.max_queue_spans {
         config.max_queue_spans = max.max(1);
     }

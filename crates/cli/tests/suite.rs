@@ -19,6 +19,7 @@ mod inbox;
 mod jobs;
 mod keys;
 mod metrics;
+mod otel;
 mod panics;
 mod projects;
 mod recipes;
