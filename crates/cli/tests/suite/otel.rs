@@ -272,6 +272,47 @@ async fn runs_are_read_back_from_phoenix_as_span_trees_with_tokens_and_reward() 
     let line: Value = serde_json::from_str(line).unwrap();
     assert_eq!(line["span"]["trace_id"], summary["trace_id"]);
     assert_eq!(line["span"]["otel_trace_id"], caller_trace);
+
+    // An MCP gateway session (hud-python plays the agent) is exported too.
+    let Some(python) = super::common::python() else {
+        return;
+    };
+    let url = super::gateway::mcp_url(&server, "my-assistant").await;
+    let out = super::gateway::run_client(super::gateway::client_command(
+        &python,
+        &[
+            "hud",
+            &url,
+            &server.admin_key,
+            "my-assistant",
+            "answer_question",
+            r#"{"query": "What is 17 * 23?"}"#,
+            "The answer is 391",
+            "calculator",
+            r#"{"expression": "17 * 23"}"#,
+        ],
+    ))
+    .await;
+    assert_eq!(out["reward"], 1.0, "{out}");
+    let traces = super::gateway::finished_traces(&server, 1).await;
+    let gateway_trace = traces[0]["trace_id"].as_str().unwrap().replace('-', "");
+    // Root, environment start, setup, the tool call, evaluation: no model call of rollout's.
+    let spans = phoenix.trace(&gateway_trace, 5).await;
+    let mut names: Vec<&str> = spans.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "environment_start",
+            "evaluation",
+            "execute_tool calculator",
+            "invoke_agent answer_question",
+            "setup",
+        ]
+    );
+    let root = named(&spans, "invoke_agent answer_question")[0];
+    assert_eq!(root["attributes"]["gen_ai.request.model"], "external");
+    assert_eq!(root["attributes"]["rollout.reward"], 1.0);
 }
 
 /// A receiver that accepts connections and never answers.
