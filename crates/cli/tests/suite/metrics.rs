@@ -119,6 +119,13 @@ async fn the_scrape_counts_what_the_runs_did() {
         assert_eq!(status, 200, "{summary}");
         assert_eq!(summary["status"], "completed", "{summary}");
     }
+    // A run whose provider refuses the request (400, not retried): failed by its model.
+    fake.push([FakeReply::error(400, "bad request")]);
+    let (status, summary) = server
+        .post("/v1/agent/run", &question("claude-sonnet-4-5"))
+        .await;
+    assert_eq!(status, 200, "{summary}");
+    assert_eq!(summary["status"], "failed", "{summary}");
     // One replay run with a wrong answer, whose callback goes to a closed port (2 attempts).
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let closed_url = format!("http://{}/hook", closed.local_addr().unwrap());
@@ -163,7 +170,7 @@ async fn the_scrape_counts_what_the_runs_did() {
     let claude = ("model", "claude-sonnet-4-5");
     assert_eq!(
         sample(&scrape, "rollout_runs_started", &[env, claude]),
-        2.0,
+        3.0,
         "{text}"
     );
     assert_eq!(
@@ -184,15 +191,25 @@ async fn the_scrape_counts_what_the_runs_did() {
         2.0,
         "{text}"
     );
-    assert_eq!(sample(&scrape, "rollout_run_duration_seconds", &[env]), 3.0);
+    assert_eq!(
+        sample(
+            &scrape,
+            "rollout_runs_finished",
+            &[env, claude, ("status", "failed"), ("outcome", "none")]
+        ),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(sample(&scrape, "rollout_run_duration_seconds", &[env]), 4.0);
     assert_eq!(
         sample(&scrape, "rollout_run_queue_wait_seconds", &[env]),
-        3.0
+        4.0
     );
     assert_eq!(sample(&scrape, "rollout_runs_queued", &[]), 0.0);
     assert_eq!(sample(&scrape, "rollout_runs_in_flight", &[]), 0.0);
 
-    // Model calls: two per provider run, tokens as the fake provider reported them.
+    // Model calls: two per completed provider run (the first four requests), tokens as the
+    // fake provider reported them; the refused call failed its run.
     let anthropic = [("provider", "anthropic"), claude];
     assert_eq!(
         sample(&scrape, "rollout_model_call_duration_seconds", &anthropic),
@@ -202,6 +219,7 @@ async fn the_scrape_counts_what_the_runs_did() {
     let (input, output) = fake
         .requests()
         .iter()
+        .take(4)
         .map(|r| r.expected_usage())
         .fold((0, 0), |(i, o), (ri, ro)| (i + ri, o + ro));
     let tokens = |kind| {
@@ -215,7 +233,7 @@ async fn the_scrape_counts_what_the_runs_did() {
     assert_eq!(tokens("output"), output as f64);
     assert_eq!(
         sample(&scrape, "rollout_model_call_errors", &anthropic),
-        0.0
+        1.0
     );
 
     // Tool calls and environment sessions, per environment.
@@ -224,7 +242,7 @@ async fn the_scrape_counts_what_the_runs_did() {
         3.0
     );
     assert_eq!(sample(&scrape, "rollout_tool_call_errors", &[env]), 0.0);
-    assert_eq!(sample(&scrape, "rollout_env_process_starts", &[env]), 3.0);
+    assert_eq!(sample(&scrape, "rollout_env_process_starts", &[env]), 4.0);
     assert_eq!(
         sample(&scrape, "rollout_env_process_start_failures", &[env]),
         0.0
@@ -250,7 +268,7 @@ async fn the_scrape_counts_what_the_runs_did() {
                 ("status", "200")
             ]
         ),
-        3.0,
+        4.0,
         "{text}"
     );
     assert_eq!(
