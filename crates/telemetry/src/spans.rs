@@ -279,3 +279,270 @@ fn tokens(count: u64) -> i64 {
 fn json<T: serde::Serialize + ?Sized>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::{SpanKind, Status, TracerProvider as _};
+    use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+    use rollout_domain::{Evaluation, Message, RunStatus, ToolResult, Usage};
+    use serde_json::{Map, json};
+
+    const RUN_ID: &str = "0190d5f1-7c3a-7b4e-8f00-0123456789ab";
+
+    fn start() -> RunStart {
+        RunStart {
+            run_id: RUN_ID.into(),
+            project: "default".into(),
+            environment: "my-assistant".into(),
+            env_version: 2,
+            scenario: "answer_question".into(),
+            arguments: Map::from_iter([("query".to_string(), json!("17 * 23?"))]),
+            model: "claude-sonnet-4-5".into(),
+            provider: "anthropic".into(),
+            attempt: 1,
+            created_at_ms: 900,
+            claimed_at_ms: 1_000,
+            traceparent: None,
+        }
+    }
+
+    fn event(seq: i64, at_ms: i64, kind: EventKind) -> RunEvent {
+        RunEvent {
+            seq,
+            at_ms,
+            attempt: 1,
+            kind,
+        }
+    }
+
+    fn events() -> Vec<RunEvent> {
+        let evaluation: Evaluation = serde_json::from_value(
+            json!({"reward": 0.5, "subscores": [{"name": "correct", "value": 0.5}]}),
+        )
+        .unwrap();
+        vec![
+            event(
+                1,
+                1_000,
+                EventKind::AttemptStarted {
+                    attempt: 1,
+                    worker: "w".into(),
+                },
+            ),
+            event(
+                2,
+                1_100,
+                EventKind::EnvConnected {
+                    server_name: "env".into(),
+                    version: 2,
+                    duration_ms: 90,
+                },
+            ),
+            event(
+                3,
+                1_200,
+                EventKind::Setup {
+                    scenario_id: "my-assistant:answer_question".into(),
+                    arguments: Map::new(),
+                    prompt: "secret prompt".into(),
+                    tools: Vec::new(),
+                    duration_ms: 50,
+                },
+            ),
+            event(
+                4,
+                1_500,
+                EventKind::ModelCall {
+                    step: 1,
+                    model: "claude-sonnet-4-5".into(),
+                    upstream_model: "claude-sonnet-4-5-20250929".into(),
+                    new_messages: vec![Message::user("secret prompt")],
+                    response: Message::assistant("", Vec::new()),
+                    stop_reason: "tool_use".into(),
+                    usage: Usage {
+                        input_tokens: 120,
+                        output_tokens: 30,
+                        ..Usage::default()
+                    },
+                    duration_ms: 250,
+                },
+            ),
+            event(
+                5,
+                1_600,
+                EventKind::ToolCall {
+                    step: 1,
+                    call_id: "toolu_1".into(),
+                    name: "calculator".into(),
+                    arguments: json!({"expression": "17 * 23"}),
+                    result: ToolResult {
+                        call_id: "toolu_1".into(),
+                        text: "boom".into(),
+                        content: Vec::new(),
+                        structured: None,
+                        is_error: true,
+                    },
+                    duration_ms: 40,
+                },
+            ),
+            event(
+                6,
+                1_700,
+                EventKind::Evaluation {
+                    evaluation,
+                    duration_ms: 20,
+                },
+            ),
+        ]
+    }
+
+    fn end() -> RunEnd {
+        RunEnd {
+            status: RunStatus::Completed,
+            outcome: Some("answered".into()),
+            reward: Some(0.5),
+            evaluation: None,
+            error: None,
+            steps: 1,
+            usage: Usage::default(),
+            ended_at_ms: 1_800,
+        }
+    }
+
+    fn exported(capture_content: bool, start: &RunStart, end: &RunEnd) -> Vec<SpanData> {
+        let exporter = InMemorySpanExporter::default();
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(exporter.clone())
+            .with_id_generator(crate::ids::RunTraceIds)
+            .build();
+        let tracer = provider.tracer("test");
+        emit_run(
+            &tracer,
+            start,
+            &events(),
+            end,
+            end.ended_at_ms,
+            capture_content,
+        );
+        exporter.get_finished_spans().unwrap()
+    }
+
+    fn attribute(span: &SpanData, key: &str) -> Option<Value> {
+        span.attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == key)
+            .map(|kv| kv.value.clone())
+    }
+
+    fn span<'a>(spans: &'a [SpanData], name: &str) -> &'a SpanData {
+        spans.iter().find(|s| s.name == name).unwrap()
+    }
+
+    #[test]
+    fn a_run_becomes_a_root_span_with_one_child_per_step_timed_from_its_events() {
+        let spans = exported(false, &start(), &end());
+        let mut names: Vec<&str> = spans.iter().map(|s| s.name.as_ref()).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "chat claude-sonnet-4-5",
+                "environment_start",
+                "evaluation",
+                "execute_tool calculator",
+                "invoke_agent answer_question",
+                "setup"
+            ]
+        );
+        let root = span(&spans, "invoke_agent answer_question");
+        assert_eq!(
+            root.span_context.trace_id().to_string(),
+            "0190d5f17c3a7b4e8f000123456789ab"
+        );
+        assert_eq!(root.parent_span_id, opentelemetry::trace::SpanId::INVALID);
+        assert_eq!(root.start_time, at(1_000));
+        assert_eq!(root.end_time, at(1_800));
+        assert_eq!(attribute(root, "rollout.reward"), Some(Value::F64(0.5)));
+        for child in spans.iter().filter(|s| s.name != root.name) {
+            assert_eq!(
+                child.parent_span_id,
+                root.span_context.span_id(),
+                "{}",
+                child.name
+            );
+            assert_eq!(child.span_context.trace_id(), root.span_context.trace_id());
+        }
+        let chat = span(&spans, "chat claude-sonnet-4-5");
+        assert_eq!(chat.span_kind, SpanKind::Client);
+        assert_eq!(chat.start_time, at(1_250));
+        assert_eq!(chat.end_time, at(1_500));
+        assert_eq!(
+            attribute(chat, "gen_ai.usage.input_tokens"),
+            Some(Value::I64(120))
+        );
+        assert_eq!(
+            attribute(chat, "gen_ai.usage.output_tokens"),
+            Some(Value::I64(30))
+        );
+        let tool = span(&spans, "execute_tool calculator");
+        assert!(
+            matches!(tool.status, Status::Error { .. }),
+            "{:?}",
+            tool.status
+        );
+        assert_eq!(
+            attribute(tool, "error.type"),
+            Some(Value::from("tool_error"))
+        );
+    }
+
+    #[test]
+    fn content_is_only_exported_when_switched_on() {
+        let keys = ["gen_ai.input.messages", "gen_ai.output.messages"];
+        let off = exported(false, &start(), &end());
+        let chat = span(&off, "chat claude-sonnet-4-5");
+        assert!(keys.iter().all(|key| attribute(chat, key).is_none()));
+        assert!(attribute(span(&off, "setup"), "rollout.setup.prompt").is_none());
+        assert!(
+            attribute(
+                span(&off, "execute_tool calculator"),
+                "gen_ai.tool.call.result"
+            )
+            .is_none()
+        );
+
+        let on = exported(true, &start(), &end());
+        let chat = span(&on, "chat claude-sonnet-4-5");
+        let input = attribute(chat, "gen_ai.input.messages")
+            .unwrap()
+            .to_string();
+        assert!(input.contains("secret prompt"), "{input}");
+        assert!(attribute(chat, "gen_ai.output.messages").is_some());
+        assert_eq!(
+            attribute(
+                span(&on, "execute_tool calculator"),
+                "gen_ai.tool.call.result"
+            ),
+            Some(Value::from("boom"))
+        );
+    }
+
+    #[test]
+    fn a_failed_run_has_an_error_status_and_a_traceparent_makes_it_a_child() {
+        let mut start = start();
+        start.traceparent = Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into());
+        let mut end = end();
+        end.status = RunStatus::Failed;
+        end.error = Some("the model provider refused".into());
+        let spans = exported(false, &start, &end);
+        let root = span(&spans, "invoke_agent answer_question");
+        assert_eq!(
+            root.span_context.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(root.parent_span_id.to_string(), "00f067aa0ba902b7");
+        assert_eq!(root.status, Status::error("the model provider refused"));
+        assert_eq!(attribute(root, "error.type"), Some(Value::from("failed")));
+    }
+}
