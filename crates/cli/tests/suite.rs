@@ -15,6 +15,7 @@ mod fencing;
 mod gateway;
 mod http_callers;
 mod hud_python;
+mod hud_structured;
 mod inbox;
 mod jobs;
 mod keys;

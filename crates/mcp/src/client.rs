@@ -339,11 +339,15 @@ impl EnvSession {
         }
     }
 
-    /// Hands the final answer to the active scenario through the hidden `_hud_submit` tool.
+    /// Hands the final answer to the active scenario through the hidden `_hud_submit` tool,
+    /// as hud's own client does for structured answers (protocol §5.4–5.5).
     pub async fn submit(&self, scenario_name: &str, answer: &str) -> Result<(), EnvError> {
         let mut arguments = Map::new();
         arguments.insert("scenario".into(), Value::String(scenario_name.into()));
-        arguments.insert("answer".into(), Value::String(answer.into()));
+        arguments.insert(
+            "answer".into(),
+            Value::String(wire::submitted_answer(answer)),
+        );
         let call = ToolCall {
             id: "submit".into(),
             name: "_hud_submit".into(),
