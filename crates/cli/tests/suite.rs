@@ -14,6 +14,7 @@ mod env_hygiene;
 mod fencing;
 mod gateway;
 mod http_callers;
+mod hud06;
 mod hud_python;
 mod hud_structured;
 mod inbox;
