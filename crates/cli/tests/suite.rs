@@ -22,6 +22,7 @@ mod panics;
 mod projects;
 mod recipes;
 mod recovery;
+mod review_effects;
 mod reviews;
 mod run_api;
 mod runs;
