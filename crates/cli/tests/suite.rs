@@ -24,6 +24,8 @@ mod panics;
 mod projects;
 mod recipes;
 mod recovery;
+mod review_effects;
+mod reviews;
 mod run_api;
 mod runs;
 mod sandbox;

@@ -10,6 +10,7 @@ pub(crate) mod jobs;
 pub(crate) mod keys;
 mod models;
 pub(crate) mod projects;
+mod reviews;
 mod run_api;
 pub(crate) mod runs;
 pub(crate) mod schedules;
@@ -124,6 +125,7 @@ pub(crate) fn router_with_gateway(
             "/v1/mcp",
             axum::routing::any(crate::gateway::hub_endpoint).layer(axum::Extension(gateway)),
         )
+        .merge(reviews::routes())
         // Runs after require_key (layers wrap inward), which identifies the key.
         .route_layer(axum::middleware::from_fn_with_state(
             limiter.clone(),
