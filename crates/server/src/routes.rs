@@ -10,6 +10,7 @@ pub(crate) mod jobs;
 pub(crate) mod keys;
 mod models;
 pub(crate) mod projects;
+mod reviews;
 mod run_api;
 pub(crate) mod runs;
 pub(crate) mod schedules;
@@ -85,10 +86,7 @@ pub(crate) fn router_with_gateway(
             "/v1/environments/{name}",
             get(environments::get).delete(deploy::delete),
         )
-        .route(
-            "/v1/environments/{name}/deploy",
-            post(deploy::bundle).layer(DefaultBodyLimit::max(state.config.max_upload_bytes)),
-        )
+        .route("/v1/environments/{name}/deploy", post(deploy::bundle))
         .route(
             "/v1/environments/{name}/versions/{version}/log",
             get(deploy::build_log),
@@ -127,6 +125,7 @@ pub(crate) fn router_with_gateway(
             "/v1/mcp",
             axum::routing::any(crate::gateway::hub_endpoint).layer(axum::Extension(gateway)),
         )
+        .merge(reviews::routes())
         // Runs after require_key (layers wrap inward), which identifies the key.
         .route_layer(axum::middleware::from_fn_with_state(
             limiter.clone(),

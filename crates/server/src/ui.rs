@@ -136,6 +136,7 @@ async fn require_session(
             request.extensions_mut().insert(Caller {
                 project_id: record.project_id,
                 key_id: record.id,
+                key_name: record.name,
                 role: record.role,
             });
             next.run(request).await

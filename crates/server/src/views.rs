@@ -1,5 +1,7 @@
 //! Response shapes: the public JSON contract of runs, traces and environments.
 
+pub(crate) mod reviews;
+
 use crate::state::AppState;
 use rollout_domain::time::rfc3339_from_ms;
 use rollout_domain::{EnvDescription, RunEvent};
@@ -129,13 +131,18 @@ fn scenarios(description: &EnvDescription) -> Vec<Value> {
         .scenarios
         .iter()
         .map(|s| {
-            json!({
+            let mut view = json!({
                 "name": s.name,
                 "id": s.id,
                 "description": s.description,
                 "arguments": s.arguments,
                 "args_schema": s.args_schema,
-            })
+            });
+            // The structured answer's schema (hud's `returns=`), when the scenario has one.
+            if let Some(returns) = s.meta.get("returns_schema").filter(|r| r.is_object()) {
+                view["returns_schema"] = returns.clone();
+            }
+            view
         })
         .collect()
 }

@@ -32,6 +32,7 @@ pub(crate) mod keys;
 pub(crate) mod notifications;
 pub(crate) mod projects;
 pub(crate) mod queue;
+mod reviews;
 mod runs;
 pub(crate) mod schedules;
 mod tasksets;

@@ -42,6 +42,16 @@ pub struct WorkerConfig {
     pub telemetry: rollout_telemetry::Telemetry,
 }
 
+impl WorkerConfig {
+    /// The same settings, counting into (and exporting through) `telemetry`; callbacks
+    /// included.
+    pub fn with_telemetry(mut self, telemetry: rollout_telemetry::Telemetry) -> Self {
+        self.callbacks.telemetry = telemetry.clone();
+        self.telemetry = telemetry;
+        self
+    }
+}
+
 impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
