@@ -177,6 +177,12 @@ pub(crate) struct FileConfig {
     /// `[deploy]`: what git deploys may reach.
     #[serde(default)]
     pub(crate) deploy: DeploySection,
+    /// `[otel]`: span export (OTLP/HTTP); the `OTEL_*` variables win over it.
+    #[serde(default)]
+    pub(crate) otel: crate::telemetry_config::OtelSection,
+    /// `[metrics]`: who may read `GET /metrics`.
+    #[serde(default)]
+    pub(crate) metrics: crate::telemetry_config::MetricsSection,
 }
 
 /// `[runs]`: budgets applied to every run.
@@ -402,6 +408,10 @@ pub(crate) struct Settings {
     pub(crate) training: crate::training::TrainingSection,
     pub(crate) sandbox: SandboxSection,
     pub(crate) deploy: DeploySection,
+    /// Span export, when an endpoint is configured.
+    pub(crate) otel: Option<rollout_telemetry::OtelConfig>,
+    /// `GET /metrics` without a key.
+    pub(crate) metrics_public: bool,
 }
 
 impl Settings {
@@ -532,6 +542,8 @@ impl Settings {
             training: file.training,
             sandbox: file.sandbox,
             deploy: file.deploy,
+            otel: crate::telemetry_config::otel_config(&file.otel, |name| std::env::var(name).ok()),
+            metrics_public: file.metrics.public.unwrap_or(false),
         })
     }
 }

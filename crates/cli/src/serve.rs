@@ -39,6 +39,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let sandbox = crate::sandbox_config::sandbox(&settings).await?;
 
+    let telemetry = telemetry(&settings)?;
     let catalog = Arc::new(ModelCatalog::new(settings.catalog.clone()));
     let listener = tokio::net::TcpListener::bind(&settings.bind)
         .await
@@ -55,7 +56,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{address}"));
-    let server_config = settings.server_config(public_url, &sandbox, Some(&replicas))?;
+    let mut server_config = settings.server_config(public_url, &sandbox, Some(&replicas))?;
+    server_config.telemetry = telemetry.clone();
+    server_config.callbacks.telemetry = telemetry.clone();
     register_startup_environments(
         &store,
         &settings.environments,
@@ -77,7 +80,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             store.clone(),
             catalog.clone(),
             notifier.clone(),
-            settings.worker_config(&sandbox, Some(&replicas), server_config.callbacks.clone()),
+            settings
+                .worker_config(&sandbox, Some(&replicas), server_config.callbacks.clone())
+                .with_telemetry(telemetry.clone()),
         );
         Some(tokio::spawn(worker.run(shutdown.clone())))
     } else {
@@ -113,8 +118,20 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(worker_task) = worker_task {
         let _ = worker_task.await;
     }
+    telemetry.shutdown(Duration::from_secs(5)).await;
     store.close().await;
     Ok(())
+}
+
+/// The process's metrics, and its span exporter when `[otel]` or `OTEL_*` configure one.
+pub(crate) fn telemetry(settings: &Settings) -> anyhow::Result<rollout_telemetry::Telemetry> {
+    let Some(otel) = &settings.otel else {
+        return Ok(rollout_telemetry::Telemetry::new());
+    };
+    let telemetry = rollout_telemetry::Telemetry::with_export(otel)
+        .context("starting the OpenTelemetry exporter")?;
+    tracing::info!(endpoint = %otel.traces_url(), service = %otel.service_name, capture_content = otel.capture_content, "exporting runs as OpenTelemetry spans");
+    Ok(telemetry)
 }
 
 /// Opens (and migrates) the database of the settings, with their event size limit.

@@ -20,6 +20,8 @@ mod hud_structured;
 mod inbox;
 mod jobs;
 mod keys;
+mod metrics;
+mod otel;
 mod panics;
 mod projects;
 mod recipes;

@@ -8,6 +8,7 @@ mod gateway;
 mod headers;
 mod http;
 mod json;
+mod metrics;
 mod rate_limit;
 mod routes;
 mod scheduler;

@@ -136,8 +136,19 @@ pub(crate) fn router_with_gateway(
             require_key,
         ));
     let cors = crate::cors::layer(&state.config.cors_origins);
+    let metrics = if state.config.metrics_public {
+        Router::new().route("/metrics", get(crate::metrics::scrape))
+    } else {
+        Router::new()
+            .route("/metrics", get(crate::metrics::scrape_with_key))
+            .route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                require_key,
+            ))
+    };
     let router = Router::new()
         .route("/healthz", get(health))
+        .merge(metrics)
         .merge(api)
         .merge(crate::ui::router(state.clone(), limiter))
         .fallback(not_found)
@@ -145,6 +156,10 @@ pub(crate) fn router_with_gateway(
         .layer(axum::Extension(sign_in))
         .layer(axum::Extension(streams))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::count_request,
+        ))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             state.config.http.request_body_timeout,
         ));

@@ -57,6 +57,10 @@ pub struct ServerConfig {
     pub max_event_streams_per_key: usize,
     /// Timeouts and the connection cap of the HTTP server.
     pub http: crate::HttpLimits,
+    /// The process's metrics (`GET /metrics`), shared with its worker and scheduler.
+    pub telemetry: rollout_telemetry::Telemetry,
+    /// `GET /metrics` without a key (`[metrics] public = true`); else an operator key.
+    pub metrics_public: bool,
 }
 
 /// Where `rollout serve` listens unless told otherwise.
@@ -90,6 +94,8 @@ impl Default for ServerConfig {
             },
             max_event_streams_per_key: 16,
             http: crate::HttpLimits::default(),
+            telemetry: rollout_telemetry::Telemetry::default(),
+            metrics_public: false,
         }
     }
 }

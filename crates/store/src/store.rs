@@ -25,6 +25,7 @@ mod deploys;
 mod envs;
 mod events;
 mod gateway;
+mod gauges;
 pub(crate) mod idempotency;
 mod jobs;
 pub(crate) mod keys;

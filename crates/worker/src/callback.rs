@@ -39,6 +39,8 @@ pub struct CallbackConfig {
     pub request_timeout: Duration,
     /// How host names are looked up (the system resolver; tests play DNS rebinding).
     pub lookup: Arc<dyn HostLookup>,
+    /// Counts deliveries (`rollout_callback_deliveries_total`).
+    pub telemetry: rollout_telemetry::Telemetry,
 }
 
 impl Default for CallbackConfig {
@@ -49,6 +51,7 @@ impl Default for CallbackConfig {
             first_backoff: Duration::from_secs(1),
             request_timeout: Duration::from_secs(10),
             lookup: Arc::new(SystemLookup),
+            telemetry: rollout_telemetry::Telemetry::default(),
         }
     }
 }
@@ -182,6 +185,12 @@ impl CallbackDeliverer {
                 latency_ms,
                 error: error.clone(),
             };
+            // Counted before the log is written, so that a delivery seen in the log is
+            // also in the metrics.
+            self.config
+                .telemetry
+                .metrics()
+                .callback_delivery(if delivered { "delivered" } else { "failed" });
             if let Err(store_error) = self.store.record_delivery(&record).await {
                 tracing::warn!(run = %run.id, error = %store_error, "could not log a callback delivery");
             }

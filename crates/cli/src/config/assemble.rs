@@ -57,6 +57,7 @@ impl Settings {
                 allowed_hosts: self.gateway.allowed_hosts.clone(),
                 ..gateway
             },
+            metrics_public: self.metrics_public,
             ..ServerConfig::default()
         })
     }

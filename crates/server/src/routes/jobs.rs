@@ -205,6 +205,7 @@ pub(crate) async fn create(
             max_cost_usd: None,
             callback: None,
             key_id: Some(caller.key_id.clone()),
+            traceparent: None,
         });
     }
     if !problems.is_empty() {
