@@ -23,6 +23,7 @@ mod projects;
 mod recipes;
 mod recovery;
 mod review_effects;
+mod review_queues;
 mod reviews;
 mod run_api;
 mod runs;

@@ -10,6 +10,7 @@ pub(crate) mod jobs;
 pub(crate) mod keys;
 mod models;
 pub(crate) mod projects;
+mod review_queues;
 mod reviews;
 mod run_api;
 pub(crate) mod runs;
@@ -129,6 +130,7 @@ pub(crate) fn router_with_gateway(
             axum::routing::any(crate::gateway::hub_endpoint).layer(axum::Extension(gateway)),
         )
         .merge(reviews::routes())
+        .merge(review_queues::routes())
         // Runs after require_key (layers wrap inward), which identifies the key.
         .route_layer(axum::middleware::from_fn_with_state(
             limiter.clone(),

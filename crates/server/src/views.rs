@@ -1,5 +1,6 @@
 //! Response shapes: the public JSON contract of runs, traces and environments.
 
+pub(crate) mod review_queues;
 pub(crate) mod reviews;
 
 use crate::state::AppState;

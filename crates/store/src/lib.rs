@@ -14,7 +14,8 @@ pub use eval::{
 };
 pub use event_size::DEFAULT_MAX_EVENT_BYTES;
 pub use reviews::{
-    HistoryEntry, LabelRecord, NewScore, NoteRecord, ReviewSummary, Reviewer, RewardOverride,
+    CompleteOutcome, HistoryEntry, LabelRecord, NewReviewQueue, NewScore, NoteRecord, QueueItem,
+    QueueProgress, ReviewQueueRecord, ReviewSummary, Reviewer, ReviewerProgress, RewardOverride,
     ScoreConfig, ScoreKind, ScoreRecord, ScoreValue, TraceReview,
 };
 pub use store::Store;

@@ -31,6 +31,7 @@ pub(crate) mod keys;
 pub(crate) mod notifications;
 pub(crate) mod projects;
 pub(crate) mod queue;
+mod review_queues;
 mod reviews;
 mod runs;
 pub(crate) mod schedules;

@@ -110,9 +110,19 @@ pub(crate) fn reviewer(
     author: Option<&str>,
     problems: &mut Vec<Value>,
 ) -> Reviewer {
+    named_reviewer(caller, "author", author, problems)
+}
+
+/// [`reviewer`], with the name given in `field`.
+pub(crate) fn named_reviewer(
+    caller: &Caller,
+    field: &str,
+    author: Option<&str>,
+    problems: &mut Vec<Value>,
+) -> Reviewer {
     let author = match author {
         Some(author) => {
-            check_name("author", author, problems);
+            check_name(field, author, problems);
             author.to_string()
         }
         None => caller.key_name.clone(),
@@ -123,7 +133,7 @@ pub(crate) fn reviewer(
     }
 }
 
-fn done(problems: Vec<Value>) -> Result<(), ApiError> {
+pub(crate) fn done(problems: Vec<Value>) -> Result<(), ApiError> {
     if problems.is_empty() {
         Ok(())
     } else {

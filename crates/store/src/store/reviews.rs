@@ -222,20 +222,20 @@ struct HistoryRow {
 }
 
 /// One change of a trace's review, written with its history entry and the reviewed mark.
-struct Change<'a> {
-    project_id: &'a str,
-    run_id: &'a str,
-    subject: ReviewSubject,
-    item_id: &'a str,
-    action: ReviewAction,
-    reviewer: &'a Reviewer,
-    at_ms: i64,
+pub(crate) struct Change<'a> {
+    pub(crate) project_id: &'a str,
+    pub(crate) run_id: &'a str,
+    pub(crate) subject: ReviewSubject,
+    pub(crate) item_id: &'a str,
+    pub(crate) action: ReviewAction,
+    pub(crate) reviewer: &'a Reviewer,
+    pub(crate) at_ms: i64,
 }
 
 impl Change<'_> {
     /// Appends the history entry (`previous`, `value`: the item before and after) and marks
     /// the trace reviewed, on the transaction's connection.
-    async fn record<P: Serialize, V: Serialize>(
+    pub(crate) async fn record<P: Serialize, V: Serialize>(
         &self,
         conn: &mut AnyConnection,
         previous: Option<&P>,

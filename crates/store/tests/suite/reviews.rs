@@ -267,3 +267,128 @@ pub(crate) async fn reviews_keep_history_and_filter_traces(db: &TestDb) {
     assert!(review.reviewed_at_ms.is_some(), "reviewed stays");
     assert_eq!(store.review_history(PROJECT, &b).await.unwrap().len(), 9);
 }
+
+/// Ten reviewers race through a queue of twenty traces, each completing what it gets: every
+/// trace is handed out once and completed once. Then a lease that runs out hands the trace
+/// to the next reviewer.
+pub(crate) async fn racing_reviewers_never_share_a_queue_item(db: &TestDb) {
+    let store = &db.store;
+    with_project(store).await;
+    let mut runs = Vec::new();
+    for _ in 0..20 {
+        let id = RunId::generate();
+        store
+            .insert_run(&id, PROJECT, &spec("env", "answer", "m"))
+            .await
+            .unwrap();
+        runs.push(id.0);
+    }
+    let queue = store
+        .create_review_queue(
+            PROJECT,
+            &rollout_store::NewReviewQueue {
+                name: "race".into(),
+                description: None,
+                selection: serde_json::json!({"trace_ids": runs}),
+                lease_seconds: 600,
+                created_by: "admin".into(),
+            },
+            &runs,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..10 {
+        let store = store.clone();
+        let queue_id = queue.id.clone();
+        tasks.spawn(async move {
+            let name = format!("reviewer-{i}");
+            let mut got = Vec::new();
+            while let Some(item) = store
+                .next_review_item(&queue_id, &name, 600_000)
+                .await
+                .unwrap()
+            {
+                let outcome = store
+                    .complete_review_item(PROJECT, &queue_id, &item.run_id, &reviewer(&name))
+                    .await
+                    .unwrap();
+                assert_eq!(outcome, rollout_store::CompleteOutcome::Completed);
+                got.push(item.run_id);
+            }
+            got
+        });
+    }
+    let mut handed: Vec<String> = tasks.join_all().await.into_iter().flatten().collect();
+    handed.sort();
+    let mut expected = runs.clone();
+    expected.sort();
+    assert_eq!(handed, expected, "each trace exactly once");
+    let progress = store.review_queue_progress(&queue.id).await.unwrap();
+    assert_eq!((progress.total, progress.done), (20, 20));
+    assert_eq!(progress.reviewers.iter().map(|r| r.done).sum::<i64>(), 20);
+
+    // A lease of 1 ms runs out: the trace goes to whoever asks next.
+    let short = store
+        .create_review_queue(
+            PROJECT,
+            &rollout_store::NewReviewQueue {
+                name: "short".into(),
+                description: None,
+                selection: serde_json::json!({}),
+                lease_seconds: 10,
+                created_by: "admin".into(),
+            },
+            &runs[..1],
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let held = store
+        .next_review_item(&short.id, "slow", 1)
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let taken = store
+        .next_review_item(&short.id, "quick", 600_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(taken.run_id, held.run_id);
+    assert!(
+        store
+            .next_review_item(&short.id, "third", 600_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store
+            .complete_review_item(PROJECT, &short.id, &held.run_id, &reviewer("slow"))
+            .await
+            .unwrap(),
+        rollout_store::CompleteOutcome::HeldByOther {
+            reviewer: "quick".into()
+        }
+    );
+    assert!(
+        store
+            .create_review_queue(
+                PROJECT,
+                &rollout_store::NewReviewQueue {
+                    name: "short".into(),
+                    description: None,
+                    selection: serde_json::json!({}),
+                    lease_seconds: 10,
+                    created_by: "admin".into(),
+                },
+                &runs[..1],
+            )
+            .await
+            .unwrap()
+            .is_none(),
+        "names are unique in a project"
+    );
+}
