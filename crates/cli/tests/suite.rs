@@ -31,6 +31,7 @@ mod sandbox;
 mod scale;
 mod schedules;
 mod sdk_interop;
+mod shares;
 mod traces_api;
 mod training;
 mod validation;

@@ -15,6 +15,7 @@ mod reviews;
 mod run_api;
 pub(crate) mod runs;
 pub(crate) mod schedules;
+mod shares;
 mod tasksets;
 pub(crate) mod traces;
 pub(crate) mod training;
@@ -131,6 +132,7 @@ pub(crate) fn router_with_gateway(
         )
         .merge(reviews::routes())
         .merge(review_queues::routes())
+        .merge(shares::routes())
         // Runs after require_key (layers wrap inward), which identifies the key.
         .route_layer(axum::middleware::from_fn_with_state(
             limiter.clone(),

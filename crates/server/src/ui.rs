@@ -15,6 +15,7 @@ mod assets;
 mod environments;
 mod html;
 mod jobs;
+mod shared;
 pub(crate) mod sign_in;
 mod traces;
 mod training;
@@ -63,6 +64,8 @@ pub(crate) fn router(state: AppState, limiter: Arc<RateLimiter>) -> Router<AppSt
         .route("/login", get(sign_in::page).post(sign_in::login))
         .route("/logout", post(sign_in::logout))
         .route("/assets/{name}", get(assets::get))
+        // Signed out on purpose: the token in the URL is the credential.
+        .route("/shared/{token}", get(shared::page))
         .merge(pages)
 }
 

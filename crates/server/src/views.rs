@@ -2,6 +2,7 @@
 
 pub(crate) mod review_queues;
 pub(crate) mod reviews;
+pub(crate) mod shares;
 
 use crate::state::AppState;
 use rollout_domain::time::rfc3339_from_ms;

@@ -16,7 +16,7 @@ pub use event_size::DEFAULT_MAX_EVENT_BYTES;
 pub use reviews::{
     CompleteOutcome, HistoryEntry, LabelRecord, NewReviewQueue, NewScore, NoteRecord, QueueItem,
     QueueProgress, ReviewQueueRecord, ReviewSummary, Reviewer, ReviewerProgress, RewardOverride,
-    ScoreConfig, ScoreKind, ScoreRecord, ScoreValue, TraceReview,
+    ScoreConfig, ScoreKind, ScoreRecord, ScoreValue, ShareLinkRecord, TraceReview,
 };
 pub use store::Store;
 pub use store::deliveries::{DeliveryRecord, NewDelivery};

@@ -336,3 +336,20 @@ pub enum CompleteOutcome {
         reviewer: String,
     },
 }
+
+/// A share link of a trace (its token is shown once, at creation, and never stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareLinkRecord {
+    /// The link's id (to list and revoke it; not the token).
+    pub id: String,
+    /// The trace.
+    pub run_id: String,
+    /// Who shared it.
+    pub created_by: String,
+    /// Unix ms.
+    pub created_at_ms: i64,
+    /// When it stops working (unix ms), if ever.
+    pub expires_at_ms: Option<i64>,
+    /// When it was revoked (unix ms).
+    pub revoked_at_ms: Option<i64>,
+}

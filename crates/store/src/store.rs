@@ -35,6 +35,7 @@ mod review_queues;
 mod reviews;
 mod runs;
 pub(crate) mod schedules;
+mod shares;
 mod tasksets;
 pub(crate) mod traces;
 mod training;

@@ -256,7 +256,7 @@ fn result_text(text: &str) -> String {
     }
 }
 
-fn render_timeline(events: &[RunEvent]) -> String {
+pub(crate) fn render_timeline(events: &[RunEvent]) -> String {
     let mut out = String::new();
     for event in events {
         match &event.kind {

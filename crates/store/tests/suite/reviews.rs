@@ -392,3 +392,67 @@ pub(crate) async fn racing_reviewers_never_share_a_queue_item(db: &TestDb) {
         "names are unique in a project"
     );
 }
+
+/// A share token resolves to its trace only while the link is live and its project shares.
+pub(crate) async fn share_tokens_resolve_to_one_live_trace(db: &TestDb) {
+    let store = &db.store;
+    with_project(store).await;
+    store.ensure_project("p2", "Project two").await.unwrap();
+    let mine = RunId::generate();
+    store
+        .insert_run(&mine, PROJECT, &spec("env", "answer", "m"))
+        .await
+        .unwrap();
+    let (link, token) = store
+        .create_share_link(PROJECT, &mine.0, &reviewer("bob"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.shared_run(&token).await.unwrap().unwrap().id.0,
+        mine.0
+    );
+    assert!(store.shared_run(&mine.0).await.unwrap().is_none());
+    assert!(store.shared_run("").await.unwrap().is_none());
+    let mut raw = db.raw().await;
+    let stored: String = sqlx::query_scalar("SELECT token_hash FROM share_links WHERE id = $1")
+        .bind(link.id.clone())
+        .fetch_one(&mut raw)
+        .await
+        .unwrap();
+    assert_ne!(stored, token, "only the hash is stored");
+    assert!(store.shared_run(&stored).await.unwrap().is_none());
+    assert!(
+        !store
+            .revoke_share_link("p2", &mine.0, &link.id)
+            .await
+            .unwrap()
+    );
+    assert!(store.share_links("p2", &mine.0).await.unwrap().is_empty());
+
+    assert!(store.set_sharing(PROJECT, false).await.unwrap());
+    assert!(!store.sharing_enabled(PROJECT).await.unwrap());
+    assert!(store.sharing_enabled("p2").await.unwrap());
+    assert!(store.shared_run(&token).await.unwrap().is_none());
+    store.set_sharing(PROJECT, true).await.unwrap();
+    assert!(store.shared_run(&token).await.unwrap().is_some());
+
+    let (_, expired) = store
+        .create_share_link(PROJECT, &mine.0, &reviewer("bob"), Some(1))
+        .await
+        .unwrap();
+    assert!(store.shared_run(&expired).await.unwrap().is_none());
+    assert!(
+        store
+            .revoke_share_link(PROJECT, &mine.0, &link.id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .revoke_share_link(PROJECT, &mine.0, &link.id)
+            .await
+            .unwrap()
+    );
+    assert!(store.shared_run(&token).await.unwrap().is_none());
+    assert_eq!(store.share_links(PROJECT, &mine.0).await.unwrap().len(), 2);
+}
