@@ -24,6 +24,7 @@ mod recipes;
 mod recovery;
 mod review_effects;
 mod review_queues;
+mod review_ui;
 mod reviews;
 mod run_api;
 mod runs;

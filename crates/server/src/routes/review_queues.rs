@@ -353,7 +353,7 @@ async fn next(
 
 /// `POST /v1/review-queues/{id}/complete`: the reviewer reviewed the trace. 409 when it is
 /// done already or another reviewer holds it; 404 when it is not in the queue.
-async fn complete(
+pub(crate) async fn complete(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,

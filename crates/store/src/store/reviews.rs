@@ -1098,6 +1098,17 @@ impl Store {
         Ok(summaries)
     }
 
+    /// The labels used in the project, alphabetical (at most 500), for completion.
+    pub async fn project_labels(&self, project_id: &str) -> Result<Vec<String>> {
+        sqlx::query_scalar::<_, String>(
+            "SELECT DISTINCT label FROM trace_labels WHERE project_id = $1 ORDER BY label LIMIT 500",
+        )
+        .bind(project_id.to_string())
+        .fetch_all(self.pool())
+        .await
+        .map_err(db("listing a project's labels"))
+    }
+
     /// The reward overrides of a job's runs, by run id.
     pub async fn job_reward_overrides(&self, job_id: &str) -> Result<HashMap<String, f64>> {
         Ok(sqlx::query_as::<_, (String, f64)>(JOB_OVERRIDES)
