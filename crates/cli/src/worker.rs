@@ -3,7 +3,7 @@
 //! execution apart from the API.
 
 use crate::config::{Settings, WorkerArgs};
-use crate::serve::{callback_config, open_store, redact_url, say, wait_for_signal, worker_config};
+use crate::serve::{open_store, redact_url, say, wait_for_signal};
 use anyhow::bail;
 use rollout_models::ModelCatalog;
 use rollout_store::Backend;
@@ -36,7 +36,7 @@ pub(crate) async fn run(args: WorkerArgs) -> anyhow::Result<()> {
         store.clone(),
         catalog,
         notifier,
-        worker_config(&settings, &sandbox, &replicas, callback_config(&settings)),
+        settings.worker_config(&sandbox, Some(&replicas), settings.callback_config()),
     );
     let worker = tokio::spawn(worker.run(shutdown.clone()));
     say(&format!(

@@ -5,10 +5,11 @@ mod calc;
 mod facts;
 
 use rollout_mcp::sdk::{
-    Answer, Environment, Evaluation, Scenario, ScenarioContext, Tool, ToolFailure,
+    Answer, Environment, Evaluation, Scenario, ScenarioContext, Tool, ToolContext, ToolFailure,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
+use std::sync::{Mutex, PoisonError};
 
 /// The environment's name, as served (`serverInfo.name` and scenario id prefix).
 pub(crate) const NAME: &str = "my-assistant";
@@ -23,6 +24,31 @@ struct CalculatorArgs {
 struct LookupArgs {
     /// The topic, e.g. `capital of France`.
     topic: String,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct RespondArgs {
+    /// The final answer to the question.
+    answer: String,
+}
+
+/// The last answer given through the `respond` tool in this session. HUD's documented client
+/// flow answers by calling `respond` instead of submitting, as hud environments commonly let
+/// agents do; the scenario grades it when no answer text was submitted.
+#[derive(Debug, Default)]
+struct Responded(Mutex<Option<String>>);
+
+impl Responded {
+    fn set(&self, answer: String) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(answer);
+    }
+
+    fn get(&self) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -58,11 +84,20 @@ pub fn my_assistant() -> Environment {
                 }
             },
         ))
+        .tool(Tool::with_context(
+            "respond",
+            "Give the final answer to the question.",
+            |args: RespondArgs, context: ToolContext| async move {
+                context.state::<Responded>().set(args.answer);
+                "Answer recorded."
+            },
+        ))
         .scenario(Scenario::new(
             "answer_question",
             "Answer a factual or arithmetic question.",
             |args: AnswerQuestionArgs, ctx: ScenarioContext| async move {
-                let answer = ctx.prompt(prompt_for(&args.query)).await;
+                let submitted = ctx.prompt(prompt_for(&args.query)).await;
+                let answer = answer_to_grade(submitted, ctx.state::<Responded>().get());
                 grade(&args.query, &answer)
             },
         ))
@@ -74,6 +109,17 @@ fn prompt_for(query: &str) -> String {
          You can use the tools `calculator` (arithmetic) and `lookup` (facts). \
          Reply with the final answer."
     )
+}
+
+/// The submitted answer, or the one given through `respond` when no text was submitted
+/// (nothing at all, or an empty final reply after answering with the tool).
+fn answer_to_grade(submitted: Answer, responded: Option<String>) -> Answer {
+    match responded {
+        Some(text) if submitted.text().trim().is_empty() => {
+            Answer::new(Some(serde_json::Value::String(text)))
+        }
+        _ => submitted,
+    }
 }
 
 /// What the grader expects, and where it came from.
@@ -192,6 +238,18 @@ mod tests {
         assert_eq!(grade("What is 17 * 23?", &answer("391.5")).reward, 0.0);
         assert_eq!(grade("What is 1000 + 234?", &answer("1,234")).reward, 1.0);
         assert_eq!(grade("What is 17 * 23?", &Answer::default()).reward, 0.0);
+    }
+
+    #[test]
+    fn a_respond_answer_is_graded_when_no_text_was_submitted() {
+        let responded = Some("391".to_string());
+        assert_eq!(
+            answer_to_grade(Answer::default(), responded.clone()).text(),
+            "391"
+        );
+        assert_eq!(answer_to_grade(answer(""), responded.clone()).text(), "391");
+        assert_eq!(answer_to_grade(answer("392"), responded).text(), "392");
+        assert_eq!(answer_to_grade(Answer::default(), None).text(), "");
     }
 
     #[test]

@@ -57,6 +57,24 @@ pub enum EnvTarget {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limits: Option<ProcessLimits>,
     },
+    /// A hud 0.6 environment started by the server: a program that announces its control
+    /// port (`HUD_SERVE_PORT=`) and speaks the 0.6 task protocol there ([`crate::hud06`]).
+    /// `protocol: "hud-0.6"` tells it apart from `Command`.
+    Hud06Command {
+        protocol: crate::hud06::Hud06Protocol,
+        command: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cwd: Option<PathBuf>,
+        #[serde(default, skip_serializing_if = "Map::is_empty")]
+        env: Map<String, Value>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limits: Option<ProcessLimits>,
+    },
+    /// A hud 0.6 environment already served by someone else (`tcp://host:port`).
+    Hud06Address {
+        protocol: crate::hud06::Hud06Protocol,
+        address: String,
+    },
     /// A program spoken to over stdio.
     Command {
         command: Vec<String>,
@@ -77,13 +95,22 @@ pub enum EnvTarget {
 }
 
 impl EnvTarget {
+    /// Whether the target speaks the hud 0.6 task protocol (else MCP).
+    pub fn is_hud06(&self) -> bool {
+        matches!(
+            self,
+            EnvTarget::Hud06Command { .. } | EnvTarget::Hud06Address { .. }
+        )
+    }
+
     /// A short description for logs and errors (no header values: they may hold secrets).
     pub fn describe(&self) -> String {
         match self {
-            EnvTarget::Command { command, .. } | EnvTarget::Served { command, .. } => {
-                command.join(" ")
-            }
+            EnvTarget::Command { command, .. }
+            | EnvTarget::Served { command, .. }
+            | EnvTarget::Hud06Command { command, .. } => command.join(" "),
             EnvTarget::Url { url, .. } => url.clone(),
+            EnvTarget::Hud06Address { address, .. } => address.clone(),
         }
     }
 }
@@ -126,7 +153,7 @@ impl Drop for EnvSession {
 
 /// Sends SIGKILL to a process group. A group that already exited is fine.
 #[cfg(unix)]
-fn kill_process_group(group: u32) {
+pub(crate) fn kill_process_group(group: u32) {
     use nix::sys::signal::{Signal, killpg};
     use nix::unistd::Pid;
     let Ok(raw) = i32::try_from(group) else {
@@ -144,7 +171,7 @@ fn kill_process_group(group: u32) {
 }
 
 #[cfg(not(unix))]
-fn kill_process_group(_group: u32) {}
+pub(crate) fn kill_process_group(_group: u32) {}
 
 impl EnvSession {
     /// Starts (a stdio environment, in `sandbox`) or reaches (an HTTP one) the environment
@@ -188,6 +215,14 @@ impl EnvSession {
                         });
                     }
                 }
+            }
+            EnvTarget::Hud06Command { .. } | EnvTarget::Hud06Address { .. } => {
+                return Err(EnvError::Connect {
+                    message: "a hud 0.6 environment speaks the task protocol, not MCP; \
+                              it is reached through its control channel"
+                        .into(),
+                    stderr_tail: String::new(),
+                });
             }
             EnvTarget::Served { .. } => {
                 return Err(EnvError::Connect {
@@ -339,11 +374,15 @@ impl EnvSession {
         }
     }
 
-    /// Hands the final answer to the active scenario through the hidden `_hud_submit` tool.
+    /// Hands the final answer to the active scenario through the hidden `_hud_submit` tool,
+    /// as hud's own client does for structured answers (protocol §5.4–5.5).
     pub async fn submit(&self, scenario_name: &str, answer: &str) -> Result<(), EnvError> {
         let mut arguments = Map::new();
         arguments.insert("scenario".into(), Value::String(scenario_name.into()));
-        arguments.insert("answer".into(), Value::String(answer.into()));
+        arguments.insert(
+            "answer".into(),
+            Value::String(wire::submitted_answer(answer)),
+        );
         let call = ToolCall {
             id: "submit".into(),
             name: "_hud_submit".into(),

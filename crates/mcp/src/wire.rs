@@ -26,6 +26,16 @@ pub(crate) fn encode_prompt_arguments(args: &Map<String, Value>) -> Map<String, 
         .collect()
 }
 
+/// The `answer` argument of `_hud_submit` for the model's final text: the JSON object
+/// `{"content": text}`, as hud's client submits structured answers. hud decodes a submitted
+/// string that parses as JSON, and reads a JSON object's `content` key; a raw submission would
+/// therefore turn an answer that is a JSON object into `""` (no `content`) and could never
+/// satisfy a `returns=` scenario. Wrapped, a `returns=` scenario parses `content` into its
+/// type and any other scenario receives the text exactly as the model wrote it.
+pub(crate) fn submitted_answer(text: &str) -> String {
+    json!({ "content": text }).to_string()
+}
+
 /// A tool as the model sees it.
 pub(crate) fn tool_spec(tool: &Value) -> Option<ToolSpec> {
     let name = tool.get("name")?.as_str()?.to_string();
@@ -301,6 +311,14 @@ mod tests {
                 "additionalProperties": false
             })
         );
+    }
+
+    #[test]
+    fn answers_are_submitted_wrapped_in_content() {
+        for text in ["Paris", "{\"total\": 6}", "[1, 2]", ""] {
+            let submitted: Value = serde_json::from_str(&submitted_answer(text)).unwrap();
+            assert_eq!(submitted, json!({ "content": text }));
+        }
     }
 
     #[test]

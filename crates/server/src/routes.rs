@@ -88,10 +88,7 @@ pub(crate) fn router_with_gateway(
             "/v1/environments/{name}",
             get(environments::get).delete(deploy::delete),
         )
-        .route(
-            "/v1/environments/{name}/deploy",
-            post(deploy::bundle).layer(DefaultBodyLimit::max(state.config.max_upload_bytes)),
-        )
+        .route("/v1/environments/{name}/deploy", post(deploy::bundle))
         .route(
             "/v1/environments/{name}/versions/{version}/log",
             get(deploy::build_log),

@@ -59,10 +59,13 @@ pub struct ServerConfig {
     pub http: crate::HttpLimits,
 }
 
+/// Where `rollout serve` listens unless told otherwise.
+pub const DEFAULT_BIND: &str = "127.0.0.1:8300";
+
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
-            public_url: "http://127.0.0.1:8300".into(),
+            public_url: format!("http://{DEFAULT_BIND}"),
             max_body_bytes: 1024 * 1024,
             agent_timeout_seconds: 1800,
             grading_timeout_seconds: 300,

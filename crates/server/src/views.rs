@@ -133,13 +133,18 @@ fn scenarios(description: &EnvDescription) -> Vec<Value> {
         .scenarios
         .iter()
         .map(|s| {
-            json!({
+            let mut view = json!({
                 "name": s.name,
                 "id": s.id,
                 "description": s.description,
                 "arguments": s.arguments,
                 "args_schema": s.args_schema,
-            })
+            });
+            // The structured answer's schema (hud's `returns=`), when the scenario has one.
+            if let Some(returns) = s.meta.get("returns_schema").filter(|r| r.is_object()) {
+                view["returns_schema"] = returns.clone();
+            }
+            view
         })
         .collect()
 }

@@ -1,4 +1,5 @@
-//! Executes one claimed run: environment session, setup, agent phase, grading.
+//! Executes one claimed run: environment session, setup, agent phase, grading. The session
+//! is a `rollout_mcp::ScenarioSession`: this path is the same for every protocol.
 
 use crate::config::WorkerConfig;
 use crate::error::RunError;
@@ -159,7 +160,7 @@ impl Executor<'_> {
             &setup.prompt,
             tools,
             model.as_ref(),
-            &session,
+            session.as_ref(),
             sink,
         );
         let (answer, outcome) = tokio::select! {
@@ -183,8 +184,7 @@ impl Executor<'_> {
         let started = Instant::now();
         let grading_budget = Duration::from_secs(spec.grading_timeout_seconds);
         let evaluation = within("grading", grading_budget, async {
-            session.submit(&scenario.name, &answer).await?;
-            Ok(session.evaluate(&scenario.id).await?)
+            Ok(session.grade(&scenario, &answer).await?)
         })
         .await?;
         sink.record(EventKind::Evaluation {

@@ -3,13 +3,14 @@
 //! initialize). Every session still serves exactly one run: a run takes a fresh session
 //! from the pool and the pool starts a replacement in the background.
 //!
-//! Only stdio (`command`) environments are pooled; an HTTP environment is already running.
+//! Only stdio (`command`) environments are pooled; an HTTP environment is already running,
+//! and a hud 0.6 environment gets a fresh process per run, started on demand.
 //! A pool for a version is created on its first run and kept at `size` ready sessions; once
 //! a run uses a newer version of the same environment, the older versions' pools are
 //! drained (their processes killed), so that superseded versions do not keep processes
 //! for ever. A session that does not come up within the connect budget is given up.
 
-use rollout_mcp::{EnvError, EnvSandbox, EnvSession, EnvTarget};
+use rollout_mcp::{EnvError, EnvSandbox, EnvSession, EnvTarget, ScenarioSession, connect_session};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -57,16 +58,16 @@ impl WarmPool {
         target: &EnvTarget,
         label: &str,
         sandbox: &EnvSandbox,
-    ) -> Result<EnvSession, EnvError> {
+    ) -> Result<Box<dyn ScenarioSession>, EnvError> {
         if self.size == 0 || !matches!(target, EnvTarget::Command { .. }) {
-            return EnvSession::connect(target, label, sandbox).await;
+            return connect_session(target, label, sandbox).await;
         }
         self.drain_older(key);
         let ready = self.take_ready(key);
         self.refill(key, target, sandbox);
         match ready {
-            Some(session) => Ok(session),
-            None => EnvSession::connect(target, label, sandbox).await,
+            Some(session) => Ok(Box::new(session)),
+            None => connect_session(target, label, sandbox).await,
         }
     }
 

@@ -2,7 +2,7 @@
 //! store the version as `ready` (or `failed` with the reason).
 
 use crate::replicas::ReplicaManager;
-use rollout_mcp::{EnvError, EnvSession, EnvTarget, Sandbox};
+use rollout_mcp::{EnvError, EnvTarget, Sandbox, connect_session};
 use rollout_store::{EnvStatus, EnvVersion, NewEnvVersion, Store, StoreError};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
@@ -92,7 +92,7 @@ pub(crate) async fn register_version(
                 message,
                 stderr_tail: String::new(),
             })?;
-        let session = EnvSession::connect(&reachable, &label, &sandbox).await?;
+        let session = connect_session(&reachable, &label, &sandbox).await?;
         session.describe().await
     })
     .await;

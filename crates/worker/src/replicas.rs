@@ -77,7 +77,10 @@ impl ReplicaManager {
         }
         let replicas = match target {
             EnvTarget::Served { replicas, .. } => (*replicas).max(1),
-            EnvTarget::Command { .. } | EnvTarget::Url { .. } => 1,
+            EnvTarget::Command { .. }
+            | EnvTarget::Url { .. }
+            | EnvTarget::Hud06Command { .. }
+            | EnvTarget::Hud06Address { .. } => 1,
         };
         let mut urls = Vec::new();
         for index in 0..replicas {

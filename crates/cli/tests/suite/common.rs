@@ -85,6 +85,22 @@ pub(super) fn python() -> Option<String> {
     }
 }
 
+/// hud 0.6.21's interpreter (`scripts/setup-hud06-env`), when the test command installed
+/// it; missing while it should have is a failure, not a skip.
+pub(super) fn python06() -> Option<String> {
+    match std::env::var("ROLLOUT_TEST_PYTHON06") {
+        Ok(python) if !python.is_empty() => Some(python),
+        _ => {
+            assert!(
+                std::env::var("ROLLOUT_REQUIRE_PYTHON06").is_err(),
+                "ROLLOUT_TEST_PYTHON06 is not set; run the tests with scripts/test"
+            );
+            eprintln!("skipping: hud 0.6 not installed (run scripts/test)");
+            None
+        }
+    }
+}
+
 /// Calls `tool` of environment `env` through the MCP gateway with the official `mcp`
 /// client (`fixtures/gateway_client.py mcp`); returns its JSON line.
 pub(super) async fn gateway_tool_call(

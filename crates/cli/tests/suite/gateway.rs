@@ -111,7 +111,7 @@ async fn the_seed_python_flow_runs_through_the_gateway_and_is_recorded_as_a_trac
     .await;
     assert_eq!(out["reward"], 1.0, "{out}");
     assert_eq!(out["error"], Value::Null, "{out}");
-    assert_eq!(out["tools"], json!(["calculator", "lookup"]));
+    assert_eq!(out["tools"], json!(["calculator", "lookup", "respond"]));
     assert!(out["prompt"].as_str().unwrap().contains("What is 17 * 23?"));
     assert!(
         out["tool_result"].as_str().unwrap().contains("391"),
@@ -215,6 +215,33 @@ async fn connect_hub_with_hud_mcp_url_pointing_at_rollout_works() {
     let traces = finished_traces(&server, 1).await;
     assert_eq!(traces[0]["reward"], 1.0);
     assert_eq!(traces[0]["env_name"], "my-assistant");
+}
+
+/// HUD's documented client flow for this endpoint, with the real hud-python 0.5.41 SDK:
+/// `connect_hub("my-assistant")`, then only the tool `respond` inside `hud.eval` (no submit).
+#[tokio::test]
+async fn hud_documented_flow_answers_with_respond_through_connect_hub() {
+    let Some(python) = python() else { return };
+    let server = plain_server().await;
+    let hub = |answer: &str| {
+        let mut command = client_command(&python, &["docs", "What is 17 * 23?", answer]);
+        command
+            .env("HUD_MCP_URL", format!("{}/v1/mcp", server.base_url))
+            .env("HUD_API_KEY", &server.admin_key);
+        command
+    };
+    let right = run_client(hub("391")).await;
+    assert_eq!(right["reward"], 1.0, "{right}");
+    assert_eq!(right["error"], Value::Null, "{right}");
+    let wrong = run_client(hub("392")).await;
+    assert_eq!(wrong["reward"], 0.0, "{wrong}");
+    let traces = finished_traces(&server, 2).await;
+    let mut rewards: Vec<f64> = traces
+        .iter()
+        .map(|t| t["reward"].as_f64().unwrap())
+        .collect();
+    rewards.sort_by(f64::total_cmp);
+    assert_eq!(rewards, [0.0, 1.0]);
 }
 
 #[tokio::test]
@@ -403,7 +430,7 @@ async fn the_official_mcp_client_lists_tools_and_calls_one() {
     ))
     .await;
     assert_eq!(out["server"], "my-assistant");
-    assert_eq!(out["tools"], json!(["calculator", "lookup"]));
+    assert_eq!(out["tools"], json!(["calculator", "lookup", "respond"]));
     assert_eq!(out["is_error"], false);
     assert_eq!(out["text"], "25");
 }

@@ -74,7 +74,7 @@ async fn the_first_curl_of_the_readme_works_with_the_replay_model() {
         .iter()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
-    assert_eq!(tools, ["calculator", "lookup"]);
+    assert_eq!(tools, ["calculator", "lookup", "respond"]);
     assert_eq!(events[4]["name"], "calculator");
     assert_eq!(events[4]["result"]["text"], "391");
     assert_eq!(events[4]["result"]["is_error"], false);
@@ -270,5 +270,5 @@ async fn the_bundled_environment_is_listed_with_its_scenario_schema() {
         .iter()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
-    assert_eq!(tools, ["calculator", "lookup"]);
+    assert_eq!(tools, ["calculator", "lookup", "respond"]);
 }

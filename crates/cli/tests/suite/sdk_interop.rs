@@ -107,7 +107,7 @@ async fn the_hud_python_client_runs_a_rust_sdk_scenario_and_reads_its_reward() {
     .await;
     assert_eq!(right["reward"], 1.0, "{right}");
     assert_eq!(right["error"], Value::Null);
-    assert_eq!(right["tools"], json!(["calculator", "lookup"]));
+    assert_eq!(right["tools"], json!(["calculator", "lookup", "respond"]));
     assert!(
         right["prompt"]
             .as_str()

@@ -85,7 +85,7 @@ async fn tools_compute_and_look_up() {
         .unwrap()
         .unwrap();
     let names: Vec<&str> = tools.iter().map(|tool| tool.name.as_ref()).collect();
-    assert_eq!(names, ["calculator", "lookup"]);
+    assert_eq!(names, ["calculator", "lookup", "respond"]);
     let schema = serde_json::to_value(&tools[0].input_schema).unwrap();
     assert_eq!(schema["required"], json!(["expression"]));
     assert_eq!(schema["additionalProperties"], json!(false));

@@ -17,13 +17,18 @@ use rollout_worker::{RegisterError, register_environment};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-/// The body of `POST /v1/environments`: a name and exactly one of `command`, `url` or `git`.
+/// The body of `POST /v1/environments`: a name and exactly one of `command`, `url` or `git`;
+/// or, with `protocol: "hud-0.6"`, one of `command` or `address` (`tcp://host:port`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RegisterRequest {
     name: String,
     command: Option<Vec<String>>,
     url: Option<String>,
+    /// The protocol the environment speaks: `hud-0.5-mcp` (the default) or `hud-0.6`.
+    protocol: Option<String>,
+    /// Where a running hud 0.6 environment listens (`tcp://host:port`).
+    address: Option<String>,
     #[serde(default)]
     headers: Map<String, Value>,
     #[serde(default)]
@@ -46,15 +51,16 @@ pub(crate) async fn register(
     let action = match (&request.git, &request.url) {
         (Some(_), _) => "deploying an environment from git",
         (None, Some(_)) => "registering a url environment",
+        (None, None) if request.address.is_some() => "registering an address environment",
         (None, None) => "registering a command environment",
     };
     caller.require_operator(action)?;
     let caller = acting_in(&state, caller, request.project.as_deref()).await?;
     if let Some(git) = request.git.clone() {
-        if request.command.is_some() || request.url.is_some() {
+        if request.command.is_some() || request.url.is_some() || request.address.is_some() {
             return Err(ApiError::invalid(vec![problem(
                 "git",
-                "give one of command, url or git, not several",
+                "give one of command, url, address or git, not several",
             )]));
         }
         return super::deploy::git(&state, &caller, &request.name, git).await;
@@ -135,6 +141,22 @@ fn target(request: &RegisterRequest) -> Result<EnvTarget, ApiError> {
             format!("name must be 1 to 64 characters of a-z, 0-9, '-', '_' or '.', starting with a letter or digit; got '{name}'"),
         ));
     }
+    match request.protocol.as_deref() {
+        None | Some("hud-0.5-mcp") => {}
+        Some("hud-0.6") => return hud06_target(request, problems),
+        Some(other) => problems.push(problem(
+            "protocol",
+            format!(
+                "protocol must be \"hud-0.5-mcp\" (MCP, the default) or \"hud-0.6\", got '{other}'"
+            ),
+        )),
+    }
+    if request.address.is_some() {
+        problems.push(problem(
+            "address",
+            "address is for hud 0.6 environments (\"protocol\": \"hud-0.6\"); an MCP environment has a url",
+        ));
+    }
     let target = match (&request.command, &request.url) {
         (Some(command), None) => {
             if command.is_empty() || command[0].trim().is_empty() {
@@ -171,6 +193,65 @@ fn target(request: &RegisterRequest) -> Result<EnvTarget, ApiError> {
         }
         (None, None) => {
             problems.push(problem("command", "give command (a program spoken to over stdio) or url (a streamable-HTTP MCP endpoint)"));
+            None
+        }
+    };
+    match target {
+        Some(target) if problems.is_empty() => Ok(target),
+        _ => Err(ApiError::invalid(problems)),
+    }
+}
+
+/// The target of a hud 0.6 environment: a command that announces its port
+/// (`python -m hud.environment.server env.py --port 0`) or the address of a running one.
+fn hud06_target(
+    request: &RegisterRequest,
+    mut problems: Vec<Value>,
+) -> Result<EnvTarget, ApiError> {
+    if request.url.is_some() {
+        problems.push(problem(
+            "url",
+            "a hud 0.6 environment is not an MCP endpoint: give command or address",
+        ));
+    }
+    let protocol = rollout_mcp::Hud06Protocol::Hud06;
+    let target = match (&request.command, &request.address) {
+        (Some(command), None) => {
+            if command.is_empty() || command[0].trim().is_empty() {
+                problems.push(problem(
+                    "command",
+                    "command must name a program, e.g. [\"python\", \"-m\", \"hud.environment.server\", \"env.py\", \"--port\", \"0\"]",
+                ));
+            }
+            Some(EnvTarget::Hud06Command {
+                protocol,
+                command: command.clone(),
+                cwd: request.cwd.clone().map(Into::into),
+                env: request.env.clone(),
+                limits: None,
+            })
+        }
+        (None, Some(address)) => {
+            let bare = address.strip_prefix("tcp://").unwrap_or(address);
+            let valid = bare.rsplit_once(':').is_some_and(|(host, port)| {
+                !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0)
+            });
+            if !valid {
+                problems.push(problem(
+                    "address",
+                    format!("address must be tcp://HOST:PORT, got '{address}'"),
+                ));
+            }
+            Some(EnvTarget::Hud06Address {
+                protocol,
+                address: address.clone(),
+            })
+        }
+        _ => {
+            problems.push(problem(
+                "command",
+                "a hud 0.6 environment needs exactly one of command (a program that announces HUD_SERVE_PORT=) or address (tcp://HOST:PORT)",
+            ));
             None
         }
     };

@@ -1,0 +1,277 @@
+//! Real, unmodified hud 0.6.21 environments over their control channel
+//! (`fixtures/hud06_env.py`, served by `python -m hud.environment.server`).
+//! `scripts/test` installs hud 0.6.21 into a virtualenv and sets ROLLOUT_TEST_PYTHON06.
+
+use super::common::{RUN_TIMEOUT, processes_with, python06, server_with_fake};
+use rollout_testkit::{FakeModelServer, FakeReply, TestServer};
+use serde_json::{Value, json};
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../testkit/fixtures");
+
+/// A copy of a fixture under a name of its own, so that its processes can be found (and
+/// shown gone) by that name. Keep the directory.
+fn marked_fixture(fixture: &str, mark: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let name = format!("{mark}_{}.py", std::process::id());
+    let path = dir.path().join(&name);
+    std::fs::copy(format!("{FIXTURES}/{fixture}"), &path).unwrap();
+    (dir, path.display().to_string())
+}
+
+/// The command that serves a 0.6 environment file.
+fn serve_command(python: &str, file: &str) -> Value {
+    json!([
+        python,
+        "-m",
+        "hud.environment.server",
+        file,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0"
+    ])
+}
+
+async fn register(server: &TestServer, name: &str, python: &str, file: &str) -> (u16, Value) {
+    server
+        .post(
+            "/v1/environments",
+            &json!({"name": name, "protocol": "hud-0.6", "command": serve_command(python, file)}),
+        )
+        .await
+}
+
+/// A replayed run: `actions` are the validation items (tool calls, then the answer).
+async fn replay(server: &TestServer, scenario: &str, args: Value, actions: Value) -> (u16, Value) {
+    server
+        .post(
+            "/v1/agent/run",
+            &json!({
+                "env_name": "hud06", "scenario_name": scenario, "scenario_args": args,
+                "model": "replay", "validation": actions, "sync": true
+            }),
+        )
+        .await
+}
+
+async fn trace(server: &TestServer, summary: &Value) -> Value {
+    let id = summary["trace_id"].as_str().unwrap();
+    server.get(&format!("/v1/traces/{id}")).await.1
+}
+
+#[tokio::test]
+async fn a_hud06_environment_is_registered_run_and_graded_over_its_control_channel() {
+    let Some(python) = python06() else { return };
+    let fake = FakeModelServer::start().await.unwrap();
+    let server = server_with_fake(&fake).await;
+    let (dir, file) = marked_fixture("hud06_env.py", "graded06");
+    let (status, env) = register(&server, "hud06", &python, &file).await;
+    assert_eq!(status, 201, "{env}\n{}", server.log());
+    assert_eq!(env["status"], "ready", "{env}");
+    assert_eq!(env["server_name"], "hud06-assistant");
+    let (_, env) = server.get("/v1/environments/hud06").await;
+    let tools: Vec<&str> = env["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(tools, ["add", "crash", "sleep"], "{env}");
+    let scenarios = env["scenarios"].as_array().unwrap();
+    let add = scenarios.iter().find(|s| s["name"] == "add").unwrap();
+    assert_eq!(add["args_schema"]["required"], json!(["a"]), "{add}");
+    assert_eq!(add["args_schema"]["properties"]["b"]["default"], 2);
+    let structured = scenarios
+        .iter()
+        .find(|s| s["name"] == "add_struct")
+        .unwrap();
+    assert_eq!(
+        structured["returns_schema"]["required"],
+        json!(["total"]),
+        "{structured}"
+    );
+    // Registration's process is gone once introspected.
+    assert!(super::common::wait_processes(&file, false).await);
+
+    // A run with a tool call through the tunnelled MCP capability, graded 1.0.
+    let call = json!({"name": "add", "arguments": {"a": 3, "b": 4}});
+    let (status, right) = replay(
+        &server,
+        "add",
+        json!({"a": 3, "b": 4}),
+        json!([call, {"answer": "7"}]),
+    )
+    .await;
+    assert_eq!(status, 200, "{right}");
+    assert_eq!(right["status"], "completed", "{right}\n{}", server.log());
+    assert_eq!(right["reward"], 1.0, "{right}");
+    let trace_right = trace(&server, &right).await;
+    let events = trace_right["events"].as_array().unwrap();
+    let tool_call = events.iter().find(|e| e["type"] == "tool_call").unwrap();
+    assert_eq!(tool_call["result"]["text"], "7", "{tool_call}");
+    let setup = events.iter().find(|e| e["type"] == "setup").unwrap();
+    assert_eq!(setup["arguments"], json!({"a": 3, "b": 4}));
+    assert!(setup["prompt"].as_str().unwrap().contains("3 + 4"));
+    let evaluation = &trace_right["evaluation"];
+    assert_eq!(
+        evaluation["subscores"][0]["name"], "correct",
+        "{evaluation}"
+    );
+    assert_eq!(evaluation["content"], "expected=7 got='7'");
+    // Typed arguments arrive as JSON values.
+    assert_eq!(evaluation["info"]["a_type"], "int");
+
+    // A wrong answer, 0.0; the default of `b` applies.
+    let (_, wrong) = replay(&server, "add", json!({"a": 3}), json!([{"answer": "6"}])).await;
+    assert_eq!(wrong["status"], "completed", "{wrong}");
+    assert_eq!(wrong["reward"], 0.0, "{wrong}");
+
+    // Arguments are checked against the template's schema before any run.
+    let (status, refused) = replay(&server, "add", json!({"a": "x"}), json!([])).await;
+    assert_eq!(status, 422, "{refused}");
+
+    // A `returns=` template parses the answer into its type.
+    let (_, typed) = replay(
+        &server,
+        "add_struct",
+        json!({"a": 5, "b": 6}),
+        json!([{"answer": "{\"total\": 11}"}]),
+    )
+    .await;
+    assert_eq!(typed["reward"], 1.0, "{typed}\n{}", server.log());
+    let (_, mistyped) = replay(
+        &server,
+        "add_struct",
+        json!({"a": 5, "b": 6}),
+        json!([{"answer": "{\"total\": 12}"}]),
+    )
+    .await;
+    assert_eq!(mistyped["reward"], 0.0, "{mistyped}");
+    let typed_trace = trace(&server, &typed).await;
+    let setup = typed_trace["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "setup")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        setup["prompt"],
+        "You are a calculator.\n\nCompute 5 + 6; answer as JSON {\"total\": n}."
+    );
+
+    // A grade that raises fails the run with the environment's message.
+    let (_, raised) = replay(&server, "grade_raises", json!({}), json!([{"answer": "x"}])).await;
+    assert_eq!(raised["status"], "failed", "{raised}");
+    assert!(
+        raised["error"]
+            .as_str()
+            .unwrap()
+            .contains("grader exploded"),
+        "{raised}"
+    );
+
+    // Every run's environment process is gone.
+    assert!(
+        super::common::wait_processes(&file, false).await,
+        "{:?}",
+        processes_with(&file)
+    );
+    drop(dir);
+}
+
+#[tokio::test]
+async fn an_environment_without_an_mcp_tools_capability_is_refused_with_422() {
+    let Some(python) = python06() else { return };
+    let fake = FakeModelServer::start().await.unwrap();
+    let server = server_with_fake(&fake).await;
+    let file = format!("{FIXTURES}/hud06_screen_env.py");
+    let (status, body) = register(&server, "screen", &python, &file).await;
+    assert_eq!(status, 422, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("'screen' (rfb/3.8)"), "{message}");
+    assert!(message.contains("MCP `tools` capability"), "{message}");
+
+    // Bad registrations are 422 with the field.
+    let (status, body) = server
+        .post(
+            "/v1/environments",
+            &json!({"name": "x", "protocol": "hud-0.6", "address": "nowhere"}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["details"]["errors"][0]["field"], "address");
+    let (status, body) = server
+        .post(
+            "/v1/environments",
+            &json!({"name": "x", "protocol": "hud-9", "command": ["true"]}),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+}
+
+#[tokio::test]
+async fn cancelling_a_hud06_run_mid_tool_call_kills_its_environment() {
+    let Some(python) = python06() else { return };
+    let fake = FakeModelServer::start().await.unwrap();
+    fake.push([FakeReply::tool_call("sleep", json!({"seconds": 600}))]);
+    let server = server_with_fake(&fake).await;
+    let (_dir, file) = marked_fixture("hud06_env.py", "cancel06");
+    let (status, env) = register(&server, "hud06", &python, &file).await;
+    assert_eq!(status, 201, "{env}\n{}", server.log());
+    assert!(super::common::wait_processes(&file, false).await);
+    let (status, accepted) = server
+        .post(
+            "/v1/agent/run",
+            &json!({"env_name": "hud06", "scenario_name": "add", "scenario_args": {"a": 1}, "model": "claude-opus-4-5"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    let trace_id = accepted["trace_id"].as_str().unwrap().to_string();
+    super::cancel::wait_for_event(&server, &trace_id, |events| {
+        events.iter().any(|e| e["type"] == "model_call")
+    })
+    .await;
+    assert!(!processes_with(&file).is_empty(), "the environment runs");
+    let (status, cancelled) = server
+        .post(&format!("/v1/traces/{trace_id}/cancel"), &json!({}))
+        .await;
+    assert_eq!(status, 200, "{cancelled}");
+    assert_eq!(cancelled["status"], "cancelled");
+    assert!(
+        super::common::wait_processes(&file, false).await,
+        "the environment survived the cancel: {:?}",
+        processes_with(&file)
+    );
+}
+
+#[tokio::test]
+async fn a_hud06_environment_killed_mid_run_fails_the_run_with_its_stderr() {
+    let Some(python) = python06() else { return };
+    let fake = FakeModelServer::start().await.unwrap();
+    let server = server_with_fake(&fake).await;
+    let (_dir, file) = marked_fixture("hud06_env.py", "crash06");
+    let (status, env) = register(&server, "hud06", &python, &file).await;
+    assert_eq!(status, 201, "{env}\n{}", server.log());
+    let crash = json!({"name": "crash", "arguments": {}});
+    let (status, summary) = tokio::time::timeout(
+        RUN_TIMEOUT,
+        replay(
+            &server,
+            "add",
+            json!({"a": 1}),
+            json!([crash, {"answer": "2"}]),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{summary}");
+    assert_eq!(summary["status"], "failed", "{summary}");
+    let error = summary["error"].as_str().unwrap();
+    assert!(
+        error.contains("crashing on purpose"),
+        "{error}\n{}",
+        server.log()
+    );
+    assert!(super::common::wait_processes(&file, false).await);
+}
