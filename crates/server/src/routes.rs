@@ -10,10 +10,12 @@ pub(crate) mod jobs;
 pub(crate) mod keys;
 mod models;
 pub(crate) mod projects;
-mod reviews;
+pub(crate) mod review_queues;
+pub(crate) mod reviews;
 mod run_api;
 pub(crate) mod runs;
 pub(crate) mod schedules;
+mod shares;
 mod tasksets;
 pub(crate) mod traces;
 pub(crate) mod training;
@@ -126,6 +128,8 @@ pub(crate) fn router_with_gateway(
             axum::routing::any(crate::gateway::hub_endpoint).layer(axum::Extension(gateway)),
         )
         .merge(reviews::routes())
+        .merge(review_queues::routes())
+        .merge(shares::routes())
         // Runs after require_key (layers wrap inward), which identifies the key.
         .route_layer(axum::middleware::from_fn_with_state(
             limiter.clone(),
