@@ -24,7 +24,6 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tunnel::Tunnel;
@@ -54,8 +53,9 @@ struct Process {
 }
 
 /// One episode with a hud 0.6 environment: a control session plus the MCP session of its
-/// `tools` capability. Dropping it sends `bye` (ending any task, so that an environment
-/// reached by address does not park it) and kills the process group of a started one.
+/// `tools` capability. Dropping it (run end, cancel, deadline) sends `bye`, which cancels a
+/// task still active, so that an environment reached by address does not park it, and then
+/// kills the process group of a started one.
 pub struct Hud06Session {
     control: Arc<ControlChannel>,
     env_name: String,
@@ -64,8 +64,6 @@ pub struct Hud06Session {
     _tunnel: Tunnel,
     stderr: StderrTail,
     process: Option<Process>,
-    /// A task was started and not graded yet.
-    active: AtomicBool,
 }
 
 impl Drop for Hud06Session {
@@ -193,7 +191,6 @@ impl Hud06Session {
                 _tunnel: tunnel,
                 stderr,
                 process,
-                active: AtomicBool::new(false),
             }),
             Err(message) => {
                 let error = fail(message, &stderr).await;
@@ -236,7 +233,6 @@ impl Hud06Session {
         let operation = "task start (tasks.start)";
         let params = json!({"id": scenario.id, "args": args});
         let result = self.request(operation, "tasks.start", params).await?;
-        self.active.store(true, Ordering::Relaxed);
         let prompt = wire::prompt_text(&result);
         if prompt.trim().is_empty() {
             return Err(EnvError::InvalidResponse {
@@ -276,19 +272,9 @@ impl Hud06Session {
         let operation = "grading (tasks.grade)";
         let result = self
             .request(operation, "tasks.grade", json!({"answer": answer}))
-            .await;
-        self.active.store(false, Ordering::Relaxed);
-        wire::evaluation(&result?)
+            .await?;
+        wire::evaluation(&result)
             .map_err(|message| EnvError::InvalidResponse { operation, message })
-    }
-
-    /// Cancels the active task (`tasks.cancel`), if one was started and not graded.
-    pub async fn cancel(&self) -> Result<(), EnvError> {
-        if self.active.swap(false, Ordering::Relaxed) {
-            self.request("task cancel (tasks.cancel)", "tasks.cancel", json!({}))
-                .await?;
-        }
-        Ok(())
     }
 
     async fn request(
