@@ -10,6 +10,7 @@ mod http;
 mod json;
 mod rate_limit;
 mod routes;
+mod runtime;
 mod scheduler;
 mod state;
 mod streams;

@@ -441,3 +441,76 @@ async fn a_running_hud06_environment_is_registered_by_address() {
     // The environment is not the server's: it keeps running.
     assert!(child.try_wait().unwrap().is_none());
 }
+
+/// A hud 0.6 client (the real SDK, `HUDRuntime`) plays a task of a hosted 0.6 environment
+/// through `/runtime/sessions` and its WebSocket tunnels, reads its reward, and the session
+/// is recorded as a trace with `model: "external"`.
+#[tokio::test]
+async fn a_hud06_client_plays_a_hosted_task_through_the_runtime_endpoints() {
+    let Some(python) = python06() else { return };
+    let fake = FakeModelServer::start().await.unwrap();
+    let server = server_with_fake(&fake).await;
+    let (dir, file) = marked_fixture("hud06_env.py", "runtime06");
+    let (status, env) = register(&server, "hud06", &python, &file).await;
+    assert_eq!(status, 201, "{env}\n{}", server.log());
+    let client = format!("{FIXTURES}/hud06_client.py");
+    let output = tokio::time::timeout(
+        RUN_TIMEOUT,
+        tokio::process::Command::new(&python)
+            .args([client.as_str(), "hud06", "3", "4"])
+            .env("HUD_RUNTIME_URL", &server.base_url)
+            .env("HUD_API_KEY", &server.admin_key)
+            .env("HUD_API_URL", "http://127.0.0.1:9")
+            .env("HUD_TELEMETRY_URL", "http://127.0.0.1:9")
+            .env("HUD_TELEMETRY_ENABLED", "false")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or("");
+    let out: Value = serde_json::from_str(line)
+        .unwrap_or_else(|_| panic!("{stdout}\n{stderr}\n{}", server.log()));
+    assert_eq!(out["reward"], 1.0, "{out}\n{stderr}");
+
+    // The session is a trace of the external agent, finished with the same reward.
+    let traces = tokio::time::timeout(RUN_TIMEOUT, async {
+        loop {
+            let (_, list) = server.get("/v1/traces?model=external").await;
+            let traces = list["traces"].as_array().cloned().unwrap_or_default();
+            if traces.len() == 1 && traces[0]["status"] != "running" {
+                return traces;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no finished trace\n{}", server.log()));
+    assert_eq!(traces[0]["reward"], 1.0, "{:?}", traces[0]);
+    assert_eq!(traces[0]["env_name"], "hud06");
+    assert_eq!(traces[0]["final_response"], "7", "{:?}", traces[0]);
+    // The client deleted its session: the environment process is gone.
+    assert!(
+        super::common::wait_processes(&file, false).await,
+        "{:?}",
+        processes_with(&file)
+    );
+
+    // A 0.5 environment cannot be driven by a 0.6 client: a clear 409.
+    let (status, refused) = server
+        .post("/runtime/sessions", &json!({"environment": "my-assistant"}))
+        .await;
+    assert_eq!(status, 409, "{refused}");
+    let (status, _) = server
+        .request(reqwest::Method::DELETE, "/runtime/sessions/nope", None)
+        .await;
+    assert_eq!(status, 404);
+    drop(dir);
+}
