@@ -8,6 +8,7 @@ mod gateway;
 mod headers;
 mod http;
 mod json;
+mod openapi;
 mod rate_limit;
 mod routes;
 mod scheduler;

@@ -120,12 +120,18 @@ pub(crate) fn router_with_gateway(
         .route("/v1/training/{id}/cancel", post(training::cancel))
         .route(
             "/v1/environments/{name}/mcp",
-            axum::routing::any(crate::gateway::env_endpoint)
+            // MCP's streamable HTTP uses these three methods; others answer 405.
+            get(crate::gateway::env_endpoint)
+                .post(crate::gateway::env_endpoint)
+                .delete(crate::gateway::env_endpoint)
                 .layer(axum::Extension(gateway.clone())),
         )
         .route(
             "/v1/mcp",
-            axum::routing::any(crate::gateway::hub_endpoint).layer(axum::Extension(gateway)),
+            get(crate::gateway::hub_endpoint)
+                .post(crate::gateway::hub_endpoint)
+                .delete(crate::gateway::hub_endpoint)
+                .layer(axum::Extension(gateway)),
         )
         // Runs after require_key (layers wrap inward), which identifies the key.
         .route_layer(axum::middleware::from_fn_with_state(
@@ -139,6 +145,7 @@ pub(crate) fn router_with_gateway(
     let cors = crate::cors::layer(&state.config.cors_origins);
     let router = Router::new()
         .route("/healthz", get(health))
+        .route("/openapi.json", get(crate::openapi::serve))
         .merge(api)
         .merge(crate::ui::router(state.clone(), limiter))
         .fallback(not_found)
@@ -159,8 +166,10 @@ pub(crate) fn router_with_gateway(
     }
 }
 
-async fn health() -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({"status": "ok"}))
+async fn health() -> axum::Json<rollout_api::Health> {
+    axum::Json(rollout_api::Health {
+        status: "ok".into(),
+    })
 }
 
 async fn not_found() -> ApiError {

@@ -18,20 +18,10 @@ use axum::{Extension, Json};
 use rollout_domain::RunId;
 use rollout_worker::deploy::{check_env_name, remove_environment_files};
 use rollout_worker::{BundleSource, DeployConfig, DeployError, deploy_environment};
-use serde::Deserialize;
-use serde_json::{Value, json};
-use std::collections::HashMap;
+use serde_json::json;
 
-/// The `git` member of `POST /v1/environments`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct GitRequest {
-    /// An https or ssh URL (`file://` and local paths when the operator allows them).
-    url: String,
-    /// A branch, tag or commit (default: the default branch).
-    #[serde(rename = "ref")]
-    reference: Option<String>,
-}
+pub(crate) use rollout_api::environments::GitRequest;
+use rollout_api::environments::{DeleteQuery, Deleted, Deployed};
 
 /// `POST /v1/environments/{name}/deploy`: the body is a tar.gz of the bundle.
 pub(crate) async fn bundle(
@@ -40,7 +30,7 @@ pub(crate) async fn bundle(
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Deployed>), ApiError> {
     caller.require_admin("deploying an environment")?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -93,7 +83,7 @@ pub(crate) async fn git(
     caller: &Caller,
     name: &str,
     git: GitRequest,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Deployed>), ApiError> {
     caller.require_operator("deploying an environment from git")?;
     deploy(
         state,
@@ -112,7 +102,7 @@ async fn deploy(
     caller: &Caller,
     name: &str,
     source: BundleSource,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Deployed>), ApiError> {
     check_env_name(name).map_err(|message| ApiError::invalid(vec![problem("name", message)]))?;
     let Some(data_dir) = state.config.data_dir.clone() else {
         return Err(ApiError::new(
@@ -134,10 +124,12 @@ async fn deploy(
         .await
         .map_err(deploy_error)?;
     let versions = state.store.env_versions(&caller.project_id, name).await?;
-    let mut body = views::environment(name, &versions);
-    body["deployed_version"] = json!(deployed.version.version);
-    body["unchanged"] = json!(!deployed.created);
-    body["build_log"] = json!(deployed.build_log.unwrap_or_default());
+    let body = Deployed {
+        environment: views::environment(name, &versions),
+        deployed_version: deployed.version.version,
+        unchanged: !deployed.created,
+        build_log: deployed.build_log.unwrap_or_default(),
+    };
     let status = if deployed.created {
         StatusCode::CREATED
     } else {
@@ -225,10 +217,10 @@ pub(crate) async fn delete(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+    Query(query): Query<DeleteQuery>,
+) -> Result<Json<Deleted>, ApiError> {
     caller.require_admin("deleting an environment")?;
-    let force = match query.get("force").map(String::as_str) {
+    let force = match query.force.as_deref() {
         None | Some("false" | "0") => false,
         Some("true" | "1" | "") => true,
         Some(other) => {
@@ -279,9 +271,9 @@ pub(crate) async fn delete(
         remove_environment_files(data_dir, &caller.project_id, &name).await;
     }
     tracing::info!(env = %name, key = %caller.key_id, versions = deleted, cancelled = cancelled.len(), "environment deleted");
-    Ok(Json(json!({
-        "name": name,
-        "deleted_versions": deleted,
-        "cancelled_runs": cancelled,
-    })))
+    Ok(Json(Deleted {
+        name,
+        deleted_versions: deleted,
+        cancelled_runs: cancelled,
+    }))
 }

@@ -111,7 +111,7 @@ async fn next_event(mut cursor: Cursor) -> Option<(Result<Event, Infallible>, Cu
             if event.kind.name() == "finished" {
                 cursor.done = true;
             }
-            let data = views::event(&event).to_string();
+            let data = serde_json::to_string(&views::event(&event)).unwrap_or_default();
             let sse = Event::default()
                 .id(event.seq.to_string())
                 .event(event.kind.name())

@@ -15,38 +15,22 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use rollout_domain::time::rfc3339_from_ms;
 use rollout_store::{ApiKeyRecord, KeyRole, generate_api_key};
-use serde::Deserialize;
-use serde_json::{Value, json};
 
 /// The project whose admin keys manage every project's keys.
 pub(crate) const ADMIN_PROJECT: &str = "default";
 
-/// The body of `POST /v1/keys`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CreateKeyRequest {
-    name: String,
-    /// `admin` or `member` (default).
-    role: Option<String>,
-    /// The key's project (default: the caller's); created if it does not exist.
-    project: Option<String>,
-}
+pub(crate) use rollout_api::keys::{CreateKey as CreateKeyRequest, ProjectQuery};
+use rollout_api::keys::{CreatedKey, Key, KeyList};
 
-/// `?project=` of the list and revoke endpoints.
-#[derive(Debug, Deserialize)]
-pub(crate) struct ProjectQuery {
-    project: Option<String>,
-}
-
-fn key_view(key: &ApiKeyRecord) -> Value {
-    json!({
-        "id": key.id,
-        "project": key.project_id,
-        "name": key.name,
-        "role": key.role,
-        "prefix": key.prefix,
-        "created_at": rfc3339_from_ms(key.created_at_ms),
-    })
+fn key_view(key: &ApiKeyRecord) -> Key {
+    Key {
+        id: key.id.clone(),
+        project: key.project_id.clone(),
+        name: key.name.clone(),
+        role: key.role.as_str().to_string(),
+        prefix: key.prefix.clone(),
+        created_at: rfc3339_from_ms(key.created_at_ms),
+    }
 }
 
 /// The project a request acts on: the caller's, or (for the admin project's admins only)
@@ -116,8 +100,10 @@ pub(crate) async fn create(
         .create_api_key(&project, &name, role, &secret)
         .await?;
     tracing::info!(key = %key.id, project = %project, role = %role, by = %caller.key_id, "API key created");
-    let mut body = key_view(&key);
-    body["key"] = Value::String(secret);
+    let body = CreatedKey {
+        key: key_view(&key),
+        secret,
+    };
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
@@ -126,14 +112,14 @@ pub(crate) async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Query(query): Query<ProjectQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<KeyList>, ApiError> {
     caller.require_admin("managing API keys")?;
     let project = target_project(&caller, query.project.as_deref())?;
     let keys = state.store.list_api_keys(&project).await?;
-    Ok(Json(json!({
-        "project": project,
-        "keys": keys.iter().map(key_view).collect::<Vec<_>>(),
-    })))
+    Ok(Json(KeyList {
+        project,
+        keys: keys.iter().map(key_view).collect(),
+    }))
 }
 
 /// `DELETE /v1/keys/{id}`: revokes the key at once (204); 404 if the project has no such

@@ -6,10 +6,9 @@ use crate::state::AppState;
 use crate::views;
 use axum::extract::{Path, Query, State};
 use axum::{Extension, Json};
+use rollout_api::runs::{Trace, TraceList};
 use rollout_domain::RunStatus;
 use rollout_store::TraceQuery;
-use serde::Deserialize;
-use serde_json::{Value, json};
 
 /// Most events one request may ask for; longer traces are paged with `events_after`.
 const MAX_EVENTS: i64 = 10_000;
@@ -20,15 +19,7 @@ const DEFAULT_EVENTS: i64 = 500;
 const PAGE_BYTES: usize = 8 * 1024 * 1024;
 
 /// Options of `GET /v1/traces/{id}`.
-#[derive(Debug, Deserialize)]
-pub(crate) struct GetQuery {
-    /// Comma-separated parts to include; without it, events are included.
-    include: Option<String>,
-    /// Only events with a `seq` above this (a page's `events_next_after`).
-    events_after: Option<i64>,
-    /// Most events to return, 1 to 10000 (default 500); a page also ends at about 8 MiB.
-    events_limit: Option<i64>,
-}
+pub(crate) use rollout_api::runs::TraceQuery as GetQuery;
 
 /// `GET /v1/traces/{id}`: the run and a page of its events (`events_next_after` names the
 /// next page, `null` after the last).
@@ -37,7 +28,7 @@ pub(crate) async fn get(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     Query(query): Query<GetQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Trace>, ApiError> {
     let include_events = query
         .include
         .as_deref()
@@ -75,143 +66,117 @@ pub(crate) async fn get(
     } else {
         None
     };
-    let mut trace = views::trace(&state, &run, &events, position);
-    if let Some(object) = trace.as_object_mut() {
-        if include_events {
-            // A full page, or one cut by its size: there may be more after it.
-            let last = events.last().map(|event| event.seq);
-            let more = match last {
-                Some(seq) => {
-                    events.len() as i64 == limit
-                        || !state
-                            .store
-                            .list_events(run.id.as_str(), seq, 1)
-                            .await?
-                            .is_empty()
-                }
-                None => false,
-            };
-            let next = if more { last } else { None };
-            object.insert("events_next_after".into(), json!(next));
-        } else {
-            object.remove("events");
-        }
+    let mut trace = views::trace(
+        &state,
+        &run,
+        include_events.then_some(&events[..]),
+        position,
+    );
+    if include_events {
+        // A full page, or one cut by its size: there may be more after it.
+        let last = events.last().map(|event| event.seq);
+        let more = match last {
+            Some(seq) => {
+                events.len() as i64 == limit
+                    || !state
+                        .store
+                        .list_events(run.id.as_str(), seq, 1)
+                        .await?
+                        .is_empty()
+            }
+            None => false,
+        };
+        trace.events_next_after = Some(if more { last } else { None });
     }
     Ok(Json(trace))
 }
 
 /// Filters of `GET /v1/traces`.
-#[derive(Debug, Default, Deserialize)]
-pub(crate) struct ListQuery {
-    pub(crate) status: Option<String>,
-    #[serde(alias = "environment")]
-    pub(crate) env_name: Option<String>,
-    #[serde(alias = "scenario")]
-    pub(crate) scenario_name: Option<String>,
-    pub(crate) model: Option<String>,
-    pub(crate) reward_min: Option<String>,
-    pub(crate) reward_max: Option<String>,
-    /// RFC 3339 time, date, or unix milliseconds.
-    pub(crate) from: Option<String>,
-    pub(crate) to: Option<String>,
-    pub(crate) metadata_key: Option<String>,
-    pub(crate) metadata_value: Option<String>,
-    pub(crate) job_id: Option<String>,
-    /// Total tokens (input + output) bounds.
-    pub(crate) tokens_min: Option<String>,
-    pub(crate) tokens_max: Option<String>,
-    /// Duration bounds in seconds (finished runs).
-    pub(crate) duration_min: Option<String>,
-    pub(crate) duration_max: Option<String>,
-    pub(crate) limit: Option<String>,
-    pub(crate) cursor: Option<String>,
-}
+pub(crate) use rollout_api::runs::TraceListQuery as ListQuery;
 
-impl ListQuery {
-    /// The store query, or 422 listing every invalid filter. Empty values mean "any".
-    pub(crate) fn to_query(&self) -> Result<TraceQuery, ApiError> {
-        let mut problems = Vec::new();
-        let given = |value: &Option<String>| value.clone().filter(|v| !v.trim().is_empty());
-        let status = given(&self.status).and_then(|status| match status.parse::<RunStatus>() {
-            Ok(status) => Some(status),
-            Err(e) => {
-                problems.push(problem("status", e));
+/// The store query, or 422 listing every invalid filter. Empty values mean "any".
+pub(crate) fn to_query(query: &ListQuery) -> Result<TraceQuery, ApiError> {
+    let mut problems = Vec::new();
+    let given = |value: &Option<String>| value.clone().filter(|v| !v.trim().is_empty());
+    let status = given(&query.status).and_then(|status| match status.parse::<RunStatus>() {
+        Ok(status) => Some(status),
+        Err(e) => {
+            problems.push(problem("status", e));
+            None
+        }
+    });
+    let mut float = |field: &str, value: &Option<String>| {
+        given(value).and_then(|v| match v.trim().parse::<f64>() {
+            Ok(f) if f.is_finite() => Some(f),
+            _ => {
+                problems.push(problem(
+                    field,
+                    format!("{field} must be a number, got '{v}'"),
+                ));
                 None
             }
-        });
-        let mut float = |field: &str, value: &Option<String>| {
-            given(value).and_then(|v| match v.trim().parse::<f64>() {
-                Ok(f) if f.is_finite() => Some(f),
-                _ => {
-                    problems.push(problem(
-                        field,
-                        format!("{field} must be a number, got '{v}'"),
-                    ));
-                    None
-                }
-            })
-        };
-        let reward_min = float("reward_min", &self.reward_min);
-        let reward_max = float("reward_max", &self.reward_max);
-        let tokens_min = float("tokens_min", &self.tokens_min).map(|f| f.ceil() as i64);
-        let tokens_max = float("tokens_max", &self.tokens_max).map(|f| f.floor() as i64);
-        let duration_min_ms =
-            float("duration_min", &self.duration_min).map(|f| (f * 1000.0).ceil() as i64);
-        let duration_max_ms =
-            float("duration_max", &self.duration_max).map(|f| (f * 1000.0).floor() as i64);
-        let mut time = |field: &str, value: &Option<String>| {
-            given(value).and_then(|v| match crate::routes::usage::parse_time(&v) {
-                Some(ms) => Some(ms),
-                None => {
-                    problems.push(problem(
-                        field,
-                        format!("{field} must be an RFC 3339 time, a date (YYYY-MM-DD) or unix milliseconds, got '{v}'"),
-                    ));
-                    None
-                }
-            })
-        };
-        let from_ms = time("from", &self.from);
-        let to_ms = time("to", &self.to);
-        let limit = match given(&self.limit) {
-            None => 50,
-            Some(v) => match v.trim().parse::<i64>() {
-                Ok(limit) if (1..=500).contains(&limit) => limit,
-                _ => {
-                    problems.push(problem(
-                        "limit",
-                        format!("limit must be between 1 and 500, got {v}"),
-                    ));
-                    50
-                }
-            },
-        };
-        if self.metadata_value.is_some() && given(&self.metadata_key).is_none() {
-            problems.push(problem("metadata_key", "metadata_value needs metadata_key"));
-        }
-        if !problems.is_empty() {
-            return Err(ApiError::invalid(problems));
-        }
-        Ok(TraceQuery {
-            status,
-            env_name: given(&self.env_name),
-            scenario: given(&self.scenario_name),
-            model: given(&self.model),
-            reward_min,
-            reward_max,
-            from_ms,
-            to_ms,
-            metadata_key: given(&self.metadata_key),
-            metadata_value: self.metadata_value.clone(),
-            job_id: given(&self.job_id),
-            tokens_min,
-            tokens_max,
-            duration_min_ms,
-            duration_max_ms,
-            before: given(&self.cursor),
-            limit,
         })
+    };
+    let reward_min = float("reward_min", &query.reward_min);
+    let reward_max = float("reward_max", &query.reward_max);
+    let tokens_min = float("tokens_min", &query.tokens_min).map(|f| f.ceil() as i64);
+    let tokens_max = float("tokens_max", &query.tokens_max).map(|f| f.floor() as i64);
+    let duration_min_ms =
+        float("duration_min", &query.duration_min).map(|f| (f * 1000.0).ceil() as i64);
+    let duration_max_ms =
+        float("duration_max", &query.duration_max).map(|f| (f * 1000.0).floor() as i64);
+    let mut time = |field: &str, value: &Option<String>| {
+        given(value).and_then(|v| match crate::routes::usage::parse_time(&v) {
+            Some(ms) => Some(ms),
+            None => {
+                problems.push(problem(
+                    field,
+                    format!("{field} must be an RFC 3339 time, a date (YYYY-MM-DD) or unix milliseconds, got '{v}'"),
+                ));
+                None
+            }
+        })
+    };
+    let from_ms = time("from", &query.from);
+    let to_ms = time("to", &query.to);
+    let limit = match given(&query.limit) {
+        None => 50,
+        Some(v) => match v.trim().parse::<i64>() {
+            Ok(limit) if (1..=500).contains(&limit) => limit,
+            _ => {
+                problems.push(problem(
+                    "limit",
+                    format!("limit must be between 1 and 500, got {v}"),
+                ));
+                50
+            }
+        },
+    };
+    if query.metadata_value.is_some() && given(&query.metadata_key).is_none() {
+        problems.push(problem("metadata_key", "metadata_value needs metadata_key"));
     }
+    if !problems.is_empty() {
+        return Err(ApiError::invalid(problems));
+    }
+    Ok(TraceQuery {
+        status,
+        env_name: given(&query.env_name),
+        scenario: given(&query.scenario_name),
+        model: given(&query.model),
+        reward_min,
+        reward_max,
+        from_ms,
+        to_ms,
+        metadata_key: given(&query.metadata_key),
+        metadata_value: query.metadata_value.clone(),
+        job_id: given(&query.job_id),
+        tokens_min,
+        tokens_max,
+        duration_min_ms,
+        duration_max_ms,
+        before: given(&query.cursor),
+        limit,
+    })
 }
 
 /// `GET /v1/traces`: newest first, with a cursor for the next page.
@@ -219,19 +184,20 @@ pub(crate) async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Query(query): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let query = query.to_query()?;
+) -> Result<Json<TraceList>, ApiError> {
+    let query = to_query(&query)?;
     let runs = state.store.search_runs(&caller.project_id, &query).await?;
     let next_cursor = if runs.len() as i64 == query.limit {
         runs.last().map(|r| r.id.to_string())
     } else {
         None
     };
-    let traces: Vec<Value> = runs
+    let traces = runs
         .iter()
         .map(|run| views::run_summary(&state, run))
         .collect();
-    Ok(Json(
-        json!({ "traces": traces, "next_cursor": next_cursor }),
-    ))
+    Ok(Json(TraceList {
+        traces,
+        next_cursor,
+    }))
 }

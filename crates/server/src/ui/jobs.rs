@@ -98,6 +98,8 @@ pub(crate) async fn list(
         query(json!({"limit": 200}))?,
     )
     .await?;
+    // The page still reads the view as JSON (to be rendered from the typed view).
+    let listed = serde_json::to_value(listed).unwrap_or_default();
     let mut rows = String::new();
     for job in listed["jobs"].as_array().into_iter().flatten() {
         let id = job["id"].as_str().unwrap_or_default();
@@ -247,6 +249,8 @@ pub(crate) async fn page(
         query(json!({}))?,
     )
     .await?;
+    // The page still reads the view as JSON (to be rendered from the typed view).
+    let view = serde_json::to_value(view).unwrap_or_default();
     let job = state
         .store
         .get_job(&caller.project_id, &id)
@@ -304,6 +308,8 @@ pub(crate) async fn page(
             query(json!({}))?,
         )
         .await?;
+        // The page still reads the view as JSON (to be rendered from the typed view).
+        let compared = serde_json::to_value(compared).unwrap_or_default();
         body.push_str(&comparison_section(&compared));
     }
     body.push_str(&train_form(&state, &job, &runs));

@@ -32,6 +32,8 @@ pub(crate) async fn list(
         ),
     )
     .await?;
+    // The page still reads the view as JSON (to be rendered from the typed view).
+    let listed = serde_json::to_value(listed).unwrap_or_default();
     let mut rows = String::new();
     for job in listed["training_jobs"].as_array().into_iter().flatten() {
         let _ = write!(
@@ -62,6 +64,8 @@ pub(crate) async fn page(
 ) -> Page {
     let Json(view) =
         training::get(State(state.clone()), Extension(caller.clone()), Path(id)).await?;
+    // The page still reads the view as JSON (to be rendered from the typed view).
+    let view = serde_json::to_value(view).unwrap_or_default();
     let status = text(&view, "status");
     let name = text(&view, "name");
     let dataset = state
