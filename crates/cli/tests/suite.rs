@@ -18,6 +18,7 @@ mod hud_python;
 mod inbox;
 mod jobs;
 mod keys;
+mod openapi;
 mod panics;
 mod projects;
 mod recipes;

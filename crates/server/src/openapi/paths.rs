@@ -27,6 +27,21 @@ use rollout_api::tasksets::{AddTasks, CreateTaskset, ImportQuery, Imported, Task
 use rollout_api::training::{CreateTraining, TrainingJob, TrainingList};
 use rollout_api::usage::{Usage, UsageQuery};
 
+/// A bundle's bytes (a tar.gz): `{"type": "string", "format": "binary"}`.
+struct Bundle;
+
+impl utoipa::PartialSchema for Bundle {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Bundle {}
+
 // ---- health and the document ----
 
 #[utoipa::path(get, path = "/healthz", tag = "server", security(()),
@@ -44,6 +59,7 @@ fn openapi() {}
     responses(
         (status = 200, description = "`sync`: the run ended", body = RunSummary),
         (status = 202, description = "Queued; or `sync` and the wait ended first (then the run's summary)", body = QueuedRun),
+        (status = 404, description = "No such environment, version or scenario", body = ErrorBody),
         (status = 409, description = "The Idempotency-Key was used with another body", body = ErrorBody),
     ))]
 fn run() {}
@@ -119,6 +135,7 @@ fn create_key() {}
     responses(
         (status = 204, description = "Revoked"),
         (status = 403, description = "Not an admin key", body = ErrorBody),
+        (status = 409, description = "A key cannot revoke itself", body = ErrorBody),
         (status = 422, description = "Invalid project", body = ErrorBody),
     ))]
 fn revoke_key() {}
@@ -209,7 +226,8 @@ fn delete_environment() {}
 
 #[utoipa::path(post, path = "/v1/environments/{name}/deploy", tag = "environments",
     params(("name" = String, Path, description = "The environment")),
-    request_body(content = Vec<u8>, content_type = "application/gzip", description = "A tar.gz of the bundle (`rollout.toml` or a Dockerfile-less `pyproject.toml` project)"),
+    request_body(description = "A tar.gz of the bundle, as `application/gzip` (or `application/x-gzip`, `application/octet-stream`)",
+        content((Bundle = "application/gzip"), (Bundle = "application/octet-stream"))),
     responses(
         (status = 200, description = "Unchanged: the bundle matched an existing version", body = Deployed),
         (status = 201, description = "Built and introspected", body = Deployed),
@@ -233,8 +251,10 @@ fn build_log() {}
     responses(
         (status = 200, description = "The JSON-RPC answer", content((Object = "application/json"), (String = "text/event-stream"))),
         (status = 202, description = "A notification or response was accepted"),
-        (status = 400, description = "Not a JSON-RPC message", content((ErrorBody = "application/json"), (String = "text/plain"))),
-        (status = 406, description = "`Accept` lacks `application/json` and `text/event-stream`", content((String = "text/plain"))),
+        (status = 400, description = "Not a JSON-RPC message", body = ErrorBody),
+        (status = 404, description = "No such session or environment", body = ErrorBody),
+        (status = 406, description = "`Accept` lacks `application/json` and `text/event-stream`", body = ErrorBody),
+        (status = 415, description = "Not `application/json`", body = ErrorBody),
         (status = 409, description = "The environment is served by replicas this server does not run", body = ErrorBody),
     ))]
 fn env_mcp_post() {}
@@ -244,9 +264,10 @@ fn env_mcp_post() {}
         ("Mcp-Session-Id" = Option<String>, Header, description = "The session")),
     responses(
         (status = 200, description = "The session's server-to-client stream", content_type = "text/event-stream", body = String),
-        (status = 400, description = "No session", content((ErrorBody = "application/json"), (String = "text/plain"))),
-        (status = 405, description = "No session", content((ErrorBody = "application/json"), (String = "text/plain"))),
-        (status = 406, description = "`Accept` lacks `text/event-stream`", content((String = "text/plain"))),
+        (status = 400, description = "No session", body = ErrorBody),
+        (status = 404, description = "No such session", body = ErrorBody),
+        (status = 405, description = "No session", body = ErrorBody),
+        (status = 406, description = "`Accept` lacks `text/event-stream`", body = ErrorBody),
     ))]
 fn env_mcp_get() {}
 
@@ -257,8 +278,9 @@ fn env_mcp_get() {}
         (status = 200, description = "Closed"),
         (status = 202, description = "Closed"),
         (status = 204, description = "Closed"),
-        (status = 400, description = "No session", content((ErrorBody = "application/json"), (String = "text/plain"))),
-        (status = 405, description = "No session", content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 400, description = "No session", body = ErrorBody),
+        (status = 404, description = "No such session", body = ErrorBody),
+        (status = 405, description = "No session", body = ErrorBody),
     ))]
 fn env_mcp_delete() {}
 
@@ -268,8 +290,10 @@ fn env_mcp_delete() {}
     responses(
         (status = 200, description = "The JSON-RPC answer", content((Object = "application/json"), (String = "text/event-stream"))),
         (status = 202, description = "A notification or response was accepted"),
-        (status = 400, description = "Not a JSON-RPC message", content((ErrorBody = "application/json"), (String = "text/plain"))),
-        (status = 406, description = "`Accept` lacks `application/json` and `text/event-stream`", content((String = "text/plain"))),
+        (status = 400, description = "Not a JSON-RPC message", body = ErrorBody),
+        (status = 404, description = "No such session or environment", body = ErrorBody),
+        (status = 406, description = "`Accept` lacks `application/json` and `text/event-stream`", body = ErrorBody),
+        (status = 415, description = "Not `application/json`", body = ErrorBody),
     ))]
 fn hub_mcp_post() {}
 
@@ -277,9 +301,10 @@ fn hub_mcp_post() {}
     params(("Mcp-Session-Id" = Option<String>, Header, description = "The session")),
     responses(
         (status = 200, description = "The session's server-to-client stream", content_type = "text/event-stream", body = String),
-        (status = 400, description = "No session", content((ErrorBody = "application/json"), (String = "text/plain"))),
-        (status = 405, description = "No session", content((ErrorBody = "application/json"), (String = "text/plain"))),
-        (status = 406, description = "`Accept` lacks `text/event-stream`", content((String = "text/plain"))),
+        (status = 400, description = "No session", body = ErrorBody),
+        (status = 404, description = "No such session", body = ErrorBody),
+        (status = 405, description = "No session", body = ErrorBody),
+        (status = 406, description = "`Accept` lacks `text/event-stream`", body = ErrorBody),
     ))]
 fn hub_mcp_get() {}
 
@@ -289,8 +314,9 @@ fn hub_mcp_get() {}
         (status = 200, description = "Closed"),
         (status = 202, description = "Closed"),
         (status = 204, description = "Closed"),
-        (status = 400, description = "No session", content((ErrorBody = "application/json"), (String = "text/plain"))),
-        (status = 405, description = "No session", content((ErrorBody = "application/json"), (String = "text/plain"))),
+        (status = 400, description = "No session", body = ErrorBody),
+        (status = 404, description = "No such session", body = ErrorBody),
+        (status = 405, description = "No session", body = ErrorBody),
     ))]
 fn hub_mcp_delete() {}
 
@@ -319,7 +345,8 @@ fn delete_taskset() {}
 
 #[utoipa::path(post, path = "/v1/tasksets/{name}/import", tag = "tasksets",
     params(("name" = String, Path, description = "The taskset (created if missing)"), ImportQuery),
-    request_body(content = String, content_type = "application/x-ndjson", description = "JSONL (one task per line) or a JSON array of tasks"),
+    request_body(description = "JSONL (one task per line) or a JSON array of tasks",
+        content((String = "application/x-ndjson"), (Vec<Object> = "application/json"))),
     responses(
         (status = 200, description = "Added to an existing taskset", body = Imported),
         (status = 201, description = "Created", body = Imported),

@@ -5,9 +5,9 @@
 use super::traces::ListQuery;
 use crate::auth::Caller;
 use crate::error::{ApiError, problem};
-use crate::json::ApiJson;
+use crate::json::{ApiJson, ApiQuery};
 use crate::state::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -281,7 +281,7 @@ fn dataset_trace(run: RunRecord, events: Vec<rollout_domain::RunEvent>) -> Datas
 pub(crate) async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Query(query): Query<ListQueryParams>,
+    ApiQuery(query): ApiQuery<ListQueryParams>,
 ) -> Result<Json<DatasetList>, ApiError> {
     let limit = query.limit.unwrap_or(50).clamp(1, 500);
     let datasets = state.store.list_datasets(&caller.project_id, limit).await?;
@@ -309,7 +309,7 @@ pub(crate) async fn download(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    Query(query): Query<DownloadQuery>,
+    ApiQuery(query): ApiQuery<DownloadQuery>,
 ) -> Result<Response, ApiError> {
     let format = query.format.as_deref().unwrap_or("chat");
     if !["chat", "trajectory"].contains(&format) {

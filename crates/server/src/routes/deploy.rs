@@ -7,11 +7,12 @@
 
 use crate::auth::Caller;
 use crate::error::{ApiError, problem};
+use crate::json::ApiQuery;
 use crate::state::AppState;
 use crate::views;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -217,7 +218,7 @@ pub(crate) async fn delete(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
-    Query(query): Query<DeleteQuery>,
+    ApiQuery(query): ApiQuery<DeleteQuery>,
 ) -> Result<Json<Deleted>, ApiError> {
     caller.require_admin("deleting an environment")?;
     let force = match query.force.as_deref() {

@@ -4,9 +4,9 @@
 use super::{checks, projects, tasksets};
 use crate::auth::Caller;
 use crate::error::{ApiError, problem};
-use crate::json::ApiJson;
+use crate::json::{ApiJson, ApiQuery};
 use crate::state::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use rollout_api::jobs::{
@@ -220,7 +220,7 @@ pub(crate) async fn create(
 pub(crate) async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Query(query): Query<ListQuery>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<JobList>, ApiError> {
     let limit = query.limit.unwrap_or(50).clamp(1, 500);
     let jobs = state
@@ -325,7 +325,7 @@ pub(crate) async fn metrics(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    Query(query): Query<MetricsQuery>,
+    ApiQuery(query): ApiQuery<MetricsQuery>,
 ) -> Result<Json<JobWithMetrics>, ApiError> {
     let threshold = threshold(&query)?;
     let job = find(&state, &caller, &id).await?;
@@ -345,7 +345,7 @@ pub(crate) async fn compare(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    Query(query): Query<MetricsQuery>,
+    ApiQuery(query): ApiQuery<MetricsQuery>,
 ) -> Result<Json<JobComparison>, ApiError> {
     let threshold = threshold(&query)?;
     let job = find(&state, &caller, &id).await?;

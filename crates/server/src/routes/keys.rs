@@ -7,9 +7,9 @@
 
 use crate::auth::Caller;
 use crate::error::{ApiError, problem};
-use crate::json::ApiJson;
+use crate::json::{ApiJson, ApiQuery};
 use crate::state::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -111,7 +111,7 @@ pub(crate) async fn create(
 pub(crate) async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Query(query): Query<ProjectQuery>,
+    ApiQuery(query): ApiQuery<ProjectQuery>,
 ) -> Result<Json<KeyList>, ApiError> {
     caller.require_admin("managing API keys")?;
     let project = target_project(&caller, query.project.as_deref())?;
@@ -128,10 +128,18 @@ pub(crate) async fn revoke(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    Query(query): Query<ProjectQuery>,
+    ApiQuery(query): ApiQuery<ProjectQuery>,
 ) -> Result<StatusCode, ApiError> {
     caller.require_admin("managing API keys")?;
     let project = target_project(&caller, query.project.as_deref())?;
+    if id == caller.key_id {
+        // A key that revokes itself locks its holder out; another admin key must do it.
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "cannot_revoke_own_key",
+            "an API key cannot revoke itself; revoke it with another admin key",
+        ));
+    }
     if !state.store.revoke_api_key(&project, &id).await? {
         return Err(ApiError::not_found(
             "key_not_found",

@@ -2,9 +2,10 @@
 
 use crate::auth::Caller;
 use crate::error::{ApiError, problem};
+use crate::json::ApiQuery;
 use crate::state::AppState;
 use crate::views;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::{Extension, Json};
 use rollout_api::runs::{Trace, TraceList};
 use rollout_domain::RunStatus;
@@ -27,7 +28,7 @@ pub(crate) async fn get(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    Query(query): Query<GetQuery>,
+    ApiQuery(query): ApiQuery<GetQuery>,
 ) -> Result<Json<Trace>, ApiError> {
     let include_events = query
         .include
@@ -183,7 +184,7 @@ pub(crate) fn to_query(query: &ListQuery) -> Result<TraceQuery, ApiError> {
 pub(crate) async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Query(query): Query<ListQuery>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<TraceList>, ApiError> {
     let query = to_query(&query)?;
     let runs = state.store.search_runs(&caller.project_id, &query).await?;

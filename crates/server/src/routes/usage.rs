@@ -2,8 +2,9 @@
 
 use crate::auth::Caller;
 use crate::error::{ApiError, problem};
+use crate::json::ApiQuery;
 use crate::state::AppState;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::{Extension, Json};
 pub(crate) use rollout_api::usage::UsageQuery;
 use rollout_api::usage::{Usage, UsageGroup as UsageGroupView};
@@ -95,7 +96,7 @@ pub(crate) fn cost_usd(state: &AppState, project: &str, row: &UsageRow) -> Optio
 pub(crate) async fn get(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Query(query): Query<UsageQuery>,
+    ApiQuery(query): ApiQuery<UsageQuery>,
 ) -> Result<Json<Usage>, ApiError> {
     let request = validate(&query)?;
     let rows = state

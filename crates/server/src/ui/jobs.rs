@@ -7,9 +7,10 @@ use super::Page;
 use super::html::{duration_ms, esc, layout, pretty, reward, script_json, status_badge, time};
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::json::ApiQuery;
 use crate::routes::{jobs, training};
 use crate::state::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::{Extension, Json};
 use serde_json::{Value, json};
 use std::fmt::Write as _;
@@ -17,10 +18,10 @@ use std::fmt::Write as _;
 /// Most runs listed on a job page; the rest are one click away in `/traces?job_id=`.
 const MAX_LISTED_RUNS: usize = 300;
 
-/// A query struct of a handler, from JSON (its fields are private to its module).
-fn query<T: serde::de::DeserializeOwned>(value: Value) -> Result<Query<T>, ApiError> {
+/// A query struct of a handler, from JSON.
+fn query<T: serde::de::DeserializeOwned>(value: Value) -> Result<ApiQuery<T>, ApiError> {
     serde_json::from_value(value)
-        .map(Query)
+        .map(ApiQuery)
         .map_err(ApiError::internal)
 }
 

@@ -9,7 +9,7 @@ use super::jobs::when;
 use crate::auth::Caller;
 use crate::routes::training;
 use crate::state::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::{Extension, Json};
 use serde_json::{Value, json};
 use std::fmt::Write as _;
@@ -26,10 +26,7 @@ pub(crate) async fn list(
     let Json(listed) = training::list(
         State(state),
         Extension(caller),
-        Query(
-            serde_json::from_value(json!({"limit": 200}))
-                .map_err(crate::error::ApiError::internal)?,
-        ),
+        crate::json::ApiQuery(rollout_api::datasets::LimitQuery { limit: Some(200) }),
     )
     .await?;
     // The page still reads the view as JSON (to be rendered from the typed view).
