@@ -229,3 +229,52 @@ async fn schemathesis_finds_no_failure_in_any_operation() {
     assert_eq!(passed, format!("{generated} passed"), "{stdout}");
     assert!(generated.parse::<u64>().unwrap() >= 50 * all.parse::<u64>().unwrap() / 2);
 }
+
+/// What schemathesis found, each answered in the API's error shape now: a query string of
+/// the wrong type, the MCP proxy's own refusals, and a key revoking itself.
+#[tokio::test]
+async fn what_the_fuzzer_found_is_refused_in_the_error_shape() {
+    let server = plain_server().await;
+    let get = |path: &str| {
+        server
+            .client()
+            .get(format!("{}{path}", server.base_url))
+            .bearer_auth(&server.admin_key)
+    };
+    // A number too large for the field, text for a number: 422 JSON, not axum's text 400.
+    for path in [
+        "/v1/jobs?limit=9223372036854775808",
+        "/v1/jobs/x/metrics?threshold=null",
+        "/v1/traces/x/events?after=x",
+    ] {
+        let response = get(path).send().await.unwrap();
+        assert_eq!(response.status(), 422, "{path}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "invalid_request", "{path}: {body}");
+        assert_eq!(body["error"]["details"]["errors"][0]["field"], "query");
+    }
+    // The MCP proxy's refusal (no `Accept: text/event-stream` on GET) as JSON.
+    let response = get("/v1/environments/inbox/mcp").send().await.unwrap();
+    assert_eq!(response.status(), 406);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_acceptable", "{body}");
+    // Methods MCP's transport does not use.
+    let response = server
+        .client()
+        .put(format!("{}/v1/mcp", server.base_url))
+        .bearer_auth(&server.admin_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    // A key revoking itself would lock its holder out: 409, and it still works.
+    let (_, keys) = server.get("/v1/keys").await;
+    let own = keys["keys"][0]["id"].as_str().unwrap().to_string();
+    let (status, body) = server
+        .request(reqwest::Method::DELETE, &format!("/v1/keys/{own}"), None)
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"]["code"], "cannot_revoke_own_key");
+    let (status, _) = server.get("/v1/keys").await;
+    assert_eq!(status, 200);
+}
