@@ -1,6 +1,7 @@
 //! `GET /openapi.json`: the API as an OpenAPI 3.1 document, built by `utoipa` from the
 //! typed views of `rollout_api` and the operations of `openapi::paths`.
 
+pub(crate) mod docs;
 mod paths;
 
 use axum::Json;

@@ -146,6 +146,7 @@ pub(crate) fn router_with_gateway(
     let router = Router::new()
         .route("/healthz", get(health))
         .route("/openapi.json", get(crate::openapi::serve))
+        .route("/docs", get(crate::openapi::docs::page))
         .merge(api)
         .merge(crate::ui::router(state.clone(), limiter))
         .fallback(not_found)

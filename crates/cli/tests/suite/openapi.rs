@@ -278,3 +278,41 @@ async fn what_the_fuzzer_found_is_refused_in_the_error_shape() {
     let (status, _) = server.get("/v1/keys").await;
     assert_eq!(status, 200);
 }
+
+/// `/docs`: the reference page, from the binary alone: every operation and schema of the
+/// document, no script, nothing fetched from another site, no key needed.
+#[tokio::test]
+async fn the_reference_page_shows_every_operation_from_the_binary_alone() {
+    let server = plain_server().await;
+    let fetch = |path: &str| reqwest::get(format!("{}{path}", server.base_url));
+    let document: Value = fetch("/openapi.json").await.unwrap().json().await.unwrap();
+    let response = fetch("/docs").await.unwrap();
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    let page = response.text().await.unwrap();
+    for (method, path) in documented(&document) {
+        let shown = format!("{method} {path}");
+        assert!(page.contains(&shown), "{shown} is not on /docs");
+    }
+    for name in document["components"]["schemas"]
+        .as_object()
+        .unwrap()
+        .keys()
+    {
+        assert!(
+            page.contains(&format!("id=\"schema-{name}\"")),
+            "schema {name}"
+        );
+    }
+    assert!(!page.contains("<script"), "the page runs no script");
+    for external in ["src=\"http", "href=\"http", "url(http", "@import"] {
+        assert!(!page.contains(external), "the page loads {external}...");
+    }
+    // Its stylesheet is the UI's, served by the binary.
+    assert!(page.contains("href=\"/assets/ui.css\""));
+    assert_eq!(fetch("/assets/ui.css").await.unwrap().status(), 200);
+}
