@@ -144,7 +144,7 @@ impl Api {
         format!("{}{path}", self.base)
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<Value, ApiFailure> {
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<String, ApiFailure> {
         let response = request
             .bearer_auth(&self.key)
             .send()
@@ -155,18 +155,23 @@ impl Api {
             .text()
             .await
             .map_err(|error| ApiFailure::Transport(error.to_string()))?;
-        let body: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
         if (200..300).contains(&status) {
-            Ok(body)
-        } else {
-            Err(ApiFailure::Status { status, body })
+            return Ok(text);
         }
+        let body: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Err(ApiFailure::Status { status, body })
     }
 }
 
-/// An answer as the API type `T` (an empty body, e.g. a 204, reads as `null`).
-fn typed<T: DeserializeOwned>(body: Value) -> anyhow::Result<T> {
-    serde_json::from_value(body).context("the server's answer is not the API's shape")
+/// An answer as the API type `T` (an empty body, e.g. a 204, reads as `null`). Read from
+/// the text, not a `Value`: maps with number keys (`pass_at_k`) only parse that way.
+fn typed<T: DeserializeOwned>(body: String) -> anyhow::Result<T> {
+    let body = if body.trim().is_empty() {
+        "null"
+    } else {
+        &body
+    };
+    serde_json::from_str(body).context("the server's answer is not the API's shape")
 }
 
 /// Why a request failed.
