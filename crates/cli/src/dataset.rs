@@ -5,7 +5,9 @@
 use crate::api::Api;
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use serde_json::{Map, Value, json};
+use rollout_api::datasets::{CreateDataset, Dataset};
+use rollout_training::dataset::DatasetStats;
+use serde_json::Value;
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -81,7 +83,7 @@ pub(crate) async fn run(command: DatasetCommand) -> anyhow::Result<()> {
     match command {
         DatasetCommand::Show { id, target } => {
             let api = Api::new(&target.url, &target.key)?;
-            let dataset = api.get(&format!("/v1/datasets/{id}")).await?;
+            let dataset: Dataset = api.get(&format!("/v1/datasets/{id}")).await?;
             write_out(&mut std::io::stdout(), &summary(&dataset))
         }
         DatasetCommand::Export(args) => export(*args).await,
@@ -90,32 +92,26 @@ pub(crate) async fn run(command: DatasetCommand) -> anyhow::Result<()> {
 
 async fn export(args: ExportArgs) -> anyhow::Result<()> {
     let api = Api::new(&args.target.url, &args.target.key)?;
-    let dataset = match &args.dataset {
+    let dataset: Dataset = match &args.dataset {
         Some(id) => api.get(&format!("/v1/datasets/{id}")).await?,
         None => {
-            let mut body = Map::new();
-            let mut put = |key: &str, value: Option<Value>| {
-                if let Some(value) = value {
-                    body.insert(key.into(), value);
-                }
+            let body = CreateDataset {
+                name: args.name.clone(),
+                job: args.job.clone(),
+                taskset: args.taskset.clone(),
+                env: args.env.clone(),
+                scenario: args.scenario.clone(),
+                model: args.model.clone(),
+                from: args.from.clone().map(Value::from),
+                to: args.to.clone().map(Value::from),
+                reward_min: args.reward_min,
+                trace_ids: (!args.trace_id.is_empty()).then(|| args.trace_id.clone()),
+                ..CreateDataset::default()
             };
-            put("name", args.name.clone().map(Value::from));
-            put("job", args.job.clone().map(Value::from));
-            put("taskset", args.taskset.clone().map(Value::from));
-            put("env", args.env.clone().map(Value::from));
-            put("scenario", args.scenario.clone().map(Value::from));
-            put("model", args.model.clone().map(Value::from));
-            put("from", args.from.clone().map(Value::from));
-            put("to", args.to.clone().map(Value::from));
-            put("reward_min", args.reward_min.map(|r| json!(r)));
-            put(
-                "trace_ids",
-                (!args.trace_id.is_empty()).then(|| json!(args.trace_id)),
-            );
-            api.post("/v1/datasets", &Value::Object(body)).await?
+            api.post("/v1/datasets", &body).await?
         }
     };
-    let id = dataset["id"].as_str().unwrap_or_default().to_string();
+    let id = dataset.id.clone();
     let records = api
         .get_text(&format!(
             "/v1/datasets/{id}/download?format={}",
@@ -140,35 +136,36 @@ async fn export(args: ExportArgs) -> anyhow::Result<()> {
 }
 
 /// Counts, tokens and the reward distribution, for people.
-fn summary(dataset: &Value) -> String {
-    let stats = &dataset["stats"];
-    let reward = &stats["reward"];
+fn summary(dataset: &Dataset) -> String {
+    // The statistics are the training crate's own type, stored with the dataset.
+    let Ok(stats) = serde_json::from_value::<DatasetStats>(dataset.stats.clone()) else {
+        return format!("dataset {} ({})\n", dataset.id, dataset.name);
+    };
+    let reward = &stats.reward;
+    // As JSON shows them: `null` when there is no reward.
+    let number = |value: Option<f64>| serde_json::to_string(&value).unwrap_or_default();
     let mut text = format!(
         "dataset {} ({}): {} traces, {} tasks, {} model calls\ntokens: {} input, {} output, {} total\nreward: min {} mean {} max {}\n",
-        dataset["id"].as_str().unwrap_or_default(),
-        dataset["name"].as_str().unwrap_or_default(),
-        stats["count"],
-        stats["groups"],
-        stats["steps"],
-        stats["input_tokens"],
-        stats["output_tokens"],
-        stats["total_tokens"],
-        reward["min"],
-        reward["mean"],
-        reward["max"],
+        dataset.id,
+        dataset.name,
+        stats.count,
+        stats.groups,
+        stats.steps,
+        stats.input_tokens,
+        stats.output_tokens,
+        stats.total_tokens,
+        number(reward.min),
+        number(reward.mean),
+        number(reward.max),
     );
-    for bucket in reward["histogram"].as_array().into_iter().flatten() {
-        let count = bucket["count"].as_u64().unwrap_or(0);
-        if count > 0 {
+    for bucket in &reward.histogram {
+        if bucket.count > 0 {
             text.push_str(&format!(
-                "  [{:.1}, {:.1}{} {count}\n",
-                bucket["from"].as_f64().unwrap_or(0.0),
-                bucket["to"].as_f64().unwrap_or(0.0),
-                if bucket["to"].as_f64() == Some(1.0) {
-                    "]"
-                } else {
-                    ")"
-                },
+                "  [{:.1}, {:.1}{} {}\n",
+                bucket.from,
+                bucket.to,
+                if bucket.to == 1.0 { "]" } else { ")" },
+                bucket.count,
             ));
         }
     }

@@ -4,8 +4,8 @@
 use crate::api::Api;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
+use rollout_api::environments::{Deleted, Deployed, EnvironmentList, GitRequest, RegisterRequest};
 use rollout_worker::deploy::{MANIFEST_FILE, Manifest, pack_directory};
-use serde_json::{Value, json};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -105,12 +105,13 @@ pub(crate) async fn run(command: EnvCommand) -> anyhow::Result<()> {
                         bail!("--name is required with --git");
                     };
                     say(&format!("Deploying {url} as '{name}'...\n"))?;
-                    api.post_slow(
-                        "/v1/environments",
-                        &json!({"name": name, "git": {"url": url, "ref": reference}}),
-                        DEPLOY_TIMEOUT,
-                    )
-                    .await?
+                    let body = RegisterRequest {
+                        name,
+                        git: Some(GitRequest { url, reference }),
+                        ..RegisterRequest::default()
+                    };
+                    api.post_slow("/v1/environments", &body, DEPLOY_TIMEOUT)
+                        .await?
                 }
                 _ => bail!("give a directory or --git URL"),
             };
@@ -118,15 +119,15 @@ pub(crate) async fn run(command: EnvCommand) -> anyhow::Result<()> {
         }
         EnvCommand::List { target } => {
             let api = Api::new(&target.url, &target.key)?;
-            let list = api.get("/v1/environments").await?;
+            let list: EnvironmentList = api.get("/v1/environments").await?;
             let mut lines = String::new();
-            for env in list["environments"].as_array().into_iter().flatten() {
+            for env in &list.environments {
                 lines.push_str(&format!(
                     "{:<24} v{:<4} {:<7} {}\n",
-                    text(&env["name"]),
-                    text(&env["latest_version"]),
-                    text(&env["status"]),
-                    names(&env["scenarios"]),
+                    env.name,
+                    env.latest_version,
+                    env.status,
+                    names(env.scenarios.iter().cloned()),
                 ));
             }
             if lines.is_empty() {
@@ -145,25 +146,25 @@ pub(crate) async fn run(command: EnvCommand) -> anyhow::Result<()> {
             } else {
                 format!("/v1/environments/{name}")
             };
-            let deleted = api.delete(&path).await?;
+            let deleted: Deleted = api.delete(&path).await?;
             say(&format!(
                 "Deleted '{name}' ({} version(s)); {} run(s) cancelled.\n",
-                text(&deleted["deleted_versions"]),
-                deleted["cancelled_runs"].as_array().map_or(0, Vec::len),
+                deleted.deleted_versions,
+                deleted.cancelled_runs.len(),
             ))
         }
     }
 }
 
 /// Prints a deploy's build log and outcome.
-fn report_deploy(response: &Value) -> anyhow::Result<()> {
-    let log = response["build_log"].as_str().unwrap_or_default();
+fn report_deploy(response: &Deployed) -> anyhow::Result<()> {
+    let log = &response.build_log;
+    let env = &response.environment;
     let mut text_out = String::new();
-    if response["unchanged"].as_bool() == Some(true) {
+    if response.unchanged {
         text_out.push_str(&format!(
             "Unchanged: version {} of '{}' already has this content.\n",
-            text(&response["deployed_version"]),
-            text(&response["name"]),
+            response.deployed_version, env.name,
         ));
     } else {
         if !log.is_empty() {
@@ -176,37 +177,21 @@ fn report_deploy(response: &Value) -> anyhow::Result<()> {
         }
         text_out.push_str(&format!(
             "Version {} of '{}' is ready: scenarios {}; tools {}.\n",
-            text(&response["deployed_version"]),
-            text(&response["name"]),
-            names(&response["scenarios"]),
-            names(&response["tools"]),
+            response.deployed_version,
+            env.name,
+            names(env.scenarios.iter().map(|s| s.name.clone())),
+            names(env.tools.iter().map(|t| t.name.clone())),
         ));
     }
     say(&text_out)
 }
 
-fn names(list: &Value) -> String {
-    let names: Vec<String> = list
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|item| match item {
-            Value::String(name) => name.clone(),
-            other => text(&other["name"]),
-        })
-        .collect();
+fn names(list: impl Iterator<Item = String>) -> String {
+    let names: Vec<String> = list.collect();
     if names.is_empty() {
         "(none)".into()
     } else {
         names.join(", ")
-    }
-}
-
-fn text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
     }
 }
 

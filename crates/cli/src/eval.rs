@@ -7,7 +7,10 @@ use crate::embedded::Embedded;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde_json::{Value, json};
+use rollout_api::jobs::{CreateJob, Job, JobComparison, JobWithMetrics};
+use rollout_api::tasksets::{Imported, Taskset};
+use rollout_domain::metrics::Comparison;
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -152,37 +155,34 @@ async fn eval(session: &Session, args: &EvalArgs, text: String) -> anyhow::Resul
         .clone()
         .unwrap_or_else(|| default_name(args, &text));
     if api
-        .get_optional(&format!("/v1/tasksets/{name}"))
+        .get_optional::<Taskset>(&format!("/v1/tasksets/{name}"))
         .await?
         .is_none()
     {
-        api.post_text(&format!("/v1/tasksets/{name}/import"), text)
+        api.post_text::<Imported>(&format!("/v1/tasksets/{name}/import"), text)
             .await
             .with_context(|| format!("importing {}", args.file.display()))?;
     }
-    let mut body = json!({
-        "taskset": name,
-        "models": args.models,
-        "repeats": args.repeats,
-        "max_concurrency": args.concurrency,
-    });
-    if let Some(max_steps) = args.max_steps {
-        body["max_steps"] = json!(max_steps);
-    }
-    if let Some(prompt) = &args.system_prompt {
-        body["system_prompt"] = json!(prompt);
-    }
-    let job = api
+    let body = CreateJob {
+        taskset: name,
+        models: args.models.clone(),
+        repeats: args.repeats,
+        max_concurrency: Some(args.concurrency),
+        max_steps: args.max_steps,
+        system_prompt: args.system_prompt.clone(),
+        ..CreateJob::default()
+    };
+    let job: Job = api
         .post("/v1/jobs", &body)
         .await
         .context("starting the job")?;
-    let id = job["id"].as_str().unwrap_or_default().to_string();
+    let id = job.line.header.id.clone();
     note(&format!(
         "job {id}: {} tasks x {} models x {} repeats = {} runs{}",
-        job["task_count"],
+        job.line.header.task_count,
         args.models.len(),
         args.repeats,
-        job["counts"]["total"],
+        job.line.counts.total,
         session
             .embedded
             .as_ref()
@@ -193,7 +193,7 @@ async fn eval(session: &Session, args: &EvalArgs, text: String) -> anyhow::Resul
         job = follow(api, &id) => job?,
         _ = tokio::signal::ctrl_c() => {
             note("interrupted: cancelling the job's queued runs");
-            api.post(&format!("/v1/jobs/{id}/cancel"), &json!({})).await?
+            api.post::<Job>(&format!("/v1/jobs/{id}/cancel"), &json!({})).await?
         }
     };
     let _ = finished;
@@ -226,7 +226,7 @@ fn default_name(args: &EvalArgs, text: &str) -> String {
 
 /// Polls the job until no run is queued or running, showing progress on stderr: bars per
 /// model on a terminal, a line per change otherwise.
-async fn follow(api: &Api, id: &str) -> anyhow::Result<Value> {
+async fn follow(api: &Api, id: &str) -> anyhow::Result<Job> {
     let terminal = std::io::stderr().is_terminal();
     let multi = MultiProgress::with_draw_target(if terminal {
         ProgressDrawTarget::stderr()
@@ -239,20 +239,18 @@ async fn follow(api: &Api, id: &str) -> anyhow::Result<Value> {
     let mut bars: BTreeMap<String, ProgressBar> = BTreeMap::new();
     let mut last_line = String::new();
     loop {
-        let job = api.get(&format!("/v1/jobs/{id}")).await?;
+        let job: Job = api.get(&format!("/v1/jobs/{id}")).await?;
         let mut line = Vec::new();
-        for model in job["progress"].as_array().cloned().unwrap_or_default() {
-            let name = model["model"].as_str().unwrap_or_default().to_string();
-            let total = model["total"].as_u64().unwrap_or(0);
-            let finished = model["done"].as_u64().unwrap_or(0)
-                + model["failed"].as_u64().unwrap_or(0)
-                + model["cancelled"].as_u64().unwrap_or(0);
+        for model in &job.progress {
+            let name = model.model.clone();
+            let counts = &model.counts;
+            let total = u64::try_from(counts.total).unwrap_or(0);
+            let finished =
+                u64::try_from(counts.done + counts.failed + counts.cancelled).unwrap_or(0);
             let message = format!(
                 "mean reward {}, {} failed",
-                model["mean_reward"]
-                    .as_f64()
-                    .map_or("-".into(), |r| format!("{r:.3}")),
-                model["failed"]
+                model.mean_reward.map_or("-".into(), |r| format!("{r:.3}")),
+                counts.failed
             );
             let bar = bars.entry(name.clone()).or_insert_with(|| {
                 let bar = multi.add(ProgressBar::new(total));
@@ -270,8 +268,7 @@ async fn follow(api: &Api, id: &str) -> anyhow::Result<Value> {
             note(&line);
             last_line = line;
         }
-        let status = job["status"].as_str().unwrap_or_default();
-        if matches!(status, "finished" | "cancelled") {
+        if matches!(job.line.status.as_str(), "finished" | "cancelled") {
             for bar in bars.values() {
                 bar.finish();
             }
@@ -289,7 +286,7 @@ async fn report(
     as_json: bool,
     models: &[String],
 ) -> anyhow::Result<()> {
-    let metrics = api
+    let metrics: JobWithMetrics = api
         .get(&format!("/v1/jobs/{id}/metrics?threshold={threshold}"))
         .await?;
     let comparison = if models.len() >= 2 {
@@ -298,21 +295,21 @@ async fn report(
             encode(&models[0]),
             encode(&models[1])
         );
-        Some(api.get(&path).await?)
+        Some(api.get::<JobComparison>(&path).await?)
     } else {
         None
     };
     if as_json {
         let output = json!({
             "job": metrics,
-            "comparison": comparison.as_ref().map(|c| c["comparison"].clone()),
+            "comparison": comparison.as_ref().map(|c| &c.comparison),
         });
         out(&serde_json::to_string_pretty(&output)?);
         return Ok(());
     }
     out(&metrics_table(&metrics));
     if let Some(comparison) = comparison {
-        out(&comparison_text(&comparison["comparison"]));
+        out(&comparison_text(&comparison.comparison));
     }
     Ok(())
 }
@@ -327,21 +324,22 @@ pub(crate) async fn job(command: JobCommand) -> anyhow::Result<()> {
             target,
         } => {
             let session = Session::open(&target, 1).await?;
-            let job = session.api.get(&format!("/v1/jobs/{id}")).await;
+            let job = session.api.get::<Job>(&format!("/v1/jobs/{id}")).await;
             let result = match job {
                 Ok(job) => {
-                    let models: Vec<String> = job["models"]
-                        .as_array()
-                        .map(|m| {
-                            m.iter()
-                                .filter_map(|v| v.as_str().map(str::to_string))
-                                .collect()
-                        })
-                        .unwrap_or_default();
+                    let models = job.line.header.models.clone();
                     if !json {
+                        let c = &job.line.counts;
                         out(&format!(
-                            "job {id} on taskset {}: {}, {}",
-                            job["taskset"], job["status"], job["counts"]
+                            "job {id} on taskset {}: {}, {} runs ({} queued, {} running, {} done, {} failed, {} cancelled)",
+                            job.line.header.taskset,
+                            job.line.status,
+                            c.total,
+                            c.queued,
+                            c.running,
+                            c.done,
+                            c.failed,
+                            c.cancelled
                         ));
                     }
                     report(&session.api, &id, threshold, json, &models).await
@@ -367,13 +365,13 @@ pub(crate) async fn job(command: JobCommand) -> anyhow::Result<()> {
             if let Some(b) = &b {
                 path.push_str(&format!("&b={}", encode(b)));
             }
-            let result = session.api.get(&path).await;
+            let result = session.api.get::<JobComparison>(&path).await;
             session.close().await;
             let comparison = result?;
             if json {
                 out(&serde_json::to_string_pretty(&comparison)?);
             } else {
-                out(&comparison_text(&comparison["comparison"]));
+                out(&comparison_text(&comparison.comparison));
             }
             Ok(())
         }
@@ -381,8 +379,8 @@ pub(crate) async fn job(command: JobCommand) -> anyhow::Result<()> {
 }
 
 /// The metrics as a table: one row per model.
-fn metrics_table(job: &Value) -> String {
-    let metrics = &job["metrics"];
+fn metrics_table(job: &JobWithMetrics) -> String {
+    let metrics = &job.metrics;
     let mut rows = vec![vec![
         "model".to_string(),
         "scored".into(),
@@ -396,31 +394,25 @@ fn metrics_table(job: &Value) -> String {
         "steps".into(),
         "tokens".into(),
     ]];
-    for model in metrics["models"].as_array().cloned().unwrap_or_default() {
-        let pass = model["pass_at_k"].as_object().cloned().unwrap_or_default();
-        let largest = pass
-            .iter()
-            .filter_map(|(k, v)| Some((k.parse::<usize>().ok()?, v.as_f64()?)))
-            .max_by_key(|(k, _)| *k);
+    for model in &metrics.models {
+        let summary = &model.summary;
+        let largest = summary.pass_at_k.iter().next_back();
         rows.push(vec![
-            model["model"].as_str().unwrap_or_default().to_string(),
-            model["scored"].to_string(),
-            model["failed"].to_string(),
-            match (
-                model["mean_reward"].as_f64(),
-                model["reward_stderr"].as_f64(),
-            ) {
+            model.model.clone(),
+            summary.scored.to_string(),
+            summary.failed.to_string(),
+            match (summary.mean_reward, summary.reward_stderr) {
                 (Some(mean), Some(se)) => format!("{mean:.3} ± {se:.3}"),
                 (Some(mean), None) => format!("{mean:.3}"),
                 _ => "-".into(),
             },
-            number(&model["success_rate"], 3),
-            number(&pass.get("1").cloned().unwrap_or(Value::Null), 3),
+            number(summary.success_rate, 3),
+            number(summary.pass_at_k.get(&1).copied(), 3),
             largest.map_or("-".into(), |(k, v)| format!("{v:.3} (k={k})")),
-            number(&model["duration_seconds"]["p50"], 2),
-            number(&model["duration_seconds"]["p95"], 2),
-            number(&model["steps"]["mean"], 1),
-            number(&model["tokens"]["mean"], 0),
+            number(summary.duration_seconds.p50, 2),
+            number(summary.duration_seconds.p95, 2),
+            number(summary.steps.mean, 1),
+            number(summary.tokens.mean, 0),
         ]);
     }
     let widths: Vec<usize> = (0..rows[0].len())
@@ -428,10 +420,10 @@ fn metrics_table(job: &Value) -> String {
         .collect();
     let mut text = format!(
         "job {} on taskset {}: {} (threshold {})\n",
-        job["id"].as_str().unwrap_or_default(),
-        job["taskset"].as_str().unwrap_or_default(),
-        job["status"].as_str().unwrap_or_default(),
-        metrics["threshold"]
+        job.job.line.header.id,
+        job.job.line.header.taskset,
+        job.job.line.status,
+        serde_json::to_string(&metrics.threshold).unwrap_or_default()
     );
     for row in rows {
         let cells: Vec<String> = row
@@ -445,27 +437,24 @@ fn metrics_table(job: &Value) -> String {
     text
 }
 
-fn comparison_text(comparison: &Value) -> String {
-    let a = comparison["a"].as_str().unwrap_or_default();
-    let b = comparison["b"].as_str().unwrap_or_default();
-    match comparison["difference"].as_f64() {
+fn comparison_text(comparison: &Comparison) -> String {
+    let (a, b) = (&comparison.a, &comparison.b);
+    match comparison.difference {
         Some(difference) => format!(
             "{a} - {b}: {difference:+.3}{} over {} paired tasks ({a} {}, {b} {})",
-            comparison["difference_stderr"]
-                .as_f64()
+            comparison
+                .difference_stderr
                 .map_or(String::new(), |se| format!(" ± {se:.3}")),
-            comparison["paired_tasks"],
-            number(&comparison["mean_a"], 3),
-            number(&comparison["mean_b"], 3),
+            comparison.paired_tasks,
+            number(comparison.mean_a, 3),
+            number(comparison.mean_b, 3),
         ),
         None => format!("{a} - {b}: no task was scored for both models"),
     }
 }
 
-fn number(value: &Value, decimals: usize) -> String {
-    value
-        .as_f64()
-        .map_or("-".into(), |v| format!("{v:.decimals$}"))
+fn number(value: Option<f64>, decimals: usize) -> String {
+    value.map_or("-".into(), |v| format!("{v:.decimals$}"))
 }
 
 /// Percent-encodes a model name for a query string.

@@ -3,7 +3,8 @@
 use crate::api::Api;
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use serde_json::{Value, json};
+use rollout_api::keys::{CreateKey, CreatedKey, KeyList};
+use serde_json::Value;
 use std::io::Write;
 
 /// The server and the admin key to use.
@@ -53,44 +54,34 @@ pub(crate) async fn run(command: KeysCommand) -> anyhow::Result<()> {
     match command {
         KeysCommand::Create { name, role, target } => {
             let api = Api::new(&target.url, &target.key)?;
-            let mut body = json!({"name": name, "role": role});
-            if let Some(project) = &target.project {
-                body["project"] = json!(project);
-            }
-            let key = api.post("/v1/keys", &body).await?;
+            let body = CreateKey {
+                name,
+                role: Some(role),
+                project: target.project.clone(),
+            };
+            let created: CreatedKey = api.post("/v1/keys", &body).await?;
+            let key = &created.key;
             out(&format!(
                 "Created {} key '{}' ({}) in project '{}'. Its secret, shown only now:\n\n    {}\n",
-                text(&key["role"]),
-                text(&key["name"]),
-                text(&key["id"]),
-                text(&key["project"]),
-                text(&key["key"]),
+                key.role, key.name, key.id, key.project, created.secret,
             ))
         }
         KeysCommand::List { target } => {
             let api = Api::new(&target.url, &target.key)?;
-            let list = api.get(&with_project("/v1/keys", &target)).await?;
-            let keys = list["keys"].as_array().cloned().unwrap_or_default();
-            let mut lines = format!(
-                "{} key(s) in project '{}'\n",
-                keys.len(),
-                text(&list["project"])
-            );
-            for key in &keys {
+            let list: KeyList = api.get(&with_project("/v1/keys", &target)).await?;
+            let mut lines = format!("{} key(s) in project '{}'\n", list.keys.len(), list.project);
+            for key in &list.keys {
                 lines.push_str(&format!(
                     "{}  {:<6}  {}...  {}  {}\n",
-                    text(&key["id"]),
-                    text(&key["role"]),
-                    text(&key["prefix"]),
-                    text(&key["created_at"]),
-                    text(&key["name"]),
+                    key.id, key.role, key.prefix, key.created_at, key.name,
                 ));
             }
             out(&lines)
         }
         KeysCommand::Revoke { id, target } => {
             let api = Api::new(&target.url, &target.key)?;
-            api.delete(&with_project(&format!("/v1/keys/{id}"), &target))
+            let _: Value = api
+                .delete(&with_project(&format!("/v1/keys/{id}"), &target))
                 .await?;
             out(&format!("Revoked key {id}.\n"))
         }
@@ -101,14 +92,6 @@ fn with_project(path: &str, target: &KeysTarget) -> String {
     match &target.project {
         Some(project) => format!("{path}?project={project}"),
         None => path.to_string(),
-    }
-}
-
-fn text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
     }
 }
 

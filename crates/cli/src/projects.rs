@@ -4,6 +4,7 @@
 use crate::api::Api;
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use rollout_api::projects::Project;
 use serde_json::{Map, Value};
 use std::io::Write;
 
@@ -105,9 +106,11 @@ pub(crate) async fn run(command: ProjectsCommand) -> anyhow::Result<()> {
     match command {
         ProjectsCommand::Show { id, json, target } => {
             let api = Api::new(&target.url, &target.key)?;
-            let project = api.get(&format!("/v1/projects/{id}")).await?;
+            let project: Project = api.get(&format!("/v1/projects/{id}")).await?;
             if json {
-                return out(&format!("{project:#}\n"));
+                let text =
+                    serde_json::to_string_pretty(&project).context("formatting the answer")?;
+                return out(&format!("{text}\n"));
             }
             out(&describe(&project))
         }
@@ -121,7 +124,7 @@ pub(crate) async fn run(command: ProjectsCommand) -> anyhow::Result<()> {
                 anyhow::bail!("give at least one setting to change, e.g. --max-runs-in-flight 10");
             }
             let api = Api::new(&target.url, &target.key)?;
-            let project = api
+            let project: Project = api
                 .patch(&format!("/v1/projects/{id}"), &Value::Object(body))
                 .await?;
             out(&describe(&project))
@@ -129,34 +132,26 @@ pub(crate) async fn run(command: ProjectsCommand) -> anyhow::Result<()> {
     }
 }
 
-fn describe(project: &Value) -> String {
-    let mut lines = format!("project '{}'\n", text(&project["id"]));
-    if let Some(settings) = project["settings"].as_object() {
-        for (name, value) in settings {
-            let value = if value.is_null() {
-                "-".to_string()
-            } else {
-                text(value)
-            };
-            lines.push_str(&format!("  {name:<24} {value}\n"));
-        }
+fn describe(project: &Project) -> String {
+    let mut lines = format!("project '{}'\n", project.id);
+    let s = &project.settings;
+    for (name, value) in [
+        ("default_max_steps", s.default_max_steps),
+        ("default_timeout_seconds", s.default_timeout_seconds),
+        ("max_runs_in_flight", s.max_runs_in_flight),
+        ("max_runs_per_day", s.max_runs_per_day),
+        ("max_timeout_seconds", s.max_timeout_seconds),
+        ("max_tokens_per_day", s.max_tokens_per_day),
+    ] {
+        let value = value.map_or_else(|| "-".to_string(), |v| v.to_string());
+        lines.push_str(&format!("  {name:<24} {value}\n"));
     }
-    let usage = &project["usage"];
+    let usage = &project.usage;
     lines.push_str(&format!(
         "usage: {} run(s) in flight, {} run(s) and {} token(s) in the last 24 hours\n",
-        text(&usage["runs_in_flight"]),
-        text(&usage["runs_last_24h"]),
-        text(&usage["tokens_last_24h"]),
+        usage.runs_in_flight, usage.runs_last_24h, usage.tokens_last_24h,
     ));
     lines
-}
-
-fn text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
 }
 
 fn out(text: &str) -> anyhow::Result<()> {

@@ -3,6 +3,7 @@
 use crate::api::Api;
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use rollout_api::schedules::{CreateSchedule, Schedule, ScheduleList, ScheduleRuns};
 use serde_json::{Value, json};
 use std::io::Write;
 use std::path::PathBuf;
@@ -98,73 +99,66 @@ pub(crate) async fn run(command: ScheduleCommand) -> anyhow::Result<()> {
             };
             let run: Value =
                 serde_json::from_str(&text).context("the run body is not valid JSON")?;
-            let mut body = json!({"cron": cron, "timezone": timezone, "run": run});
-            if let Some(name) = name {
-                body["name"] = json!(name);
-            }
+            let body = CreateSchedule {
+                name,
+                cron,
+                timezone: Some(timezone),
+                run,
+            };
             let api = Api::new(&target.url, &target.key)?;
-            print_json(&api.post("/v1/schedules", &body).await?)
+            print_json(&api.post::<Schedule>("/v1/schedules", &body).await?)
         }
         ScheduleCommand::List { target } => {
             let api = Api::new(&target.url, &target.key)?;
-            let list = api.get("/v1/schedules").await?;
+            let list: ScheduleList = api.get("/v1/schedules").await?;
             let mut lines = String::new();
-            for schedule in list["schedules"].as_array().cloned().unwrap_or_default() {
+            for schedule in &list.schedules {
                 lines.push_str(&format!(
                     "{}  {:<20} {:<16} {}  {}  next {}\n",
-                    text(&schedule["id"]),
-                    text(&schedule["cron"]),
-                    text(&schedule["timezone"]),
-                    if schedule["paused"] == true {
-                        "paused"
-                    } else {
-                        "active"
-                    },
-                    text(&schedule["name"]),
-                    text(&schedule["next_run_at"]),
+                    schedule.id,
+                    schedule.cron,
+                    schedule.timezone,
+                    if schedule.paused { "paused" } else { "active" },
+                    schedule.name,
+                    schedule.next_run_at.as_deref().unwrap_or("-"),
                 ));
             }
             out(&lines)
         }
         ScheduleCommand::Get { id, target } => {
             let api = Api::new(&target.url, &target.key)?;
-            print_json(&api.get(&format!("/v1/schedules/{id}")).await?)
+            print_json(&api.get::<Schedule>(&format!("/v1/schedules/{id}")).await?)
         }
         ScheduleCommand::Pause { id, target } => {
             let api = Api::new(&target.url, &target.key)?;
             print_json(
-                &api.post(&format!("/v1/schedules/{id}/pause"), &json!({}))
+                &api.post::<Schedule>(&format!("/v1/schedules/{id}/pause"), &json!({}))
                     .await?,
             )
         }
         ScheduleCommand::Resume { id, target } => {
             let api = Api::new(&target.url, &target.key)?;
             print_json(
-                &api.post(&format!("/v1/schedules/{id}/resume"), &json!({}))
+                &api.post::<Schedule>(&format!("/v1/schedules/{id}/resume"), &json!({}))
                     .await?,
             )
         }
         ScheduleCommand::Delete { id, target } => {
             let api = Api::new(&target.url, &target.key)?;
-            api.delete(&format!("/v1/schedules/{id}")).await?;
+            let _: Value = api.delete(&format!("/v1/schedules/{id}")).await?;
             out(&format!("Deleted schedule {id}.\n"))
         }
         ScheduleCommand::Runs { id, target } => {
             let api = Api::new(&target.url, &target.key)?;
-            print_json(&api.get(&format!("/v1/schedules/{id}/runs")).await?)
+            print_json(
+                &api.get::<ScheduleRuns>(&format!("/v1/schedules/{id}/runs"))
+                    .await?,
+            )
         }
     }
 }
 
-fn text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Null => "-".into(),
-        other => other.to_string(),
-    }
-}
-
-fn print_json(value: &Value) -> anyhow::Result<()> {
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(value).context("formatting the answer")?;
     out(&format!("{text}\n"))
 }

@@ -21,6 +21,7 @@ mod inbox;
 mod jobs;
 mod keys;
 mod metrics;
+mod openapi;
 mod otel;
 mod panics;
 mod projects;

@@ -58,6 +58,7 @@ pub struct Summary {
     pub reward_stderr: Option<f64>,
     pub success_rate: Option<f64>,
     /// pass@k by k, for k from 1 to the most scored runs of one task.
+    #[serde(deserialize_with = "k_from_text")]
     pub pass_at_k: BTreeMap<usize, f64>,
     pub duration_seconds: Distribution,
     pub steps: Distribution,
@@ -308,6 +309,23 @@ fn first_seen<'a>(items: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
     seen
 }
 
+/// `pass_at_k`'s keys as JSON writes them (`"1"`). serde reads number keys from text only
+/// outside `#[serde(flatten)]`, and `Summary` is flattened into the model and task metrics.
+fn k_from_text<'de, D>(deserializer: D) -> Result<BTreeMap<usize, f64>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let by_text: BTreeMap<String, f64> = serde::Deserialize::deserialize(deserializer)?;
+    by_text
+        .into_iter()
+        .map(|(k, v)| {
+            k.parse()
+                .map(|k| (k, v))
+                .map_err(|_| serde::de::Error::custom(format!("pass_at_k: '{k}' is not a k")))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,6 +333,20 @@ mod tests {
     fn close(actual: Option<f64>, expected: f64) {
         let actual = actual.unwrap();
         assert!((actual - expected).abs() < 1e-12, "{actual} != {expected}");
+    }
+
+    #[test]
+    fn metrics_read_back_from_their_json() {
+        let samples = vec![
+            sample("m", "t1", Some(1.0), 1.0),
+            sample("m", "t1", Some(0.0), 1.0),
+            sample("m", "t2", Some(1.0), 1.0),
+        ];
+        let metrics = job_metrics(&samples, 1.0);
+        assert!(!metrics.models[0].summary.pass_at_k.is_empty());
+        let text = serde_json::to_string(&metrics).unwrap();
+        let back: JobMetrics = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, metrics);
     }
 
     fn sample(model: &str, task: &str, reward: Option<f64>, duration: f64) -> Sample {

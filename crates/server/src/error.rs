@@ -88,11 +88,14 @@ impl From<rollout_store::StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut error = json!({"code": self.code, "message": self.message});
-        if !self.details.is_null() {
-            error["details"] = self.details;
-        }
-        let mut response = (self.status, axum::Json(json!({ "error": error }))).into_response();
+        let body = rollout_api::ErrorBody {
+            error: rollout_api::ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message,
+                details: (!self.details.is_null()).then_some(self.details),
+            },
+        };
+        let mut response = (self.status, axum::Json(body)).into_response();
         if let Some(seconds) = self.retry_after {
             response
                 .headers_mut()

@@ -246,6 +246,50 @@ async fn handle(
     name: &str,
     request: Request,
 ) -> Response {
+    api_shaped(proxy(gateway, state, caller, name, request).await).await
+}
+
+/// The proxy (rmcp) refuses requests it cannot take (no session id, an `Accept` without
+/// `text/event-stream`, a body that is not JSON-RPC) in plain text; they are answered in the
+/// API's error shape like every other refusal, with the proxy's words as the message.
+async fn api_shaped(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if !status.is_client_error() || is_json {
+        return response;
+    }
+    let text = axum::body::to_bytes(response.into_body(), 64 * 1024)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_string())
+        .unwrap_or_default();
+    let code = match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::NOT_FOUND => "session_not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::NOT_ACCEPTABLE => "not_acceptable",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        _ => "mcp_error",
+    };
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("refused").to_string()
+    } else {
+        text
+    };
+    ApiError::new(status, code, message).into_response()
+}
+
+async fn proxy(
+    gateway: &Gateway,
+    state: &AppState,
+    caller: &Caller,
+    name: &str,
+    request: Request,
+) -> Response {
     let session = request
         .headers()
         .get(SESSION_HEADER)

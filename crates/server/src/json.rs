@@ -108,3 +108,31 @@ fn rejection_error(rejection: JsonRejection) -> ApiError {
         )),
     }
 }
+
+/// `axum::extract::Query`, with API-shaped errors: a query string of the wrong shape (a
+/// number too large, text where a number goes) is a 422 like a body of the wrong shape,
+/// never axum's plain-text 400.
+pub(crate) struct ApiQuery<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Self(value)),
+            Err(rejection) => {
+                let detail = std::error::Error::source(&rejection)
+                    .map(ToString::to_string)
+                    .unwrap_or_else(|| rejection.body_text());
+                Err(ApiError::invalid(vec![problem("query", detail)]))
+            }
+        }
+    }
+}

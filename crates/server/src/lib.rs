@@ -9,6 +9,7 @@ mod headers;
 mod http;
 mod json;
 mod metrics;
+mod openapi;
 mod rate_limit;
 mod routes;
 mod runtime;

@@ -121,12 +121,18 @@ pub(crate) fn router_with_gateway(
         .route("/v1/training/{id}/cancel", post(training::cancel))
         .route(
             "/v1/environments/{name}/mcp",
-            axum::routing::any(crate::gateway::env_endpoint)
+            // MCP's streamable HTTP uses these three methods; others answer 405.
+            get(crate::gateway::env_endpoint)
+                .post(crate::gateway::env_endpoint)
+                .delete(crate::gateway::env_endpoint)
                 .layer(axum::Extension(gateway.clone())),
         )
         .route(
             "/v1/mcp",
-            axum::routing::any(crate::gateway::hub_endpoint).layer(axum::Extension(gateway)),
+            get(crate::gateway::hub_endpoint)
+                .post(crate::gateway::hub_endpoint)
+                .delete(crate::gateway::hub_endpoint)
+                .layer(axum::Extension(gateway)),
         )
         .merge(reviews::routes())
         .merge(review_queues::routes())
@@ -167,6 +173,8 @@ pub(crate) fn router_with_gateway(
     let router = Router::new()
         .route("/healthz", get(health))
         .merge(metrics)
+        .route("/openapi.json", get(crate::openapi::serve))
+        .route("/docs", get(crate::openapi::docs::page))
         .merge(api)
         .merge(crate::ui::router(state.clone(), limiter))
         .fallback(not_found)
@@ -191,8 +199,10 @@ pub(crate) fn router_with_gateway(
     }
 }
 
-async fn health() -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::json!({"status": "ok"}))
+async fn health() -> axum::Json<rollout_api::Health> {
+    axum::Json(rollout_api::Health {
+        status: "ok".into(),
+    })
 }
 
 async fn not_found() -> ApiError {

@@ -13,7 +13,7 @@
 
 mod assets;
 mod environments;
-mod html;
+pub(crate) mod html;
 mod jobs;
 mod review;
 mod shared;

@@ -14,10 +14,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use rollout_api::runs::{BulkCancelled, CancelledRun};
 use rollout_domain::{RunId, RunStatus};
 use rollout_store::{CancelOutcome, RunFilter, RunRecord};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::time::Duration;
 
 /// How long the single-run endpoint waits for a running run to reach `cancelled`.
@@ -115,23 +115,15 @@ pub(crate) async fn announce(
 }
 
 fn reply(state: &AppState, run: &RunRecord, status: StatusCode, requested: bool) -> Response {
-    let mut body = views::run_summary(state, run);
-    if let Some(object) = body.as_object_mut() {
-        object.insert("cancel_requested".into(), Value::Bool(requested));
-    }
+    let body = CancelledRun {
+        run: views::run_summary(state, run),
+        cancel_requested: requested,
+    };
     (status, Json(body)).into_response()
 }
 
 /// The body of `POST /v1/traces/cancel`: which runs to cancel. Every field narrows.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct BulkCancelRequest {
-    /// `queued` or `running`; both when absent.
-    status: Option<String>,
-    env_name: Option<String>,
-    scenario_name: Option<String>,
-    model: Option<String>,
-}
+pub(crate) use rollout_api::runs::BulkCancelRequest;
 
 /// `POST /v1/traces/cancel`: cancels every queued and running run of the project that
 /// matches the filters. Answers at once with the ids of the runs cancelled (they were
@@ -140,7 +132,7 @@ pub(crate) async fn cancel_many(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     ApiJson(request): ApiJson<BulkCancelRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<BulkCancelled>, ApiError> {
     let statuses = match request.status.as_deref() {
         None => vec![RunStatus::Queued, RunStatus::Running],
         Some("queued") => vec![RunStatus::Queued],
@@ -191,8 +183,8 @@ pub(crate) async fn cancel_many(
         }
     }
     tracing::info!(key = %caller.key_id, cancelled = cancelled.len(), requested = requested.len(), "bulk cancel");
-    Ok(Json(json!({
-        "cancelled": cancelled,
-        "cancel_requested": requested,
-    })))
+    Ok(Json(BulkCancelled {
+        cancelled,
+        cancel_requested: requested,
+    }))
 }

@@ -5,9 +5,9 @@
 use super::traces::ListQuery;
 use crate::auth::Caller;
 use crate::error::{ApiError, problem};
-use crate::json::ApiJson;
+use crate::json::{ApiJson, ApiQuery};
 use crate::state::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -16,9 +16,8 @@ use rollout_store::{DatasetLine, DatasetRecord, RunRecord, ScoreFilter, TraceQue
 use rollout_training::{
     DatasetStats, DatasetTrace, StatsBuilder, chat_example, trajectory_example,
 };
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-use std::collections::{BTreeMap, BTreeSet};
+use serde_json::Value;
+use std::collections::BTreeSet;
 
 /// Most traces in one dataset.
 pub(crate) const MAX_DATASET_TRACES: usize = 10_000;
@@ -27,68 +26,10 @@ const MAX_EVENTS: i64 = 10_000;
 /// Traces read, rendered and written together.
 const TRACES_PER_PAGE: usize = 100;
 
-/// The body of `POST /v1/datasets`: every given filter narrows the selection.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CreateRequest {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    name: Option<String>,
-    /// A job id: its runs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    job: Option<String>,
-    /// A taskset name: the runs of every job over it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    taskset: Option<String>,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        alias = "environment"
-    )]
-    env: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    scenario: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    model: Option<String>,
-    /// RFC 3339 time, date or unix milliseconds (runs created at or after).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    from: Option<Value>,
-    /// RFC 3339 time, date or unix milliseconds (runs created before).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    to: Option<Value>,
-    /// Explicit traces (still narrowed by the other filters).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    trace_ids: Option<Vec<String>>,
-    /// The reward threshold: only runs with a reward of at least this.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    reward_min: Option<f64>,
-    /// Only traces with at least one of these labels.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    labels_any: Option<Vec<String>>,
-    /// Only traces with none of these labels.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    labels_none: Option<Vec<String>>,
-    /// Only traces whose score of each name (the mean over reviewers) is at least the value.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    score_min: Option<BTreeMap<String, f64>>,
-    /// Run status to keep (default `completed`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    status: Option<String>,
-    /// Most traces (newest first), up to 10000.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    limit: Option<usize>,
-}
-
-/// `?format=` of the download.
-#[derive(Debug, Deserialize)]
-pub(crate) struct DownloadQuery {
-    format: Option<String>,
-}
-
-/// `?limit=` of the list.
-#[derive(Debug, Deserialize)]
-pub(crate) struct ListQueryParams {
-    limit: Option<i64>,
-}
+pub(crate) use rollout_api::datasets::{
+    CreateDataset as CreateRequest, DownloadQuery, LimitQuery as ListQueryParams,
+};
+use rollout_api::datasets::{Dataset, DatasetList};
 
 fn text(value: &Option<Value>) -> Option<String> {
     value.as_ref().map(|v| match v {
@@ -102,7 +43,7 @@ pub(crate) async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     ApiJson(request): ApiJson<CreateRequest>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Dataset>), ApiError> {
     let mut problems = Vec::new();
     let limit = request.limit.unwrap_or(MAX_DATASET_TRACES);
     if !(1..=MAX_DATASET_TRACES).contains(&limit) {
@@ -127,7 +68,7 @@ pub(crate) async fn create(
         job_id: request.job.clone(),
         ..ListQuery::default()
     };
-    let query = match filters.to_query() {
+    let query = match super::traces::to_query(&filters) {
         Ok(query) => TraceQuery {
             labels_any: request.labels_any.clone().unwrap_or_default(),
             labels_none: request.labels_none.clone().unwrap_or_default(),
@@ -367,21 +308,18 @@ fn dataset_trace(run: RunRecord, events: Vec<rollout_domain::RunEvent>) -> Datas
 pub(crate) async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Query(query): Query<ListQueryParams>,
-) -> Result<Json<Value>, ApiError> {
+    ApiQuery(query): ApiQuery<ListQueryParams>,
+) -> Result<Json<DatasetList>, ApiError> {
     let limit = query.limit.unwrap_or(50).clamp(1, 500);
     let datasets = state.store.list_datasets(&caller.project_id, limit).await?;
-    let views: Vec<Value> = datasets
+    let datasets = datasets
         .iter()
-        .map(|d| {
-            let mut view = dataset_view(d);
-            if let Some(object) = view.as_object_mut() {
-                object.remove("trace_ids");
-            }
-            view
+        .map(|d| Dataset {
+            trace_ids: None,
+            ..dataset_view(d)
         })
         .collect();
-    Ok(Json(json!({ "datasets": views })))
+    Ok(Json(DatasetList { datasets }))
 }
 
 /// `GET /v1/datasets/{id}`: lineage and statistics.
@@ -389,7 +327,7 @@ pub(crate) async fn get(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Dataset>, ApiError> {
     Ok(Json(dataset_view(&find(&state, &caller, &id).await?)))
 }
 
@@ -398,7 +336,7 @@ pub(crate) async fn download(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    Query(query): Query<DownloadQuery>,
+    ApiQuery(query): ApiQuery<DownloadQuery>,
 ) -> Result<Response, ApiError> {
     let format = query.format.as_deref().unwrap_or("chat");
     if !["chat", "trajectory"].contains(&format) {
@@ -452,17 +390,17 @@ pub(crate) async fn find(
         })
 }
 
-fn dataset_view(dataset: &DatasetRecord) -> Value {
-    json!({
-        "id": dataset.id,
-        "name": dataset.name,
-        "created_at": rfc3339_from_ms(dataset.created_at_ms),
-        "selection": dataset.selection,
-        "stats": dataset.stats,
-        "trace_count": dataset.trace_ids.len(),
-        "trace_ids": dataset.trace_ids,
-        "formats": ["chat", "trajectory"],
-    })
+fn dataset_view(dataset: &DatasetRecord) -> Dataset {
+    Dataset {
+        id: dataset.id.clone(),
+        name: dataset.name.clone(),
+        created_at: rfc3339_from_ms(dataset.created_at_ms),
+        selection: dataset.selection.clone(),
+        stats: dataset.stats.clone(),
+        trace_count: dataset.trace_ids.len(),
+        trace_ids: Some(dataset.trace_ids.clone()),
+        formats: vec!["chat".into(), "trajectory".into()],
+    }
 }
 
 fn now_ms() -> i64 {

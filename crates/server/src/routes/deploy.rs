@@ -7,10 +7,11 @@
 
 use crate::auth::Caller;
 use crate::error::{ApiError, problem};
+use crate::json::ApiQuery;
 use crate::state::AppState;
 use crate::views;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -18,9 +19,7 @@ use futures::StreamExt;
 use rollout_domain::RunId;
 use rollout_worker::deploy::{check_env_name, remove_environment_files};
 use rollout_worker::{BundleSource, DeployConfig, DeployError, deploy_environment};
-use serde::Deserialize;
-use serde_json::{Value, json};
-use std::collections::HashMap;
+use serde_json::json;
 
 /// Bytes of a refused upload read and thrown away before the answer: a server that answers
 /// and closes while the client is still sending makes the client's TCP stack see a reset
@@ -28,16 +27,8 @@ use std::collections::HashMap;
 /// refusal is read up to this much for the client to get its 413, 403 or 415.
 const DRAIN_LIMIT_BYTES: usize = 64 * 1024 * 1024;
 
-/// The `git` member of `POST /v1/environments`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct GitRequest {
-    /// An https or ssh URL (`file://` and local paths when the operator allows them).
-    url: String,
-    /// A branch, tag or commit (default: the default branch).
-    #[serde(rename = "ref")]
-    reference: Option<String>,
-}
+pub(crate) use rollout_api::environments::GitRequest;
+use rollout_api::environments::{DeleteQuery, Deleted, Deployed};
 
 /// `POST /v1/environments/{name}/deploy`: the body is a tar.gz of the bundle.
 pub(crate) async fn bundle(
@@ -46,7 +37,7 @@ pub(crate) async fn bundle(
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Body,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Deployed>), ApiError> {
     let mut chunks = body.into_data_stream();
     let checked = check_upload(&caller, &headers);
     let body = match checked {
@@ -136,7 +127,7 @@ pub(crate) async fn git(
     caller: &Caller,
     name: &str,
     git: GitRequest,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Deployed>), ApiError> {
     caller.require_operator("deploying an environment from git")?;
     deploy(
         state,
@@ -155,7 +146,7 @@ async fn deploy(
     caller: &Caller,
     name: &str,
     source: BundleSource,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Deployed>), ApiError> {
     check_env_name(name).map_err(|message| ApiError::invalid(vec![problem("name", message)]))?;
     let Some(data_dir) = state.config.data_dir.clone() else {
         return Err(ApiError::new(
@@ -177,10 +168,12 @@ async fn deploy(
         .await
         .map_err(deploy_error)?;
     let versions = state.store.env_versions(&caller.project_id, name).await?;
-    let mut body = views::environment(name, &versions);
-    body["deployed_version"] = json!(deployed.version.version);
-    body["unchanged"] = json!(!deployed.created);
-    body["build_log"] = json!(deployed.build_log.unwrap_or_default());
+    let body = Deployed {
+        environment: views::environment(name, &versions),
+        deployed_version: deployed.version.version,
+        unchanged: !deployed.created,
+        build_log: deployed.build_log.unwrap_or_default(),
+    };
     let status = if deployed.created {
         StatusCode::CREATED
     } else {
@@ -268,10 +261,10 @@ pub(crate) async fn delete(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Result<Json<Value>, ApiError> {
+    ApiQuery(query): ApiQuery<DeleteQuery>,
+) -> Result<Json<Deleted>, ApiError> {
     caller.require_admin("deleting an environment")?;
-    let force = match query.get("force").map(String::as_str) {
+    let force = match query.force.as_deref() {
         None | Some("false" | "0") => false,
         Some("true" | "1" | "") => true,
         Some(other) => {
@@ -322,9 +315,9 @@ pub(crate) async fn delete(
         remove_environment_files(data_dir, &caller.project_id, &name).await;
     }
     tracing::info!(env = %name, key = %caller.key_id, versions = deleted, cancelled = cancelled.len(), "environment deleted");
-    Ok(Json(json!({
-        "name": name,
-        "deleted_versions": deleted,
-        "cancelled_runs": cancelled,
-    })))
+    Ok(Json(Deleted {
+        name,
+        deleted_versions: deleted,
+        cancelled_runs: cancelled,
+    }))
 }

@@ -14,31 +14,11 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use rollout_mcp::EnvTarget;
 use rollout_worker::{RegisterError, register_environment};
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::json;
 
-/// The body of `POST /v1/environments`: a name and exactly one of `command`, `url` or `git`;
-/// or, with `protocol: "hud-0.6"`, one of `command` or `address` (`tcp://host:port`).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RegisterRequest {
-    name: String,
-    command: Option<Vec<String>>,
-    url: Option<String>,
-    /// The protocol the environment speaks: `hud-0.5-mcp` (the default) or `hud-0.6`.
-    protocol: Option<String>,
-    /// Where a running hud 0.6 environment listens (`tcp://host:port`).
-    address: Option<String>,
-    #[serde(default)]
-    headers: Map<String, Value>,
-    #[serde(default)]
-    env: Map<String, Value>,
-    cwd: Option<String>,
-    /// A git repository to clone and build like a bundle (`{"url", "ref"}`).
-    git: Option<super::deploy::GitRequest>,
-    /// The project to register in (operators only; default: the caller's). It must exist.
-    project: Option<String>,
-}
+use axum::response::{IntoResponse, Response};
+pub(crate) use rollout_api::environments::RegisterRequest;
+use rollout_api::environments::{EnvironmentDetail, EnvironmentList};
 
 /// Registers a version: the environment is started, introspected and stored. An
 /// unchanged source answers 200 with the existing version; a new one 201.
@@ -46,7 +26,7 @@ pub(crate) async fn register(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     ApiJson(request): ApiJson<RegisterRequest>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<Response, ApiError> {
     caller.require_admin("registering an environment")?;
     let action = match (&request.git, &request.url) {
         (Some(_), _) => "deploying an environment from git",
@@ -63,7 +43,9 @@ pub(crate) async fn register(
                 "give one of command, url, address or git, not several",
             )]));
         }
-        return super::deploy::git(&state, &caller, &request.name, git).await;
+        return Ok(super::deploy::git(&state, &caller, &request.name, git)
+            .await?
+            .into_response());
     }
     let target = target(&request)?;
     let before = state
@@ -100,7 +82,7 @@ pub(crate) async fn register(
         .store
         .env_versions(&caller.project_id, &request.name)
         .await?;
-    Ok((status, Json(views::environment(&request.name, &versions))))
+    Ok((status, Json(views::environment(&request.name, &versions))).into_response())
 }
 
 /// The caller acting in `project` (an operator registering for another project), or as
@@ -206,7 +188,7 @@ fn target(request: &RegisterRequest) -> Result<EnvTarget, ApiError> {
 /// (`python -m hud.environment.server env.py --port 0`) or the address of a running one.
 fn hud06_target(
     request: &RegisterRequest,
-    mut problems: Vec<Value>,
+    mut problems: Vec<serde_json::Value>,
 ) -> Result<EnvTarget, ApiError> {
     if request.url.is_some() {
         problems.push(problem(
@@ -265,11 +247,11 @@ fn hud06_target(
 pub(crate) async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EnvironmentList>, ApiError> {
     let latest = state.store.list_environments(&caller.project_id).await?;
-    Ok(Json(
-        json!({ "environments": latest.iter().map(views::environment_line).collect::<Vec<_>>() }),
-    ))
+    Ok(Json(EnvironmentList {
+        environments: latest.iter().map(views::environment_line).collect(),
+    }))
 }
 
 /// `GET /v1/environments/{name}`: tools, scenarios with their argument schemas, versions.
@@ -277,7 +259,7 @@ pub(crate) async fn get(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<EnvironmentDetail>, ApiError> {
     let versions = state.store.env_versions(&caller.project_id, &name).await?;
     if versions.is_empty() {
         return Err(ApiError::not_found(
@@ -285,10 +267,8 @@ pub(crate) async fn get(
             format!("environment '{name}' not found"),
         ));
     }
-    let mut view = views::environment(&name, &versions);
-    if let Some(object) = view.as_object_mut() {
-        let url = crate::gateway::mcp_url(&state, &name);
-        object.insert("mcp_url".into(), Value::String(url));
-    }
-    Ok(Json(view))
+    Ok(Json(EnvironmentDetail {
+        environment: views::environment(&name, &versions),
+        mcp_url: crate::gateway::mcp_url(&state, &name),
+    }))
 }

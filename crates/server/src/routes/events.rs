@@ -11,15 +11,15 @@
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::json::ApiQuery;
 use crate::state::AppState;
 use crate::views;
 use axum::Extension;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
 use rollout_domain::{RunEvent, RunId};
-use serde::Deserialize;
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::time::Duration;
@@ -33,11 +33,7 @@ const PAGE: i64 = 500;
 const RETRY_AFTER_SHUTDOWN: Duration = Duration::from_secs(1);
 
 /// Options of the event stream.
-#[derive(Debug, Deserialize)]
-pub(crate) struct StreamQuery {
-    /// Start after this `seq`, for clients that cannot set `Last-Event-ID`.
-    after: Option<i64>,
-}
+use rollout_api::runs::EventStreamQuery as StreamQuery;
 
 struct Cursor {
     state: AppState,
@@ -56,7 +52,7 @@ pub(crate) async fn stream(
     Extension(caller): Extension<Caller>,
     Extension(streams): Extension<std::sync::Arc<crate::streams::EventStreams>>,
     Path(id): Path<String>,
-    Query(query): Query<StreamQuery>,
+    ApiQuery(query): ApiQuery<StreamQuery>,
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let slot = streams.open(&caller.key_id)?;
@@ -111,7 +107,7 @@ async fn next_event(mut cursor: Cursor) -> Option<(Result<Event, Infallible>, Cu
             if event.kind.name() == "finished" {
                 cursor.done = true;
             }
-            let data = views::event(&event).to_string();
+            let data = serde_json::to_string(&views::event(&event)).unwrap_or_default();
             let sse = Event::default()
                 .id(event.seq.to_string())
                 .event(event.kind.name())

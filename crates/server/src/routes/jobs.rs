@@ -4,18 +4,22 @@
 use super::{checks, projects, tasksets};
 use crate::auth::Caller;
 use crate::error::{ApiError, problem};
-use crate::json::ApiJson;
+use crate::json::{ApiJson, ApiQuery};
 use crate::state::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
+use rollout_api::jobs::{
+    Counts, Job, JobComparison, JobHeader, JobLine, JobList, JobWithMetrics,
+    ModelProgress as ModelProgressView, ModelSummary, RetriedJob,
+};
+pub(crate) use rollout_api::jobs::{CreateJob as CreateRequest, ListQuery, MetricsQuery};
 use rollout_domain::metrics::{self, DEFAULT_SUCCESS_THRESHOLD, Sample};
 use rollout_domain::run::{DEFAULT_MAX_STEPS, MAX_MAX_STEPS};
 use rollout_domain::time::rfc3339_from_ms;
 use rollout_domain::{RunId, RunSpec, RunStatus};
 use rollout_store::{JobCounts, JobRecord, JobRun, JobSpec, ModelProgress, NewJobRun};
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -24,50 +28,13 @@ const MAX_REPEATS: i64 = 100;
 /// Most runs one job may queue.
 const MAX_JOB_RUNS: usize = 20_000;
 
-/// The body of `POST /v1/jobs`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CreateRequest {
-    taskset: String,
-    models: Vec<String>,
-    #[serde(default = "one")]
-    repeats: i64,
-    max_concurrency: Option<i64>,
-    max_steps: Option<i64>,
-    system_prompt: Option<String>,
-    #[serde(default)]
-    metadata: Map<String, Value>,
-}
-
-fn one() -> i64 {
-    1
-}
-
-/// `?threshold=` of the metrics endpoints, and `a`, `b` of the comparison.
-#[derive(Debug, Deserialize)]
-pub(crate) struct MetricsQuery {
-    threshold: Option<f64>,
-    /// `override` (default): a person's reward override where there is one; `grader`: the
-    /// grader's reward always.
-    reward: Option<String>,
-    a: Option<String>,
-    b: Option<String>,
-}
-
-/// `?limit=&cursor=` of the job list.
-#[derive(Debug, Deserialize)]
-pub(crate) struct ListQuery {
-    limit: Option<i64>,
-    cursor: Option<String>,
-}
-
 /// `POST /v1/jobs`: checks everything (every task against its scenario, every model), then
 /// queues all runs in one transaction. 201 with the job's progress.
 pub(crate) async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     ApiJson(request): ApiJson<CreateRequest>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Job>), ApiError> {
     let taskset = tasksets::find(&state, &caller, &request.taskset).await?;
     let tasks = state.store.taskset_tasks(&taskset.id).await?;
     let settings = projects::settings_of(&state, &caller.project_id).await?;
@@ -255,8 +222,8 @@ pub(crate) async fn create(
 pub(crate) async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Query(query): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<JobList>, ApiError> {
     let limit = query.limit.unwrap_or(50).clamp(1, 500);
     let jobs = state
         .store
@@ -265,15 +232,19 @@ pub(crate) async fn list(
     let mut views = Vec::with_capacity(jobs.len());
     for job in &jobs {
         let counts = state.store.job_counts(&job.id).await?;
-        let mut view = job_header(job);
-        view["status"] = json!(job_status(job, &counts));
-        view["counts"] = counts_view(&counts);
-        views.push(view);
+        views.push(JobLine {
+            header: job_header(job),
+            status: job_status(job, &counts).to_string(),
+            counts: counts_view(&counts),
+        });
     }
     let next_cursor = (jobs.len() as i64 == limit)
         .then(|| jobs.last().map(|j| j.id.clone()))
         .flatten();
-    Ok(Json(json!({ "jobs": views, "next_cursor": next_cursor })))
+    Ok(Json(JobList {
+        jobs: views,
+        next_cursor,
+    }))
 }
 
 /// `GET /v1/jobs/{id}`: the job with its progress, overall and per model.
@@ -281,7 +252,7 @@ pub(crate) async fn get(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Job>, ApiError> {
     let job = find(&state, &caller, &id).await?;
     let progress = state.store.job_progress(&job.id).await?;
     Ok(Json(job_view(&job, &progress)))
@@ -292,7 +263,7 @@ pub(crate) async fn cancel(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Job>, ApiError> {
     let job = state
         .store
         .cancel_job(&caller.project_id, &id)
@@ -310,7 +281,7 @@ pub(crate) async fn retry(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RetriedJob>, ApiError> {
     let job = find(&state, &caller, &id).await?;
     let failed: i64 = state
         .store
@@ -345,9 +316,10 @@ pub(crate) async fn retry(
     }
     let job = find(&state, &caller, &id).await?;
     let progress = state.store.job_progress(&job.id).await?;
-    let mut view = job_view(&job, &progress);
-    view["retried"] = json!(retried);
-    Ok(Json(view))
+    Ok(Json(RetriedJob {
+        job: job_view(&job, &progress),
+        retried,
+    }))
 }
 
 /// `GET /v1/jobs/{id}/metrics?threshold=`: overall, per model, per task.
@@ -355,8 +327,8 @@ pub(crate) async fn metrics(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    Query(query): Query<MetricsQuery>,
-) -> Result<Json<Value>, ApiError> {
+    ApiQuery(query): ApiQuery<MetricsQuery>,
+) -> Result<Json<JobWithMetrics>, ApiError> {
     let threshold = threshold(&query)?;
     let job = find(&state, &caller, &id).await?;
     let overrides = reward_overrides(&state, &job, &query).await?;
@@ -364,11 +336,12 @@ pub(crate) async fn metrics(
     let samples = samples(&job, &runs, &state.catalog, &overrides);
     let metrics = metrics::job_metrics(&samples, threshold);
     let progress = state.store.job_progress(&job.id).await?;
-    let mut view = job_view(&job, &progress);
-    view["reward"] = json!(reward_source(&query)?);
-    view["overridden_runs"] = json!(overrides.len());
-    view["metrics"] = serde_json::to_value(&metrics).map_err(ApiError::internal)?;
-    Ok(Json(view))
+    Ok(Json(JobWithMetrics {
+        job: job_view(&job, &progress),
+        reward: reward_source(&query)?.to_string(),
+        overridden_runs: overrides.len(),
+        metrics,
+    }))
 }
 
 /// `GET /v1/jobs/{id}/compare?a=MODEL&b=MODEL`: paired by task. With two models in the job,
@@ -377,8 +350,8 @@ pub(crate) async fn compare(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    Query(query): Query<MetricsQuery>,
-) -> Result<Json<Value>, ApiError> {
+    ApiQuery(query): ApiQuery<MetricsQuery>,
+) -> Result<Json<JobComparison>, ApiError> {
     let threshold = threshold(&query)?;
     let job = find(&state, &caller, &id).await?;
     let models = &job.spec.models;
@@ -420,16 +393,23 @@ pub(crate) async fn compare(
             .models
             .iter()
             .find(|m| m.model == model)
-            .map(|m| json!({"model": m.model, "scored": m.summary.scored, "failed": m.summary.failed, "mean_reward": m.summary.mean_reward, "reward_stderr": m.summary.reward_stderr, "success_rate": m.summary.success_rate}))
+            .map(|m| ModelSummary {
+                model: m.model.clone(),
+                scored: m.summary.scored,
+                failed: m.summary.failed,
+                mean_reward: m.summary.mean_reward,
+                reward_stderr: m.summary.reward_stderr,
+                success_rate: m.summary.success_rate,
+            })
     };
-    Ok(Json(json!({
-        "job_id": job.id,
-        "threshold": threshold,
-        "reward": reward_source(&query)?,
-        "a": summary(&a),
-        "b": summary(&b),
-        "comparison": comparison,
-    })))
+    Ok(Json(JobComparison {
+        a: summary(&a),
+        b: summary(&b),
+        job_id: job.id,
+        threshold,
+        reward: reward_source(&query)?.to_string(),
+        comparison,
+    }))
 }
 
 async fn find(state: &AppState, caller: &Caller, id: &str) -> Result<JobRecord, ApiError> {
@@ -534,20 +514,20 @@ fn task_label(job: &JobRecord, index: i64) -> String {
         .unwrap_or_else(|| format!("#{index}"))
 }
 
-fn job_header(job: &JobRecord) -> Value {
-    json!({
-        "id": job.id,
-        "taskset": job.spec.taskset,
-        "models": job.spec.models,
-        "repeats": job.spec.repeats,
-        "max_concurrency": job.spec.max_concurrency,
-        "max_steps": job.spec.max_steps,
-        "system_prompt": job.spec.system_prompt,
-        "metadata": job.spec.metadata,
-        "task_count": job.spec.task_ids.len(),
-        "created_at": rfc3339_from_ms(job.created_at_ms),
-        "cancelled_at": job.cancelled_at_ms.map(rfc3339_from_ms),
-    })
+fn job_header(job: &JobRecord) -> JobHeader {
+    JobHeader {
+        id: job.id.clone(),
+        taskset: job.spec.taskset.clone(),
+        models: job.spec.models.clone(),
+        repeats: job.spec.repeats,
+        max_concurrency: job.spec.max_concurrency,
+        max_steps: job.spec.max_steps,
+        system_prompt: job.spec.system_prompt.clone(),
+        metadata: job.spec.metadata.clone(),
+        task_count: job.spec.task_ids.len(),
+        created_at: rfc3339_from_ms(job.created_at_ms),
+        cancelled_at: job.cancelled_at_ms.map(rfc3339_from_ms),
+    }
 }
 
 /// `running` while runs are queued or running (`cancelling` once cancelled), then
@@ -563,15 +543,15 @@ fn job_status(job: &JobRecord, counts: &JobCounts) -> &'static str {
 }
 
 /// Counts with `done` = completed + timed out (graded runs).
-fn counts_view(counts: &JobCounts) -> Value {
-    json!({
-        "total": counts.total(),
-        "queued": counts.queued,
-        "running": counts.running,
-        "done": counts.completed + counts.timed_out,
-        "failed": counts.failed,
-        "cancelled": counts.cancelled,
-    })
+fn counts_view(counts: &JobCounts) -> Counts {
+    Counts {
+        total: counts.total(),
+        queued: counts.queued,
+        running: counts.running,
+        done: counts.completed + counts.timed_out,
+        failed: counts.failed,
+        cancelled: counts.cancelled,
+    }
 }
 
 /// The job with its progress: counts, an ETA, and per model done/total, failures and the
@@ -580,7 +560,7 @@ fn counts_view(counts: &JobCounts) -> Value {
 /// ETA: `elapsed / finished × remaining`, with `elapsed` since the job was created,
 /// `finished` the runs that ended and `remaining` the queued and running ones; `null` before
 /// the first run ends or once none remain.
-pub(crate) fn job_view(job: &JobRecord, progress: &[ModelProgress]) -> Value {
+pub(crate) fn job_view(job: &JobRecord, progress: &[ModelProgress]) -> Job {
     let mut counts = JobCounts::default();
     for model in progress {
         for status in RunStatus::ALL {
@@ -593,24 +573,28 @@ pub(crate) fn job_view(job: &JobRecord, progress: &[ModelProgress]) -> Value {
         let elapsed = (now_ms() - job.created_at_ms).max(0) as f64 / 1000.0;
         elapsed / finished as f64 * remaining as f64
     });
-    let models: Vec<Value> = job
+    let models = job
         .spec
         .models
         .iter()
         .map(|model| {
             let found = progress.iter().find(|p| p.model == *model);
-            let mut view = counts_view(&found.map(|p| p.counts).unwrap_or_default());
-            view["model"] = json!(model);
-            view["mean_reward"] = json!(found.and_then(ModelProgress::mean_reward));
-            view
+            ModelProgressView {
+                counts: counts_view(&found.map(|p| p.counts).unwrap_or_default()),
+                model: model.clone(),
+                mean_reward: found.and_then(ModelProgress::mean_reward),
+            }
         })
         .collect();
-    let mut view = job_header(job);
-    view["status"] = json!(job_status(job, &counts));
-    view["counts"] = counts_view(&counts);
-    view["eta_seconds"] = json!(eta_seconds);
-    view["progress"] = json!(models);
-    view
+    Job {
+        line: JobLine {
+            header: job_header(job),
+            status: job_status(job, &counts).to_string(),
+            counts: counts_view(&counts),
+        },
+        eta_seconds,
+        progress: models,
+    }
 }
 
 fn now_ms() -> i64 {

@@ -7,46 +7,30 @@
 
 use crate::auth::Caller;
 use crate::error::{ApiError, problem};
-use crate::json::ApiJson;
+use crate::json::{ApiJson, ApiQuery};
 use crate::state::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use rollout_domain::time::rfc3339_from_ms;
 use rollout_store::{ApiKeyRecord, KeyRole, generate_api_key};
-use serde::Deserialize;
-use serde_json::{Value, json};
 
 /// The project whose admin keys manage every project's keys.
 pub(crate) const ADMIN_PROJECT: &str = "default";
 
-/// The body of `POST /v1/keys`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CreateKeyRequest {
-    name: String,
-    /// `admin` or `member` (default).
-    role: Option<String>,
-    /// The key's project (default: the caller's); created if it does not exist.
-    project: Option<String>,
-}
+pub(crate) use rollout_api::keys::{CreateKey as CreateKeyRequest, ProjectQuery};
+use rollout_api::keys::{CreatedKey, Key, KeyList};
 
-/// `?project=` of the list and revoke endpoints.
-#[derive(Debug, Deserialize)]
-pub(crate) struct ProjectQuery {
-    project: Option<String>,
-}
-
-fn key_view(key: &ApiKeyRecord) -> Value {
-    json!({
-        "id": key.id,
-        "project": key.project_id,
-        "name": key.name,
-        "role": key.role,
-        "prefix": key.prefix,
-        "created_at": rfc3339_from_ms(key.created_at_ms),
-    })
+fn key_view(key: &ApiKeyRecord) -> Key {
+    Key {
+        id: key.id.clone(),
+        project: key.project_id.clone(),
+        name: key.name.clone(),
+        role: key.role.as_str().to_string(),
+        prefix: key.prefix.clone(),
+        created_at: rfc3339_from_ms(key.created_at_ms),
+    }
 }
 
 /// The project a request acts on: the caller's, or (for the admin project's admins only)
@@ -116,8 +100,10 @@ pub(crate) async fn create(
         .create_api_key(&project, &name, role, &secret)
         .await?;
     tracing::info!(key = %key.id, project = %project, role = %role, by = %caller.key_id, "API key created");
-    let mut body = key_view(&key);
-    body["key"] = Value::String(secret);
+    let body = CreatedKey {
+        key: key_view(&key),
+        secret,
+    };
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
@@ -125,15 +111,15 @@ pub(crate) async fn create(
 pub(crate) async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Query(query): Query<ProjectQuery>,
-) -> Result<Json<Value>, ApiError> {
+    ApiQuery(query): ApiQuery<ProjectQuery>,
+) -> Result<Json<KeyList>, ApiError> {
     caller.require_admin("managing API keys")?;
     let project = target_project(&caller, query.project.as_deref())?;
     let keys = state.store.list_api_keys(&project).await?;
-    Ok(Json(json!({
-        "project": project,
-        "keys": keys.iter().map(key_view).collect::<Vec<_>>(),
-    })))
+    Ok(Json(KeyList {
+        project,
+        keys: keys.iter().map(key_view).collect(),
+    }))
 }
 
 /// `DELETE /v1/keys/{id}`: revokes the key at once (204); 404 if the project has no such
@@ -142,10 +128,18 @@ pub(crate) async fn revoke(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    Query(query): Query<ProjectQuery>,
+    ApiQuery(query): ApiQuery<ProjectQuery>,
 ) -> Result<StatusCode, ApiError> {
     caller.require_admin("managing API keys")?;
     let project = target_project(&caller, query.project.as_deref())?;
+    if id == caller.key_id {
+        // A key that revokes itself locks its holder out; another admin key must do it.
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "cannot_revoke_own_key",
+            "an API key cannot revoke itself; revoke it with another admin key",
+        ));
+    }
     if !state.store.revoke_api_key(&project, &id).await? {
         return Err(ApiError::not_found(
             "key_not_found",

@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::{Extension, Json};
-use serde_json::{Value, json};
+use rollout_api::environments::{Model, ModelList, Price};
 
 use crate::auth::Caller;
 use crate::state::AppState;
@@ -11,6 +11,26 @@ use crate::state::AppState;
 pub(crate) async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-) -> Json<Value> {
-    Json(json!({ "models": state.catalog.list(&caller.project_id) }))
+) -> Json<ModelList> {
+    let models = state
+        .catalog
+        .list(&caller.project_id)
+        .into_iter()
+        .map(|info| Model {
+            checkpoint: info
+                .checkpoint
+                .and_then(|lineage| serde_json::to_value(lineage).ok()),
+            price: info.price.map(|price| Price {
+                input: price.input,
+                output: price.output,
+            }),
+            name: info.name,
+            provider: info.provider,
+            upstream: info.upstream,
+            available: info.available,
+            reason: info.reason,
+            description: info.description,
+        })
+        .collect();
+    Json(ModelList { models })
 }

@@ -16,6 +16,7 @@ use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
+use rollout_api::projects::{Project, ProjectUsage as UsageView, ServerDefaults, Settings};
 use rollout_domain::run::{DEFAULT_MAX_STEPS, MAX_MAX_STEPS};
 use rollout_domain::time::{now_ms, rfc3339_from_ms};
 use rollout_store::{ProjectRecord, ProjectSettings, ProjectUsage};
@@ -214,31 +215,31 @@ async fn visible_project(
     state.store.get_project(id).await?.ok_or_else(not_found)
 }
 
-fn project_view(state: &AppState, project: &ProjectRecord, usage: &ProjectUsage) -> Value {
+fn project_view(state: &AppState, project: &ProjectRecord, usage: &ProjectUsage) -> Project {
     let s = &project.settings;
-    json!({
-        "id": project.id,
-        "name": project.name,
-        "created_at": rfc3339_from_ms(project.created_at_ms),
-        "settings": {
-            "max_runs_in_flight": s.max_runs_in_flight,
-            "default_timeout_seconds": s.default_timeout_seconds,
-            "max_timeout_seconds": s.max_timeout_seconds,
-            "default_max_steps": s.default_max_steps,
-            "max_runs_per_day": s.max_runs_per_day,
-            "max_tokens_per_day": s.max_tokens_per_day,
+    Project {
+        id: project.id.clone(),
+        name: project.name.clone(),
+        created_at: rfc3339_from_ms(project.created_at_ms),
+        settings: Settings {
+            max_runs_in_flight: s.max_runs_in_flight,
+            default_timeout_seconds: s.default_timeout_seconds,
+            max_timeout_seconds: s.max_timeout_seconds,
+            default_max_steps: s.default_max_steps,
+            max_runs_per_day: s.max_runs_per_day,
+            max_tokens_per_day: s.max_tokens_per_day,
         },
-        "server_defaults": {
-            "timeout_seconds": state.config.agent_timeout_seconds,
-            "max_timeout_seconds": state.config.max_timeout_seconds,
-            "max_steps": DEFAULT_MAX_STEPS,
+        server_defaults: ServerDefaults {
+            timeout_seconds: state.config.agent_timeout_seconds,
+            max_timeout_seconds: state.config.max_timeout_seconds,
+            max_steps: DEFAULT_MAX_STEPS,
         },
-        "usage": {
-            "runs_in_flight": usage.in_flight,
-            "runs_last_24h": usage.runs,
-            "tokens_last_24h": usage.tokens,
+        usage: UsageView {
+            runs_in_flight: usage.in_flight,
+            runs_last_24h: usage.runs,
+            tokens_last_24h: usage.tokens,
         },
-    })
+    }
 }
 
 /// `GET /v1/projects/{id}`: settings and current usage (admin keys of the project, or of
@@ -247,7 +248,7 @@ pub(crate) async fn get(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Project>, ApiError> {
     caller.require_admin("reading a project's settings")?;
     let project = visible_project(&state, &caller, &id).await?;
     let usage = state
@@ -264,7 +265,7 @@ pub(crate) async fn update(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<Map<String, Value>>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Project>, ApiError> {
     caller.require_admin("changing a project's settings")?;
     if caller.project_id != ADMIN_PROJECT {
         return Err(ApiError::new(

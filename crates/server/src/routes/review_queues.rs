@@ -136,7 +136,7 @@ fn filter_query(filter: &Map<String, Value>, problems: &mut Vec<Value>) -> Optio
             return None;
         }
     };
-    match query.to_query() {
+    match super::traces::to_query(&query) {
         Ok(query) => Some(query),
         Err(error) => {
             let listed = error.details["errors"].as_array().cloned();

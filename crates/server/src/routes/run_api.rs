@@ -7,6 +7,7 @@ use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::{Extension, Json};
+use rollout_api::runs::{Deliveries, Delivery, Redelivery};
 use rollout_domain::callback::MAX_CALLBACK_RETRIES;
 use rollout_domain::time::rfc3339_from_ms;
 use rollout_domain::{CallbackSpec, RunId, RunSpec};
@@ -234,24 +235,26 @@ async fn get_run(state: &AppState, caller: &Caller, id: &str) -> Result<RunRecor
         .ok_or_else(|| ApiError::not_found("trace_not_found", format!("trace '{id}' not found")))
 }
 
-async fn delivery_log(state: &AppState, caller: &Caller, id: &str) -> Result<Vec<Value>, ApiError> {
+async fn delivery_log(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<Vec<Delivery>, ApiError> {
     Ok(state
         .store
         .list_deliveries(&caller.project_id, id)
         .await?
         .into_iter()
-        .map(|d| {
-            json!({
-                "id": d.id,
-                "attempt": d.attempt,
-                "kind": d.kind,
-                "url": d.url,
-                "status_code": d.status_code,
-                "latency_ms": d.latency_ms,
-                "error": d.error,
-                "delivered": d.error.is_none(),
-                "created_at": rfc3339_from_ms(d.created_at_ms),
-            })
+        .map(|d| Delivery {
+            delivered: d.error.is_none(),
+            created_at: rfc3339_from_ms(d.created_at_ms),
+            id: d.id,
+            attempt: d.attempt,
+            kind: d.kind,
+            url: d.url,
+            status_code: d.status_code,
+            latency_ms: d.latency_ms,
+            error: d.error,
         })
         .collect())
 }
@@ -261,14 +264,14 @@ pub(crate) async fn deliveries(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Deliveries>, ApiError> {
     let run = get_run(&state, &caller, &id).await?;
     let log = delivery_log(&state, &caller, run.id.as_str()).await?;
-    Ok(Json(json!({
-        "trace_id": run.id,
-        "callback_url": run.spec.callback.as_ref().map(|c| c.url.clone()),
-        "deliveries": log,
-    })))
+    Ok(Json(Deliveries {
+        callback_url: run.spec.callback.as_ref().map(|c| c.url.clone()),
+        trace_id: run.id,
+        deliveries: log,
+    }))
 }
 
 /// `POST /v1/traces/{id}/deliveries`: sends the finished run's summary to its callback
@@ -277,7 +280,7 @@ pub(crate) async fn redeliver(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Redelivery>, ApiError> {
     let mut run = get_run(&state, &caller, &id).await?;
     let Some(callback) = run.spec.callback.as_mut() else {
         return Err(ApiError::new(
@@ -299,10 +302,10 @@ pub(crate) async fn redeliver(
     }
     let deliverer = CallbackDeliverer::new(state.store.clone(), state.config.callbacks.clone());
     let delivered = deliverer.deliver(&run, "manual").await;
-    let log = delivery_log(&state, &caller, run.id.as_str()).await?;
-    Ok(Json(json!({
-        "trace_id": run.id,
-        "delivered": delivered,
-        "delivery": log.last(),
-    })))
+    let mut log = delivery_log(&state, &caller, run.id.as_str()).await?;
+    Ok(Json(Redelivery {
+        trace_id: run.id,
+        delivered,
+        delivery: log.pop(),
+    }))
 }

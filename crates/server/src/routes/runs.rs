@@ -13,48 +13,17 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use rollout_api::runs::QueuedRun;
+pub(crate) use rollout_api::runs::RunRequest;
 use rollout_domain::run::{DEFAULT_MAX_STEPS, MAX_MAX_STEPS};
-use rollout_domain::{CallbackSpec, RunId, RunSpec, ScenarioSpec, ValidationItem};
+use rollout_domain::{RunId, RunSpec, ScenarioSpec};
 use rollout_store::EnvVersion;
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 use std::time::Duration;
 
 /// Default and largest wait of a `sync` request, in seconds.
 const DEFAULT_SYNC_TIMEOUT: i64 = 300;
 const MAX_SYNC_TIMEOUT: i64 = 600;
-
-/// The body of `POST /v1/agent/run`. Unknown fields are refused, so typos do not pass
-/// silently.
-#[derive(Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RunRequest {
-    env_name: String,
-    scenario_name: String,
-    #[serde(default)]
-    scenario_args: Map<String, Value>,
-    model: Option<String>,
-    max_steps: Option<i64>,
-    #[serde(default)]
-    sync: bool,
-    timeout: Option<i64>,
-    #[serde(default)]
-    metadata: Map<String, Value>,
-    #[serde(default)]
-    validation: Vec<ValidationItem>,
-    system_prompt: Option<String>,
-    env_version: Option<i64>,
-    /// Where to POST the run's summary when it ends.
-    callback: Option<CallbackSpec>,
-    /// Agent-phase budget in seconds (default from the server's configuration).
-    timeout_seconds: Option<i64>,
-    /// Grading budget in seconds (default from the server's configuration).
-    grading_timeout_seconds: Option<i64>,
-    /// Stop the agent once its model calls used more tokens than this; still graded.
-    max_total_tokens: Option<i64>,
-    /// Stop the agent once its model calls cost more than this many USD; still graded.
-    max_cost_usd: Option<f64>,
-}
 
 /// Queues a run (202), or with `sync` waits for it and returns its summary.
 pub(crate) async fn create(
@@ -96,12 +65,12 @@ pub(crate) async fn create(
     }
 
     if !request.sync {
-        let body = json!({
-            "trace_id": run.id,
-            "trace_url": state.trace_url(run.id.as_str()),
-            "status": run.status,
-            "queue_position": state.store.queue_position(run.id.as_str()).await?,
-        });
+        let body = QueuedRun {
+            trace_url: state.trace_url(run.id.as_str()),
+            queue_position: state.store.queue_position(run.id.as_str()).await?,
+            trace_id: run.id,
+            status: run.status,
+        };
         let mut response = (StatusCode::ACCEPTED, Json(body)).into_response();
         if !created {
             response

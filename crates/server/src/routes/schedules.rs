@@ -16,23 +16,14 @@ use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use rollout_domain::time::rfc3339_from_ms;
 use rollout_store::{NewSchedule, ScheduleRecord};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// Most runs listed by `GET /v1/schedules/{id}/runs`.
 const MAX_LISTED_RUNS: i64 = 500;
 
-/// The body of `POST /v1/schedules`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CreateSchedule {
-    name: Option<String>,
-    cron: String,
-    /// An IANA zone; UTC by default.
-    timezone: Option<String>,
-    /// A `POST /v1/agent/run` body, without `sync` and `timeout`.
-    run: Value,
-}
+use rollout_api::runs::ScheduledRun;
+pub(crate) use rollout_api::schedules::CreateSchedule;
+use rollout_api::schedules::{Schedule, ScheduleList, ScheduleRuns, ScheduledSpec};
 
 /// The next tick after `after`, as unix ms.
 pub(crate) fn next_tick(cron: &str, zone: &str, after_ms: i64) -> Option<i64> {
@@ -46,34 +37,33 @@ fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
 }
 
-fn view(schedule: &ScheduleRecord) -> Value {
+fn view(schedule: &ScheduleRecord) -> Schedule {
     let spec = &schedule.spec;
-    json!({
-        "id": schedule.id,
-        "name": schedule.name,
-        "cron": schedule.cron,
-        "timezone": schedule.timezone,
-        "paused": schedule.paused,
-        "next_run_at": schedule.next_run_at_ms.map(rfc3339_from_ms),
-        "last_run_at": schedule.last_run_at_ms.map(rfc3339_from_ms),
-        // The last tick that started no run, and why (quota, model, environment).
-        "last_skipped_at": schedule.last_skipped_at_ms.map(rfc3339_from_ms),
-        "last_skip_reason": schedule.last_skip_reason,
-        "last_error": schedule.last_error,
-        "created_at": rfc3339_from_ms(schedule.created_at_ms),
+    Schedule {
+        id: schedule.id.clone(),
+        name: schedule.name.clone(),
+        cron: schedule.cron.clone(),
+        timezone: schedule.timezone.clone(),
+        paused: schedule.paused,
+        next_run_at: schedule.next_run_at_ms.map(rfc3339_from_ms),
+        last_run_at: schedule.last_run_at_ms.map(rfc3339_from_ms),
+        last_skipped_at: schedule.last_skipped_at_ms.map(rfc3339_from_ms),
+        last_skip_reason: schedule.last_skip_reason.clone(),
+        last_error: schedule.last_error.clone(),
+        created_at: rfc3339_from_ms(schedule.created_at_ms),
         // The run without its callback's secret and headers.
-        "run": {
-            "env_name": spec.env_name,
-            "env_version": schedule.pinned_version,
-            "scenario_name": spec.scenario_name,
-            "scenario_args": spec.scenario_args,
-            "model": spec.model,
-            "max_steps": spec.max_steps,
-            "metadata": spec.metadata,
-            "timeout_seconds": spec.agent_timeout_seconds,
-            "callback_url": spec.callback.as_ref().map(|c| c.url.clone()),
+        run: ScheduledSpec {
+            env_name: spec.env_name.clone(),
+            env_version: schedule.pinned_version,
+            scenario_name: spec.scenario_name.clone(),
+            scenario_args: spec.scenario_args.clone(),
+            model: spec.model.clone(),
+            max_steps: spec.max_steps,
+            metadata: spec.metadata.clone(),
+            timeout_seconds: spec.agent_timeout_seconds,
+            callback_url: spec.callback.as_ref().map(|c| c.url.clone()),
         },
-    })
+    }
 }
 
 async fn find(state: &AppState, caller: &Caller, id: &str) -> Result<ScheduleRecord, ApiError> {
@@ -128,11 +118,11 @@ pub(crate) async fn create(
 pub(crate) async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ScheduleList>, ApiError> {
     let schedules = state.store.list_schedules(&caller.project_id).await?;
-    Ok(Json(
-        json!({ "schedules": schedules.iter().map(view).collect::<Vec<_>>() }),
-    ))
+    Ok(Json(ScheduleList {
+        schedules: schedules.iter().map(view).collect(),
+    }))
 }
 
 /// `GET /v1/schedules/{id}`.
@@ -140,7 +130,7 @@ pub(crate) async fn get(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Schedule>, ApiError> {
     Ok(Json(view(&find(&state, &caller, &id).await?)))
 }
 
@@ -164,7 +154,7 @@ pub(crate) async fn pause(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Schedule>, ApiError> {
     let schedule = find(&state, &caller, &id).await?;
     state
         .store
@@ -178,7 +168,7 @@ pub(crate) async fn resume(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Schedule>, ApiError> {
     let schedule = find(&state, &caller, &id).await?;
     let next = next_tick(&schedule.cron, &schedule.timezone, now_ms());
     state
@@ -193,19 +183,21 @@ pub(crate) async fn runs(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ScheduleRuns>, ApiError> {
     let schedule = find(&state, &caller, &id).await?;
     let runs = state
         .store
         .schedule_runs(&caller.project_id, &schedule.id, MAX_LISTED_RUNS)
         .await?;
-    let runs: Vec<Value> = runs
+    let runs = runs
         .iter()
-        .map(|(tick, run)| {
-            let mut summary = views::run_summary(&state, run);
-            summary["tick_at"] = json!(rfc3339_from_ms(*tick));
-            summary
+        .map(|(tick, run)| ScheduledRun {
+            run: views::run_summary(&state, run),
+            tick_at: rfc3339_from_ms(*tick),
         })
         .collect();
-    Ok(Json(json!({ "schedule_id": schedule.id, "runs": runs })))
+    Ok(Json(ScheduleRuns {
+        schedule_id: schedule.id,
+        runs,
+    }))
 }

@@ -5,46 +5,26 @@
 use super::checks;
 use crate::auth::Caller;
 use crate::error::{ApiError, problem};
-use crate::json::ApiJson;
+use crate::json::{ApiJson, ApiQuery};
 use crate::state::AppState;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use rollout_domain::Task;
 use rollout_domain::time::rfc3339_from_ms;
 use rollout_store::{EnvVersion, StoredTask, TasksetRecord};
-use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
 
 /// Most tasks in one taskset.
 const MAX_TASKS: usize = 10_000;
 
-/// The body of `POST /v1/tasksets`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CreateRequest {
-    name: String,
-    #[serde(default)]
-    description: String,
-    #[serde(default)]
-    tasks: Vec<Value>,
-}
-
-/// The body of `POST /v1/tasksets/{name}/tasks`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct AddRequest {
-    tasks: Vec<Value>,
-}
-
-/// Query of `POST /v1/tasksets/{name}/import`.
-#[derive(Debug, Deserialize)]
-pub(crate) struct ImportQuery {
-    description: Option<String>,
-}
+pub(crate) use rollout_api::tasksets::{
+    AddTasks as AddRequest, CreateTaskset as CreateRequest, ImportQuery,
+};
+use rollout_api::tasksets::{Imported, Taskset, TasksetList};
 
 /// `POST /v1/tasksets`: 201 with the taskset, 409 if the name is taken, 422 listing every
 /// bad task.
@@ -52,7 +32,7 @@ pub(crate) async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     ApiJson(request): ApiJson<CreateRequest>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Taskset>), ApiError> {
     check_name(&request.name)?;
     let items: Vec<(String, Value)> = request
         .tasks
@@ -81,9 +61,9 @@ pub(crate) async fn import(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
-    Query(query): Query<ImportQuery>,
+    ApiQuery(query): ApiQuery<ImportQuery>,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Imported>), ApiError> {
     check_name(&name)?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::bad_request("the body is not UTF-8 text"))?;
@@ -110,8 +90,10 @@ pub(crate) async fn import(
                 .ok_or_else(|| taken(&name))?,
         ),
     };
-    let mut view = taskset_view(&taskset, None);
-    view["imported"] = json!(count);
+    let view = Imported {
+        taskset: taskset_view(&taskset, None),
+        imported: count,
+    };
     Ok((status, Json(view)))
 }
 
@@ -121,7 +103,7 @@ pub(crate) async fn add(
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     ApiJson(request): ApiJson<AddRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Taskset>, ApiError> {
     let taskset = find(&state, &caller, &name).await?;
     let existing = state.store.taskset_tasks(&taskset.id).await?;
     let items = request
@@ -165,10 +147,10 @@ pub(crate) async fn remove_task(
 pub(crate) async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TasksetList>, ApiError> {
     let tasksets = state.store.list_tasksets(&caller.project_id).await?;
-    let views: Vec<Value> = tasksets.iter().map(|t| taskset_view(t, None)).collect();
-    Ok(Json(json!({ "tasksets": views })))
+    let tasksets = tasksets.iter().map(|t| taskset_view(t, None)).collect();
+    Ok(Json(TasksetList { tasksets }))
 }
 
 /// `GET /v1/tasksets/{name}`: the taskset and its tasks.
@@ -176,7 +158,7 @@ pub(crate) async fn get(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Taskset>, ApiError> {
     let taskset = find(&state, &caller, &name).await?;
     let tasks = state.store.taskset_tasks(&taskset.id).await?;
     Ok(Json(taskset_view(&taskset, Some(&tasks))))
@@ -391,16 +373,13 @@ pub(crate) async fn checked_tasks(
 }
 
 /// A taskset, with its tasks when given.
-pub(crate) fn taskset_view(taskset: &TasksetRecord, tasks: Option<&[StoredTask]>) -> Value {
-    let mut view = json!({
-        "name": taskset.name,
-        "description": taskset.description,
-        "task_count": taskset.task_count,
-        "created_at": rfc3339_from_ms(taskset.created_at_ms),
-        "updated_at": rfc3339_from_ms(taskset.updated_at_ms),
-    });
-    if let Some(tasks) = tasks {
-        view["tasks"] = json!(tasks.iter().map(|t| &t.task).collect::<Vec<_>>());
+pub(crate) fn taskset_view(taskset: &TasksetRecord, tasks: Option<&[StoredTask]>) -> Taskset {
+    Taskset {
+        name: taskset.name.clone(),
+        description: taskset.description.clone(),
+        task_count: taskset.task_count,
+        created_at: rfc3339_from_ms(taskset.created_at_ms),
+        updated_at: rfc3339_from_ms(taskset.updated_at_ms),
+        tasks: tasks.map(|tasks| tasks.iter().map(|t| t.task.clone()).collect()),
     }
-    view
 }

@@ -4,51 +4,31 @@
 use super::datasets;
 use crate::auth::Caller;
 use crate::error::{ApiError, problem};
-use crate::json::ApiJson;
+use crate::json::{ApiJson, ApiQuery};
 use crate::state::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use rollout_domain::time::rfc3339_from_ms;
 use rollout_store::TrainingJobRecord;
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 /// The backends a job may name.
 pub(crate) const BACKENDS: [&str; 3] = ["fewshot", "command", "openai"];
 /// Longest checkpoint name.
 const MAX_NAME: usize = 100;
 
-/// The body of `POST /v1/training`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CreateRequest {
-    dataset: String,
-    base_model: String,
-    #[serde(default = "fewshot")]
-    backend: String,
-    name: String,
-    #[serde(default)]
-    params: Map<String, Value>,
-}
-
-fn fewshot() -> String {
-    "fewshot".into()
-}
-
-/// `?limit=` of the list.
-#[derive(Debug, Deserialize)]
-pub(crate) struct ListQuery {
-    limit: Option<i64>,
-}
+pub(crate) use rollout_api::datasets::LimitQuery as ListQuery;
+pub(crate) use rollout_api::training::CreateTraining as CreateRequest;
+use rollout_api::training::{TrainingJob, TrainingList};
 
 /// `POST /v1/training`: checks the request, stores the job, starts it. 201.
 pub(crate) async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     ApiJson(request): ApiJson<CreateRequest>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<TrainingJob>), ApiError> {
     let mut problems = Vec::new();
     let dataset = match datasets::find(&state, &caller, &request.dataset).await {
         Ok(dataset) => Some(dataset),
@@ -147,15 +127,15 @@ pub(crate) async fn create(
 pub(crate) async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Query(query): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<TrainingList>, ApiError> {
     let limit = query.limit.unwrap_or(50).clamp(1, 500);
     let jobs = state
         .store
         .list_training_jobs(&caller.project_id, limit)
         .await?;
-    let views: Vec<Value> = jobs.iter().map(|job| job_view(job, false)).collect();
-    Ok(Json(json!({ "training_jobs": views })))
+    let training_jobs = jobs.iter().map(|job| job_view(job, false)).collect();
+    Ok(Json(TrainingList { training_jobs }))
 }
 
 /// `GET /v1/training/{id}`: status and log.
@@ -163,7 +143,7 @@ pub(crate) async fn get(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TrainingJob>, ApiError> {
     Ok(Json(job_view(&find(&state, &caller, &id).await?, true)))
 }
 
@@ -186,7 +166,7 @@ pub(crate) async fn cancel(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TrainingJob>, ApiError> {
     let job = find(&state, &caller, &id).await?;
     if !state
         .store
@@ -217,25 +197,22 @@ async fn find(state: &AppState, caller: &Caller, id: &str) -> Result<TrainingJob
         })
 }
 
-fn job_view(job: &TrainingJobRecord, with_log: bool) -> Value {
-    let mut view = json!({
-        "id": job.id,
-        "name": job.name,
-        "dataset": job.dataset_id,
-        "base_model": job.base_model,
-        "backend": job.backend,
-        "params": job.params,
-        "status": job.status,
-        "error": job.error,
-        "checkpoint": (job.status == "succeeded").then(|| job.name.clone()),
-        "created_at": rfc3339_from_ms(job.created_at_ms),
-        "started_at": job.started_at_ms.map(rfc3339_from_ms),
-        "finished_at": job.finished_at_ms.map(rfc3339_from_ms),
-    });
-    if with_log && let Some(object) = view.as_object_mut() {
-        object.insert("log".into(), json!(job.log));
+fn job_view(job: &TrainingJobRecord, with_log: bool) -> TrainingJob {
+    TrainingJob {
+        id: job.id.clone(),
+        name: job.name.clone(),
+        dataset: job.dataset_id.clone(),
+        base_model: job.base_model.clone(),
+        backend: job.backend.clone(),
+        params: job.params.clone(),
+        status: job.status.clone(),
+        error: job.error.clone(),
+        checkpoint: (job.status == "succeeded").then(|| job.name.clone()),
+        created_at: rfc3339_from_ms(job.created_at_ms),
+        started_at: job.started_at_ms.map(rfc3339_from_ms),
+        finished_at: job.finished_at_ms.map(rfc3339_from_ms),
+        log: with_log.then(|| job.log.clone()),
     }
-    view
 }
 
 fn now_ms() -> i64 {

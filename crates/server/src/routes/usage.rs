@@ -2,26 +2,16 @@
 
 use crate::auth::Caller;
 use crate::error::{ApiError, problem};
+use crate::json::ApiQuery;
 use crate::state::AppState;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::{Extension, Json};
+pub(crate) use rollout_api::usage::UsageQuery;
+use rollout_api::usage::{Usage, UsageGroup as UsageGroupView};
 use rollout_domain::time::{now_ms, rfc3339_from_ms};
 use rollout_store::{UsageGroup, UsageRow};
-use serde::Deserialize;
-use serde_json::{Value, json};
 
 const DAY_MS: i64 = 86_400_000;
-
-/// Query of `GET /v1/usage`.
-#[derive(Debug, Default, Deserialize)]
-pub(crate) struct UsageQuery {
-    /// Start (inclusive); default 30 days before `to`.
-    pub(crate) from: Option<String>,
-    /// End (exclusive); default now.
-    pub(crate) to: Option<String>,
-    /// `day` (default), `model` or `environment`.
-    pub(crate) group_by: Option<String>,
-}
 
 /// A validated usage request.
 pub(crate) struct UsageRequest {
@@ -30,63 +20,62 @@ pub(crate) struct UsageRequest {
     pub(crate) group: UsageGroup,
 }
 
-impl UsageQuery {
-    /// Checks the query; 422 lists every problem.
-    pub(crate) fn validate(&self) -> Result<UsageRequest, ApiError> {
-        let mut problems = Vec::new();
-        let mut time = |field: &str, value: &Option<String>| match value.as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some(text) => {
-                let parsed = parse_time(text);
-                if parsed.is_none() {
-                    problems.push(problem(
-                        field,
-                        format!("{field} must be an RFC 3339 time, a date (YYYY-MM-DD) or unix milliseconds, got '{text}'"),
-                    ));
-                }
-                parsed
-            }
-        };
-        let to_ms = time("to", &self.to).unwrap_or_else(|| now_ms() + 1);
-        let from_ms = time("from", &self.from).unwrap_or(to_ms - 30 * DAY_MS);
-        let group = match self.group_by.as_deref().unwrap_or("day") {
-            "day" => Some(UsageGroup::Day),
-            "model" => Some(UsageGroup::Model),
-            "environment" | "env" => Some(UsageGroup::Environment),
-            "key" => Some(UsageGroup::Key),
-            other => {
+/// Checks the query; 422 lists every problem.
+pub(crate) fn validate(query: &UsageQuery) -> Result<UsageRequest, ApiError> {
+    let mut problems = Vec::new();
+    let mut time = |field: &str, value: &Option<String>| match value.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(text) => {
+            let parsed = parse_time(text);
+            if parsed.is_none() {
                 problems.push(problem(
-                    "group_by",
-                    format!("group_by must be day, model, environment or key, got '{other}'"),
+                    field,
+                    format!("{field} must be an RFC 3339 time, a date (YYYY-MM-DD) or unix milliseconds, got '{text}'"),
                 ));
-                None
             }
-        };
-        if from_ms >= to_ms {
-            problems.push(problem("from", "from must be before to"));
+            parsed
         }
-        match group {
-            Some(group) if problems.is_empty() => Ok(UsageRequest {
-                from_ms,
-                to_ms,
-                group,
-            }),
-            _ => Err(ApiError::invalid(problems)),
+    };
+    let to_ms = time("to", &query.to).unwrap_or_else(|| now_ms() + 1);
+    let from_ms = time("from", &query.from).unwrap_or(to_ms - 30 * DAY_MS);
+    let group = match query.group_by.as_deref().unwrap_or("day") {
+        "day" => Some(UsageGroup::Day),
+        "model" => Some(UsageGroup::Model),
+        "environment" | "env" => Some(UsageGroup::Environment),
+        "key" => Some(UsageGroup::Key),
+        other => {
+            problems.push(problem(
+                "group_by",
+                format!("group_by must be day, model, environment or key, got '{other}'"),
+            ));
+            None
         }
+    };
+    if from_ms >= to_ms {
+        problems.push(problem("from", "from must be before to"));
+    }
+    match group {
+        Some(group) if problems.is_empty() => Ok(UsageRequest {
+            from_ms,
+            to_ms,
+            group,
+        }),
+        _ => Err(ApiError::invalid(problems)),
     }
 }
 
 /// One group as JSON.
-pub(crate) fn usage_row(state: &AppState, project: &str, row: &UsageRow) -> Value {
-    json!({
-        "group": row.group,
-        "runs": row.runs,
-        "steps": row.steps,
-        "input_tokens": row.input_tokens,
-        "output_tokens": row.output_tokens,
-        "compute_seconds": row.compute_seconds,
-        "cost_usd": cost_usd(state, project, row),
-    })
+pub(crate) fn usage_row(state: &AppState, project: &str, row: &UsageRow) -> UsageGroupView {
+    UsageGroupView {
+        group: row.group.clone(),
+        runs: row.runs,
+        steps: row.steps,
+        input_tokens: row.input_tokens,
+        output_tokens: row.output_tokens,
+        compute_seconds: row.compute_seconds,
+        cost_usd: cost_usd(state, project, row),
+        key_name: None,
+    }
 }
 
 /// The group's cost at the models' prices; `None` when a model of the group has no price.
@@ -107,9 +96,9 @@ pub(crate) fn cost_usd(state: &AppState, project: &str, row: &UsageRow) -> Optio
 pub(crate) async fn get(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Query(query): Query<UsageQuery>,
-) -> Result<Json<Value>, ApiError> {
-    let request = query.validate()?;
+    ApiQuery(query): ApiQuery<UsageQuery>,
+) -> Result<Json<Usage>, ApiError> {
+    let request = validate(&query)?;
     let rows = state
         .store
         .usage(
@@ -130,13 +119,11 @@ pub(crate) async fn get(
             .collect(),
         UsageGroup::Day | UsageGroup::Model | UsageGroup::Environment => Default::default(),
     };
-    let groups: Vec<Value> = rows
+    let groups = rows
         .iter()
         .map(|row| {
             let mut value = usage_row(&state, &caller.project_id, row);
-            if let Some(name) = names.get(&row.group) {
-                value["key_name"] = Value::String(name.clone());
-            }
+            value.key_name = names.get(&row.group).cloned();
             value
         })
         .collect();
@@ -144,18 +131,19 @@ pub(crate) async fn get(
     for row in &rows {
         total.add(row);
     }
-    Ok(Json(json!({
-        "from": rfc3339_from_ms(request.from_ms),
-        "to": rfc3339_from_ms(request.to_ms),
-        "group_by": match request.group {
+    Ok(Json(Usage {
+        from: rfc3339_from_ms(request.from_ms),
+        to: rfc3339_from_ms(request.to_ms),
+        group_by: match request.group {
             UsageGroup::Day => "day",
             UsageGroup::Model => "model",
             UsageGroup::Environment => "environment",
             UsageGroup::Key => "key",
-        },
-        "groups": groups,
-        "total": usage_row(&state, &caller.project_id, &total),
-    })))
+        }
+        .to_string(),
+        groups,
+        total: usage_row(&state, &caller.project_id, &total),
+    }))
 }
 
 /// Parses unix milliseconds, a date `YYYY-MM-DD` (UTC midnight) or an RFC 3339 time

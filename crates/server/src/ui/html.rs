@@ -75,12 +75,14 @@ pub(crate) fn time(ms: i64) -> String {
     format!("{} {}", &text[..10], &text[11..19])
 }
 
-const NAV: [(&str, &str); 5] = [
+const NAV: [(&str, &str); 6] = [
     ("/environments", "Environments"),
     ("/traces", "Traces"),
     ("/jobs", "Jobs"),
     ("/training", "Training"),
     ("/usage", "Usage"),
+    // The API reference (public, rendered from /openapi.json).
+    ("/docs", "API"),
 ];
 
 /// A page with the navigation bar; `active` is the path of the current section.
@@ -137,5 +139,11 @@ mod tests {
             "\"\\u003c/script\\u003e\""
         );
         assert_eq!(url_encode("/traces?a=b c"), "/traces%3Fa%3Db%20c");
+    }
+
+    #[test]
+    fn every_page_links_the_api_reference() {
+        let Html(page) = layout("Traces", "/traces", "");
+        assert!(page.contains("<a href=\"/docs\">API</a>"), "{page}");
     }
 }

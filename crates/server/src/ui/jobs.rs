@@ -7,84 +7,65 @@ use super::Page;
 use super::html::{duration_ms, esc, layout, pretty, reward, script_json, status_badge, time};
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::json::ApiQuery;
 use crate::routes::{jobs, training};
 use crate::state::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::{Extension, Json};
+use rollout_api::jobs::{Counts, JobComparison, JobHeader, ListQuery, MetricsQuery};
+use rollout_domain::metrics::{JobMetrics, Summary};
 use serde_json::{Value, json};
 use std::fmt::Write as _;
 
 /// Most runs listed on a job page; the rest are one click away in `/traces?job_id=`.
 const MAX_LISTED_RUNS: usize = 300;
 
-/// A query struct of a handler, from JSON (its fields are private to its module).
-fn query<T: serde::de::DeserializeOwned>(value: Value) -> Result<Query<T>, ApiError> {
-    serde_json::from_value(value)
-        .map(Query)
-        .map_err(ApiError::internal)
-}
-
 /// A number with three decimals, or a dash.
-pub(super) fn num(value: &Value) -> String {
-    value
-        .as_f64()
-        .map_or_else(|| "–".into(), |v| format!("{v:.3}"))
+pub(super) fn num(value: Option<f64>) -> String {
+    value.map_or_else(|| "–".into(), |v| format!("{v:.3}"))
 }
 
 /// A fraction as a percentage, or a dash.
-fn percent(value: &Value) -> String {
-    value
-        .as_f64()
-        .map_or_else(|| "–".into(), |v| format!("{:.1}%", v * 100.0))
+fn percent(value: Option<f64>) -> String {
+    value.map_or_else(|| "–".into(), |v| format!("{:.1}%", v * 100.0))
 }
 
 /// Seconds as a duration, or a dash.
-fn seconds(value: &Value) -> String {
-    value
-        .as_f64()
-        .map_or_else(|| "–".into(), |s| duration_ms((s * 1000.0).round() as i64))
+fn seconds(value: Option<f64>) -> String {
+    value.map_or_else(|| "–".into(), |s| duration_ms((s * 1000.0).round() as i64))
 }
 
 /// A count-like value (p50 of steps, tokens) without decimals, or a dash.
-fn whole(value: &Value) -> String {
-    value
-        .as_f64()
-        .map_or_else(|| "–".into(), |v| format!("{}", v.round() as i64))
+fn whole(value: Option<f64>) -> String {
+    value.map_or_else(|| "–".into(), |v| format!("{}", v.round() as i64))
 }
 
 /// An RFC 3339 time of a view, shown like the other pages' times.
-pub(super) fn when(value: &Value) -> String {
+pub(super) fn when(value: Option<&str>) -> String {
     value
-        .as_str()
         .and_then(|t| Some(format!("{} {}", t.get(..10)?, t.get(11..19)?)))
         .map_or_else(|| "–".into(), |t| esc(&t))
 }
 
 /// The counts of a view as `done/total`, with failures and cancellations when any.
-fn counts_text(counts: &Value) -> String {
-    let get = |key: &str| counts[key].as_i64().unwrap_or(0);
-    let mut text = format!("{}/{}", get("done") + get("failed"), get("total"));
-    if get("failed") > 0 {
-        let _ = write!(text, " · {} failed", get("failed"));
+fn counts_text(counts: &Counts) -> String {
+    let mut text = format!("{}/{}", counts.done + counts.failed, counts.total);
+    if counts.failed > 0 {
+        let _ = write!(text, " · {} failed", counts.failed);
     }
-    if get("cancelled") > 0 {
-        let _ = write!(text, " · {} cancelled", get("cancelled"));
+    if counts.cancelled > 0 {
+        let _ = write!(text, " · {} cancelled", counts.cancelled);
     }
     text
 }
 
-fn models_text(view: &Value) -> String {
-    view["models"]
-        .as_array()
-        .map(|models| {
-            models
-                .iter()
-                .filter_map(Value::as_str)
-                .map(esc)
-                .collect::<Vec<_>>()
-                .join(", ")
-        })
-        .unwrap_or_default()
+fn models_text(header: &JobHeader) -> String {
+    header
+        .models
+        .iter()
+        .map(|m| esc(m))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The list of jobs, newest first.
@@ -95,22 +76,25 @@ pub(crate) async fn list(
     let Json(listed) = jobs::list(
         State(state),
         Extension(caller),
-        query(json!({"limit": 200}))?,
+        ApiQuery(ListQuery {
+            limit: Some(200),
+            cursor: None,
+        }),
     )
     .await?;
     let mut rows = String::new();
-    for job in listed["jobs"].as_array().into_iter().flatten() {
-        let id = job["id"].as_str().unwrap_or_default();
+    for job in &listed.jobs {
+        let id = job.header.id.as_str();
         let _ = write!(
             rows,
             "<tr><td><a href=\"/jobs/{id}\">{short}</a></td><td>{status}</td><td>{taskset}</td><td>{models}</td><td class=\"num\">{counts}</td><td class=\"small muted\">{created}</td></tr>",
             id = esc(id),
             short = esc(id.get(..8).unwrap_or(id)),
-            status = status_badge(job["status"].as_str().unwrap_or("")),
-            taskset = esc(job["taskset"].as_str().unwrap_or("")),
-            models = models_text(job),
-            counts = counts_text(&job["counts"]),
-            created = when(&job["created_at"]),
+            status = status_badge(&job.status),
+            taskset = esc(&job.header.taskset),
+            models = models_text(&job.header),
+            counts = counts_text(&job.counts),
+            created = when(Some(&job.header.created_at)),
         );
     }
     if rows.is_empty() {
@@ -126,108 +110,100 @@ pub(crate) async fn list(
 const METRICS_HEAD: &str = "<tr><th>{first}</th><th class=\"num\">Mean reward ± s.e.</th><th class=\"num\">Success</th><th>pass@k</th><th class=\"num\">Scored / failed</th><th class=\"num\">Duration p50 / p95</th><th class=\"num\">Steps p50 / p95</th><th class=\"num\">Tokens p50 / p95</th></tr>";
 
 /// One metrics row of a summary (a model's or a task's).
-fn metrics_row(first: &str, class: &str, summary: &Value) -> String {
-    let mean = num(&summary["mean_reward"]);
-    let stderr = summary["reward_stderr"]
-        .as_f64()
+fn metrics_row(first: &str, class: &str, summary: &Summary) -> String {
+    let mean = num(summary.mean_reward);
+    let stderr = summary
+        .reward_stderr
         .map(|s| format!(" ± {s:.3}"))
         .unwrap_or_default();
-    let pass: Vec<String> = summary["pass_at_k"]
-        .as_object()
-        .map(|map| {
-            map.iter()
-                .map(|(k, v)| format!("<span class=\"nowrap\">@{}: {}</span>", esc(k), num(v)))
-                .collect()
-        })
-        .unwrap_or_default();
+    let pass: Vec<String> = summary
+        .pass_at_k
+        .iter()
+        .map(|(k, v)| format!("<span class=\"nowrap\">@{k}: {}</span>", num(Some(*v))))
+        .collect();
     format!(
         "<tr class=\"{class}\"><td>{first}</td><td class=\"num mean-reward\">{mean}{stderr}</td><td class=\"num\">{success}</td><td class=\"small\">{pass}</td><td class=\"num\">{scored} / {failed}</td><td class=\"num\">{d50} / {d95}</td><td class=\"num\">{s50} / {s95}</td><td class=\"num\">{t50} / {t95}</td></tr>",
-        success = percent(&summary["success_rate"]),
+        success = percent(summary.success_rate),
         pass = if pass.is_empty() {
             "–".into()
         } else {
             pass.join(" · ")
         },
-        scored = summary["scored"].as_i64().unwrap_or(0),
-        failed = summary["failed"].as_i64().unwrap_or(0),
-        d50 = seconds(&summary["duration_seconds"]["p50"]),
-        d95 = seconds(&summary["duration_seconds"]["p95"]),
-        s50 = whole(&summary["steps"]["p50"]),
-        s95 = whole(&summary["steps"]["p95"]),
-        t50 = whole(&summary["tokens"]["p50"]),
-        t95 = whole(&summary["tokens"]["p95"]),
+        scored = summary.scored,
+        failed = summary.failed,
+        d50 = seconds(summary.duration_seconds.p50),
+        d95 = seconds(summary.duration_seconds.p95),
+        s50 = whole(summary.steps.p50),
+        s95 = whole(summary.steps.p95),
+        t50 = whole(summary.tokens.p50),
+        t95 = whole(summary.tokens.p95),
     )
 }
 
-fn metrics_section(metrics: &Value) -> String {
+fn metrics_section(metrics: &JobMetrics) -> String {
     let mut body = format!(
         "<h2>Metrics</h2><p class=\"small muted\">Success: reward ≥ {}. Failed runs count in the success rate and pass@k, not in the mean reward.</p><div class=\"table-wrap card\"><table id=\"metrics\" class=\"metrics\"><thead>{}</thead><tbody>",
-        num(&metrics["threshold"]),
+        num(Some(metrics.threshold)),
         METRICS_HEAD.replace("{first}", "Model")
     );
-    let models = metrics["models"].as_array().cloned().unwrap_or_default();
-    for model in &models {
-        let name = model["model"].as_str().unwrap_or("");
+    let models = &metrics.models;
+    for model in models {
         body.push_str(&metrics_row(
-            &format!("<strong class=\"nowrap\">{}</strong>", esc(name)),
+            &format!("<strong class=\"nowrap\">{}</strong>", esc(&model.model)),
             "model-row",
-            model,
+            &model.summary,
         ));
     }
     if models.len() > 1 {
         body.push_str(&metrics_row(
             "<em>all models</em>",
             "overall-row",
-            &metrics["overall"],
+            &metrics.overall,
         ));
     }
     if models.is_empty() {
         body.push_str("<tr><td colspan=\"8\" class=\"muted\">No finished run yet.</td></tr>");
     }
     body.push_str("</tbody></table></div>");
-    for model in &models {
-        let name = model["model"].as_str().unwrap_or("");
+    for model in models {
+        let name = &model.model;
         let _ = write!(
             body,
             "<details class=\"card per-task\" open><summary>Per task · {}</summary><div class=\"table-wrap\"><table class=\"tasks metrics\"><thead>{}</thead><tbody>",
             esc(name),
             METRICS_HEAD.replace("{first}", "Task")
         );
-        for task in model["tasks"].as_array().into_iter().flatten() {
-            body.push_str(&metrics_row(
-                &esc(task["task"].as_str().unwrap_or("")),
-                "task-row",
-                task,
-            ));
+        for task in &model.tasks {
+            body.push_str(&metrics_row(&esc(&task.task), "task-row", &task.summary));
         }
         body.push_str("</tbody></table></div></details>");
     }
     body
 }
 
-fn comparison_section(compared: &Value) -> String {
-    let comparison = &compared["comparison"];
-    let a = esc(comparison["a"].as_str().unwrap_or(""));
-    let b = esc(comparison["b"].as_str().unwrap_or(""));
-    let stderr = comparison["difference_stderr"]
-        .as_f64()
+fn comparison_section(compared: &JobComparison) -> String {
+    let comparison = &compared.comparison;
+    let a = esc(&comparison.a);
+    let b = esc(&comparison.b);
+    let stderr = comparison
+        .difference_stderr
         .map(|s| format!(" ± {s:.3}"))
         .unwrap_or_default();
     let mut body = format!(
         "<h2>Comparison</h2><section class=\"card\" id=\"comparison\"><div class=\"stats\"><div class=\"stat\"><div class=\"label\">{a} − {b}</div><div class=\"value\">{diff}{stderr}</div></div><div class=\"stat\"><div class=\"label\">Paired tasks</div><div class=\"value\">{paired}</div></div><div class=\"stat\"><div class=\"label\">Mean {a}</div><div class=\"value\">{mean_a}</div></div><div class=\"stat\"><div class=\"label\">Mean {b}</div><div class=\"value\">{mean_b}</div></div></div><p class=\"small muted\">Per task mean rewards, paired by task; the difference's standard error is over tasks.</p><div class=\"table-wrap\"><table class=\"metrics\"><thead><tr><th>Task</th><th class=\"num\">{a}</th><th class=\"num\">{b}</th><th class=\"num\">Difference</th></tr></thead><tbody>",
-        diff = num(&comparison["difference"]),
-        paired = comparison["paired_tasks"].as_i64().unwrap_or(0),
-        mean_a = num(&comparison["mean_a"]),
-        mean_b = num(&comparison["mean_b"]),
+        diff = num(comparison.difference),
+        paired = comparison.paired_tasks,
+        mean_a = num(comparison.mean_a),
+        mean_b = num(comparison.mean_b),
     );
-    for task in comparison["tasks"].as_array().into_iter().flatten() {
+    for task in &comparison.tasks {
         let _ = write!(
             body,
             "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
-            esc(task["task"].as_str().unwrap_or("")),
-            num(&task["a"]),
-            num(&task["b"]),
-            num(&task["difference"]),
+            esc(&task.task),
+            num(Some(task.a)),
+            num(Some(task.b)),
+            num(Some(task.difference)),
         );
     }
     body.push_str("</tbody></table></div></section>");
@@ -244,7 +220,7 @@ pub(crate) async fn page(
         State(state.clone()),
         Extension(caller.clone()),
         Path(id.clone()),
-        query(json!({}))?,
+        ApiQuery(MetricsQuery::default()),
     )
     .await?;
     let job = state
@@ -253,14 +229,14 @@ pub(crate) async fn page(
         .await?
         .ok_or_else(|| ApiError::not_found("job_not_found", format!("job '{id}' not found")))?;
     let runs = state.store.job_runs(&job.id).await?;
-    let status = view["status"].as_str().unwrap_or("");
+    let status = view.job.line.status.as_str();
     let live = matches!(status, "running" | "cancelling");
-    let counts = &view["counts"];
-    let total = counts["total"].as_i64().unwrap_or(0).max(1);
-    let ended =
-        total - counts["queued"].as_i64().unwrap_or(0) - counts["running"].as_i64().unwrap_or(0);
-    let eta = view["eta_seconds"]
-        .as_f64()
+    let counts = &view.job.line.counts;
+    let total = counts.total.max(1);
+    let ended = total - counts.queued - counts.running;
+    let eta = view
+        .job
+        .eta_seconds
         .map(|s| format!(" · about {} left", duration_ms((s * 1000.0) as i64)))
         .unwrap_or_default();
     let mut body = format!(
@@ -268,7 +244,7 @@ pub(crate) async fn page(
         short = esc(job.id.get(..8).unwrap_or(&job.id)),
         badge = status_badge(status),
         taskset = esc(&job.spec.taskset),
-        models = models_text(&view),
+        models = models_text(&view.job.line.header),
         tasks = job.spec.task_ids.len(),
         repeats = job.spec.repeats,
         created = time(job.created_at_ms),
@@ -277,10 +253,10 @@ pub(crate) async fn page(
     let _ = write!(
         body,
         "<section class=\"card\" id=\"progress\"><div class=\"stats\"><div class=\"stat\"><div class=\"label\">Runs ended</div><div class=\"value\">{ended}/{total}</div></div><div class=\"stat\"><div class=\"label\">Done</div><div class=\"value\">{done}</div></div><div class=\"stat\"><div class=\"label\">Failed</div><div class=\"value\">{failed}</div></div><div class=\"stat\"><div class=\"label\">Queued / running</div><div class=\"value\">{queued} / {running}</div></div></div><progress max=\"{total}\" value=\"{ended}\"></progress><p class=\"small muted\">{live}{eta}</p>",
-        done = counts["done"].as_i64().unwrap_or(0),
-        failed = counts["failed"].as_i64().unwrap_or(0),
-        queued = counts["queued"].as_i64().unwrap_or(0),
-        running = counts["running"].as_i64().unwrap_or(0),
+        done = counts.done,
+        failed = counts.failed,
+        queued = counts.queued,
+        running = counts.running,
         live = if live {
             "<span class=\"live\" id=\"live\">● live</span> (the page refreshes while runs are open)"
         } else {
@@ -295,13 +271,13 @@ pub(crate) async fn page(
         );
     }
     body.push_str("</section>");
-    body.push_str(&metrics_section(&view["metrics"]));
+    body.push_str(&metrics_section(&view.metrics));
     if job.spec.models.len() == 2 {
         let Json(compared) = jobs::compare(
             State(state.clone()),
             Extension(caller.clone()),
             Path(id.clone()),
-            query(json!({}))?,
+            ApiQuery(MetricsQuery::default()),
         )
         .await?;
         body.push_str(&comparison_section(&compared));
@@ -433,12 +409,15 @@ mod tests {
 
     #[test]
     fn metrics_rows_format_numbers_and_escape_names() {
-        let summary = json!({
+        let summary: Summary = serde_json::from_value(json!({
             "scored": 4, "failed": 1, "mean_reward": 0.5, "reward_stderr": 0.288_675,
             "success_rate": 0.4, "pass_at_k": {"1": 0.4, "2": 0.5},
-            "duration_seconds": {"p50": 0.25, "p95": 2.5},
-            "steps": {"p50": 1.0, "p95": 3.0}, "tokens": {"p50": 120.4, "p95": null}
-        });
+            "duration_seconds": {"mean": null, "p50": 0.25, "p95": 2.5},
+            "steps": {"mean": null, "p50": 1.0, "p95": 3.0},
+            "tokens": {"mean": null, "p50": 120.4, "p95": null},
+            "cost_usd": {"mean": null, "p50": null, "p95": null}, "total_cost_usd": null
+        }))
+        .unwrap();
         let row = metrics_row(&esc("<b>task</b>"), "task-row", &summary);
         assert!(row.contains("&lt;b&gt;task&lt;/b&gt;"), "{row}");
         assert!(row.contains("0.500 ± 0.289"), "{row}");
@@ -447,7 +426,13 @@ mod tests {
         assert!(row.contains("120 / –"), "{row}");
         assert!(row.contains("4 / 1"), "{row}");
         assert_eq!(
-            counts_text(&json!({"done": 3, "failed": 1, "total": 6, "cancelled": 2})),
+            counts_text(&Counts {
+                done: 3,
+                failed: 1,
+                total: 6,
+                cancelled: 2,
+                ..Counts::default()
+            }),
             "4/6 · 1 failed · 2 cancelled"
         );
     }

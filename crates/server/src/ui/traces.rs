@@ -25,7 +25,7 @@ pub(crate) async fn list(
     Extension(caller): Extension<Caller>,
     Query(query): Query<ListQuery>,
 ) -> Page {
-    let filter = query.to_query();
+    let filter = crate::routes::traces::to_query(&query);
     let (runs, problem) = match &filter {
         Ok(filter) => (
             state.store.search_runs(&caller.project_id, filter).await?,

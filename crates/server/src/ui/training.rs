@@ -9,14 +9,11 @@ use super::jobs::when;
 use crate::auth::Caller;
 use crate::routes::training;
 use crate::state::AppState;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::{Extension, Json};
-use serde_json::{Value, json};
+use rollout_api::datasets::CreateDataset;
+use serde_json::json;
 use std::fmt::Write as _;
-
-fn text<'a>(view: &'a Value, key: &str) -> &'a str {
-    view[key].as_str().unwrap_or("")
-}
 
 /// Training jobs, newest first.
 pub(crate) async fn list(
@@ -26,23 +23,20 @@ pub(crate) async fn list(
     let Json(listed) = training::list(
         State(state),
         Extension(caller),
-        Query(
-            serde_json::from_value(json!({"limit": 200}))
-                .map_err(crate::error::ApiError::internal)?,
-        ),
+        crate::json::ApiQuery(rollout_api::datasets::LimitQuery { limit: Some(200) }),
     )
     .await?;
     let mut rows = String::new();
-    for job in listed["training_jobs"].as_array().into_iter().flatten() {
+    for job in &listed.training_jobs {
         let _ = write!(
             rows,
             "<tr><td><a href=\"/training/{id}\">{name}</a></td><td>{status}</td><td>{base}</td><td>{backend}</td><td class=\"small muted\">{created}</td></tr>",
-            id = esc(text(job, "id")),
-            name = esc(text(job, "name")),
-            status = status_badge(text(job, "status")),
-            base = esc(text(job, "base_model")),
-            backend = esc(text(job, "backend")),
-            created = when(&job["created_at"]),
+            id = esc(&job.id),
+            name = esc(&job.name),
+            status = status_badge(&job.status),
+            base = esc(&job.base_model),
+            backend = esc(&job.backend),
+            created = when(Some(&job.created_at)),
         );
     }
     if rows.is_empty() {
@@ -62,28 +56,25 @@ pub(crate) async fn page(
 ) -> Page {
     let Json(view) =
         training::get(State(state.clone()), Extension(caller.clone()), Path(id)).await?;
-    let status = text(&view, "status");
-    let name = text(&view, "name");
+    let status = view.status.as_str();
+    let name = view.name.as_str();
     let dataset = state
         .store
-        .get_dataset(&caller.project_id, text(&view, "dataset"))
+        .get_dataset(&caller.project_id, &view.dataset)
         .await?;
-    // The source job and its taskset, through the dataset's selection.
-    let source_job = match dataset
+    // The source job and its taskset, through the dataset's selection (the request that
+    // made it).
+    let selection: Option<CreateDataset> = dataset
         .as_ref()
-        .and_then(|d| d.selection["job"].as_str().map(str::to_string))
-    {
+        .and_then(|d| serde_json::from_value(d.selection.clone()).ok());
+    let source_job = match selection.as_ref().and_then(|s| s.job.clone()) {
         Some(job_id) => state.store.get_job(&caller.project_id, &job_id).await?,
         None => None,
     };
     let taskset = source_job
         .as_ref()
         .map(|j| j.spec.taskset.clone())
-        .or_else(|| {
-            dataset
-                .as_ref()
-                .and_then(|d| d.selection["taskset"].as_str().map(str::to_string))
-        });
+        .or_else(|| selection.as_ref().and_then(|s| s.taskset.clone()));
     let live = matches!(status, "queued" | "running");
     let mut body = format!(
         "<h1>Checkpoint <code id=\"checkpoint-name\">{name}</code> <span id=\"training-status\">{badge}</span></h1>",
@@ -93,19 +84,19 @@ pub(crate) async fn page(
     if live {
         body.push_str("<p class=\"small\"><span class=\"live\" id=\"live\">● live</span> <span class=\"muted\">(the page refreshes until the training job ends)</span></p>");
     }
-    if let Some(error) = view["error"].as_str() {
+    if let Some(error) = view.error.as_deref() {
         let _ = write!(body, "<p class=\"error-text\">{}</p>", esc(error));
     }
     body.push_str("<h2>Lineage</h2><section class=\"card\"><table id=\"lineage\"><tbody>");
     let mut row = |label: &str, value: String| {
         let _ = write!(body, "<tr><th>{label}</th><td>{value}</td></tr>");
     };
-    row("Base model", esc(text(&view, "base_model")));
-    row("Backend", esc(text(&view, "backend")));
-    if view["params"].as_object().is_some_and(|p| !p.is_empty()) {
+    row("Base model", esc(&view.base_model));
+    row("Backend", esc(&view.backend));
+    if view.params.as_object().is_some_and(|p| !p.is_empty()) {
         row(
             "Params",
-            format!("<code>{}</code>", esc(&view["params"].to_string())),
+            format!("<code>{}</code>", esc(&view.params.to_string())),
         );
     }
     match &dataset {
@@ -124,10 +115,7 @@ pub(crate) async fn page(
                 format!("<code>{}</code>", esc(&dataset.selection.to_string())),
             );
         }
-        None => row(
-            "Dataset",
-            format!("<code>{}</code>", esc(text(&view, "dataset"))),
-        ),
+        None => row("Dataset", format!("<code>{}</code>", esc(&view.dataset))),
     }
     if let Some(job) = &source_job {
         row(
@@ -143,9 +131,9 @@ pub(crate) async fn page(
     if let Some(taskset) = &taskset {
         row("Taskset", esc(taskset));
     }
-    row("Created", when(&view["created_at"]));
-    row("Started", when(&view["started_at"]));
-    row("Finished", when(&view["finished_at"]));
+    row("Created", when(Some(&view.created_at)));
+    row("Started", when(view.started_at.as_deref()));
+    row("Finished", when(view.finished_at.as_deref()));
     body.push_str("</tbody></table></section>");
 
     if status == "succeeded" {
@@ -162,11 +150,11 @@ pub(crate) async fn page(
                     "<button type=\"button\" id=\"evaluate-button\">Evaluate on the same taskset</button> <span class=\"small muted\">a job over <strong>{}</strong> with {} and {}</span> <span id=\"evaluate-result\" class=\"small\" role=\"status\"></span><script type=\"application/json\" id=\"evaluate-data\">{}</script>{}",
                     esc(taskset),
                     esc(name),
-                    esc(text(&view, "base_model")),
+                    esc(&view.base_model),
                     script_json(&json!({
                         "taskset": taskset,
-                        "models": [name, text(&view, "base_model")],
-                        "metadata": {"checkpoint": name, "training_job": text(&view, "id")},
+                        "models": [name, view.base_model],
+                        "metadata": {"checkpoint": name, "training_job": view.id},
                     })),
                     super::assets::script("evaluate.js")
                 );
@@ -180,7 +168,7 @@ pub(crate) async fn page(
     let _ = write!(
         body,
         "<h2>Log</h2><pre id=\"training-log\">{}</pre>",
-        esc(text(&view, "log"))
+        esc(view.log.as_deref().unwrap_or_default())
     );
     if live {
         body.push_str(&super::assets::script("refresh.js"));
