@@ -13,6 +13,8 @@ use crate::reviews::{
 use crate::store::reviews::Change;
 use crate::store::{Store, now_ms};
 
+/// Most compare-and-set attempts of one `next`.
+const MAX_LEASE_TRIES: usize = 10_000;
 const QUEUE_COLUMNS: &str =
     "id, name, description, selection, lease_seconds, created_by, created_at";
 const INSERT_QUEUE: &str = "INSERT INTO review_queues (id, project_id, name, description, \
@@ -196,7 +198,9 @@ impl Store {
         lease_ms: i64,
     ) -> Result<Option<QueueItem>> {
         const OP: &str = "handing out a queue's trace";
-        loop {
+        // Each lost race means another reviewer took an item; a queue has at most a few
+        // thousand, so this ends, and the bound keeps a pathological case from spinning.
+        for _ in 0..MAX_LEASE_TRIES {
             let now = now_ms();
             let held: Option<(String, i64)> = sqlx::query_as(HELD)
                 .bind(queue_id.to_string())
@@ -237,6 +241,7 @@ impl Store {
             }
             // Another reviewer took it between the read and the write: try the next one.
         }
+        Ok(None)
     }
 
     /// Records that `reviewer` reviewed the queue's trace (and marks the trace reviewed),

@@ -557,19 +557,7 @@ impl Store {
         reviewer: &Reviewer,
     ) -> Result<(LabelRecord, bool)> {
         const OP: &str = "adding a label";
-        let existing = |store: &Store| {
-            let store = store.clone();
-            async move {
-                sqlx::query_as::<_, LabelRow>(GET_LABEL)
-                    .bind(project_id.to_string())
-                    .bind(run_id.to_string())
-                    .bind(label.to_string())
-                    .fetch_optional(store.pool())
-                    .await
-                    .map_err(db(OP))
-            }
-        };
-        if let Some(row) = existing(self).await? {
+        if let Some(row) = self.label_row(project_id, run_id, label).await? {
             return Ok((row.into(), false));
         }
         let now = now_ms();
@@ -595,7 +583,7 @@ impl Store {
             // Another request added it first: theirs stands.
             Err(error) if error.is_unique_violation() => {
                 drop(tx);
-                let row = existing(self).await?;
+                let row = self.label_row(project_id, run_id, label).await?;
                 return Ok((row.map_or(record, Into::into), false));
             }
             Err(error) => return Err(error),
@@ -614,6 +602,21 @@ impl Store {
             .await?;
         tx.commit().await.map_err(db(OP))?;
         Ok((record, true))
+    }
+
+    async fn label_row(
+        &self,
+        project_id: &str,
+        run_id: &str,
+        label: &str,
+    ) -> Result<Option<LabelRow>> {
+        sqlx::query_as::<_, LabelRow>(GET_LABEL)
+            .bind(project_id.to_string())
+            .bind(run_id.to_string())
+            .bind(label.to_string())
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db("reading a label"))
     }
 
     /// The trace's labels, alphabetical.
@@ -948,31 +951,6 @@ impl Store {
             .await?;
         tx.commit().await.map_err(db(OP))?;
         Ok(true)
-    }
-
-    /// Marks the trace reviewed by `reviewer` with a `review`/`completed` history entry (a
-    /// review queue's item completed with nothing else recorded still counts).
-    pub async fn mark_reviewed(
-        &self,
-        project_id: &str,
-        run_id: &str,
-        item_id: &str,
-        reviewer: &Reviewer,
-    ) -> Result<()> {
-        const OP: &str = "marking a trace reviewed";
-        let mut tx = self.pool().begin().await.map_err(db(OP))?;
-        let change = Change {
-            project_id,
-            run_id,
-            subject: ReviewSubject::Review,
-            item_id,
-            action: ReviewAction::Completed,
-            reviewer,
-            at_ms: now_ms(),
-        };
-        change.record::<(), ()>(&mut tx, None, None).await?;
-        tx.commit().await.map_err(db(OP))?;
-        Ok(())
     }
 
     /// Everything recorded on the trace.
