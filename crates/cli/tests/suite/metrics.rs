@@ -288,8 +288,10 @@ async fn the_scrape_counts_what_the_runs_did() {
 
 #[tokio::test]
 async fn fired_schedule_ticks_are_counted() {
-    let mut options = rollout_testkit::ServerOptions::default();
-    options.config_toml = Some("[metrics]\npublic = true\n".into());
+    let options = rollout_testkit::ServerOptions {
+        config_toml: Some("[metrics]\npublic = true\n".into()),
+        ..rollout_testkit::ServerOptions::default()
+    };
     let server = TestServer::start(binary(), options).await.unwrap();
     let mut run = question("replay");
     run.as_object_mut().unwrap().remove("sync");
