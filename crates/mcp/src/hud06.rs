@@ -9,8 +9,11 @@
 //! all its sessions (§5.2), so sharing would leak one run's tool state into another.
 
 mod control;
+mod sniff;
 mod tunnel;
 mod wire;
+
+pub use sniff::ControlSniffer;
 
 use crate::client::{EnvSession, EnvTarget, Setup, StderrTail, kill_process_group};
 use crate::error::EnvError;
@@ -24,7 +27,6 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tunnel::Tunnel;
@@ -53,54 +55,24 @@ struct Process {
     _child: Box<dyn process_wrap::tokio::ChildWrapper>,
 }
 
-/// One episode with a hud 0.6 environment: a control session plus the MCP session of its
-/// `tools` capability. Dropping it sends `bye` (ending any task, so that an environment
-/// reached by address does not park it) and kills the process group of a started one.
-pub struct Hud06Session {
-    control: Arc<ControlChannel>,
-    env_name: String,
-    env_version: String,
-    tools: EnvSession,
-    _tunnel: Tunnel,
-    stderr: StderrTail,
+/// A hud 0.6 environment's control port: a process started for it (killed, with its whole
+/// group, when this is dropped) or the address of one that runs on its own.
+pub struct Hud06Process {
+    address: SocketAddr,
     process: Option<Process>,
-    /// A task was started and not graded yet.
-    active: AtomicBool,
+    stderr: StderrTail,
 }
 
-impl Drop for Hud06Session {
+impl Drop for Hud06Process {
     fn drop(&mut self) {
-        let control = self.control.clone();
-        let process = self.process.take();
-        let say_bye = async move {
-            let _ = tokio::time::timeout(BYE_WAIT, control.call("bye", json!({}))).await;
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(async move {
-                    say_bye.await;
-                    end_process(process);
-                });
-            }
-            Err(_) => end_process(process),
-        }
+        end_process(self.process.take());
     }
 }
 
-fn end_process(process: Option<Process>) {
-    if let Some(process) = process {
-        if let Some(group) = process.group {
-            kill_process_group(group);
-        }
-        // The work directory goes after its processes.
-        drop(process.work_dir);
-    }
-}
-
-impl Hud06Session {
-    /// Starts (a command, in `sandbox`) or reaches (an address) the environment, says
-    /// `hello`, and connects rollout's MCP client to its tools capability.
-    pub async fn connect(
+impl Hud06Process {
+    /// Starts the environment of a `Hud06Command` target in `sandbox` and waits for the
+    /// port it announces, or resolves a `Hud06Address`.
+    pub async fn start(
         target: &EnvTarget,
         label: &str,
         sandbox: &EnvSandbox,
@@ -134,6 +106,73 @@ impl Hud06Session {
                 });
             }
         };
+        Ok(Self {
+            address,
+            process,
+            stderr,
+        })
+    }
+
+    /// Where the control channel (and every tunnel) is reached.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+}
+
+/// One episode with a hud 0.6 environment: a control session plus the MCP session of its
+/// `tools` capability. Dropping it (run end, cancel, deadline) sends `bye`, which cancels a
+/// task still active, so that an environment reached by address does not park it, and then
+/// kills the process group of a started one.
+pub struct Hud06Session {
+    control: Arc<ControlChannel>,
+    env_name: String,
+    env_version: String,
+    tools: EnvSession,
+    _tunnel: Tunnel,
+    stderr: StderrTail,
+    process: Option<Hud06Process>,
+}
+
+impl Drop for Hud06Session {
+    fn drop(&mut self) {
+        let control = self.control.clone();
+        let process = self.process.take();
+        let say_bye = async move {
+            let _ = tokio::time::timeout(BYE_WAIT, control.call("bye", json!({}))).await;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    say_bye.await;
+                    drop(process);
+                });
+            }
+            Err(_) => drop(process),
+        }
+    }
+}
+
+fn end_process(process: Option<Process>) {
+    if let Some(process) = process {
+        if let Some(group) = process.group {
+            kill_process_group(group);
+        }
+        // The work directory goes after its processes.
+        drop(process.work_dir);
+    }
+}
+
+impl Hud06Session {
+    /// Starts (a command, in `sandbox`) or reaches (an address) the environment, says
+    /// `hello`, and connects rollout's MCP client to its tools capability.
+    pub async fn connect(
+        target: &EnvTarget,
+        label: &str,
+        sandbox: &EnvSandbox,
+    ) -> Result<Self, EnvError> {
+        let process = Hud06Process::start(target, label, sandbox).await?;
+        let address = process.address;
+        let stderr = process.stderr.clone();
         let fail = |message: String, stderr: &StderrTail| {
             let stderr = stderr.clone();
             async move {
@@ -147,7 +186,7 @@ impl Hud06Session {
             Ok(stream) => stream,
             Err(e) => {
                 let error = fail(format!("could not reach {address}: {e}"), &stderr).await;
-                end_process(process);
+                drop(process);
                 return Err(error);
             }
         };
@@ -192,12 +231,11 @@ impl Hud06Session {
                 tools,
                 _tunnel: tunnel,
                 stderr,
-                process,
-                active: AtomicBool::new(false),
+                process: Some(process),
             }),
             Err(message) => {
                 let error = fail(message, &stderr).await;
-                end_process(process);
+                drop(process);
                 Err(error)
             }
         }
@@ -236,7 +274,6 @@ impl Hud06Session {
         let operation = "task start (tasks.start)";
         let params = json!({"id": scenario.id, "args": args});
         let result = self.request(operation, "tasks.start", params).await?;
-        self.active.store(true, Ordering::Relaxed);
         let prompt = wire::prompt_text(&result);
         if prompt.trim().is_empty() {
             return Err(EnvError::InvalidResponse {
@@ -276,19 +313,9 @@ impl Hud06Session {
         let operation = "grading (tasks.grade)";
         let result = self
             .request(operation, "tasks.grade", json!({"answer": answer}))
-            .await;
-        self.active.store(false, Ordering::Relaxed);
-        wire::evaluation(&result?)
+            .await?;
+        wire::evaluation(&result)
             .map_err(|message| EnvError::InvalidResponse { operation, message })
-    }
-
-    /// Cancels the active task (`tasks.cancel`), if one was started and not graded.
-    pub async fn cancel(&self) -> Result<(), EnvError> {
-        if self.active.swap(false, Ordering::Relaxed) {
-            self.request("task cancel (tasks.cancel)", "tasks.cancel", json!({}))
-                .await?;
-        }
-        Ok(())
     }
 
     async fn request(

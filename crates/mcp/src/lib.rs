@@ -11,7 +11,7 @@ mod wire;
 
 pub use client::{EnvSession, EnvTarget};
 pub use error::EnvError;
-pub use hud06::{Hud06Protocol, Hud06Session};
+pub use hud06::{ControlSniffer, Hud06Process, Hud06Protocol, Hud06Session};
 pub use sandbox::{
     EnvPolicy, EnvSandbox, LimitPolicy, Network, ProcessLimits, ProcessRole, ProcessSpec, Sandbox,
     SandboxConfig, SandboxedCommand, Secret, UidRange, WorkDir,

@@ -342,7 +342,7 @@ async fn open_session(
         env_name: name.to_string(),
         env_version: version.version,
     };
-    tokio::spawn(recorder.run(rx, slot));
+    tokio::spawn(recorder.run(rx, Some(slot)));
     let upstream = Upstream {
         target,
         label: format!("{name}@v{} gateway", version.version),
@@ -369,6 +369,26 @@ async fn open_session(
         }
     }
     Ok(response)
+}
+
+/// Starts a recorder for a session that is not the MCP gateway's own (a hud 0.6 client's
+/// runtime session, `runtime.rs`): its events become runs like a gateway session's.
+pub(crate) fn spawn_recorder(
+    state: &AppState,
+    caller: &Caller,
+    env_name: &str,
+    env_version: i64,
+) -> Arc<dyn GatewayHook> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let recorder = Recorder {
+        state: state.clone(),
+        project_id: caller.project_id.clone(),
+        key_id: caller.key_id.clone(),
+        env_name: env_name.to_string(),
+        env_version,
+    };
+    tokio::spawn(recorder.run(rx, None));
+    Arc::new(ChannelHook(tx))
 }
 
 /// Hands the proxy's events to the recorder task, in order.
@@ -401,7 +421,7 @@ struct ActiveRun {
 }
 
 impl Recorder {
-    async fn run(self, mut events: mpsc::UnboundedReceiver<GatewayEvent>, slot: Slot) {
+    async fn run(self, mut events: mpsc::UnboundedReceiver<GatewayEvent>, slot: Option<Slot>) {
         let mut client = String::new();
         let mut connected: Option<(String, u64)> = None;
         let mut active: Option<ActiveRun> = None;

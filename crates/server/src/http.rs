@@ -8,14 +8,16 @@
 //!
 //! Each request carries the peer address (`ConnectInfo<SocketAddr>`), for the sign-in
 //! throttle. Shutdown stops accepting, asks every connection to finish its request in
-//! flight, and waits for them, as `axum::serve` does.
+//! flight, and waits for them, as `axum::serve` does. Connections allow upgrades (hud 0.6
+//! clients' tunnels are WebSockets, `runtime.rs`); hyper-util's `GracefulShutdown` cannot
+//! watch an upgradeable connection, so each connection task watches the shutdown itself and
+//! the end waits until every connection has returned its place.
 
 use axum::Router;
 use axum::extract::Request;
 use axum::extract::connect_info::ConnectInfo;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use std::future::Future;
 use std::sync::Arc;
@@ -53,8 +55,9 @@ pub(crate) async fn serve(
     limits: HttpLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let graceful = GracefulShutdown::new();
-    let places = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let (stopping, stop) = tokio::sync::watch::channel(false);
+    let max_connections = limits.max_connections.max(1);
+    let places = Arc::new(Semaphore::new(max_connections));
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -84,11 +87,21 @@ pub(crate) async fn serve(
                 request.extensions_mut().insert(ConnectInfo(peer));
                 request
             });
-        let connection =
-            builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
-        let connection = graceful.watch(connection);
+        // With upgrades: hud 0.6 clients' tunnels are WebSockets (`runtime.rs`).
+        let connection = builder
+            .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
+            .with_upgrades();
+        let mut stop = stop.clone();
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            let mut connection = std::pin::pin!(connection);
+            let ended = tokio::select! {
+                ended = connection.as_mut() => ended,
+                () = async { drop(stop.wait_for(|stopping| *stopping).await) } => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(error) = ended {
                 // Header timeouts, resets and malformed requests end up here.
                 tracing::debug!(%peer, %error, "connection ended with an error");
             }
@@ -96,7 +109,10 @@ pub(crate) async fn serve(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    let _ = stopping.send(true);
+    // Every connection returns its place when it ends.
+    let all = u32::try_from(max_connections).unwrap_or(u32::MAX);
+    let _ = places.acquire_many(all).await;
     Ok(())
 }
 

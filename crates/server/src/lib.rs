@@ -11,6 +11,7 @@ mod json;
 mod metrics;
 mod rate_limit;
 mod routes;
+mod runtime;
 mod scheduler;
 mod state;
 mod streams;

@@ -10,10 +10,12 @@ pub(crate) mod jobs;
 pub(crate) mod keys;
 mod models;
 pub(crate) mod projects;
-mod reviews;
+pub(crate) mod review_queues;
+pub(crate) mod reviews;
 mod run_api;
 pub(crate) mod runs;
 pub(crate) mod schedules;
+mod shares;
 mod tasksets;
 pub(crate) mod traces;
 pub(crate) mod training;
@@ -48,6 +50,7 @@ pub(crate) fn router_with_gateway(
     let streams = std::sync::Arc::new(crate::streams::EventStreams::new(
         state.config.max_event_streams_per_key,
     ));
+    let runtime = std::sync::Arc::new(crate::runtime::Runtime::default());
     let api = Router::new()
         .route("/v1/agent/run", post(runs::create))
         .route("/v1/traces", get(traces::list))
@@ -126,6 +129,21 @@ pub(crate) fn router_with_gateway(
             axum::routing::any(crate::gateway::hub_endpoint).layer(axum::Extension(gateway)),
         )
         .merge(reviews::routes())
+        .merge(review_queues::routes())
+        .merge(shares::routes())
+        // hud 0.6 clients (HUD_RUNTIME_URL): `runtime.rs`.
+        .route(
+            "/runtime/sessions",
+            post(crate::runtime::create).layer(axum::Extension(runtime.clone())),
+        )
+        .route(
+            "/runtime/sessions/{id}",
+            axum::routing::delete(crate::runtime::delete).layer(axum::Extension(runtime.clone())),
+        )
+        .route(
+            "/runtime/tunnels/{id}",
+            get(crate::runtime::tunnel).layer(axum::Extension(runtime)),
+        )
         // Runs after require_key (layers wrap inward), which identifies the key.
         .route_layer(axum::middleware::from_fn_with_state(
             limiter.clone(),

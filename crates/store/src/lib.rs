@@ -14,8 +14,9 @@ pub use eval::{
 };
 pub use event_size::DEFAULT_MAX_EVENT_BYTES;
 pub use reviews::{
-    HistoryEntry, LabelRecord, NewScore, NoteRecord, ReviewSummary, Reviewer, RewardOverride,
-    ScoreConfig, ScoreKind, ScoreRecord, ScoreValue, TraceReview,
+    CompleteOutcome, HistoryEntry, LabelRecord, NewReviewQueue, NewScore, NoteRecord, QueueItem,
+    QueueProgress, ReviewQueueRecord, ReviewSummary, Reviewer, ReviewerProgress, RewardOverride,
+    ScoreConfig, ScoreKind, ScoreRecord, ScoreValue, ShareLinkRecord, TraceReview,
 };
 pub use store::Store;
 pub use store::deliveries::{DeliveryRecord, NewDelivery};

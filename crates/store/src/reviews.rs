@@ -248,3 +248,108 @@ pub struct ReviewSummary {
     /// The overriding reward, if any.
     pub reward_override: Option<f64>,
 }
+
+/// A review queue to create.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewReviewQueue {
+    /// Unique in the project.
+    pub name: String,
+    /// What the reviewers should look for.
+    pub description: Option<String>,
+    /// The filter or ids it was made from (JSON), kept for display.
+    pub selection: Value,
+    /// How long a reviewer holds a trace handed out by `next`.
+    pub lease_seconds: i64,
+    /// Who made it.
+    pub created_by: String,
+}
+
+/// A review queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReviewQueueRecord {
+    /// The queue's id.
+    pub id: String,
+    /// Unique in the project.
+    pub name: String,
+    /// What the reviewers should look for.
+    pub description: Option<String>,
+    /// The filter or ids it was made from.
+    pub selection: Value,
+    /// How long a reviewer holds a trace.
+    pub lease_seconds: i64,
+    /// Who made it.
+    pub created_by: String,
+    /// Unix ms.
+    pub created_at_ms: i64,
+}
+
+/// A trace handed to a reviewer by a queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueItem {
+    /// The trace.
+    pub run_id: String,
+    /// Its place in the queue, from 0.
+    pub position: i64,
+    /// When the reviewer's hold ends (unix ms); `next` again renews it.
+    pub lease_expires_at_ms: i64,
+}
+
+/// A queue's progress: done of total, and per reviewer.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct QueueProgress {
+    /// Traces in the queue.
+    pub total: i64,
+    /// Traces completed.
+    pub done: i64,
+    /// Traces held by a reviewer now.
+    pub in_review: i64,
+    /// Per reviewer: traces completed, traces held now; by name.
+    pub reviewers: Vec<ReviewerProgress>,
+}
+
+/// One reviewer's part of a queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewerProgress {
+    /// The reviewer.
+    pub reviewer: String,
+    /// Traces they completed.
+    pub done: i64,
+    /// Traces they hold now.
+    pub in_review: i64,
+}
+
+/// Why completing a queue's trace did or did not happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CompleteOutcome {
+    /// Recorded.
+    Completed,
+    /// The trace is not in the queue.
+    NotInQueue,
+    /// Someone completed it already.
+    AlreadyCompleted {
+        /// Who.
+        by: String,
+    },
+    /// Another reviewer holds it now.
+    HeldByOther {
+        /// Who.
+        reviewer: String,
+    },
+}
+
+/// A share link of a trace (its token is shown once, at creation, and never stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareLinkRecord {
+    /// The link's id (to list and revoke it; not the token).
+    pub id: String,
+    /// The trace.
+    pub run_id: String,
+    /// Who shared it.
+    pub created_by: String,
+    /// Unix ms.
+    pub created_at_ms: i64,
+    /// When it stops working (unix ms), if ever.
+    pub expires_at_ms: Option<i64>,
+    /// When it was revoked (unix ms).
+    pub revoked_at_ms: Option<i64>,
+}

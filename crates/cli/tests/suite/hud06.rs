@@ -275,3 +275,242 @@ async fn a_hud06_environment_killed_mid_run_fails_the_run_with_its_stderr() {
     );
     assert!(super::common::wait_processes(&file, false).await);
 }
+
+/// Waits (bounded) until the job has finished.
+async fn finished_job(server: &TestServer, id: &str) -> Value {
+    let waited = tokio::time::timeout(RUN_TIMEOUT, async {
+        loop {
+            let (status, job) = server.get(&format!("/v1/jobs/{id}")).await;
+            assert_eq!(status, 200, "{job}");
+            if job["status"] == "finished" {
+                return job;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    waited.unwrap_or_else(|_| panic!("job {id} did not finish\n{}", server.log()))
+}
+
+#[tokio::test]
+async fn hud05_and_hud06_environments_side_by_side_in_one_taskset_and_one_job() {
+    let Some(python06) = python06() else { return };
+    let Some(python05) = super::common::python() else {
+        return;
+    };
+    let fake = FakeModelServer::start().await.unwrap();
+    let server = server_with_fake(&fake).await;
+    let (status, env) = register(
+        &server,
+        "hud06",
+        &python06,
+        &format!("{FIXTURES}/hud06_env.py"),
+    )
+    .await;
+    assert_eq!(status, 201, "{env}\n{}", server.log());
+    let (status, env) = server
+        .post(
+            "/v1/environments",
+            &json!({"name": "hud-assistant", "command": [python05, format!("{FIXTURES}/hud_env.py")]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{env}\n{}", server.log());
+    let tasks = [
+        json!({"id": "capital", "env": "hud-assistant", "scenario": "answer_question",
+               "args": {"query": "What is the capital of France?"}, "validation": [{"answer": "Paris"}]}),
+        json!({"id": "sum", "env": "hud06", "scenario": "add", "args": {"a": 2, "b": 3},
+               "validation": [{"name": "add", "arguments": {"a": 2, "b": 3}}, {"answer": "5"}]}),
+        json!({"id": "typed", "env": "hud06", "scenario": "add_struct", "args": {"a": 1, "b": 1},
+               "validation": [{"answer": "{\"total\": 2}"}]}),
+    ];
+    let body: String = tasks.iter().map(|t| format!("{t}\n")).collect();
+    let request = server
+        .client()
+        .post(format!("{}/v1/tasksets/mixed/import", server.base_url))
+        .bearer_auth(&server.admin_key)
+        .header("content-type", "application/x-ndjson")
+        .body(body);
+    let (status, imported) = server.send(request).await;
+    assert_eq!(status, 201, "{imported}");
+    // A task whose arguments do not fit the 0.6 template's schema is refused at import.
+    let bad = json!({"id": "bad", "env": "hud06", "scenario": "add", "args": {"a": "x"}});
+    let request = server
+        .client()
+        .post(format!("{}/v1/tasksets/bad/import", server.base_url))
+        .bearer_auth(&server.admin_key)
+        .header("content-type", "application/x-ndjson")
+        .body(format!("{bad}\n"));
+    let (status, refused) = server.send(request).await;
+    assert_eq!(status, 422, "{refused}");
+
+    let (status, job) = server
+        .post(
+            "/v1/jobs",
+            &json!({"taskset": "mixed", "models": ["replay"], "repeats": 1}),
+        )
+        .await;
+    assert_eq!(status, 201, "{job}");
+    let job = finished_job(&server, job["id"].as_str().unwrap()).await;
+    assert_eq!(job["counts"]["done"], 3, "{job}\n{}", server.log());
+    assert_eq!(job["progress"][0]["mean_reward"], 1.0, "{job}");
+}
+
+#[tokio::test]
+async fn a_hud06_bundle_is_deployed_and_run() {
+    let Some(python) = python06() else { return };
+    let server = super::deploy::bundle_server().await;
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("bundle06");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(format!("{FIXTURES}/hud06_env.py"), dir.join("env.py")).unwrap();
+    let manifest = format!(
+        "name = \"b06\"\n\n[run]\nprotocol = \"hud-0.6\"\ncommand = [{python:?}, \"-m\", \"hud.environment.server\", \"env.py\", \"--host\", \"127.0.0.1\", \"--port\", \"0\"]\n"
+    );
+    std::fs::write(dir.join("rollout.toml"), manifest).unwrap();
+    let (status, deployed) =
+        super::deploy::upload(&server, "b06", super::deploy::tarball(&dir)).await;
+    assert!(
+        status == 200 || status == 201,
+        "{status} {deployed}\n{}",
+        server.log()
+    );
+    let (_, env) = server.get("/v1/environments/b06").await;
+    assert_eq!(env["status"], "ready", "{env}\n{}", server.log());
+    let (status, summary) = server
+        .post(
+            "/v1/agent/run",
+            &json!({
+                "env_name": "b06", "scenario_name": "add", "scenario_args": {"a": 20, "b": 22},
+                "model": "replay", "sync": true,
+                "validation": [{"name": "add", "arguments": {"a": 20, "b": 22}}, {"answer": "42"}]
+            }),
+        )
+        .await;
+    assert_eq!(status, 200, "{summary}");
+    assert_eq!(summary["reward"], 1.0, "{summary}\n{}", server.log());
+}
+
+#[tokio::test]
+async fn a_running_hud06_environment_is_registered_by_address() {
+    let Some(python) = python06() else { return };
+    let mut child = tokio::process::Command::new(&python)
+        .args([
+            "-m",
+            "hud.environment.server",
+            &format!("{FIXTURES}/hud06_env.py"),
+        ])
+        .args(["--host", "127.0.0.1", "--port", "0"])
+        .env("HUD_TELEMETRY_ENABLED", "false")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let port = tokio::time::timeout(RUN_TIMEOUT, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(port) = line.strip_prefix("HUD_SERVE_PORT=") {
+                return port.trim().to_string();
+            }
+        }
+        panic!("the environment exited before announcing its port")
+    })
+    .await
+    .unwrap();
+    let fake = FakeModelServer::start().await.unwrap();
+    let server = server_with_fake(&fake).await;
+    let (status, env) = server
+        .post(
+            "/v1/environments",
+            &json!({"name": "hud06", "protocol": "hud-0.6", "address": format!("tcp://127.0.0.1:{port}")}),
+        )
+        .await;
+    assert_eq!(status, 201, "{env}\n{}", server.log());
+    for (answer, reward) in [("7", 1.0), ("8", 0.0)] {
+        let call = json!({"name": "add", "arguments": {"a": 3, "b": 4}});
+        let (_, summary) = replay(
+            &server,
+            "add",
+            json!({"a": 3, "b": 4}),
+            json!([call, {"answer": answer}]),
+        )
+        .await;
+        assert_eq!(summary["reward"], reward, "{summary}\n{}", server.log());
+    }
+    // The environment is not the server's: it keeps running.
+    assert!(child.try_wait().unwrap().is_none());
+}
+
+/// A hud 0.6 client (the real SDK, `HUDRuntime`) plays a task of a hosted 0.6 environment
+/// through `/runtime/sessions` and its WebSocket tunnels, reads its reward, and the session
+/// is recorded as a trace with `model: "external"`.
+#[tokio::test]
+async fn a_hud06_client_plays_a_hosted_task_through_the_runtime_endpoints() {
+    let Some(python) = python06() else { return };
+    let fake = FakeModelServer::start().await.unwrap();
+    let server = server_with_fake(&fake).await;
+    let (dir, file) = marked_fixture("hud06_env.py", "runtime06");
+    let (status, env) = register(&server, "hud06", &python, &file).await;
+    assert_eq!(status, 201, "{env}\n{}", server.log());
+    let client = format!("{FIXTURES}/hud06_client.py");
+    let output = tokio::time::timeout(
+        RUN_TIMEOUT,
+        tokio::process::Command::new(&python)
+            .args([client.as_str(), "hud06", "3", "4"])
+            .env("HUD_RUNTIME_URL", &server.base_url)
+            .env("HUD_API_KEY", &server.admin_key)
+            .env("HUD_API_URL", "http://127.0.0.1:9")
+            .env("HUD_TELEMETRY_URL", "http://127.0.0.1:9")
+            .env("HUD_TELEMETRY_ENABLED", "false")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or("");
+    let out: Value = serde_json::from_str(line)
+        .unwrap_or_else(|_| panic!("{stdout}\n{stderr}\n{}", server.log()));
+    assert_eq!(out["reward"], 1.0, "{out}\n{stderr}");
+
+    // The session is a trace of the external agent, finished with the same reward.
+    let traces = tokio::time::timeout(RUN_TIMEOUT, async {
+        loop {
+            let (_, list) = server.get("/v1/traces?model=external").await;
+            let traces = list["traces"].as_array().cloned().unwrap_or_default();
+            if traces.len() == 1 && traces[0]["status"] != "running" {
+                return traces;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no finished trace\n{}", server.log()));
+    assert_eq!(traces[0]["reward"], 1.0, "{:?}", traces[0]);
+    assert_eq!(traces[0]["env_name"], "hud06");
+    assert_eq!(traces[0]["final_response"], "7", "{:?}", traces[0]);
+    // The client deleted its session: the environment process is gone.
+    assert!(
+        super::common::wait_processes(&file, false).await,
+        "{:?}",
+        processes_with(&file)
+    );
+
+    // A 0.5 environment cannot be driven by a 0.6 client: a clear 409.
+    let (status, refused) = server
+        .post("/runtime/sessions", &json!({"environment": "my-assistant"}))
+        .await;
+    assert_eq!(status, 409, "{refused}");
+    let (status, _) = server
+        .request(reqwest::Method::DELETE, "/runtime/sessions/nope", None)
+        .await;
+    assert_eq!(status, 404);
+    drop(dir);
+}

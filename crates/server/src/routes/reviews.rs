@@ -110,9 +110,19 @@ pub(crate) fn reviewer(
     author: Option<&str>,
     problems: &mut Vec<Value>,
 ) -> Reviewer {
+    named_reviewer(caller, "author", author, problems)
+}
+
+/// [`reviewer`], with the name given in `field`.
+pub(crate) fn named_reviewer(
+    caller: &Caller,
+    field: &str,
+    author: Option<&str>,
+    problems: &mut Vec<Value>,
+) -> Reviewer {
     let author = match author {
         Some(author) => {
-            check_name("author", author, problems);
+            check_name(field, author, problems);
             author.to_string()
         }
         None => caller.key_name.clone(),
@@ -123,7 +133,7 @@ pub(crate) fn reviewer(
     }
 }
 
-fn done(problems: Vec<Value>) -> Result<(), ApiError> {
+pub(crate) fn done(problems: Vec<Value>) -> Result<(), ApiError> {
     if problems.is_empty() {
         Ok(())
     } else {
@@ -429,7 +439,7 @@ fn score_value(
 
 /// `POST /v1/traces/{id}/scores`: 201 for a new score, 200 when the author's score of that
 /// name was edited (the old value is in the history).
-async fn add_score(
+pub(crate) async fn add_score(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
@@ -521,7 +531,7 @@ async fn list_labels(
 }
 
 /// `POST /v1/traces/{id}/labels`: adds the labels not there yet; answers every label.
-async fn add_labels(
+pub(crate) async fn add_labels(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
@@ -556,7 +566,7 @@ async fn add_labels(
 }
 
 /// `DELETE /v1/traces/{id}/labels/{label}`.
-async fn remove_label(
+pub(crate) async fn remove_label(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((id, label)): Path<(String, String)>,
@@ -596,7 +606,7 @@ async fn list_notes(
 }
 
 /// `POST /v1/traces/{id}/notes`: 201.
-async fn add_note(
+pub(crate) async fn add_note(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
@@ -697,7 +707,7 @@ async fn get_override(
 
 /// `PUT /v1/traces/{id}/reward-override`: a finite reward and a reason. Metrics and
 /// datasets use it from now on; the grader's reward stays as it was.
-async fn put_override(
+pub(crate) async fn put_override(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,

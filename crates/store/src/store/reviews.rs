@@ -222,20 +222,20 @@ struct HistoryRow {
 }
 
 /// One change of a trace's review, written with its history entry and the reviewed mark.
-struct Change<'a> {
-    project_id: &'a str,
-    run_id: &'a str,
-    subject: ReviewSubject,
-    item_id: &'a str,
-    action: ReviewAction,
-    reviewer: &'a Reviewer,
-    at_ms: i64,
+pub(crate) struct Change<'a> {
+    pub(crate) project_id: &'a str,
+    pub(crate) run_id: &'a str,
+    pub(crate) subject: ReviewSubject,
+    pub(crate) item_id: &'a str,
+    pub(crate) action: ReviewAction,
+    pub(crate) reviewer: &'a Reviewer,
+    pub(crate) at_ms: i64,
 }
 
 impl Change<'_> {
     /// Appends the history entry (`previous`, `value`: the item before and after) and marks
     /// the trace reviewed, on the transaction's connection.
-    async fn record<P: Serialize, V: Serialize>(
+    pub(crate) async fn record<P: Serialize, V: Serialize>(
         &self,
         conn: &mut AnyConnection,
         previous: Option<&P>,
@@ -1096,6 +1096,17 @@ impl Store {
             summaries.entry(run_id).or_default().reward_override = Some(reward);
         }
         Ok(summaries)
+    }
+
+    /// The labels used in the project, alphabetical (at most 500), for completion.
+    pub async fn project_labels(&self, project_id: &str) -> Result<Vec<String>> {
+        sqlx::query_scalar::<_, String>(
+            "SELECT DISTINCT label FROM trace_labels WHERE project_id = $1 ORDER BY label LIMIT 500",
+        )
+        .bind(project_id.to_string())
+        .fetch_all(self.pool())
+        .await
+        .map_err(db("listing a project's labels"))
     }
 
     /// The reward overrides of a job's runs, by run id.

@@ -267,3 +267,192 @@ pub(crate) async fn reviews_keep_history_and_filter_traces(db: &TestDb) {
     assert!(review.reviewed_at_ms.is_some(), "reviewed stays");
     assert_eq!(store.review_history(PROJECT, &b).await.unwrap().len(), 9);
 }
+
+/// Ten reviewers race through a queue of twenty traces, each completing what it gets: every
+/// trace is handed out once and completed once. Then a lease that runs out hands the trace
+/// to the next reviewer.
+pub(crate) async fn racing_reviewers_never_share_a_queue_item(db: &TestDb) {
+    let store = &db.store;
+    with_project(store).await;
+    let mut runs = Vec::new();
+    for _ in 0..20 {
+        let id = RunId::generate();
+        store
+            .insert_run(&id, PROJECT, &spec("env", "answer", "m"))
+            .await
+            .unwrap();
+        runs.push(id.0);
+    }
+    let queue = store
+        .create_review_queue(
+            PROJECT,
+            &rollout_store::NewReviewQueue {
+                name: "race".into(),
+                description: None,
+                selection: serde_json::json!({"trace_ids": runs}),
+                lease_seconds: 600,
+                created_by: "admin".into(),
+            },
+            &runs,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..10 {
+        let store = store.clone();
+        let queue_id = queue.id.clone();
+        tasks.spawn(async move {
+            let name = format!("reviewer-{i}");
+            let mut got = Vec::new();
+            while let Some(item) = store
+                .next_review_item(&queue_id, &name, 600_000)
+                .await
+                .unwrap()
+            {
+                let outcome = store
+                    .complete_review_item(PROJECT, &queue_id, &item.run_id, &reviewer(&name))
+                    .await
+                    .unwrap();
+                assert_eq!(outcome, rollout_store::CompleteOutcome::Completed);
+                got.push(item.run_id);
+            }
+            got
+        });
+    }
+    let mut handed: Vec<String> = tasks.join_all().await.into_iter().flatten().collect();
+    handed.sort();
+    let mut expected = runs.clone();
+    expected.sort();
+    assert_eq!(handed, expected, "each trace exactly once");
+    let progress = store.review_queue_progress(&queue.id).await.unwrap();
+    assert_eq!((progress.total, progress.done), (20, 20));
+    assert_eq!(progress.reviewers.iter().map(|r| r.done).sum::<i64>(), 20);
+
+    // A lease of 1 ms runs out: the trace goes to whoever asks next.
+    let short = store
+        .create_review_queue(
+            PROJECT,
+            &rollout_store::NewReviewQueue {
+                name: "short".into(),
+                description: None,
+                selection: serde_json::json!({}),
+                lease_seconds: 10,
+                created_by: "admin".into(),
+            },
+            &runs[..1],
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let held = store
+        .next_review_item(&short.id, "slow", 1)
+        .await
+        .unwrap()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let taken = store
+        .next_review_item(&short.id, "quick", 600_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(taken.run_id, held.run_id);
+    assert!(
+        store
+            .next_review_item(&short.id, "third", 600_000)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        store
+            .complete_review_item(PROJECT, &short.id, &held.run_id, &reviewer("slow"))
+            .await
+            .unwrap(),
+        rollout_store::CompleteOutcome::HeldByOther {
+            reviewer: "quick".into()
+        }
+    );
+    assert!(
+        store
+            .create_review_queue(
+                PROJECT,
+                &rollout_store::NewReviewQueue {
+                    name: "short".into(),
+                    description: None,
+                    selection: serde_json::json!({}),
+                    lease_seconds: 10,
+                    created_by: "admin".into(),
+                },
+                &runs[..1],
+            )
+            .await
+            .unwrap()
+            .is_none(),
+        "names are unique in a project"
+    );
+}
+
+/// A share token resolves to its trace only while the link is live and its project shares.
+pub(crate) async fn share_tokens_resolve_to_one_live_trace(db: &TestDb) {
+    let store = &db.store;
+    with_project(store).await;
+    store.ensure_project("p2", "Project two").await.unwrap();
+    let mine = RunId::generate();
+    store
+        .insert_run(&mine, PROJECT, &spec("env", "answer", "m"))
+        .await
+        .unwrap();
+    let (link, token) = store
+        .create_share_link(PROJECT, &mine.0, &reviewer("bob"), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.shared_run(&token).await.unwrap().unwrap().id.0,
+        mine.0
+    );
+    assert!(store.shared_run(&mine.0).await.unwrap().is_none());
+    assert!(store.shared_run("").await.unwrap().is_none());
+    let mut raw = db.raw().await;
+    let stored: String = sqlx::query_scalar("SELECT token_hash FROM share_links WHERE id = $1")
+        .bind(link.id.clone())
+        .fetch_one(&mut raw)
+        .await
+        .unwrap();
+    assert_ne!(stored, token, "only the hash is stored");
+    assert!(store.shared_run(&stored).await.unwrap().is_none());
+    assert!(
+        !store
+            .revoke_share_link("p2", &mine.0, &link.id)
+            .await
+            .unwrap()
+    );
+    assert!(store.share_links("p2", &mine.0).await.unwrap().is_empty());
+
+    assert!(store.set_sharing(PROJECT, false).await.unwrap());
+    assert!(!store.sharing_enabled(PROJECT).await.unwrap());
+    assert!(store.sharing_enabled("p2").await.unwrap());
+    assert!(store.shared_run(&token).await.unwrap().is_none());
+    store.set_sharing(PROJECT, true).await.unwrap();
+    assert!(store.shared_run(&token).await.unwrap().is_some());
+
+    let (_, expired) = store
+        .create_share_link(PROJECT, &mine.0, &reviewer("bob"), Some(1))
+        .await
+        .unwrap();
+    assert!(store.shared_run(&expired).await.unwrap().is_none());
+    assert!(
+        store
+            .revoke_share_link(PROJECT, &mine.0, &link.id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .revoke_share_link(PROJECT, &mine.0, &link.id)
+            .await
+            .unwrap()
+    );
+    assert!(store.shared_run(&token).await.unwrap().is_none());
+    assert_eq!(store.share_links(PROJECT, &mine.0).await.unwrap().len(), 2);
+}

@@ -65,6 +65,24 @@ pub struct RunSection {
     /// Extra environment variables of the environment's process.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// The protocol `command` speaks: `hud-0.5-mcp` (MCP, the default) or `hud-0.6` (the
+    /// task protocol: `command` announces `HUD_SERVE_PORT=`). Detected as `hud-0.6` when
+    /// not given and the command runs `hud.environment.server`.
+    pub protocol: Option<String>,
+}
+
+impl RunSection {
+    /// Whether the environment speaks the hud 0.6 task protocol.
+    pub fn is_hud06(&self) -> bool {
+        match self.protocol.as_deref() {
+            Some(protocol) => protocol == "hud-0.6",
+            None => self
+                .command
+                .iter()
+                .flatten()
+                .any(|arg| arg == "hud.environment.server"),
+        }
+    }
 }
 
 impl Manifest {
@@ -154,6 +172,24 @@ impl Manifest {
                     .to_string(),
             ),
         }
+        if let Some(protocol) = manifest.run.protocol.as_deref()
+            && !matches!(protocol, "hud-0.5-mcp" | "hud-0.6")
+        {
+            problems.push(format!(
+                "[run] protocol must be \"hud-0.5-mcp\" (MCP, the default) or \"hud-0.6\", got \"{protocol}\""
+            ));
+        }
+        if manifest.run.is_hud06()
+            && (manifest.run.port.is_some()
+                || manifest.run.path.is_some()
+                || manifest.run.replicas.is_some())
+        {
+            problems.push(
+                "[run] port, path and replicas are for MCP environments over HTTP; a hud 0.6 \
+                 environment announces its own port (python -m hud.environment.server env.py --port 0)"
+                    .to_string(),
+            );
+        }
         if manifest.run.port.is_none()
             && (manifest.run.path.is_some() || manifest.run.replicas.is_some())
         {
@@ -210,6 +246,15 @@ impl Manifest {
             .map(|(key, value)| (key.clone(), Value::String(value.clone())))
             .collect();
         let limits = (self.limits != ProcessLimits::default()).then(|| self.limits.clone());
+        if self.run.is_hud06() {
+            return EnvTarget::Hud06Command {
+                protocol: rollout_mcp::Hud06Protocol::Hud06,
+                command,
+                cwd: Some(dir.to_path_buf()),
+                env,
+                limits,
+            };
+        }
         match self.run.port {
             Some(port) => EnvTarget::Served {
                 command,
@@ -239,6 +284,26 @@ fn is_variable_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hud06_bundle_runs_by_the_task_protocol() {
+        let manifest = Manifest::parse(
+            "[run]\nprotocol = \"hud-0.6\"\ncommand = [\"python\", \"-m\", \"hud.environment.server\", \"env.py\", \"--port\", \"0\"]\n",
+        )
+        .unwrap();
+        let target = manifest.target(Path::new("/data/envs/e/abc"));
+        assert!(target.is_hud06(), "{target:?}");
+        let detected = Manifest::parse(
+            "[run]\ncommand = [\"python\", \"-m\", \"hud.environment.server\", \"env.py\"]\n",
+        )
+        .unwrap();
+        assert!(detected.target(Path::new("/d")).is_hud06());
+        let error = Manifest::parse("[run]\nprotocol = \"hud-0.6\"\ncommand = [\"x\"]\nport = 0\n")
+            .unwrap_err();
+        assert!(error.contains("announces its own port"), "{error}");
+        let error = Manifest::parse("[run]\nprotocol = \"mcp\"\ncommand = [\"x\"]\n").unwrap_err();
+        assert!(error.contains("protocol must be"), "{error}");
+    }
 
     #[test]
     fn parses_a_full_manifest_and_resolves_the_program_in_the_bundle() {
