@@ -470,6 +470,21 @@ fn spawn(
     Ok((transport, sandboxed.work_dir))
 }
 
+/// The HTTP client of every streamable-HTTP session of the process: building a client reads
+/// and parses the system's TLS root certificates, which a client per session paid on every
+/// run (a tenth of the server's CPU under load, by `perf`); one client also keeps one
+/// connection pool to each environment.
+fn shared_http_client() -> Result<reqwest::Client, reqwest::Error> {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    if let Some(client) = CLIENT.get() {
+        return Ok(client.clone());
+    }
+    // reqwest is built with `rustls-no-provider`: the provider must be installed first.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder().build()?;
+    Ok(CLIENT.get_or_init(|| client).clone())
+}
+
 /// A streamable-HTTP transport with the target's headers.
 fn http_transport(
     url: &str,
@@ -491,9 +506,7 @@ fn http_transport(
             .map_err(|e| invalid(format!("invalid value for header '{name}': {e}")))?;
         custom.insert(name, value);
     }
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = reqwest::Client::builder()
-        .build()
+    let client = shared_http_client()
         .map_err(|e| invalid(format!("could not build an HTTP client: {e}")))?;
     let config =
         StreamableHttpClientTransportConfig::with_uri(Arc::<str>::from(url)).custom_headers(custom);
