@@ -1,6 +1,8 @@
 //! Configuration: flags, then `ROLLOUT_*` environment variables, then `rollout.toml`,
 //! then defaults. This is the only place that reads the process environment.
 
+mod assemble;
+
 use crate::sandbox_config::{DeploySection, SandboxSection};
 use anyhow::{Context, bail};
 use clap::Args;
@@ -175,6 +177,12 @@ pub(crate) struct FileConfig {
     /// `[deploy]`: what git deploys may reach.
     #[serde(default)]
     pub(crate) deploy: DeploySection,
+    /// `[otel]`: span export (OTLP/HTTP); the `OTEL_*` variables win over it.
+    #[serde(default)]
+    pub(crate) otel: crate::telemetry_config::OtelSection,
+    /// `[metrics]`: who may read `GET /metrics`.
+    #[serde(default)]
+    pub(crate) metrics: crate::telemetry_config::MetricsSection,
 }
 
 /// `[runs]`: budgets applied to every run.
@@ -400,16 +408,25 @@ pub(crate) struct Settings {
     pub(crate) training: crate::training::TrainingSection,
     pub(crate) sandbox: SandboxSection,
     pub(crate) deploy: DeploySection,
+    /// Span export, when an endpoint is configured.
+    pub(crate) otel: Option<rollout_telemetry::OtelConfig>,
+    /// `GET /metrics` without a key.
+    pub(crate) metrics_public: bool,
 }
 
 impl Settings {
     /// Merges flags and environment (already merged by clap) over the file over defaults.
     pub(crate) fn resolve(args: ServeArgs) -> anyhow::Result<Self> {
         let file = load_file(args.config.as_deref())?;
+        // The defaults are the server's and the worker's own (`ServerConfig::default()`,
+        // `WorkerConfig::default()`, ...): one place, used by `serve`, `worker` and `eval`.
+        let server = rollout_server::ServerConfig::default();
+        let worker = rollout_worker::WorkerConfig::default();
+        let callbacks = rollout_worker::CallbackConfig::default();
         let bind = args
             .bind
             .or(file.bind)
-            .unwrap_or_else(|| "127.0.0.1:8300".into());
+            .unwrap_or_else(|| rollout_server::DEFAULT_BIND.into());
         let data_dir = args
             .data_dir
             .or(file.data_dir)
@@ -419,12 +436,21 @@ impl Settings {
             .or(file.database_url)
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("rollout.db").display()));
         let public_url = args.public_url.or(file.public_url);
-        let agent_timeout_seconds = file.runs.agent_timeout_seconds.unwrap_or(1800);
-        let grading_timeout_seconds = file.runs.grading_timeout_seconds.unwrap_or(300);
+        let agent_timeout_seconds = file
+            .runs
+            .agent_timeout_seconds
+            .unwrap_or(server.agent_timeout_seconds);
+        let grading_timeout_seconds = file
+            .runs
+            .grading_timeout_seconds
+            .unwrap_or(server.grading_timeout_seconds);
         if agent_timeout_seconds == 0 || grading_timeout_seconds == 0 {
             bail!("[runs] timeouts must be at least 1 second");
         }
-        let max_timeout_seconds = file.runs.max_timeout_seconds.unwrap_or(86_400);
+        let max_timeout_seconds = file
+            .runs
+            .max_timeout_seconds
+            .unwrap_or(server.max_timeout_seconds);
         if max_timeout_seconds < agent_timeout_seconds.max(grading_timeout_seconds) {
             bail!("[runs] max_timeout_seconds must be at least the default timeouts");
         }
@@ -446,34 +472,53 @@ impl Settings {
             max_concurrent_runs: args
                 .max_concurrent_runs
                 .or(file.max_concurrent_runs)
-                .unwrap_or(8),
+                .unwrap_or(worker.max_concurrent_runs),
             lease_seconds: args
                 .lease_seconds
                 .or(file.lease_seconds)
-                .unwrap_or(30)
+                .unwrap_or(worker.lease.as_secs())
                 .max(2),
             shutdown_grace_seconds: args
                 .shutdown_grace_seconds
                 .or(file.shutdown_grace_seconds)
-                .unwrap_or(10),
-            warm_pool_size: args.warm_pool_size.or(file.warm_pool_size).unwrap_or(0),
+                .unwrap_or(worker.shutdown_grace.as_secs()),
+            warm_pool_size: args
+                .warm_pool_size
+                .or(file.warm_pool_size)
+                .unwrap_or(worker.warm_pool_size),
             log: args.log.or(file.log).unwrap_or_else(|| "info".into()),
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             admin_key,
-            max_body_bytes: file.max_body_bytes.unwrap_or(1024 * 1024),
-            max_upload_bytes: file.max_upload_bytes.unwrap_or(100 * 1024 * 1024),
-            build_timeout_seconds: file.build_timeout_seconds.unwrap_or(900).max(1),
+            max_body_bytes: file.max_body_bytes.unwrap_or(server.max_body_bytes),
+            max_upload_bytes: file.max_upload_bytes.unwrap_or(server.max_upload_bytes),
+            build_timeout_seconds: file
+                .build_timeout_seconds
+                .unwrap_or(server.build_timeout.as_secs())
+                .max(1),
             agent_timeout_seconds,
             grading_timeout_seconds,
             max_timeout_seconds,
-            idempotency_ttl_seconds: file.runs.idempotency_ttl_seconds.unwrap_or(86_400),
+            idempotency_ttl_seconds: file
+                .runs
+                .idempotency_ttl_seconds
+                .unwrap_or(server.idempotency_ttl.as_secs()),
             max_event_bytes: file
                 .runs
                 .max_event_bytes
                 .unwrap_or(rollout_store::DEFAULT_MAX_EVENT_BYTES),
-            allow_private_callbacks: file.callbacks.allow_private.unwrap_or(false),
-            callback_first_backoff_ms: file.callbacks.first_backoff_ms.unwrap_or(1000),
-            callback_timeout_seconds: file.callbacks.timeout_seconds.unwrap_or(10).max(1),
+            allow_private_callbacks: file
+                .callbacks
+                .allow_private
+                .unwrap_or(callbacks.allow_private),
+            callback_first_backoff_ms: file
+                .callbacks
+                .first_backoff_ms
+                .unwrap_or(callbacks.first_backoff.as_millis() as u64),
+            callback_timeout_seconds: file
+                .callbacks
+                .timeout_seconds
+                .unwrap_or(callbacks.request_timeout.as_secs())
+                .max(1),
             rate_limit: file
                 .limits
                 .requests_per_minute
@@ -482,9 +527,13 @@ impl Settings {
             sign_in_failures_per_minute: file
                 .limits
                 .sign_in_failures_per_minute
-                .unwrap_or(10)
+                .unwrap_or(server.sign_in_limit.per_minute)
                 .max(1),
-            max_event_streams_per_key: file.limits.event_streams_per_key.unwrap_or(16).max(1),
+            max_event_streams_per_key: file
+                .limits
+                .event_streams_per_key
+                .unwrap_or(server.max_event_streams_per_key)
+                .max(1),
             http: http_limits(&file.http),
             cors_origins: file.cors_origins.clone(),
             catalog: catalog(&file.providers, &file.models, &file.prices)?,
@@ -493,6 +542,8 @@ impl Settings {
             training: file.training,
             sandbox: file.sandbox,
             deploy: file.deploy,
+            otel: crate::telemetry_config::otel_config(&file.otel, |name| std::env::var(name).ok()),
+            metrics_public: file.metrics.public.unwrap_or(false),
         })
     }
 }

@@ -8,10 +8,9 @@ use anyhow::Context;
 use rollout_models::ModelCatalog;
 use rollout_server::{AppState, ServerConfig};
 use rollout_store::{KeyRole, Store, generate_api_key};
-use rollout_worker::{RunNotifier, Worker, WorkerConfig};
+use rollout_worker::{RunNotifier, Worker};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -66,13 +65,9 @@ impl Embedded {
             .create_api_key(DEFAULT_PROJECT, "embedded eval", KeyRole::Admin, &key)
             .await?;
         let sandbox = crate::sandbox_config::sandbox(&settings).await?;
-        let server_config = ServerConfig {
-            sandbox: sandbox.clone(),
-            max_body_bytes: settings.max_body_bytes.max(32 * 1024 * 1024),
-            agent_timeout_seconds: settings.agent_timeout_seconds,
-            grading_timeout_seconds: settings.grading_timeout_seconds,
-            ..ServerConfig::default()
-        };
+        let mut server_config = settings.server_config(String::new(), &sandbox, None)?;
+        // Task files are posted whole to the embedded server.
+        server_config.max_body_bytes = settings.max_body_bytes.max(32 * 1024 * 1024);
         register_startup_environments(
             &store,
             &settings.environments,
@@ -88,19 +83,11 @@ impl Embedded {
         let catalog = Arc::new(ModelCatalog::new(settings.catalog.clone()));
         let notifier = Arc::new(RunNotifier::default());
         let shutdown = CancellationToken::new();
-        let lease = Duration::from_secs(settings.lease_seconds);
         let worker = Worker::new(
             store.clone(),
             catalog.clone(),
             notifier.clone(),
-            WorkerConfig {
-                max_concurrent_runs: settings.max_concurrent_runs,
-                lease,
-                heartbeat: lease / 3,
-                shutdown_grace: Duration::from_secs(settings.shutdown_grace_seconds),
-                sandbox,
-                ..WorkerConfig::default()
-            },
+            settings.worker_config(&sandbox, None, settings.callback_config()),
         );
         let worker = tokio::spawn(worker.run(shutdown.clone()));
         let state = AppState {
@@ -109,6 +96,10 @@ impl Embedded {
             notifier,
             config: Arc::new(ServerConfig {
                 public_url: url.clone(),
+                callbacks: rollout_worker::CallbackConfig {
+                    public_url: Some(url.clone()),
+                    ..server_config.callbacks.clone()
+                },
                 ..server_config
             }),
             shutdown: CancellationToken::new(),

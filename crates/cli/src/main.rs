@@ -14,6 +14,7 @@ mod projects;
 mod sandbox_config;
 mod schedule;
 mod serve;
+mod telemetry_config;
 mod training;
 mod worker;
 

@@ -4,11 +4,9 @@ use crate::config::{EnvironmentSection, ServeArgs, Settings};
 use anyhow::{Context, anyhow};
 use rollout_mcp::{EnvTarget, Sandbox};
 use rollout_models::ModelCatalog;
-use rollout_server::{AppState, RateLimit, ServerConfig};
+use rollout_server::AppState;
 use rollout_store::{KeyRole, Store, generate_api_key};
-use rollout_worker::{
-    CallbackConfig, ReplicaManager, RunNotifier, Worker, WorkerConfig, register_environment,
-};
+use rollout_worker::{ReplicaManager, RunNotifier, Worker, register_environment};
 use serde_json::{Map, Value};
 use std::io::Write;
 use std::sync::Arc;
@@ -41,6 +39,7 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let sandbox = crate::sandbox_config::sandbox(&settings).await?;
 
+    let telemetry = telemetry(&settings)?;
     let catalog = Arc::new(ModelCatalog::new(settings.catalog.clone()));
     let listener = tokio::net::TcpListener::bind(&settings.bind)
         .await
@@ -53,45 +52,13 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let address = listener.local_addr().context("reading the bound address")?;
     // The replicas of HTTP bundles are shared by the worker and the MCP gateway.
     let replicas = ReplicaManager::new();
-    let mut server_config = ServerConfig {
-        public_url: settings
-            .public_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{address}")),
-        max_body_bytes: settings.max_body_bytes,
-        data_dir: Some(settings.data_dir.clone()),
-        max_upload_bytes: settings.max_upload_bytes,
-        build_timeout: Duration::from_secs(settings.build_timeout_seconds),
-        sandbox: sandbox.clone(),
-        git: crate::sandbox_config::git(&settings),
-        replicas: Some(replicas.clone()),
-        agent_timeout_seconds: settings.agent_timeout_seconds,
-        grading_timeout_seconds: settings.grading_timeout_seconds,
-        max_timeout_seconds: settings.max_timeout_seconds,
-        idempotency_ttl: Duration::from_secs(settings.idempotency_ttl_seconds),
-        callbacks: callback_config(&settings),
-        rate_limit: settings
-            .rate_limit
-            .map(|(per_minute, burst)| RateLimit { per_minute, burst }),
-        sign_in_limit: RateLimit {
-            per_minute: settings.sign_in_failures_per_minute,
-            burst: settings.sign_in_failures_per_minute,
-        },
-        max_event_streams_per_key: settings.max_event_streams_per_key,
-        http: settings.http,
-        ..ServerConfig::default()
-    };
-    server_config.callbacks.public_url = Some(server_config.public_url.clone());
-    server_config.cors_origins = settings.cors_origins.clone();
-    server_config.training = settings.training.to_config(&settings.data_dir)?;
-    server_config.gateway = rollout_server::GatewayConfig {
-        idle_timeout: Duration::from_secs(
-            settings.gateway.idle_timeout_seconds.unwrap_or(600).max(1),
-        ),
-        max_sessions_per_key: settings.gateway.max_sessions_per_key.unwrap_or(16),
-        allowed_hosts: settings.gateway.allowed_hosts.clone(),
-        ..rollout_server::GatewayConfig::default()
-    };
+    let public_url = settings
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{address}"));
+    let mut server_config = settings.server_config(public_url, &sandbox, Some(&replicas))?;
+    server_config.telemetry = telemetry.clone();
+    server_config.callbacks.telemetry = telemetry.clone();
     register_startup_environments(
         &store,
         &settings.environments,
@@ -113,12 +80,9 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
             store.clone(),
             catalog.clone(),
             notifier.clone(),
-            worker_config(
-                &settings,
-                &sandbox,
-                &replicas,
-                server_config.callbacks.clone(),
-            ),
+            settings
+                .worker_config(&sandbox, Some(&replicas), server_config.callbacks.clone())
+                .with_telemetry(telemetry.clone()),
         );
         Some(tokio::spawn(worker.run(shutdown.clone())))
     } else {
@@ -154,8 +118,20 @@ pub(crate) async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(worker_task) = worker_task {
         let _ = worker_task.await;
     }
+    telemetry.shutdown(Duration::from_secs(5)).await;
     store.close().await;
     Ok(())
+}
+
+/// The process's metrics, and its span exporter when `[otel]` or `OTEL_*` configure one.
+pub(crate) fn telemetry(settings: &Settings) -> anyhow::Result<rollout_telemetry::Telemetry> {
+    let Some(otel) = &settings.otel else {
+        return Ok(rollout_telemetry::Telemetry::new());
+    };
+    let telemetry = rollout_telemetry::Telemetry::with_export(otel)
+        .context("starting the OpenTelemetry exporter")?;
+    tracing::info!(endpoint = %otel.traces_url(), service = %otel.service_name, capture_content = otel.capture_content, "exporting runs as OpenTelemetry spans");
+    Ok(telemetry)
 }
 
 /// Opens (and migrates) the database of the settings, with their event size limit.
@@ -169,38 +145,6 @@ pub(crate) async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
             )
         })?;
     Ok(store.with_max_event_bytes(settings.max_event_bytes))
-}
-
-/// How run callbacks are delivered (the public URL is filled in by the caller).
-pub(crate) fn callback_config(settings: &Settings) -> CallbackConfig {
-    CallbackConfig {
-        allow_private: settings.allow_private_callbacks,
-        public_url: settings.public_url.clone(),
-        first_backoff: Duration::from_millis(settings.callback_first_backoff_ms),
-        request_timeout: Duration::from_secs(settings.callback_timeout_seconds),
-        ..CallbackConfig::default()
-    }
-}
-
-/// How this process's worker claims and executes runs.
-pub(crate) fn worker_config(
-    settings: &Settings,
-    sandbox: &Sandbox,
-    replicas: &ReplicaManager,
-    callbacks: CallbackConfig,
-) -> WorkerConfig {
-    let lease = Duration::from_secs(settings.lease_seconds);
-    WorkerConfig {
-        max_concurrent_runs: settings.max_concurrent_runs,
-        lease,
-        heartbeat: lease / 3,
-        shutdown_grace: Duration::from_secs(settings.shutdown_grace_seconds),
-        warm_pool_size: settings.warm_pool_size,
-        sandbox: sandbox.clone(),
-        replicas: Some(replicas.clone()),
-        callbacks,
-        ..WorkerConfig::default()
-    }
 }
 
 /// Makes sure an admin key exists: the one from `ROLLOUT_ADMIN_KEY`, or on first start

@@ -3,7 +3,7 @@
 //! execution apart from the API.
 
 use crate::config::{Settings, WorkerArgs};
-use crate::serve::{callback_config, open_store, redact_url, say, wait_for_signal, worker_config};
+use crate::serve::{open_store, redact_url, say, wait_for_signal};
 use anyhow::bail;
 use rollout_models::ModelCatalog;
 use rollout_store::Backend;
@@ -32,11 +32,16 @@ pub(crate) async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     let catalog = Arc::new(ModelCatalog::new(settings.catalog.clone()));
     let notifier = Arc::new(RunNotifier::default());
     let shutdown = CancellationToken::new();
+    // Spans are exported from here too; the metrics of a worker-only process have no
+    // endpoint (the queue gauges of any server's /metrics cover it).
+    let telemetry = crate::serve::telemetry(&settings)?;
     let worker = Worker::new(
         store.clone(),
         catalog,
         notifier,
-        worker_config(&settings, &sandbox, &replicas, callback_config(&settings)),
+        settings
+            .worker_config(&sandbox, Some(&replicas), settings.callback_config())
+            .with_telemetry(telemetry.clone()),
     );
     let worker = tokio::spawn(worker.run(shutdown.clone()));
     say(&format!(
@@ -48,6 +53,7 @@ pub(crate) async fn run(args: WorkerArgs) -> anyhow::Result<()> {
     tracing::info!("shutting down");
     shutdown.cancel();
     let _ = worker.await;
+    telemetry.shutdown(std::time::Duration::from_secs(5)).await;
     store.close().await;
     Ok(())
 }

@@ -47,6 +47,10 @@ pub struct RunSpec {
     /// The id of the API key that started the run (usage per key), when a key did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_id: Option<String>,
+    /// The W3C `traceparent` of the request that created the run: its exported spans are
+    /// children of the caller's trace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 /// One action of a `validation` list: a tool call, or (rollout's extension) the final answer.

@@ -15,6 +15,9 @@ use rollout_store::KeyRole;
 pub(crate) struct Caller {
     pub(crate) project_id: String,
     pub(crate) key_id: String,
+    /// The key's name: the author of what the caller records on traces, unless it names a
+    /// reviewer.
+    pub(crate) key_name: String,
     pub(crate) role: KeyRole,
 }
 
@@ -88,6 +91,7 @@ pub(crate) async fn require_key(
     request.extensions_mut().insert(Caller {
         project_id: record.project_id,
         key_id: record.id,
+        key_name: record.name,
         role: record.role,
     });
     Ok(next.run(request).await)

@@ -414,6 +414,8 @@ struct Recorder {
 struct ActiveRun {
     id: RunId,
     lease: rollout_store::Lease,
+    /// Metrics and spans of the run, as for the worker's runs.
+    observer: rollout_telemetry::RunObserver,
     steps: u32,
     answer: Option<String>,
 }
@@ -469,12 +471,13 @@ impl Recorder {
                         .start(&client, &scenario_id, arguments, connected.as_ref())
                         .await
                     {
-                        Ok(lease) => {
+                        Ok((lease, observer)) => {
                             let id = lease.run_id.clone();
-                            self.append(&id, &setup).await;
+                            self.append(&id, Some(&observer), &setup).await;
                             active = Some(ActiveRun {
                                 id,
                                 lease,
+                                observer,
                                 steps: 0,
                                 answer: None,
                             });
@@ -501,8 +504,7 @@ impl Recorder {
                         result,
                         duration_ms,
                     };
-                    let id = run.id.clone();
-                    self.append(&id, &event).await;
+                    self.append(&run.id, Some(&run.observer), &event).await;
                 }
                 GatewayEvent::Submitted { answer } => {
                     let Some(run) = active.as_mut() else {
@@ -513,8 +515,7 @@ impl Recorder {
                         text: answer,
                         outcome: "answered".into(),
                     };
-                    let id = run.id.clone();
-                    self.append(&id, &event).await;
+                    self.append(&run.id, Some(&run.observer), &event).await;
                 }
                 GatewayEvent::Evaluated {
                     evaluation,
@@ -528,7 +529,7 @@ impl Recorder {
                         evaluation: evaluation.clone(),
                         duration_ms,
                     };
-                    self.append(&run.id, &event).await;
+                    self.append(&run.id, Some(&run.observer), &event).await;
                     self.finish(run, RunStatus::Completed, Some(evaluation), None)
                         .await;
                 }
@@ -540,7 +541,7 @@ impl Recorder {
                         phase: "grading".into(),
                         message: message.clone(),
                     };
-                    self.append(&run.id, &event).await;
+                    self.append(&run.id, Some(&run.observer), &event).await;
                     self.finish(run, RunStatus::Failed, None, Some(message))
                         .await;
                 }
@@ -562,7 +563,8 @@ impl Recorder {
         scenario_id: &str,
         arguments: Map<String, Value>,
         connected: Option<&(String, u64)>,
-    ) -> Result<rollout_store::Lease, rollout_store::StoreError> {
+    ) -> Result<(rollout_store::Lease, rollout_telemetry::RunObserver), rollout_store::StoreError>
+    {
         let scenario_name = scenario_id
             .split_once(':')
             .map_or(scenario_id, |(_, name)| name)
@@ -591,6 +593,7 @@ impl Recorder {
             max_cost_usd: None,
             callback: None,
             key_id: Some(self.key_id.clone()),
+            traceparent: None,
         };
         let id = RunId::generate();
         let claimed = self
@@ -598,8 +601,23 @@ impl Recorder {
             .store
             .insert_running_run(&id, &self.project_id, &spec, OWNER, LEASE)
             .await?;
+        let observer = config.telemetry.start_run(rollout_telemetry::RunStart {
+            run_id: id.to_string(),
+            project: self.project_id.clone(),
+            environment: spec.env_name.clone(),
+            env_version: spec.env_version,
+            scenario: spec.scenario_name.clone(),
+            arguments: spec.scenario_args.clone(),
+            model: spec.model.clone(),
+            provider: spec.model.clone(),
+            attempt: 1,
+            created_at_ms: claimed.run.created_at_ms,
+            claimed_at_ms: claimed.run.created_at_ms,
+            traceparent: None,
+        });
         self.append(
             &id,
+            Some(&observer),
             &EventKind::AttemptStarted {
                 attempt: 1,
                 worker: OWNER.into(),
@@ -609,6 +627,7 @@ impl Recorder {
         if let Some((server_name, duration_ms)) = connected {
             self.append(
                 &id,
+                Some(&observer),
                 &EventKind::EnvConnected {
                     server_name: server_name.clone(),
                     version: self.env_version,
@@ -617,12 +636,22 @@ impl Recorder {
             )
             .await;
         }
-        Ok(claimed.lease)
+        Ok((claimed.lease, observer))
     }
 
-    async fn append(&self, run_id: &RunId, event: &EventKind) {
+    async fn append(
+        &self,
+        run_id: &RunId,
+        observer: Option<&rollout_telemetry::RunObserver>,
+        event: &EventKind,
+    ) {
         match self.state.store.append_event(run_id, 1, event).await {
-            Ok(_) => self.state.notifier.event_appended(run_id.clone()),
+            Ok(appended) => {
+                if let Some(observer) = observer {
+                    observer.event(&appended);
+                }
+                self.state.notifier.event_appended(run_id.clone());
+            }
             Err(error) => {
                 tracing::error!(run = %run_id, %error, "could not record a gateway event")
             }
@@ -649,6 +678,16 @@ impl Recorder {
         match self.state.store.finish_run(&run.lease, &finish).await {
             Ok(true) => {
                 tracing::info!(run = %run.id, status = %status, reward = ?finish.reward, "gateway run finished");
+                run.observer.finish(&rollout_telemetry::RunEnd {
+                    status,
+                    outcome: finish.outcome.clone(),
+                    reward: finish.reward,
+                    evaluation: finish.evaluation.clone(),
+                    error: finish.error.clone(),
+                    steps: finish.steps,
+                    usage: finish.usage,
+                    ended_at_ms: rollout_domain::time::now_ms(),
+                });
                 self.state.notifier.run_finished(run.id, status);
             }
             Ok(false) => {

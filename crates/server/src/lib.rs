@@ -8,6 +8,7 @@ mod gateway;
 mod headers;
 mod http;
 mod json;
+mod metrics;
 mod rate_limit;
 mod routes;
 mod runtime;
@@ -24,7 +25,7 @@ pub use http::HttpLimits;
 pub use rate_limit::RateLimit;
 pub use routes::router;
 pub use scheduler::run_scheduler;
-pub use state::{AppState, ServerConfig};
+pub use state::{AppState, DEFAULT_BIND, ServerConfig};
 
 /// Serves the API on `listener` until `shutdown` resolves, then lets requests in flight end:
 /// event streams and `sync` waits end at once (`AppState::shutdown`), others finish.

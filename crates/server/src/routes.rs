@@ -10,9 +10,12 @@ pub(crate) mod jobs;
 pub(crate) mod keys;
 mod models;
 pub(crate) mod projects;
+pub(crate) mod review_queues;
+pub(crate) mod reviews;
 mod run_api;
 pub(crate) mod runs;
 pub(crate) mod schedules;
+mod shares;
 mod tasksets;
 pub(crate) mod traces;
 pub(crate) mod training;
@@ -86,10 +89,7 @@ pub(crate) fn router_with_gateway(
             "/v1/environments/{name}",
             get(environments::get).delete(deploy::delete),
         )
-        .route(
-            "/v1/environments/{name}/deploy",
-            post(deploy::bundle).layer(DefaultBodyLimit::max(state.config.max_upload_bytes)),
-        )
+        .route("/v1/environments/{name}/deploy", post(deploy::bundle))
         .route(
             "/v1/environments/{name}/versions/{version}/log",
             get(deploy::build_log),
@@ -128,6 +128,9 @@ pub(crate) fn router_with_gateway(
             "/v1/mcp",
             axum::routing::any(crate::gateway::hub_endpoint).layer(axum::Extension(gateway)),
         )
+        .merge(reviews::routes())
+        .merge(review_queues::routes())
+        .merge(shares::routes())
         // hud 0.6 clients (HUD_RUNTIME_URL): `runtime.rs`.
         .route(
             "/runtime/sessions",
@@ -151,8 +154,19 @@ pub(crate) fn router_with_gateway(
             require_key,
         ));
     let cors = crate::cors::layer(&state.config.cors_origins);
+    let metrics = if state.config.metrics_public {
+        Router::new().route("/metrics", get(crate::metrics::scrape))
+    } else {
+        Router::new()
+            .route("/metrics", get(crate::metrics::scrape_with_key))
+            .route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                require_key,
+            ))
+    };
     let router = Router::new()
         .route("/healthz", get(health))
+        .merge(metrics)
         .merge(api)
         .merge(crate::ui::router(state.clone(), limiter))
         .fallback(not_found)
@@ -160,6 +174,10 @@ pub(crate) fn router_with_gateway(
         .layer(axum::Extension(sign_in))
         .layer(axum::Extension(streams))
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::count_request,
+        ))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             state.config.http.request_body_timeout,
         ));

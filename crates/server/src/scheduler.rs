@@ -107,15 +107,37 @@ async fn fire(
             TickAction::Skip(reason)
         }
     };
-    if let Some(run) = state
+    let fired = state
         .store
         .fire_schedule(schedule, tick, next, action)
-        .await?
-    {
+        .await?;
+    let metrics = state.config.telemetry.metrics();
+    if let Some(run) = fired {
         tracing::info!(schedule = %schedule.id, run = %run.id, "schedule fired");
         state.notifier.run_queued();
+        metrics.schedule_tick("fired");
+        metrics.schedule_ticks("missed", missed_ticks(schedule, tick, now));
+    } else if refusal.is_some() {
+        metrics.schedule_tick("skipped");
     }
     Ok(())
+}
+
+/// The ticks of `schedule` after `tick` and up to `now` that are coalesced into the one
+/// fired late (see the module doc), for the `missed` count; at most a thousand are counted.
+fn missed_ticks(schedule: &ScheduleRecord, tick: i64, now: i64) -> u64 {
+    let mut missed = 0;
+    let mut at = tick;
+    while missed < 1000 {
+        match next_tick(&schedule.cron, &schedule.timezone, at) {
+            Some(next) if next <= now => {
+                missed += 1;
+                at = next;
+            }
+            _ => break,
+        }
+    }
+    missed
 }
 
 /// The checks `POST /v1/agent/run` makes before it queues a run, made again at each tick

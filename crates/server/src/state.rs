@@ -57,12 +57,19 @@ pub struct ServerConfig {
     pub max_event_streams_per_key: usize,
     /// Timeouts and the connection cap of the HTTP server.
     pub http: crate::HttpLimits,
+    /// The process's metrics (`GET /metrics`), shared with its worker and scheduler.
+    pub telemetry: rollout_telemetry::Telemetry,
+    /// `GET /metrics` without a key (`[metrics] public = true`); else an operator key.
+    pub metrics_public: bool,
 }
+
+/// Where `rollout serve` listens unless told otherwise.
+pub const DEFAULT_BIND: &str = "127.0.0.1:8300";
 
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
-            public_url: "http://127.0.0.1:8300".into(),
+            public_url: format!("http://{DEFAULT_BIND}"),
             max_body_bytes: 1024 * 1024,
             agent_timeout_seconds: 1800,
             grading_timeout_seconds: 300,
@@ -87,6 +94,8 @@ impl Default for ServerConfig {
             },
             max_event_streams_per_key: 16,
             http: crate::HttpLimits::default(),
+            telemetry: rollout_telemetry::Telemetry::default(),
+            metrics_public: false,
         }
     }
 }

@@ -15,6 +15,8 @@ mod assets;
 mod environments;
 mod html;
 mod jobs;
+mod review;
+mod shared;
 pub(crate) mod sign_in;
 mod traces;
 mod training;
@@ -23,6 +25,7 @@ mod usage;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::rate_limit::RateLimiter;
+use crate::routes::reviews;
 use crate::state::AppState;
 use axum::Router;
 use axum::extract::{Request, State};
@@ -57,12 +60,30 @@ pub(crate) fn router(state: AppState, limiter: Arc<RateLimiter>) -> Router<AppSt
         .route("/ui/training", post(crate::routes::training::create))
         .route("/ui/run", post(crate::routes::runs::create))
         .route("/ui/traces/{id}/events", get(crate::routes::events::stream))
+        .route("/review/{queue}", get(review::queue_page))
+        .route("/ui/traces/{id}/scores", post(reviews::add_score))
+        .route("/ui/traces/{id}/labels", post(reviews::add_labels))
+        .route(
+            "/ui/traces/{id}/labels/{label}",
+            axum::routing::delete(reviews::remove_label),
+        )
+        .route("/ui/traces/{id}/notes", post(reviews::add_note))
+        .route(
+            "/ui/traces/{id}/reward-override",
+            axum::routing::put(reviews::put_override),
+        )
+        .route(
+            "/ui/review-queues/{id}/complete",
+            post(crate::routes::review_queues::complete),
+        )
         .route_layer(from_fn_with_state(limiter, limit_session_rate))
         .route_layer(from_fn_with_state(state, require_session));
     Router::new()
         .route("/login", get(sign_in::page).post(sign_in::login))
         .route("/logout", post(sign_in::logout))
         .route("/assets/{name}", get(assets::get))
+        // Signed out on purpose: the token in the URL is the credential.
+        .route("/shared/{token}", get(shared::page))
         .merge(pages)
 }
 
@@ -114,7 +135,9 @@ async fn require_session(
     next: Next,
 ) -> Response {
     let is_api = request.uri().path().starts_with("/ui/");
-    if is_api && request.method() == axum::http::Method::POST {
+    // Every change (POST, PUT, DELETE) needs the header and this site's Origin.
+    let method = request.method();
+    if is_api && method != axum::http::Method::GET && method != axum::http::Method::HEAD {
         if !request.headers().contains_key("x-rollout-ui") {
             return ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -136,6 +159,7 @@ async fn require_session(
             request.extensions_mut().insert(Caller {
                 project_id: record.project_id,
                 key_id: record.id,
+                key_name: record.name,
                 role: record.role,
             });
             next.run(request).await

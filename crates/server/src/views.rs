@@ -1,5 +1,9 @@
 //! Response shapes: the public JSON contract of runs, traces and environments.
 
+pub(crate) mod review_queues;
+pub(crate) mod reviews;
+pub(crate) mod shares;
+
 use crate::state::AppState;
 use rollout_domain::time::rfc3339_from_ms;
 use rollout_domain::{EnvDescription, RunEvent};

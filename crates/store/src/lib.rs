@@ -3,6 +3,7 @@
 pub mod error;
 pub mod eval;
 mod event_size;
+pub mod reviews;
 mod store;
 pub mod training;
 pub mod types;
@@ -12,6 +13,11 @@ pub use eval::{
     JobCounts, JobRecord, JobRun, JobSpec, ModelProgress, NewJobRun, StoredTask, TasksetRecord,
 };
 pub use event_size::DEFAULT_MAX_EVENT_BYTES;
+pub use reviews::{
+    CompleteOutcome, HistoryEntry, LabelRecord, NewReviewQueue, NewScore, NoteRecord, QueueItem,
+    QueueProgress, ReviewQueueRecord, ReviewSummary, Reviewer, ReviewerProgress, RewardOverride,
+    ScoreConfig, ScoreKind, ScoreRecord, ScoreValue, ShareLinkRecord, TraceReview,
+};
 pub use store::Store;
 pub use store::deliveries::{DeliveryRecord, NewDelivery};
 pub use store::idempotency::IdempotentInsert;
@@ -20,7 +26,7 @@ pub use store::notifications::{Notifications, StoreNotification};
 pub use store::projects::{ProjectRecord, ProjectSettings, ProjectUsage};
 pub use store::queue::GATEWAY_OWNER;
 pub use store::schedules::{BrokenSchedule, NewSchedule, ScheduleRecord, TickAction};
-pub use store::traces::{TraceQuery, UsageGroup, UsageRow};
+pub use store::traces::{RewardSource, ScoreFilter, TraceQuery, UsageGroup, UsageRow};
 pub use training::{DatasetLine, DatasetRecord, TrainingJobRecord};
 pub use types::{
     ApiKeyRecord, Backend, CancelOutcome, ClaimedRun, EnvStatus, EnvVersion, FinishRun, KeyRole,

@@ -9,6 +9,7 @@ mod jobs;
 mod keys;
 mod projects;
 mod queue;
+mod reviews;
 mod run_api;
 mod runs;
 mod traces;
@@ -71,6 +72,9 @@ on_every_backend! {
     jobs::concurrent_claimers_hold_a_jobs_max_concurrency => job_max_concurrency_racing,
     jobs::jobs_cancel_and_retry_only_failed_runs => job_cancel_retry,
     traces::traces_are_searched_by_every_filter_and_usage_is_summed => trace_search,
+    reviews::reviews_keep_history_and_filter_traces => reviews,
+    reviews::racing_reviewers_never_share_a_queue_item => review_queue_race,
+    reviews::share_tokens_resolve_to_one_live_trace => share_links,
     traces::the_metadata_filter_matches_every_json_type_alike => metadata_filter,
     traces::ui_sessions_follow_their_key_and_expire => ui_sessions,
     training::datasets_jobs_and_checkpoints => training,

@@ -15,11 +15,12 @@ mod destination;
 
 pub use destination::{HostLookup, Refused, SystemLookup};
 
+use hmac::{Hmac, Mac};
 use rollout_domain::time::rfc3339_from_ms;
 use rollout_domain::{CallbackSpec, new_id};
 use rollout_store::{NewDelivery, RunRecord, Store};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -38,6 +39,8 @@ pub struct CallbackConfig {
     pub request_timeout: Duration,
     /// How host names are looked up (the system resolver; tests play DNS rebinding).
     pub lookup: Arc<dyn HostLookup>,
+    /// Counts deliveries (`rollout_callback_deliveries_total`).
+    pub telemetry: rollout_telemetry::Telemetry,
 }
 
 impl Default for CallbackConfig {
@@ -48,6 +51,7 @@ impl Default for CallbackConfig {
             first_backoff: Duration::from_secs(1),
             request_timeout: Duration::from_secs(10),
             lookup: Arc::new(SystemLookup),
+            telemetry: rollout_telemetry::Telemetry::default(),
         }
     }
 }
@@ -74,20 +78,11 @@ pub fn sign(secret: &str, timestamp: i64, body: &str) -> String {
 }
 
 fn hmac_sha256(key: &[u8], message: &[u8]) -> [u8; 32] {
-    const BLOCK: usize = 64;
-    let mut block = [0u8; BLOCK];
-    if key.len() > BLOCK {
-        block[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let mut inner = Sha256::new();
-    inner.update(block.map(|byte| byte ^ 0x36));
-    inner.update(message);
-    let mut outer = Sha256::new();
-    outer.update(block.map(|byte| byte ^ 0x5c));
-    outer.update(inner.finalize());
-    outer.finalize().into()
+    // HMAC takes a key of any length, so `new_from_slice` cannot fail.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+    mac.update(message);
+    mac.finalize().into_bytes().into()
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -190,6 +185,12 @@ impl CallbackDeliverer {
                 latency_ms,
                 error: error.clone(),
             };
+            // Counted before the log is written, so that a delivery seen in the log is
+            // also in the metrics.
+            self.config
+                .telemetry
+                .metrics()
+                .callback_delivery(if delivered { "delivered" } else { "failed" });
             if let Err(store_error) = self.store.record_delivery(&record).await {
                 tracing::warn!(run = %run.id, error = %store_error, "could not log a callback delivery");
             }

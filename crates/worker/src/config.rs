@@ -38,6 +38,18 @@ pub struct WorkerConfig {
     /// The replicas of served (HTTP bundle) environments, when shared with the gateway;
     /// the worker makes its own otherwise.
     pub replicas: Option<crate::ReplicaManager>,
+    /// Metrics of runs, and their spans when exported.
+    pub telemetry: rollout_telemetry::Telemetry,
+}
+
+impl WorkerConfig {
+    /// The same settings, counting into (and exporting through) `telemetry`; callbacks
+    /// included.
+    pub fn with_telemetry(mut self, telemetry: rollout_telemetry::Telemetry) -> Self {
+        self.callbacks.telemetry = telemetry.clone();
+        self.telemetry = telemetry;
+        self
+    }
 }
 
 impl Default for WorkerConfig {
@@ -57,6 +69,7 @@ impl Default for WorkerConfig {
             sandbox: rollout_mcp::Sandbox::unconfined(),
             warm_pool_size: 0,
             replicas: None,
+            telemetry: rollout_telemetry::Telemetry::default(),
         }
     }
 }

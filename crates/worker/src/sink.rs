@@ -28,6 +28,8 @@ pub(crate) struct StoreSink {
     budget_exceeded: CancellationToken,
     /// Which budget ran out first.
     exceeded: std::sync::OnceLock<RunOutcome>,
+    /// Metrics and spans of the run: sees each event once it is stored.
+    observer: Option<Arc<rollout_telemetry::RunObserver>>,
 }
 
 impl StoreSink {
@@ -42,7 +44,14 @@ impl StoreSink {
             cost_budget: None,
             budget_exceeded: CancellationToken::new(),
             exceeded: std::sync::OnceLock::new(),
+            observer: None,
         }
+    }
+
+    /// Shows every stored event to `observer` (metrics, spans).
+    pub(crate) fn with_observer(mut self, observer: Arc<rollout_telemetry::RunObserver>) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// Stops the run's agent phase (see [`StoreSink::budget_exceeded`]) once its tokens go
@@ -124,8 +133,11 @@ impl EventSink for StoreSink {
             .append_leased_event(&self.lease, &event)
             .await
             .map_err(|e| RecordError(e.to_string()))?;
-        if appended.is_none() {
+        let Some(appended) = appended else {
             return Err(self.lost());
+        };
+        if let Some(observer) = &self.observer {
+            observer.event(&appended);
         }
         self.notifier.event_appended(self.lease.run_id.clone());
         if let Some((_, usage)) = progress {

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// How often expired idempotency keys are purged.
 const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
@@ -119,9 +120,60 @@ impl Worker {
     /// heartbeat and the cancel watch are polled beside the execution, so they end with it
     /// (a panic included); a panic fails the run and nothing else.
     async fn execute_claimed(&self, claimed: ClaimedRun, stop: CancellationToken) {
+        let observer = Arc::new(self.observe(&claimed));
+        // Every log line of the run carries its trace id (and the OpenTelemetry one when
+        // spans are exported).
+        let span = tracing::info_span!(
+            "run",
+            trace_id = %claimed.run.id,
+            otel_trace_id = tracing::field::Empty
+        );
+        if let Some(otel_trace_id) = observer.otel_trace_id() {
+            span.record("otel_trace_id", otel_trace_id);
+        }
+        self.execute_observed(claimed, stop, observer)
+            .instrument(span)
+            .await;
+    }
+
+    /// The run's telemetry: its metrics, and its spans when they are exported.
+    fn observe(&self, claimed: &ClaimedRun) -> rollout_telemetry::RunObserver {
+        let run = &claimed.run;
+        let provider = self
+            .catalog
+            .resolve(&run.project_id, &run.spec.model)
+            .map_or_else(
+                |_| "unknown".to_string(),
+                |model| model.provider().to_string(),
+            );
+        self.config
+            .telemetry
+            .start_run(rollout_telemetry::RunStart {
+                run_id: run.id.to_string(),
+                project: run.project_id.clone(),
+                environment: run.spec.env_name.clone(),
+                env_version: run.spec.env_version,
+                scenario: run.spec.scenario_name.clone(),
+                arguments: run.spec.scenario_args.clone(),
+                model: run.spec.model.clone(),
+                provider,
+                attempt: claimed.lease.attempt,
+                created_at_ms: run.created_at_ms,
+                claimed_at_ms: rollout_domain::time::now_ms(),
+                traceparent: run.spec.traceparent.clone(),
+            })
+    }
+
+    async fn execute_observed(
+        &self,
+        claimed: ClaimedRun,
+        stop: CancellationToken,
+        observer: Arc<rollout_telemetry::RunObserver>,
+    ) {
         let ClaimedRun { run, lease } = claimed;
         let run_id = run.id.clone();
         let sink = StoreSink::new(self.store.clone(), lease.clone(), self.notifier.clone())
+            .with_observer(observer.clone())
             .with_token_budget(run.spec.max_total_tokens)
             .with_cost_budget(
                 run.spec.max_cost_usd,
@@ -188,6 +240,16 @@ impl Worker {
         match self.store.finish_run(&lease, &finish).await {
             Ok(true) => {
                 tracing::info!(run = %run_id, status = %status, reward = ?finish.reward, "run finished");
+                observer.finish(&rollout_telemetry::RunEnd {
+                    status,
+                    outcome: finish.outcome.clone(),
+                    reward: finish.reward,
+                    evaluation: finish.evaluation.clone(),
+                    error: finish.error.clone(),
+                    steps: finish.steps,
+                    usage: finish.usage,
+                    ended_at_ms: rollout_domain::time::now_ms(),
+                });
                 self.notifier.run_finished(run_id.clone(), status);
                 if run.spec.callback.is_some() {
                     self.spawn_callback(&run.project_id, &run_id);

@@ -391,6 +391,11 @@ async fn delete_is_refused_while_runs_are_in_flight_unless_forced_and_keeps_trac
     let (status, error) = upload(&server, "bundled", vec![0x1f; 200_000]).await;
     assert_eq!(status, 413, "{error}");
     assert_eq!(error["error"]["code"], "payload_too_large");
+    // Far larger than the limit: the client is still sending when the server refuses, and
+    // gets the 413 rather than a connection reset.
+    let (status, error) = upload(&server, "bundled", vec![0x1f; 16 * 1024 * 1024]).await;
+    assert_eq!(status, 413, "{error}");
+    assert_eq!(error["error"]["code"], "payload_too_large");
     let (status, env) = upload(&server, "bundled", tarball(&bundle)).await;
     assert_eq!(status, 201, "{env}");
     let files = server.data_dir.join("envs/default/bundled");

@@ -19,7 +19,7 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The client fixture as a command; hud's own services point at a closed port so that the
 /// SDK's telemetry fails at once instead of waiting on the network.
-fn client_command(python: &str, args: &[&str]) -> tokio::process::Command {
+pub(super) fn client_command(python: &str, args: &[&str]) -> tokio::process::Command {
     let mut command = tokio::process::Command::new(python);
     command
         .arg(CLIENT)
@@ -34,7 +34,7 @@ fn client_command(python: &str, args: &[&str]) -> tokio::process::Command {
 }
 
 /// Runs the client to the end and returns its JSON line.
-async fn run_client(mut command: tokio::process::Command) -> Value {
+pub(super) async fn run_client(mut command: tokio::process::Command) -> Value {
     let output = tokio::time::timeout(CLIENT_TIMEOUT, command.output())
         .await
         .expect("the client finishes in time")
@@ -53,7 +53,7 @@ async fn run_client(mut command: tokio::process::Command) -> Value {
     serde_json::from_str(line).unwrap_or_else(|_| panic!("no JSON line:\n{stdout}\n{stderr}"))
 }
 
-async fn mcp_url(server: &TestServer, env: &str) -> String {
+pub(super) async fn mcp_url(server: &TestServer, env: &str) -> String {
     let (status, env) = server.get(&format!("/v1/environments/{env}")).await;
     assert_eq!(status, 200, "{env}");
     let url = env["mcp_url"].as_str().expect("mcp_url").to_string();
@@ -75,7 +75,7 @@ async fn gateway_traces(server: &TestServer) -> Vec<Value> {
 }
 
 /// Waits until the gateway's traces are all finished, `count` of them.
-async fn finished_traces(server: &TestServer, count: usize) -> Vec<Value> {
+pub(super) async fn finished_traces(server: &TestServer, count: usize) -> Vec<Value> {
     let result = tokio::time::timeout(Duration::from_secs(30), async {
         loop {
             let traces = gateway_traces(server).await;

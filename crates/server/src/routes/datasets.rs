@@ -12,13 +12,13 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use rollout_domain::time::rfc3339_from_ms;
-use rollout_store::{DatasetLine, DatasetRecord, RunRecord, TraceQuery};
+use rollout_store::{DatasetLine, DatasetRecord, RunRecord, ScoreFilter, TraceQuery};
 use rollout_training::{
     DatasetStats, DatasetTrace, StatsBuilder, chat_example, trajectory_example,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Most traces in one dataset.
 pub(crate) const MAX_DATASET_TRACES: usize = 10_000;
@@ -61,6 +61,15 @@ pub(crate) struct CreateRequest {
     /// The reward threshold: only runs with a reward of at least this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     reward_min: Option<f64>,
+    /// Only traces with at least one of these labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    labels_any: Option<Vec<String>>,
+    /// Only traces with none of these labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    labels_none: Option<Vec<String>>,
+    /// Only traces whose score of each name (the mean over reviewers) is at least the value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    score_min: Option<BTreeMap<String, f64>>,
     /// Run status to keep (default `completed`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     status: Option<String>,
@@ -119,7 +128,12 @@ pub(crate) async fn create(
         ..ListQuery::default()
     };
     let query = match filters.to_query() {
-        Ok(query) => query,
+        Ok(query) => TraceQuery {
+            labels_any: request.labels_any.clone().unwrap_or_default(),
+            labels_none: request.labels_none.clone().unwrap_or_default(),
+            scores: score_filters(&request, &mut problems),
+            ..query
+        },
         Err(error) => {
             problems.extend(
                 error.details["errors"]
@@ -169,6 +183,25 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, Json(dataset_view(&dataset))))
 }
 
+/// `score_min` as score filters; a bound that is not a finite number is a problem.
+fn score_filters(request: &CreateRequest, problems: &mut Vec<Value>) -> Vec<ScoreFilter> {
+    let mut filters = Vec::new();
+    for (name, min) in request.score_min.iter().flatten() {
+        if !min.is_finite() {
+            problems.push(problem(
+                &format!("score_min.{name}"),
+                "score_min values must be numbers",
+            ));
+        }
+        filters.push(ScoreFilter {
+            name: name.clone(),
+            min: Some(*min),
+            max: None,
+        });
+    }
+    filters
+}
+
 /// Renders the records of `runs` and appends them to the dataset being written, a page of
 /// traces at a time: only one page's events are held at once, and each page is one short
 /// write (SQLite's write lock is never held long enough to fail other runs' appends).
@@ -182,7 +215,21 @@ async fn write_records(
     let mut runs = runs.into_iter().peekable();
     while runs.peek().is_some() {
         let mut lines = Vec::with_capacity(TRACES_PER_PAGE);
-        for run in runs.by_ref().take(TRACES_PER_PAGE) {
+        let page: Vec<RunRecord> = runs.by_ref().take(TRACES_PER_PAGE).collect();
+        let project_id = page
+            .first()
+            .map(|run| run.project_id.clone())
+            .unwrap_or_default();
+        let ids: Vec<String> = page.iter().map(|run| run.id.to_string()).collect();
+        // A person's reward override is the reward the records carry.
+        let reviews = state.store.review_summaries(&project_id, &ids).await?;
+        for mut run in page {
+            if let Some(reward) = reviews
+                .get(run.id.as_str())
+                .and_then(|review| review.reward_override)
+            {
+                run.reward = Some(reward);
+            }
             let events = state
                 .store
                 .list_events(run.id.as_str(), 0, MAX_EVENTS)
@@ -246,14 +293,26 @@ async fn select_runs(
         request.trace_ids.as_ref().map(|ids| ids.iter().collect());
     let mut runs = Vec::new();
     if let Some(ids) = &wanted {
-        for id in ids {
-            if let Some(run) = state.store.get_run(&caller.project_id, id).await?
-                && matches(&run, &query, &job_ids)
-            {
-                runs.push(run);
+        // The same SQL filters as a search, over the ids a page at a time.
+        let ids: Vec<String> = ids.iter().map(|id| (*id).clone()).collect();
+        for chunk in ids.chunks(500) {
+            for job_id in &job_ids {
+                let page_query = TraceQuery {
+                    job_id: job_id.clone(),
+                    ids: chunk.to_vec(),
+                    limit: 500,
+                    ..query.clone()
+                };
+                runs.extend(
+                    state
+                        .store
+                        .search_runs(&caller.project_id, &page_query)
+                        .await?,
+                );
             }
         }
         runs.sort_by(|a, b| b.id.as_str().cmp(a.id.as_str()));
+        runs.dedup_by(|a, b| a.id == b.id);
         runs.truncate(limit);
     } else {
         for job_id in job_ids {
@@ -280,29 +339,6 @@ async fn select_runs(
     }
     runs.reverse();
     Ok(runs)
-}
-
-/// The filters of `query` applied to one run (for explicit trace ids).
-fn matches(run: &RunRecord, query: &TraceQuery, job_ids: &[Option<String>]) -> bool {
-    let job = run.spec.metadata.get("job_id").and_then(Value::as_str);
-    query.status.is_none_or(|s| run.status == s)
-        && query
-            .env_name
-            .as_ref()
-            .is_none_or(|e| &run.spec.env_name == e)
-        && query
-            .scenario
-            .as_ref()
-            .is_none_or(|s| &run.spec.scenario_name == s)
-        && query.model.as_ref().is_none_or(|m| &run.spec.model == m)
-        && query
-            .reward_min
-            .is_none_or(|min| run.reward.is_some_and(|r| r >= min))
-        && query.from_ms.is_none_or(|from| run.created_at_ms >= from)
-        && query.to_ms.is_none_or(|to| run.created_at_ms < to)
-        && job_ids
-            .iter()
-            .any(|wanted| wanted.as_deref().is_none_or(|id| job == Some(id)))
 }
 
 fn dataset_trace(run: RunRecord, events: Vec<rollout_domain::RunEvent>) -> DatasetTrace {

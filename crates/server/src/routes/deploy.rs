@@ -9,18 +9,24 @@ use crate::auth::Caller;
 use crate::error::{ApiError, problem};
 use crate::state::AppState;
 use crate::views;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use futures::StreamExt;
 use rollout_domain::RunId;
 use rollout_worker::deploy::{check_env_name, remove_environment_files};
 use rollout_worker::{BundleSource, DeployConfig, DeployError, deploy_environment};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
+
+/// Bytes of a refused upload read and thrown away before the answer: a server that answers
+/// and closes while the client is still sending makes the client's TCP stack see a reset
+/// instead of the answer (`curl: (55) Send failure: Connection reset by peer`), so the
+/// refusal is read up to this much for the client to get its 413, 403 or 415.
+const DRAIN_LIMIT_BYTES: usize = 64 * 1024 * 1024;
 
 /// The `git` member of `POST /v1/environments`.
 #[derive(Debug, Clone, Deserialize)]
@@ -39,8 +45,32 @@ pub(crate) async fn bundle(
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let mut chunks = body.into_data_stream();
+    let checked = check_upload(&caller, &headers);
+    let body = match checked {
+        Ok(()) => read_upload(&mut chunks, state.config.max_upload_bytes).await,
+        Err(error) => Err(error),
+    };
+    let body = match body {
+        Ok(body) => body,
+        Err(error) => {
+            drain(&mut chunks).await;
+            return Err(error);
+        }
+    };
+    if body.is_empty() {
+        return Err(ApiError::invalid(vec![problem(
+            "body",
+            "the body is empty; send a tar.gz of the bundle",
+        )]));
+    }
+    deploy(&state, &caller, &name, BundleSource::Archive(body.to_vec())).await
+}
+
+/// Who may deploy and what they send, checked before the body is read.
+fn check_upload(caller: &Caller, headers: &HeaderMap) -> Result<(), ApiError> {
     caller.require_admin("deploying an environment")?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -61,30 +91,43 @@ pub(crate) async fn bundle(
             "send the bundle as a tar.gz with the header 'Content-Type: application/gzip'",
         ));
     }
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
+    Ok(())
+}
+
+/// Reads the upload whole, refusing it (413) once it passes `max` bytes.
+async fn read_upload(
+    chunks: &mut axum::body::BodyDataStream,
+    max: usize,
+) -> Result<Bytes, ApiError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|error| {
+            ApiError::bad_request(format!("could not read the request body: {error}"))
+        })?;
+        if body.len() + chunk.len() > max {
+            return Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
                 format!(
                     "the bundle is larger than the server accepts ({} MiB)",
-                    state.config.max_upload_bytes / (1024 * 1024)
+                    max / (1024 * 1024)
                 ),
-            )
-        } else {
-            ApiError::bad_request(format!(
-                "could not read the request body: {}",
-                rejection.body_text()
-            ))
+            ));
         }
-    })?;
-    if body.is_empty() {
-        return Err(ApiError::invalid(vec![problem(
-            "body",
-            "the body is empty; send a tar.gz of the bundle",
-        )]));
+        body.extend_from_slice(&chunk);
     }
-    deploy(&state, &caller, &name, BundleSource::Archive(body.to_vec())).await
+    Ok(Bytes::from(body))
+}
+
+/// Reads and drops what is left of a refused upload, up to [`DRAIN_LIMIT_BYTES`].
+async fn drain(chunks: &mut axum::body::BodyDataStream) {
+    let mut drained = 0;
+    while drained < DRAIN_LIMIT_BYTES {
+        match chunks.next().await {
+            Some(Ok(chunk)) => drained += chunk.len(),
+            _ => break,
+        }
+    }
 }
 
 /// `POST /v1/environments` with `{"name", "git": {"url", "ref"}}`.

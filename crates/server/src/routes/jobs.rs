@@ -16,6 +16,7 @@ use rollout_domain::{RunId, RunSpec, RunStatus};
 use rollout_store::{JobCounts, JobRecord, JobRun, JobSpec, ModelProgress, NewJobRun};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
+use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Most repeats of each task per model.
@@ -46,6 +47,9 @@ fn one() -> i64 {
 #[derive(Debug, Deserialize)]
 pub(crate) struct MetricsQuery {
     threshold: Option<f64>,
+    /// `override` (default): a person's reward override where there is one; `grader`: the
+    /// grader's reward always.
+    reward: Option<String>,
     a: Option<String>,
     b: Option<String>,
 }
@@ -201,6 +205,7 @@ pub(crate) async fn create(
             max_cost_usd: None,
             callback: None,
             key_id: Some(caller.key_id.clone()),
+            traceparent: None,
         });
     }
     if !problems.is_empty() {
@@ -354,11 +359,14 @@ pub(crate) async fn metrics(
 ) -> Result<Json<Value>, ApiError> {
     let threshold = threshold(&query)?;
     let job = find(&state, &caller, &id).await?;
+    let overrides = reward_overrides(&state, &job, &query).await?;
     let runs = state.store.job_runs(&job.id).await?;
-    let samples = samples(&job, &runs, &state.catalog);
+    let samples = samples(&job, &runs, &state.catalog, &overrides);
     let metrics = metrics::job_metrics(&samples, threshold);
     let progress = state.store.job_progress(&job.id).await?;
     let mut view = job_view(&job, &progress);
+    view["reward"] = json!(reward_source(&query)?);
+    view["overridden_runs"] = json!(overrides.len());
     view["metrics"] = serde_json::to_value(&metrics).map_err(ApiError::internal)?;
     Ok(Json(view))
 }
@@ -402,8 +410,9 @@ pub(crate) async fn compare(
     };
     let a = pick(&query.a, 0, "a")?;
     let b = pick(&query.b, 1, "b")?;
+    let overrides = reward_overrides(&state, &job, &query).await?;
     let runs = state.store.job_runs(&job.id).await?;
-    let samples = samples(&job, &runs, &state.catalog);
+    let samples = samples(&job, &runs, &state.catalog, &overrides);
     let comparison = metrics::compare(&samples, &a, &b);
     let metrics = metrics::job_metrics(&samples, threshold);
     let summary = |model: &str| {
@@ -416,6 +425,7 @@ pub(crate) async fn compare(
     Ok(Json(json!({
         "job_id": job.id,
         "threshold": threshold,
+        "reward": reward_source(&query)?,
         "a": summary(&a),
         "b": summary(&b),
         "comparison": comparison,
@@ -446,13 +456,40 @@ fn threshold(query: &MetricsQuery) -> Result<f64, ApiError> {
     }
 }
 
+/// `?reward=`: `override` (the default) or `grader`; 422 for anything else.
+fn reward_source(query: &MetricsQuery) -> Result<&'static str, ApiError> {
+    match query.reward.as_deref().map(str::trim) {
+        None | Some("") | Some("override") => Ok("override"),
+        Some("grader") => Ok("grader"),
+        Some(other) => Err(ApiError::invalid(vec![problem(
+            "reward",
+            format!("reward must be 'override' or 'grader', got '{other}'"),
+        )])),
+    }
+}
+
+/// The reward overrides the metrics read, by run id: the job's, or none with
+/// `?reward=grader`.
+async fn reward_overrides(
+    state: &AppState,
+    job: &JobRecord,
+    query: &MetricsQuery,
+) -> Result<HashMap<String, f64>, ApiError> {
+    match reward_source(query)? {
+        "grader" => Ok(HashMap::new()),
+        _ => Ok(state.store.job_reward_overrides(&job.id).await?),
+    }
+}
+
 /// The finished runs of a job that metrics count: graded runs (completed, timed out) with
 /// their reward, failed runs without one. Queued, running and cancelled runs are left out.
-/// Ordered by the job's model order, then task order.
+/// A finished run whose reward a person overrode counts with the override (a failed run
+/// too: the person graded it). Ordered by the job's model order, then task order.
 pub(crate) fn samples(
     job: &JobRecord,
     runs: &[JobRun],
     catalog: &rollout_models::ModelCatalog,
+    overrides: &HashMap<String, f64>,
 ) -> Vec<Sample> {
     let mut runs: Vec<&JobRun> = runs.iter().collect();
     runs.sort_by_key(|r| {
@@ -462,9 +499,12 @@ pub(crate) fn samples(
     runs.into_iter()
         .filter_map(|job_run| {
             let run = &job_run.run;
+            let overridden = overrides.get(run.id.as_str()).copied();
             let reward = match run.status {
-                RunStatus::Completed | RunStatus::TimedOut => Some(run.reward.unwrap_or(0.0)),
-                RunStatus::Failed => None,
+                RunStatus::Completed | RunStatus::TimedOut => {
+                    Some(overridden.or(run.reward).unwrap_or(0.0))
+                }
+                RunStatus::Failed => overridden,
                 RunStatus::Queued | RunStatus::Running | RunStatus::Cancelled => return None,
             };
             let duration_seconds = match (run.started_at_ms, run.finished_at_ms) {

@@ -75,6 +75,7 @@ pub(crate) async fn create(
     let settings = projects::settings_of(&state, &caller.project_id).await?;
     let mut spec = validate(&state, &caller, &request, &version, &scenario, &settings).await?;
     spec.key_id = Some(caller.key_id.clone());
+    spec.traceparent = traceparent(&headers);
     let key = idempotency_key.as_deref();
     projects::admit_run(&state, &caller.project_id, &settings, key).await?;
     let sync_timeout = request.timeout.unwrap_or(DEFAULT_SYNC_TIMEOUT);
@@ -238,7 +239,15 @@ async fn validate(
         max_cost_usd: request.max_cost_usd,
         callback: request.callback.clone(),
         key_id: None,
+        traceparent: None,
     })
+}
+
+/// The caller's W3C `traceparent`, when valid: the run's exported spans join its trace.
+/// An invalid one is ignored, as W3C Trace Context asks of a receiver.
+fn traceparent(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get("traceparent")?.to_str().ok()?.trim();
+    rollout_telemetry::is_valid_traceparent(value).then(|| value.to_string())
 }
 
 /// Checks a run body given as JSON (a schedule's `run`) as `POST /v1/agent/run` checks its

@@ -7,7 +7,7 @@ use crate::views;
 use axum::extract::{Path, Query, State};
 use axum::{Extension, Json};
 use rollout_domain::RunStatus;
-use rollout_store::TraceQuery;
+use rollout_store::{RewardSource, ScoreFilter, TraceQuery};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -125,6 +125,24 @@ pub(crate) struct ListQuery {
     pub(crate) duration_max: Option<String>,
     pub(crate) limit: Option<String>,
     pub(crate) cursor: Option<String>,
+    /// Comma-separated labels the trace must all have.
+    pub(crate) label: Option<String>,
+    /// Comma-separated labels of which the trace must have one.
+    pub(crate) labels_any: Option<String>,
+    /// Comma-separated labels the trace must not have.
+    pub(crate) labels_none: Option<String>,
+    /// A score name: the trace has such a score (within `score_min`/`score_max`, compared
+    /// with the mean over reviewers).
+    pub(crate) score_name: Option<String>,
+    pub(crate) score_min: Option<String>,
+    pub(crate) score_max: Option<String>,
+    /// `true`: only traces someone reviewed; `false`: only the others.
+    pub(crate) reviewed: Option<String>,
+    /// `true`: only traces whose reward is overridden; `false`: only the others.
+    pub(crate) overridden: Option<String>,
+    /// Which reward `reward_min`/`reward_max` compare: `override` (default: the override
+    /// where there is one) or `grader`.
+    pub(crate) reward: Option<String>,
 }
 
 impl ListQuery {
@@ -189,6 +207,7 @@ impl ListQuery {
         if self.metadata_value.is_some() && given(&self.metadata_key).is_none() {
             problems.push(problem("metadata_key", "metadata_value needs metadata_key"));
         }
+        let review = self.review_filters(&mut problems);
         if !problems.is_empty() {
             return Err(ApiError::invalid(problems));
         }
@@ -210,7 +229,92 @@ impl ListQuery {
             duration_max_ms,
             before: given(&self.cursor),
             limit,
+            ..review
         })
+    }
+
+    /// The filters on what people recorded: labels, scores, reviewed, overridden, and
+    /// which reward the reward bounds read.
+    fn review_filters(&self, problems: &mut Vec<Value>) -> TraceQuery {
+        let list = |value: &Option<String>| -> Vec<String> {
+            value
+                .iter()
+                .flat_map(|v| v.split(','))
+                .map(|label| label.trim().to_string())
+                .filter(|label| !label.is_empty())
+                .collect()
+        };
+        let mut flag = |field: &str, value: &Option<String>| match value.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            Some(other) => {
+                problems.push(problem(
+                    field,
+                    format!("{field} must be true or false, got '{other}'"),
+                ));
+                None
+            }
+        };
+        let reviewed = flag("reviewed", &self.reviewed);
+        let overridden = flag("overridden", &self.overridden);
+        let mut bound = |field: &str, value: &Option<String>| {
+            let text = value.as_deref().map(str::trim).filter(|v| !v.is_empty())?;
+            match text.parse::<f64>() {
+                Ok(number) if number.is_finite() => Some(number),
+                _ => {
+                    problems.push(problem(
+                        field,
+                        format!("{field} must be a number, got '{text}'"),
+                    ));
+                    None
+                }
+            }
+        };
+        let score_min = bound("score_min", &self.score_min);
+        let score_max = bound("score_max", &self.score_max);
+        let score_name = self
+            .score_name
+            .as_deref()
+            .map(str::trim)
+            .filter(|name| !name.is_empty());
+        let scores = match score_name {
+            Some(name) => vec![ScoreFilter {
+                name: name.to_string(),
+                min: score_min,
+                max: score_max,
+            }],
+            None => {
+                if score_min.is_some() || score_max.is_some() {
+                    problems.push(problem(
+                        "score_name",
+                        "score_min and score_max need score_name",
+                    ));
+                }
+                Vec::new()
+            }
+        };
+        let reward_source = match self.reward.as_deref().map(str::trim) {
+            None | Some("") | Some("override") => RewardSource::Override,
+            Some("grader") => RewardSource::Grader,
+            Some(other) => {
+                problems.push(problem(
+                    "reward",
+                    format!("reward must be 'override' or 'grader', got '{other}'"),
+                ));
+                RewardSource::Override
+            }
+        };
+        TraceQuery {
+            labels_all: list(&self.label),
+            labels_any: list(&self.labels_any),
+            labels_none: list(&self.labels_none),
+            scores,
+            reviewed,
+            overridden,
+            reward_source,
+            ..TraceQuery::default()
+        }
     }
 }
 
@@ -227,9 +331,23 @@ pub(crate) async fn list(
     } else {
         None
     };
+    let ids: Vec<String> = runs.iter().map(|run| run.id.to_string()).collect();
+    let reviews = state
+        .store
+        .review_summaries(&caller.project_id, &ids)
+        .await?;
     let traces: Vec<Value> = runs
         .iter()
-        .map(|run| views::run_summary(&state, run))
+        .map(|run| {
+            let mut summary = views::run_summary(&state, run);
+            let review = reviews.get(run.id.as_str()).cloned().unwrap_or_default();
+            if let Some(object) = summary.as_object_mut() {
+                object.insert("labels".into(), json!(review.labels));
+                object.insert("reviewed".into(), json!(review.reviewed));
+                object.insert("reward_override".into(), json!(review.reward_override));
+            }
+            summary
+        })
         .collect();
     Ok(Json(
         json!({ "traces": traces, "next_cursor": next_cursor }),

@@ -8,7 +8,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 /// `(file name, content type, content)` of every asset.
-const ASSETS: [(&str, &str, &str); 6] = [
+const ASSETS: [(&str, &str, &str); 7] = [
     (
         "ui.css",
         "text/css; charset=utf-8",
@@ -38,6 +38,11 @@ const ASSETS: [(&str, &str, &str); 6] = [
         "evaluate.js",
         "text/javascript; charset=utf-8",
         include_str!("assets/evaluate.js"),
+    ),
+    (
+        "review.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/review.js"),
     ),
 ];
 

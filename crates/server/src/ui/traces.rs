@@ -59,6 +59,8 @@ pub(crate) async fn list(
 <div><label for="f-rmax">Reward ≤</label><input id="f-rmax" name="reward_max" value="{rmax}" inputmode="decimal"></div>
 <div><label for="f-tmin">Tokens ≥</label><input id="f-tmin" name="tokens_min" value="{tmin}" inputmode="numeric"></div>
 <div><label for="f-dmax">Duration ≤ (s)</label><input id="f-dmax" name="duration_max" value="{dmax}" inputmode="decimal"></div>
+<div><label for="f-label">Label</label><input id="f-label" name="label" value="{label}"></div>
+<div><label for="f-reviewed">Reviewed</label><select id="f-reviewed" name="reviewed">{reviewed_options}</select></div>
 {job_field}<div><button type="submit">Filter</button> <a href="/traces" class="small">clear</a></div>
 </form>"#,
         job_field = query
@@ -78,15 +80,32 @@ pub(crate) async fn list(
         rmax = value(&query.reward_max),
         tmin = value(&query.tokens_min),
         dmax = value(&query.duration_max),
+        label = value(&query.label),
+        reviewed_options = [("", "any"), ("true", "reviewed"), ("false", "not reviewed")]
+            .iter()
+            .map(|(v, text)| {
+                let selected = if query.reviewed.as_deref().unwrap_or("") == *v {
+                    " selected"
+                } else {
+                    ""
+                };
+                format!("<option value=\"{v}\"{selected}>{text}</option>")
+            })
+            .collect::<String>(),
     );
+    let ids: Vec<String> = runs.iter().map(|run| run.id.to_string()).collect();
+    let reviews = state
+        .store
+        .review_summaries(&caller.project_id, &ids)
+        .await?;
     if let Some(problem) = problem {
         let _ = write!(body, "<p class=\"error-text\">{}</p>", esc(&problem));
     }
-    body.push_str("<div class=\"card table-wrap\"><table id=\"traces\"><thead><tr><th>Created</th><th>Status</th><th>Environment · scenario</th><th>Model</th><th class=\"num\">Reward</th><th class=\"num\">Steps</th><th class=\"num\">Duration</th><th class=\"num\">Tokens in / out</th></tr></thead><tbody>");
+    body.push_str("<div class=\"card table-wrap\"><table id=\"traces\"><thead><tr><th>Created</th><th>Status</th><th>Environment · scenario</th><th>Model</th><th class=\"num\">Reward</th><th class=\"num\">Steps</th><th class=\"num\">Duration</th><th class=\"num\">Tokens in / out</th><th>Review</th></tr></thead><tbody>");
     for run in &runs {
         let _ = write!(
             body,
-            "<tr><td class=\"small\"><a href=\"/traces/{id}\">{created}</a></td><td>{status}</td><td><a href=\"/environments/{env}\">{env}</a> · <a href=\"/environments/{env}#scenario-{scenario}\">{scenario}</a></td><td>{model}</td><td class=\"num\">{reward}</td><td class=\"num\">{steps}</td><td class=\"num\">{duration}</td><td class=\"num\">{input} / {output}</td></tr>",
+            "<tr><td class=\"small\"><a href=\"/traces/{id}\">{created}</a></td><td>{status}</td><td><a href=\"/environments/{env}\">{env}</a> · <a href=\"/environments/{env}#scenario-{scenario}\">{scenario}</a></td><td>{model}</td><td class=\"num\">{reward}</td><td class=\"num\">{steps}</td><td class=\"num\">{duration}</td><td class=\"num\">{input} / {output}</td><td class=\"review-cell\">{review}</td></tr>",
             id = esc(run.id.as_str()),
             created = time(run.created_at_ms),
             status = status_badge(run.status.as_str()),
@@ -100,10 +119,23 @@ pub(crate) async fn list(
                 .unwrap_or_else(|| "–".into()),
             input = run.usage.input_tokens,
             output = run.usage.output_tokens,
+            review = reviews
+                .get(run.id.as_str())
+                .map(|review| {
+                    let mut cell = String::new();
+                    if review.reviewed {
+                        cell.push_str("<span class=\"reviewed-mark\" title=\"reviewed\">✓</span> ");
+                    }
+                    for label in &review.labels {
+                        let _ = write!(cell, "<span class=\"chip\">{}</span>", esc(label));
+                    }
+                    cell
+                })
+                .unwrap_or_default(),
         );
     }
     if runs.is_empty() {
-        body.push_str("<tr><td colspan=\"8\" class=\"muted\">No traces match.</td></tr>");
+        body.push_str("<tr><td colspan=\"9\" class=\"muted\">No traces match.</td></tr>");
     }
     body.push_str("</tbody></table></div>");
     if let Ok(filter) = &filter
@@ -120,6 +152,8 @@ pub(crate) async fn list(
             ("tokens_min", &query.tokens_min),
             ("duration_max", &query.duration_max),
             ("job_id", &query.job_id),
+            ("label", &query.label),
+            ("reviewed", &query.reviewed),
         ];
         params.retain(|(_, v)| v.as_deref().is_some_and(|v| !v.is_empty()));
         let mut href = format!("/traces?cursor={}", url_encode(last.id.as_str()));
@@ -135,7 +169,7 @@ pub(crate) async fn list(
     Ok(layout("Traces", "/traces", &body))
 }
 
-async fn load(
+pub(crate) async fn load(
     state: &AppState,
     caller: &Caller,
     id: &str,
@@ -159,13 +193,29 @@ pub(crate) async fn timeline(
     Ok(Html(render_timeline(&events)))
 }
 
-/// One trace.
+/// One trace, with the review panel.
 pub(crate) async fn page(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Page {
     let (run, events) = load(&state, &caller, &id).await?;
+    let mut body = String::from("<p class=\"small\"><a href=\"/traces\">← Traces</a></p>");
+    body.push_str(&trace_body(&state, &run, &events));
+    body.push_str(&super::review::panel(&state, &caller, &run).await?);
+    if !run.status.is_terminal() {
+        let _ = write!(
+            body,
+            "<script src=\"/assets/live.js\" data-trace=\"{}\"></script>",
+            esc(run.id.as_str())
+        );
+    }
+    Ok(layout("Trace", "/traces", &body))
+}
+
+/// The trace itself: header, stats, arguments, final answer and timeline (the trace page
+/// and the review queue page).
+pub(crate) fn trace_body(state: &AppState, run: &RunRecord, events: &[RunEvent]) -> String {
     let live = !run.status.is_terminal();
     let stat = |label: &str, value: String, id: &str| {
         format!(
@@ -175,7 +225,7 @@ pub(crate) async fn page(
     let env = esc(&run.spec.env_name);
     let scenario = esc(&run.spec.scenario_name);
     let mut body = format!(
-        "<p class=\"small\"><a href=\"/traces\">← Traces</a></p><h1><a href=\"/environments/{env}\">{env}</a> · <a href=\"/environments/{env}#scenario-{scenario}\">{scenario}</a> {status}{live}</h1><p class=\"muted small\">trace <code>{id}</code> · created {created}</p>",
+        "<h1><a href=\"/environments/{env}\">{env}</a> · <a href=\"/environments/{env}#scenario-{scenario}\">{scenario}</a> {status}{live}</h1><p class=\"muted small\">trace <code>{id}</code> · created {created}</p>",
         status = status_badge(run.status.as_str()),
         live = if live {
             " <span class=\"live\" id=\"live\">● live</span>"
@@ -191,7 +241,7 @@ pub(crate) async fn page(
     body.push_str(&stat("Steps", run.steps.to_string(), "steps"));
     body.push_str(&stat(
         "Duration",
-        run_duration(&run)
+        run_duration(run)
             .map(duration_ms)
             .unwrap_or_else(|| "–".into()),
         "duration",
@@ -206,7 +256,7 @@ pub(crate) async fn page(
         run.usage.output_tokens.to_string(),
         "output-tokens",
     ));
-    if let Some(cost) = crate::views::cost_usd(&state, &run) {
+    if let Some(cost) = crate::views::cost_usd(state, run) {
         body.push_str(&stat("Cost", format!("${cost:.4}"), "cost"));
     }
     if let Some(outcome) = &run.outcome {
@@ -236,16 +286,9 @@ pub(crate) async fn page(
     let _ = write!(
         body,
         "<h2>Timeline</h2><div id=\"timeline\">{}</div>",
-        render_timeline(&events)
+        render_timeline(events)
     );
-    if live {
-        let _ = write!(
-            body,
-            "<script src=\"/assets/live.js\" data-trace=\"{}\"></script>",
-            esc(run.id.as_str())
-        );
-    }
-    Ok(layout("Trace", "/traces", &body))
+    body
 }
 
 /// Tool results are often JSON: show them pretty when they are.
@@ -256,7 +299,7 @@ fn result_text(text: &str) -> String {
     }
 }
 
-fn render_timeline(events: &[RunEvent]) -> String {
+pub(crate) fn render_timeline(events: &[RunEvent]) -> String {
     let mut out = String::new();
     for event in events {
         match &event.kind {

@@ -4,7 +4,7 @@
 
 use crate::Result;
 use crate::error::db;
-use crate::store::runs::insert_run_query;
+use crate::store::runs::{Placement, insert_run_query};
 use crate::store::{Store, duration_ms, now_ms};
 use crate::types::RunRecord;
 use rollout_domain::{RunId, RunSpec};
@@ -73,7 +73,7 @@ impl Store {
             .map_err(db(OP))?
             .rows_affected();
         if inserted == 1 {
-            let run = insert_run_query(id, project_id, spec, now)?
+            let run = insert_run_query(id, project_id, spec, now, &Placement::Queued)?
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(db(OP))?

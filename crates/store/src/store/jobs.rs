@@ -5,14 +5,12 @@
 use crate::Result;
 use crate::error::{corrupt, db, encode};
 use crate::eval::{JobCounts, JobRecord, JobRun, JobSpec, ModelProgress, NewJobRun};
+use crate::store::runs::{Placement, insert_run_query};
 use crate::store::{RunRow, Store, now_ms, retry_on_conflict};
 use rollout_domain::{EventKind, RunId, RunStatus};
 
 const INSERT_JOB: &str = "INSERT INTO jobs (id, project_id, taskset_name, max_concurrency, spec, \
      created_at) VALUES ($1, $2, $3, $4, $5, $6)";
-const INSERT_JOB_RUN: &str = "INSERT INTO runs (id, project_id, spec, env_name, env_version, \
-     scenario, model, status, created_at, job_id, task_index, repeat_index, key_id) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9, $10, $11, $12)";
 const GET_JOB: &str = "SELECT id, project_id, spec, created_at, cancelled_at FROM jobs \
      WHERE project_id = $1 AND id = $2";
 const LIST_JOBS: &str = "SELECT id, project_id, spec, created_at, cancelled_at FROM jobs \
@@ -96,21 +94,13 @@ impl Store {
             .await
             .map_err(db(OP))?;
         for run in runs {
-            let run_spec = serde_json::to_string(&run.spec).map_err(encode("run spec"))?;
-            sqlx::query(INSERT_JOB_RUN)
-                .bind(run.id.0.clone())
-                .bind(project_id.to_string())
-                .bind(run_spec)
-                .bind(run.spec.env_name.clone())
-                .bind(run.spec.env_version)
-                .bind(run.spec.scenario_name.clone())
-                .bind(run.spec.model.clone())
-                .bind(now)
-                .bind(id.to_string())
-                .bind(run.task_index)
-                .bind(run.repeat_index)
-                .bind(run.spec.key_id.clone())
-                .execute(&mut *tx)
+            let placement = Placement::InJob {
+                job_id: id,
+                task_index: run.task_index,
+                repeat_index: run.repeat_index,
+            };
+            insert_run_query(&run.id, project_id, &run.spec, now, &placement)?
+                .fetch_one(&mut *tx)
                 .await
                 .map_err(db(OP))?;
         }

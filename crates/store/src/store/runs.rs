@@ -8,10 +8,15 @@ use rollout_domain::{EventKind, RunId, RunSpec, RunStatus};
 use sqlx::any::AnyArguments;
 use sqlx::query::QueryAs;
 
-/// Inserts a queued run; bound by [`insert_run_query`] only.
+/// The one statement that creates a run, for every way a run is made (the API, jobs,
+/// schedule ticks, gateway sessions); bound by [`insert_run_query`] only, so no caller can
+/// leave out a column.
 const INSERT_RUN: &str = concat!(
     "INSERT INTO runs (id, project_id, spec, env_name, env_version, scenario, model, status, \
-     created_at, key_id) VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', $8, $9) RETURNING ",
+     attempts, lease_owner, lease_expires_at, lease_token, created_at, started_at, key_id, \
+     job_id, task_index, repeat_index) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
+     RETURNING ",
     run_columns!()
 );
 const GET_RUN: &str = concat!(
@@ -47,7 +52,7 @@ impl Store {
         project_id: &str,
         spec: &RunSpec,
     ) -> Result<RunRecord> {
-        insert_run_query(id, project_id, spec, now_ms())?
+        insert_run_query(id, project_id, spec, now_ms(), &Placement::Queued)?
             .fetch_one(self.pool())
             .await
             .map_err(db("inserting a run"))?
@@ -154,16 +159,62 @@ impl Store {
     }
 }
 
-/// The insert of a queued run with every parameter bound: one place for the plain insert,
-/// the idempotent insert and schedule ticks, so that a new column cannot be bound in some and
-/// forgotten in others (SQLite would store NULL, PostgreSQL would refuse).
+/// Where a new run starts.
+pub(crate) enum Placement<'a> {
+    /// In the queue, for a worker to claim.
+    Queued,
+    /// In the queue, as one run of a job.
+    InJob {
+        job_id: &'a str,
+        task_index: i64,
+        repeat_index: i64,
+    },
+    /// Already running (attempt 1), leased to `owner` under `token`: a run whose agent is
+    /// the client (MCP gateway sessions).
+    Running {
+        owner: &'a str,
+        lease_expires_at_ms: i64,
+        token: &'a str,
+    },
+}
+
+/// The statement that stores a new run (see [`INSERT_RUN`]).
 pub(crate) fn insert_run_query<'q>(
     id: &RunId,
     project_id: &str,
     spec: &RunSpec,
     created_at_ms: i64,
+    placement: &Placement<'_>,
 ) -> Result<QueryAs<'q, sqlx::Any, RunRow, AnyArguments>> {
     let spec_json = serde_json::to_string(spec).map_err(encode("run spec"))?;
+    let (status, attempts, started_at) = match placement {
+        Placement::Running { .. } => (RunStatus::Running, 1_i64, Some(created_at_ms)),
+        Placement::Queued | Placement::InJob { .. } => (RunStatus::Queued, 0, None),
+    };
+    let (owner, lease_expires_at, token) = match placement {
+        Placement::Running {
+            owner,
+            lease_expires_at_ms,
+            token,
+        } => (
+            Some(owner.to_string()),
+            Some(*lease_expires_at_ms),
+            Some(token.to_string()),
+        ),
+        _ => (None, None, None),
+    };
+    let (job_id, task_index, repeat_index) = match placement {
+        Placement::InJob {
+            job_id,
+            task_index,
+            repeat_index,
+        } => (
+            Some(job_id.to_string()),
+            Some(*task_index),
+            Some(*repeat_index),
+        ),
+        _ => (None, None, None),
+    };
     Ok(sqlx::query_as::<_, RunRow>(INSERT_RUN)
         .bind(id.0.clone())
         .bind(project_id.to_string())
@@ -172,6 +223,15 @@ pub(crate) fn insert_run_query<'q>(
         .bind(spec.env_version)
         .bind(spec.scenario_name.clone())
         .bind(spec.model.clone())
+        .bind(status.as_str())
+        .bind(attempts)
+        .bind(owner)
+        .bind(lease_expires_at)
+        .bind(token)
         .bind(created_at_ms)
-        .bind(spec.key_id.clone()))
+        .bind(started_at)
+        .bind(spec.key_id.clone())
+        .bind(job_id)
+        .bind(task_index)
+        .bind(repeat_index))
 }

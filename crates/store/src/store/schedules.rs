@@ -5,7 +5,7 @@
 
 use crate::Result;
 use crate::error::{corrupt, db, encode};
-use crate::store::runs::insert_run_query;
+use crate::store::runs::{Placement, insert_run_query};
 use crate::store::{Store, now_ms};
 use crate::types::RunRecord;
 use rollout_domain::{RunId, RunSpec};
@@ -301,7 +301,7 @@ impl Store {
             }
         };
         let now = now_ms();
-        let record = insert_run_query(run_id, &schedule.project_id, spec, now)?
+        let record = insert_run_query(run_id, &schedule.project_id, spec, now, &Placement::Queued)?
             .fetch_one(&mut *tx)
             .await
             .map_err(db(OP))?

@@ -41,11 +41,53 @@ pub struct TraceQuery {
     pub duration_max_ms: Option<i64>,
     /// Only runs of this job.
     pub job_id: Option<String>,
+    /// Only runs with every one of these labels.
+    pub labels_all: Vec<String>,
+    /// Only runs with at least one of these labels (none given: no constraint).
+    pub labels_any: Vec<String>,
+    /// Only runs with none of these labels.
+    pub labels_none: Vec<String>,
+    /// Only runs whose scores pass every one of these.
+    pub scores: Vec<ScoreFilter>,
+    /// Only runs someone reviewed (`true`) or no one did (`false`).
+    pub reviewed: Option<bool>,
+    /// Only runs whose reward is overridden (`true`) or is not (`false`).
+    pub overridden: Option<bool>,
+    /// Which reward `reward_min` and `reward_max` compare: the override where there is one
+    /// (the default), or the grader's.
+    pub reward_source: RewardSource,
+    /// Only these runs (at most a page of ids).
+    pub ids: Vec<String>,
     /// A cursor: only runs with an id smaller than this one (older runs).
     pub before: Option<String>,
     /// How many runs to return, clamped to `1..=500`.
     pub limit: i64,
 }
+
+/// A filter on a run's scores of one name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreFilter {
+    /// The score's name.
+    pub name: String,
+    /// The mean of the run's numeric scores of that name is at least this.
+    pub min: Option<f64>,
+    /// ... and at most this. Without bounds: the run has a score of that name at all.
+    pub max: Option<f64>,
+}
+
+/// Which reward a filter or a metric reads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RewardSource {
+    /// A person's override where there is one, else the grader's reward.
+    #[default]
+    Override,
+    /// The grader's reward, always.
+    Grader,
+}
+
+/// A run's reward as a person decided it: the override, else the grader's.
+const EFFECTIVE_REWARD: &str = "COALESCE((SELECT o.reward FROM reward_overrides o \
+     WHERE o.run_id = runs.id), runs.reward)";
 
 /// How to group usage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,6 +229,77 @@ fn bind_all<'q, O>(
     query
 }
 
+/// A list of placeholders for `values`, bound in order: `$4, $5, $6`.
+fn placeholders(sql: &mut Sql, values: &[String]) -> String {
+    values
+        .iter()
+        .map(|value| sql.bind_value(Bind::Text(value.clone())))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The filters on what people recorded (labels, scores, reviewed, overridden) and on ids,
+/// each a correlated subquery on an index that starts with the run id.
+fn review_conditions(sql: &mut Sql, query: &TraceQuery) {
+    for label in &query.labels_all {
+        sql.and(
+            "EXISTS (SELECT 1 FROM trace_labels l WHERE l.run_id = runs.id AND l.label = ?)",
+            Bind::Text(label.clone()),
+        );
+    }
+    if !query.labels_any.is_empty() {
+        let list = placeholders(sql, &query.labels_any);
+        sql.push(&format!(
+            " AND EXISTS (SELECT 1 FROM trace_labels l WHERE l.run_id = runs.id \
+             AND l.label IN ({list}))"
+        ));
+    }
+    if !query.labels_none.is_empty() {
+        let list = placeholders(sql, &query.labels_none);
+        sql.push(&format!(
+            " AND NOT EXISTS (SELECT 1 FROM trace_labels l WHERE l.run_id = runs.id \
+             AND l.label IN ({list}))"
+        ));
+    }
+    for score in &query.scores {
+        let name = sql.bind_value(Bind::Text(score.name.clone()));
+        if score.min.is_none() && score.max.is_none() {
+            sql.push(&format!(
+                " AND EXISTS (SELECT 1 FROM trace_scores s WHERE s.run_id = runs.id \
+                 AND s.name = {name})"
+            ));
+            continue;
+        }
+        // The mean over reviewers: two people who disagree count half each.
+        let mean = format!(
+            "(SELECT AVG(s.value) FROM trace_scores s WHERE s.run_id = runs.id \
+             AND s.name = {name} AND s.value IS NOT NULL)"
+        );
+        if let Some(min) = score.min {
+            let min = sql.bind_value(Bind::Float(min));
+            sql.push(&format!(" AND {mean} >= {min}"));
+        }
+        if let Some(max) = score.max {
+            let max = sql.bind_value(Bind::Float(max));
+            sql.push(&format!(" AND {mean} <= {max}"));
+        }
+    }
+    let exists = |sql: &mut Sql, wanted: Option<bool>, table: &str| {
+        if let Some(wanted) = wanted {
+            let not = if wanted { "" } else { "NOT " };
+            sql.push(&format!(
+                " AND {not}EXISTS (SELECT 1 FROM {table} x WHERE x.run_id = runs.id)"
+            ));
+        }
+    };
+    exists(sql, query.reviewed, "trace_reviews");
+    exists(sql, query.overridden, "reward_overrides");
+    if !query.ids.is_empty() {
+        let list = placeholders(sql, &query.ids);
+        sql.push(&format!(" AND runs.id IN ({list})"));
+    }
+}
+
 impl Store {
     /// The project's runs matching `query`, newest first. Pass the last id of a page as
     /// `before` to get the next page.
@@ -228,12 +341,17 @@ impl Store {
         if let Some(job_id) = &query.job_id {
             sql.and("job_id = ?", Bind::Text(job_id.clone()));
         }
+        let reward = match query.reward_source {
+            RewardSource::Override => EFFECTIVE_REWARD,
+            RewardSource::Grader => "runs.reward",
+        };
         if let Some(min) = query.reward_min {
-            sql.and("reward >= ?", Bind::Float(min));
+            sql.and(&format!("{reward} >= ?"), Bind::Float(min));
         }
         if let Some(max) = query.reward_max {
-            sql.and("reward <= ?", Bind::Float(max));
+            sql.and(&format!("{reward} <= ?"), Bind::Float(max));
         }
+        review_conditions(&mut sql, query);
         if let Some(from) = query.from_ms {
             sql.and("id >= ?", Bind::Text(uuid7_floor(from - ID_SLACK_MS)));
             sql.and("created_at >= ?", Bind::Int(from));

@@ -118,6 +118,7 @@ pub(crate) fn spec(env: &str, scenario: &str, model: &str) -> RunSpec {
         max_total_tokens: None,
         max_cost_usd: None,
         key_id: None,
+        traceparent: None,
         callback: None,
     }
 }

@@ -4,7 +4,10 @@
 //! server process and its peak RSS.
 //!
 //! Usage: rollout-bench --rollout PATH [--runs N] [--steps K] [--concurrency C] [--workers W]
-//!        [--warm-pool N] [--hud-python PATH]
+//!        [--warm-pool N] [--hud-python PATH] [--otlp-endpoint URL]
+//!
+//! With `--otlp-endpoint` the server exports every run as OpenTelemetry spans to that OTLP
+//! receiver (e.g. a local Phoenix), to compare the server's CPU per run with export on and off.
 //!
 //! With `--hud-python` (a python with hud-python 0.5.41) the runs use the hud-python fixture
 //! environment (`fixtures/hud_env.py`, scenario `sum_numbers`, tool `add`) instead of the
@@ -24,6 +27,7 @@ struct Args {
     workers: usize,
     warm_pool: usize,
     hud_python: Option<String>,
+    otlp_endpoint: Option<String>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -35,6 +39,7 @@ fn parse_args() -> anyhow::Result<Args> {
         workers: 16,
         warm_pool: 0,
         hud_python: None,
+        otlp_endpoint: None,
     };
     let mut iter = std::env::args().skip(1);
     while let Some(flag) = iter.next() {
@@ -47,6 +52,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--workers" => args.workers = value()?.parse()?,
             "--warm-pool" => args.warm_pool = value()?.parse()?,
             "--hud-python" => args.hud_python = Some(value()?),
+            "--otlp-endpoint" => args.otlp_endpoint = Some(value()?),
             other => bail!("unknown flag {other}; see the file's doc comment"),
         }
     }
@@ -105,7 +111,7 @@ async fn main() -> anyhow::Result<()> {
         steps: args.steps,
     };
     let fake = FakeModelServer::start_with_policy(policy).await?;
-    let options = ServerOptions {
+    let mut options = ServerOptions {
         env: vec![
             ("ANTHROPIC_BASE_URL".into(), fake.base_url()),
             ("ANTHROPIC_API_KEY".into(), "sk-bench".into()),
@@ -119,6 +125,11 @@ async fn main() -> anyhow::Result<()> {
         ],
         ..ServerOptions::default()
     };
+    if let Some(endpoint) = &args.otlp_endpoint {
+        options
+            .env
+            .push(("OTEL_EXPORTER_OTLP_ENDPOINT".into(), endpoint.clone()));
+    }
     let server = TestServer::start(&args.rollout, options).await?;
     let pid = server.pid().context("server pid")?;
     let (env_name, scenario, scenario_args) = match &args.hud_python {
@@ -184,8 +195,13 @@ async fn main() -> anyhow::Result<()> {
     let mut out = std::io::stdout();
     writeln!(
         out,
-        "rollout-bench: {} runs x {} tool steps (+1 answer step) on {env_name}, {} clients, {} worker slots, warm pool {}",
-        args.runs, args.steps, args.concurrency, args.workers, args.warm_pool
+        "rollout-bench: {} runs x {} tool steps (+1 answer step) on {env_name}, {} clients, {} worker slots, warm pool {}, OTLP export {}",
+        args.runs,
+        args.steps,
+        args.concurrency,
+        args.workers,
+        args.warm_pool,
+        args.otlp_endpoint.as_deref().unwrap_or("off")
     )?;
     writeln!(out, "runs/s              {:.1}", args.runs as f64 / wall)?;
     writeln!(
@@ -205,6 +221,7 @@ async fn main() -> anyhow::Result<()> {
         cpu,
         steps_total
     )?;
+    writeln!(out, "server CPU s/run    {:.5}", cpu / args.runs as f64)?;
     writeln!(out, "server peak RSS     {:.1} MiB", peak_rss_mib(pid))?;
     writeln!(out, "failed runs         {failures}")?;
     if failures > 0 {

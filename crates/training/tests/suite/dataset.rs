@@ -32,6 +32,7 @@ fn spec(query: &str) -> RunSpec {
         max_total_tokens: None,
         max_cost_usd: None,
         key_id: None,
+        traceparent: None,
         callback: None,
     }
 }

@@ -71,6 +71,7 @@ async fn store_with_run(url: &str) -> (tempfile::TempDir, Store, rollout_store::
         max_total_tokens: None,
         max_cost_usd: None,
         key_id: None,
+        traceparent: None,
         callback: Some(CallbackSpec {
             url: url.into(),
             headers: BTreeMap::new(),
