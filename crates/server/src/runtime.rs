@@ -35,6 +35,8 @@ pub(crate) struct Runtime {
 /// One client's environment process.
 struct RuntimeSession {
     project_id: String,
+    /// The API key that opened it (sessions per key are capped like the MCP gateway's).
+    key_id: String,
     /// Taken (and so killed) by `DELETE`; tunnels still open then end with it.
     process: Mutex<Option<Hud06Process>>,
     hook: Arc<dyn GatewayHook>,
@@ -79,6 +81,23 @@ pub(crate) async fn create(
     Extension(runtime): Extension<Arc<Runtime>>,
     ApiJson(request): ApiJson<CreateSession>,
 ) -> Result<Json<Value>, ApiError> {
+    // Each session is an environment process: a key holds at most the MCP gateway's
+    // number of sessions (`[gateway] max_sessions_per_key`).
+    let max = state.config.gateway.max_sessions_per_key;
+    let open = runtime
+        .sessions
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .values()
+        .filter(|session| session.key_id == caller.key_id)
+        .count();
+    if open >= max {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_sessions",
+            format!("this API key has {max} runtime sessions open; delete one first"),
+        ));
+    }
     let name = request.environment;
     let version = state
         .store
@@ -136,6 +155,7 @@ pub(crate) async fn create(
     let hook = crate::gateway::spawn_recorder(&state, &caller, &name, version.version);
     let session = Arc::new(RuntimeSession {
         project_id: caller.project_id.clone(),
+        key_id: caller.key_id.clone(),
         process: Mutex::new(Some(process)),
         hook,
     });

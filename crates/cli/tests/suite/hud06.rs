@@ -514,3 +514,49 @@ async fn a_hud06_client_plays_a_hosted_task_through_the_runtime_endpoints() {
     assert_eq!(status, 404);
     drop(dir);
 }
+
+/// Runtime sessions are environment processes: capped per key (`[gateway]
+/// max_sessions_per_key`), another project cannot reach them, and `DELETE` kills the process.
+#[tokio::test]
+async fn runtime_sessions_are_capped_per_key_and_deleted_with_their_process() {
+    let Some(python) = python06() else { return };
+    let fake = FakeModelServer::start().await.unwrap();
+    let mut options = super::common::fake_options(&fake);
+    options.config_toml = Some("[gateway]\nmax_sessions_per_key = 1\n".into());
+    let server = TestServer::start(super::common::binary(), options)
+        .await
+        .unwrap();
+    let (_dir, file) = marked_fixture("hud06_env.py", "capped06");
+    let (status, env) = register(&server, "hud06", &python, &file).await;
+    assert_eq!(status, 201, "{env}\n{}", server.log());
+    assert!(super::common::wait_processes(&file, false).await);
+    let (status, missing) = server
+        .post("/runtime/sessions", &json!({"environment": "nope"}))
+        .await;
+    assert_eq!(status, 404, "{missing}");
+    let body = json!({"environment": "hud06"});
+    let (status, first) = server.post("/runtime/sessions", &body).await;
+    assert_eq!(status, 200, "{first}\n{}", server.log());
+    assert!(
+        !processes_with(&file).is_empty(),
+        "the session's environment runs"
+    );
+    let (status, refused) = server.post("/runtime/sessions", &body).await;
+    assert_eq!(status, 429, "{refused}");
+    let id = first["id"].as_str().unwrap();
+    let (status, _) = server
+        .request(
+            reqwest::Method::DELETE,
+            &format!("/runtime/sessions/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    assert!(
+        super::common::wait_processes(&file, false).await,
+        "{:?}",
+        processes_with(&file)
+    );
+    let (status, again) = server.post("/runtime/sessions", &body).await;
+    assert_eq!(status, 200, "{again}");
+}
