@@ -3,6 +3,7 @@
 
 pub(crate) mod docs;
 mod paths;
+mod review_paths;
 
 use axum::Json;
 use std::sync::OnceLock;
@@ -38,6 +39,20 @@ use utoipa::{Modify, OpenApi};
         paths::datasets, paths::create_dataset, paths::dataset, paths::download_dataset,
         paths::training_jobs, paths::create_training, paths::training_job, paths::training_log,
         paths::cancel_training,
+        review_paths::score_configs, review_paths::create_score_config,
+        review_paths::score_config, review_paths::put_score_config,
+        review_paths::delete_score_config, review_paths::review, review_paths::review_history,
+        review_paths::scores, review_paths::add_score, review_paths::delete_score,
+        review_paths::labels, review_paths::add_labels, review_paths::remove_label,
+        review_paths::notes, review_paths::add_note, review_paths::edit_note,
+        review_paths::delete_note, review_paths::reward_override,
+        review_paths::put_reward_override, review_paths::clear_reward_override,
+        review_paths::review_queues, review_paths::create_review_queue,
+        review_paths::review_queue, review_paths::delete_review_queue,
+        review_paths::next_in_queue, review_paths::complete_in_queue,
+        review_paths::release_in_queue,
+        review_paths::share, review_paths::shares, review_paths::revoke_share,
+        review_paths::sharing, review_paths::put_sharing,
     ),
     components(schemas(rollout_api::ErrorBody, rollout_api::error::Problem, rollout_api::environments::Deployed)),
     modifiers(&Bearer, &CommonResponses),

@@ -9,14 +9,14 @@ use super::reviews::{check_name, done, named_reviewer};
 use super::traces::ListQuery;
 use crate::auth::Caller;
 use crate::error::{ApiError, problem};
-use crate::json::ApiJson;
+use crate::json::{ApiJson, ApiQuery};
 use crate::state::AppState;
 use crate::views::review_queues::{
     CreateQueueRequest, ItemRequest, ItemView, NextView, ProgressView, QueueList, QueueView,
     ReviewerQuery,
 };
 use crate::views::reviews::Deleted;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
@@ -320,7 +320,7 @@ async fn next(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    Query(query): Query<ReviewerQuery>,
+    ApiQuery(query): ApiQuery<ReviewerQuery>,
 ) -> Result<Json<NextView>, ApiError> {
     let queue = queue_of(&state, &caller, &id).await?;
     let mut problems = Vec::new();

@@ -9,14 +9,14 @@
 
 use crate::auth::Caller;
 use crate::error::{ApiError, problem};
-use crate::json::ApiJson;
+use crate::json::{ApiJson, ApiQuery};
 use crate::state::AppState;
 use crate::views::reviews::{
     AuthorQuery, Deleted, HistoryEntryView, HistoryList, LabelList, LabelView, LabelsRequest,
     NoteList, NoteRequest, NoteView, ReviewView, RewardOverrideRequest, RewardOverrideView,
     ScoreConfigList, ScoreConfigRequest, ScoreConfigView, ScoreList, ScoreRequest, ScoreView,
 };
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, patch};
 use axum::{Extension, Json, Router};
@@ -484,7 +484,7 @@ async fn delete_score(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((id, score_id)): Path<(String, String)>,
-    Query(query): Query<AuthorQuery>,
+    ApiQuery(query): ApiQuery<AuthorQuery>,
 ) -> Result<Json<Deleted>, ApiError> {
     let run = trace_of(&state, &caller, &id).await?;
     let mut problems = Vec::new();
@@ -570,7 +570,7 @@ pub(crate) async fn remove_label(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((id, label)): Path<(String, String)>,
-    Query(query): Query<AuthorQuery>,
+    ApiQuery(query): ApiQuery<AuthorQuery>,
 ) -> Result<Json<Deleted>, ApiError> {
     let run = trace_of(&state, &caller, &id).await?;
     let mut problems = Vec::new();
@@ -667,7 +667,7 @@ async fn delete_note(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path((id, note_id)): Path<(String, String)>,
-    Query(query): Query<AuthorQuery>,
+    ApiQuery(query): ApiQuery<AuthorQuery>,
 ) -> Result<Json<Deleted>, ApiError> {
     let run = trace_of(&state, &caller, &id).await?;
     let mut problems = Vec::new();
@@ -739,7 +739,7 @@ async fn clear_override(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    Query(query): Query<AuthorQuery>,
+    ApiQuery(query): ApiQuery<AuthorQuery>,
 ) -> Result<Json<Deleted>, ApiError> {
     let run = trace_of(&state, &caller, &id).await?;
     let mut problems = Vec::new();

@@ -4,15 +4,17 @@ use rollout_domain::time::rfc3339_from_ms;
 use rollout_store::{QueueProgress, ReviewQueueRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
 
 /// The body of `POST /v1/review-queues`: the traces are `trace_ids`, or those `filter`
 /// selects (the filters of `GET /v1/traces`, newest first, at most `limit`), frozen now.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateQueueRequest {
     pub(crate) name: String,
     pub(crate) description: Option<String>,
     pub(crate) trace_ids: Option<Vec<String>>,
+    #[schema(value_type = Option<Object>)]
     pub(crate) filter: Option<Map<String, Value>>,
     /// Most traces a filter puts in the queue (default and maximum 5000).
     pub(crate) limit: Option<usize>,
@@ -24,13 +26,14 @@ pub(crate) struct CreateQueueRequest {
 
 /// `?reviewer=` of `next`: default the API key's name. Reviewers sharing a key must name
 /// themselves, or they are one reviewer.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ReviewerQuery {
     pub(crate) reviewer: Option<String>,
 }
 
 /// The body of `POST /v1/review-queues/{id}/complete` and `.../release`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ItemRequest {
     pub(crate) trace_id: String,
@@ -38,7 +41,7 @@ pub(crate) struct ItemRequest {
 }
 
 /// One reviewer's part of a queue.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct ReviewerProgressView {
     pub(crate) reviewer: String,
     pub(crate) done: i64,
@@ -46,7 +49,7 @@ pub(crate) struct ReviewerProgressView {
 }
 
 /// Done of total, held now, and per reviewer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct ProgressView {
     pub(crate) total: i64,
     pub(crate) done: i64,
@@ -76,11 +79,13 @@ impl From<&QueueProgress> for ProgressView {
 }
 
 /// A review queue with its progress.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct QueueView {
     pub(crate) id: String,
     pub(crate) name: String,
     pub(crate) description: Option<String>,
+    /// The `trace_ids` or the `filter` the queue was made from.
+    #[schema(value_type = Object)]
     pub(crate) selection: Value,
     pub(crate) lease_seconds: i64,
     pub(crate) created_by: String,
@@ -104,14 +109,14 @@ impl QueueView {
 }
 
 /// `GET /v1/review-queues`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct QueueList {
     pub(crate) review_queues: Vec<QueueView>,
 }
 
 /// `GET /v1/review-queues/{id}/next`: the trace to review (`null` when none is left to
 /// hand out) and until when it is the reviewer's.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct NextView {
     pub(crate) queue_id: String,
     pub(crate) reviewer: String,
@@ -123,7 +128,7 @@ pub(crate) struct NextView {
 }
 
 /// The answer of `complete` and `release`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct ItemView {
     pub(crate) queue_id: String,
     pub(crate) trace_id: String,

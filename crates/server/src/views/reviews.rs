@@ -9,10 +9,11 @@ use rollout_store::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
 /// The body of `POST /v1/score-configs` and `PUT /v1/score-configs/{name}`: a numeric
 /// score (`min`, `max`, both optional) or a categorical one (`categories`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ScoreConfigRequest {
     /// Required by `POST`; with `PUT`, the path's name (if given, it must match).
@@ -24,10 +25,11 @@ pub(crate) struct ScoreConfigRequest {
 }
 
 /// A score config.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct ScoreConfigView {
     pub(crate) name: String,
     /// `numeric` or `categorical`.
+    #[schema(value_type = String)]
     pub(crate) kind: &'static str,
     pub(crate) min: Option<f64>,
     pub(crate) max: Option<f64>,
@@ -57,23 +59,25 @@ impl From<&ScoreConfig> for ScoreConfigView {
 }
 
 /// `GET /v1/score-configs`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct ScoreConfigList {
     pub(crate) score_configs: Vec<ScoreConfigView>,
 }
 
 /// `?author=` of the deletes: the reviewer the history names (default: the key's name).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct AuthorQuery {
     pub(crate) author: Option<String>,
 }
 
 /// The body of `POST /v1/traces/{id}/scores`. `value` is a number, or a category of the
 /// score's config. Scoring a name again (same author) edits the score.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ScoreRequest {
     pub(crate) name: String,
+    #[schema(value_type = ScoreValueSchema)]
     pub(crate) value: Value,
     pub(crate) comment: Option<String>,
     /// A reviewer name; default: the API key's name.
@@ -81,12 +85,13 @@ pub(crate) struct ScoreRequest {
 }
 
 /// A score.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct ScoreView {
     pub(crate) id: String,
     pub(crate) trace_id: String,
     pub(crate) name: String,
     /// A number, or a category (string).
+    #[schema(value_type = ScoreValueSchema)]
     pub(crate) value: ScoreValue,
     pub(crate) comment: Option<String>,
     pub(crate) author: String,
@@ -110,13 +115,13 @@ impl From<&ScoreRecord> for ScoreView {
 }
 
 /// `GET /v1/traces/{id}/scores`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct ScoreList {
     pub(crate) scores: Vec<ScoreView>,
 }
 
 /// The body of `POST /v1/traces/{id}/labels`: one `label` or several `labels`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct LabelsRequest {
     pub(crate) label: Option<String>,
@@ -125,7 +130,7 @@ pub(crate) struct LabelsRequest {
 }
 
 /// A label.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct LabelView {
     pub(crate) label: String,
     pub(crate) author: String,
@@ -143,7 +148,7 @@ impl From<&LabelRecord> for LabelView {
 }
 
 /// `GET /v1/traces/{id}/labels`, and the answer of `POST`: every label of the trace.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct LabelList {
     pub(crate) trace_id: String,
     pub(crate) labels: Vec<LabelView>,
@@ -153,7 +158,7 @@ pub(crate) struct LabelList {
 }
 
 /// The body of `POST /v1/traces/{id}/notes` and `PATCH .../notes/{note_id}`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NoteRequest {
     pub(crate) body: String,
@@ -161,7 +166,7 @@ pub(crate) struct NoteRequest {
 }
 
 /// A note.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct NoteView {
     pub(crate) id: String,
     pub(crate) trace_id: String,
@@ -187,13 +192,13 @@ impl From<&NoteRecord> for NoteView {
 }
 
 /// `GET /v1/traces/{id}/notes`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct NoteList {
     pub(crate) notes: Vec<NoteView>,
 }
 
 /// The body of `PUT /v1/traces/{id}/reward-override`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RewardOverrideRequest {
     pub(crate) reward: f64,
@@ -202,7 +207,7 @@ pub(crate) struct RewardOverrideRequest {
 }
 
 /// A reward override, next to the grader's reward it replaces in metrics and datasets.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct RewardOverrideView {
     pub(crate) trace_id: String,
     pub(crate) reward: f64,
@@ -227,7 +232,7 @@ impl RewardOverrideView {
 }
 
 /// `GET /v1/traces/{id}/review`: everything people recorded on the trace.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct ReviewView {
     pub(crate) trace_id: String,
     /// The grader's reward.
@@ -263,7 +268,7 @@ impl ReviewView {
 }
 
 /// One change, as `GET /v1/traces/{id}/history` lists it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct HistoryEntryView {
     pub(crate) id: String,
     /// `score`, `label`, `note`, `reward_override` or `review`.
@@ -271,7 +276,11 @@ pub(crate) struct HistoryEntryView {
     pub(crate) item_id: String,
     /// `created`, `updated`, `deleted` or `completed`.
     pub(crate) action: String,
+    /// The item before the change (`null` for a creation).
+    #[schema(value_type = Option<Object>)]
     pub(crate) previous: Option<Value>,
+    /// The item after the change (`null` for a deletion).
+    #[schema(value_type = Option<Object>)]
     pub(crate) value: Option<Value>,
     pub(crate) author: String,
     pub(crate) at: String,
@@ -293,14 +302,25 @@ impl From<&HistoryEntry> for HistoryEntryView {
 }
 
 /// `GET /v1/traces/{id}/history`, oldest first.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct HistoryList {
     pub(crate) trace_id: String,
     pub(crate) history: Vec<HistoryEntryView>,
 }
 
 /// A deletion's answer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = Removed)]
 pub(crate) struct Deleted {
     pub(crate) deleted: bool,
+}
+
+/// A score's value as the document shows it: a number, or a category of its config
+/// (doc-only: the server reads a `Value` so that it names a wrong type in its 422).
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+#[serde(untagged)]
+pub(crate) enum ScoreValueSchema {
+    Number(f64),
+    Category(String),
 }

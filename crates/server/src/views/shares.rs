@@ -3,9 +3,10 @@
 use rollout_domain::time::rfc3339_from_ms;
 use rollout_store::ShareLinkRecord;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// The body of `POST /v1/traces/{id}/share` (may be empty: `{}`).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ShareRequest {
     /// The link stops working after this many seconds (1 to 31536000); default: never.
@@ -16,7 +17,7 @@ pub(crate) struct ShareRequest {
 
 /// A share link. `url` and `token` are in the answer of `POST` only: the server keeps
 /// the token's hash alone.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct ShareLinkView {
     pub(crate) id: String,
     pub(crate) trace_id: String,
@@ -50,13 +51,13 @@ impl ShareLinkView {
 }
 
 /// `GET /v1/traces/{id}/shares`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub(crate) struct ShareLinkList {
     pub(crate) share_links: Vec<ShareLinkView>,
 }
 
 /// `GET` and `PUT /v1/projects/{id}/sharing`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct SharingSetting {
     /// Whether the project's traces may be shared; off also hides existing links.
