@@ -196,6 +196,9 @@ async fn schemathesis_finds_no_failure_in_any_operation() {
         .arg(report.path())
         .env("SCHEMATHESIS_TELEMETRY", "false")
         .env("NO_COLOR", "1")
+        // Its cache of found failures (`.schemathesis/`) goes to the temporary directory,
+        // not the source tree: every run starts from the seed alone.
+        .current_dir(report.path())
         .output()
         .await
         .expect("schemathesis runs");
