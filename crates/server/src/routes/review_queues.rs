@@ -448,3 +448,25 @@ async fn release(
         progress: ProgressView::from(&progress),
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::FILTER_KEYS;
+    use std::collections::BTreeSet;
+    use utoipa::IntoParams;
+
+    /// `FILTER_KEYS` copies the filters of `GET /v1/traces`: a filter added there and not
+    /// here would be refused in a queue's `filter`.
+    #[test]
+    fn queue_filters_are_the_trace_lists_filters() {
+        let list: BTreeSet<String> = rollout_api::runs::TraceListQuery::into_params(|| None)
+            .into_iter()
+            .map(|parameter| parameter.name)
+            .filter(|name| name != "limit" && name != "cursor")
+            // serde aliases, which the document does not list.
+            .chain(["environment".to_string(), "scenario".to_string()])
+            .collect();
+        let queue: BTreeSet<String> = FILTER_KEYS.iter().map(|key| key.to_string()).collect();
+        assert_eq!(queue, list);
+    }
+}
