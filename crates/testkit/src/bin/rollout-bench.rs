@@ -4,7 +4,18 @@
 //! server process and its peak RSS.
 //!
 //! Usage: rollout-bench --rollout PATH [--runs N] [--steps K] [--concurrency C] [--workers W]
-//!        [--warm-pool N] [--hud-python PATH] [--otlp-endpoint URL]
+//!        [--warm-pool N] [--hud-python PATH] [--env-http] [--database-url URL]
+//!        [--otlp-endpoint URL] [--queue-depth N --model-delay-ms MS]
+//!
+//! With `--env-http` the environment is one process serving streamable HTTP (the bundled one
+//! by `rollout example-env my-assistant --http`, the hud-python one by `hud_env.py --http`),
+//! registered by URL, instead of a fresh process per run; its CPU is reported too.
+//!
+//! With `--database-url` the server keeps its store there (PostgreSQL) instead of SQLite.
+//!
+//! With `--queue-depth N` the benchmark measures memory, not speed: the model answers after
+//! `--model-delay-ms` (default 60000), N runs are submitted without `sync`, and once
+//! `--workers` of them are in flight and the rest queued it prints the server's RSS.
 //!
 //! With `--otlp-endpoint` the server exports every run as OpenTelemetry spans to that OTLP
 //! receiver (e.g. a local Phoenix), to compare the server's CPU per run with export on and off.
@@ -28,6 +39,10 @@ struct Args {
     warm_pool: usize,
     hud_python: Option<String>,
     otlp_endpoint: Option<String>,
+    env_http: bool,
+    database_url: Option<String>,
+    queue_depth: Option<usize>,
+    model_delay_ms: u64,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -40,6 +55,10 @@ fn parse_args() -> anyhow::Result<Args> {
         warm_pool: 0,
         hud_python: None,
         otlp_endpoint: None,
+        env_http: false,
+        database_url: None,
+        queue_depth: None,
+        model_delay_ms: 60_000,
     };
     let mut iter = std::env::args().skip(1);
     while let Some(flag) = iter.next() {
@@ -53,12 +72,21 @@ fn parse_args() -> anyhow::Result<Args> {
             "--warm-pool" => args.warm_pool = value()?.parse()?,
             "--hud-python" => args.hud_python = Some(value()?),
             "--otlp-endpoint" => args.otlp_endpoint = Some(value()?),
+            "--env-http" => args.env_http = true,
+            "--database-url" => args.database_url = Some(value()?),
+            "--queue-depth" => args.queue_depth = Some(value()?.parse()?),
+            "--model-delay-ms" => args.model_delay_ms = value()?.parse()?,
             other => bail!("unknown flag {other}; see the file's doc comment"),
         }
     }
     if args.rollout.is_empty() {
         bail!("--rollout PATH (the rollout binary to measure) is required");
     }
+    // The server starts in its data directory: a relative path would not resolve there.
+    args.rollout = std::fs::canonicalize(&args.rollout)
+        .with_context(|| format!("no rollout binary at {}", args.rollout))?
+        .display()
+        .to_string();
     Ok(args)
 }
 
@@ -81,10 +109,15 @@ fn cpu_seconds(pid: u32) -> f64 {
 
 /// Peak resident set size of a process, in MiB.
 fn peak_rss_mib(pid: u32) -> f64 {
+    rss_mib(pid, "VmHWM:")
+}
+
+/// A memory line of `/proc/PID/status` (`VmRSS:`, `VmHWM:`), in MiB.
+fn rss_mib(pid: u32, field: &str) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .find_map(|line| line.strip_prefix(field))
         .and_then(|rest| rest.split_whitespace().next()?.parse::<f64>().ok())
         .map(|kib| kib / 1024.0)
         .unwrap_or(0.0)
@@ -130,23 +163,60 @@ async fn main() -> anyhow::Result<()> {
             .env
             .push(("OTEL_EXPORTER_OTLP_ENDPOINT".into(), endpoint.clone()));
     }
+    if let Some(url) = &args.database_url {
+        options.args.extend(["--database-url".into(), url.clone()]);
+    }
     let server = TestServer::start(&args.rollout, options).await?;
     let pid = server.pid().context("server pid")?;
-    let (env_name, scenario, scenario_args) = match &args.hud_python {
-        Some(python) => {
-            let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/hud_env.py");
-            let register = json!({"name": "hud-bench", "command": [python, fixture]});
-            let (status, env) = server.post("/v1/environments", &register).await;
-            if status != 201 {
-                bail!("registering the hud environment failed: {env}");
-            }
-            ("hud-bench", "sum_numbers", json!({"numbers": [2, 3]}))
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/hud_env.py");
+    // With --env-http: one environment process serving HTTP, kept until the end.
+    let mut env_process = None;
+    let register = match (&args.hud_python, args.env_http) {
+        (Some(python), false) => Some(json!({"name": "hud-bench", "command": [python, fixture]})),
+        (hud_python, true) => {
+            let port = free_port()?;
+            let mut command = match hud_python {
+                Some(python) => {
+                    let mut command = tokio::process::Command::new(python);
+                    command.arg(fixture).arg("--http").arg(port.to_string());
+                    command
+                }
+                None => {
+                    let mut command = tokio::process::Command::new(&args.rollout);
+                    command
+                        .args(["example-env", "my-assistant", "--http"])
+                        .arg(format!("127.0.0.1:{port}"));
+                    command
+                }
+            };
+            let child = command
+                .kill_on_drop(true)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .context("starting the environment over HTTP")?;
+            wait_for_port(port).await?;
+            env_process = Some(child);
+            let name = if hud_python.is_some() { "hud-bench" } else { "assistant-http" };
+            Some(json!({"name": name, "url": format!("http://127.0.0.1:{port}/mcp")}))
         }
-        None => (
-            "my-assistant",
-            "answer_question",
-            json!({"query": "What is 17 * 23?"}),
-        ),
+        (None, false) => None,
+    };
+    let env_pid = env_process.as_ref().and_then(tokio::process::Child::id);
+    let env_name = match &register {
+        Some(register) => {
+            let (status, env) = server.post("/v1/environments", register).await;
+            if status != 201 {
+                bail!("registering the environment failed: {env}");
+            }
+            register["name"].as_str().unwrap_or_default().to_string()
+        }
+        None => "my-assistant".to_string(),
+    };
+    let env_name = env_name.as_str();
+    let (scenario, scenario_args) = match &args.hud_python {
+        Some(_) => ("sum_numbers", json!({"numbers": [2, 3]})),
+        None => ("answer_question", json!({"query": "What is 17 * 23?"})),
     };
     let body = json!({
         "env_name": env_name,
@@ -163,6 +233,11 @@ async fn main() -> anyhow::Result<()> {
         bail!("warm-up run failed: {warm}\n{}", server.log());
     }
 
+    if let Some(depth) = args.queue_depth {
+        return queue_depth(&server, &fake, &body, depth, &args, pid).await;
+    }
+
+    let env_cpu_before = env_pid.map(cpu_seconds);
     let cpu_before = cpu_seconds(pid);
     let started = Instant::now();
     let semaphore = std::sync::Arc::new(tokio::sync::Semaphore::new(args.concurrency));
@@ -195,12 +270,14 @@ async fn main() -> anyhow::Result<()> {
     let mut out = std::io::stdout();
     writeln!(
         out,
-        "rollout-bench: {} runs x {} tool steps (+1 answer step) on {env_name}, {} clients, {} worker slots, warm pool {}, OTLP export {}",
+        "rollout-bench: {} runs x {} tool steps (+1 answer step) on {env_name} ({}), {} clients, {} worker slots, warm pool {}, store {}, OTLP export {}",
         args.runs,
         args.steps,
+        if args.env_http { "one process over HTTP" } else { "a process per run" },
         args.concurrency,
         args.workers,
         args.warm_pool,
+        if args.database_url.is_some() { "PostgreSQL" } else { "SQLite" },
         args.otlp_endpoint.as_deref().unwrap_or("off")
     )?;
     writeln!(out, "runs/s              {:.1}", args.runs as f64 / wall)?;
@@ -222,10 +299,83 @@ async fn main() -> anyhow::Result<()> {
         steps_total
     )?;
     writeln!(out, "server CPU s/run    {:.5}", cpu / args.runs as f64)?;
+    if let (Some(env_pid), Some(before)) = (env_pid, env_cpu_before) {
+        let env_cpu = cpu_seconds(env_pid) - before;
+        writeln!(
+            out,
+            "env CPU s/run       {:.5}  (the environment process serving HTTP)",
+            env_cpu / args.runs as f64
+        )?;
+    }
     writeln!(out, "server peak RSS     {:.1} MiB", peak_rss_mib(pid))?;
     writeln!(out, "failed runs         {failures}")?;
     if failures > 0 {
         bail!("{failures} runs did not complete with reward 1.0");
+    }
+    Ok(())
+}
+
+/// Memory with a deep queue: `depth` runs submitted against a model that answers only after
+/// `--model-delay-ms`, measured once `--workers` of them are in flight.
+async fn queue_depth(
+    server: &TestServer,
+    fake: &FakeModelServer,
+    body: &Value,
+    depth: usize,
+    args: &Args,
+    pid: u32,
+) -> anyhow::Result<()> {
+    fake.set_delay(Duration::from_millis(args.model_delay_ms));
+    let mut body = body.clone();
+    body["sync"] = json!(false);
+    let rss_before = rss_mib(pid, "VmRSS:");
+    let submitted = Instant::now();
+    for index in 0..depth {
+        let (status, answer) = server.post("/v1/agent/run", &body).await;
+        if status != 202 {
+            bail!("run {index} was refused ({status}): {answer}");
+        }
+    }
+    let submit_seconds = submitted.elapsed().as_secs_f64();
+    let in_flight = args.workers.min(depth);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let received = || fake.requests().len().saturating_sub(1);
+    while received() < in_flight {
+        if Instant::now() > deadline {
+            bail!("only {} of {in_flight} runs reached the model", received());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, traces) = server.get("/v1/traces?limit=1&status=queued").await;
+    let mut out = std::io::stdout();
+    writeln!(
+        out,
+        "rollout-bench: queue depth {depth} ({in_flight} in flight at the model, the rest queued), store {}",
+        if args.database_url.is_some() { "PostgreSQL" } else { "SQLite" }
+    )?;
+    writeln!(out, "submit runs/s       {:.1}", depth as f64 / submit_seconds)?;
+    writeln!(out, "server RSS before   {rss_before:.1} MiB")?;
+    writeln!(out, "server RSS now      {:.1} MiB", rss_mib(pid, "VmRSS:"))?;
+    writeln!(out, "server peak RSS     {:.1} MiB", peak_rss_mib(pid))?;
+    writeln!(out, "queued (first page) {}", traces["traces"].as_array().map_or(0, Vec::len))?;
+    Ok(())
+}
+
+/// A port free at the time of asking, for a child process to listen on.
+fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Waits until something listens on the loopback port.
+async fn wait_for_port(port: u16) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        if Instant::now() > deadline {
+            bail!("nothing listens on port {port} after 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(())
 }
