@@ -253,6 +253,14 @@ impl Environment {
         }
         let router = axum::Router::new().nest_service("/mcp", self.http_service());
         tracing::info!(env = %self.name, %local, "serving mcp over streamable http at /mcp");
+        // Without TCP_NODELAY a response written in two parts (headers, then an SSE event)
+        // waits for the client's delayed ACK: about 40 ms per MCP request on loopback.
+        use axum::serve::ListenerExt;
+        let listener = listener.tap_io(|stream| {
+            if let Err(error) = stream.set_nodelay(true) {
+                tracing::debug!(%error, "could not set TCP_NODELAY");
+            }
+        });
         axum::serve(listener, router)
             .await
             .map_err(|source| SdkError::Io {

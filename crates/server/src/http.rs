@@ -81,6 +81,11 @@ pub(crate) async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // Small answers (an SSE event, a JSON body after its headers) must not wait for the
+        // peer's delayed ACK.
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "could not set TCP_NODELAY");
+        }
         let service = app
             .clone()
             .map_request(move |mut request: Request<Incoming>| {

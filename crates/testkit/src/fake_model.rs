@@ -195,6 +195,9 @@ impl FakeModelServer {
             .with_state(state.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let address = listener.local_addr()?;
+        // TCP_NODELAY, as a real provider's front end: replies do not wait for delayed ACKs.
+        use axum::serve::ListenerExt;
+        let listener = listener.tap_io(|stream| drop(stream.set_nodelay(true)));
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });

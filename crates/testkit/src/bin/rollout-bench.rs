@@ -43,6 +43,7 @@ struct Args {
     database_url: Option<String>,
     queue_depth: Option<usize>,
     model_delay_ms: u64,
+    show_trace: bool,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -59,6 +60,7 @@ fn parse_args() -> anyhow::Result<Args> {
         database_url: None,
         queue_depth: None,
         model_delay_ms: 60_000,
+        show_trace: false,
     };
     let mut iter = std::env::args().skip(1);
     while let Some(flag) = iter.next() {
@@ -76,6 +78,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--database-url" => args.database_url = Some(value()?),
             "--queue-depth" => args.queue_depth = Some(value()?.parse()?),
             "--model-delay-ms" => args.model_delay_ms = value()?.parse()?,
+            "--show-trace" => args.show_trace = true,
             other => bail!("unknown flag {other}; see the file's doc comment"),
         }
     }
@@ -256,8 +259,10 @@ async fn main() -> anyhow::Result<()> {
     }
     let mut latencies = Vec::with_capacity(args.runs);
     let mut failures = 0;
+    let mut last = Value::Null;
     for handle in handles {
         let (status, summary, elapsed): (u16, Value, Duration) = handle.await?;
+        last = summary.clone();
         if status != 200 || summary["status"] != "completed" || summary["reward"] != json!(1.0) {
             failures += 1;
         }
@@ -309,6 +314,9 @@ async fn main() -> anyhow::Result<()> {
     }
     writeln!(out, "server peak RSS     {:.1} MiB", peak_rss_mib(pid))?;
     writeln!(out, "failed runs         {failures}")?;
+    if args.show_trace {
+        show_trace(&server, &last).await?;
+    }
     if failures > 0 {
         bail!("{failures} runs did not complete with reward 1.0");
     }
@@ -376,6 +384,18 @@ async fn wait_for_port(port: u16) -> anyhow::Result<()> {
             bail!("nothing listens on port {port} after 60 s");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+/// Prints the events of a run with their times, to see where a run's latency goes.
+async fn show_trace(server: &TestServer, summary: &Value) -> anyhow::Result<()> {
+    let id = summary["trace_id"].as_str().context("no trace_id in the last answer")?;
+    let (_, trace) = server.get(&format!("/v1/traces/{id}")).await;
+    let mut out = std::io::stdout();
+    writeln!(out, "trace {id}: created {} started {} finished {}", trace["created_at"], trace["started_at"], trace["finished_at"])?;
+    for event in trace["events"].as_array().into_iter().flatten() {
+        writeln!(out, "  {} {} {}", event["seq"], event["at"], event["type"])?;
     }
     Ok(())
 }
