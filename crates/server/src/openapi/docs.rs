@@ -3,7 +3,6 @@
 //! passes the `'self'`-only Content-Security-Policy and works offline. It needs no key,
 //! like `/openapi.json`.
 
-use crate::ui::html::esc;
 use axum::response::Html;
 use serde_json::Value;
 use std::fmt::Write as _;
@@ -249,4 +248,20 @@ fn type_of(schema: &Value) -> String {
         })
         .collect::<Vec<_>>()
         .join(" | ")
+}
+
+/// Escapes text for HTML element content and quoted attribute values.
+fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            other => out.push(other),
+        }
+    }
+    out
 }

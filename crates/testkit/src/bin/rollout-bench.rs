@@ -197,7 +197,11 @@ async fn main() -> anyhow::Result<()> {
                 .context("starting the environment over HTTP")?;
             wait_for_port(port).await?;
             env_process = Some(child);
-            let name = if hud_python.is_some() { "hud-bench" } else { "assistant-http" };
+            let name = if hud_python.is_some() {
+                "hud-bench"
+            } else {
+                "assistant-http"
+            };
             Some(json!({"name": name, "url": format!("http://127.0.0.1:{port}/mcp")}))
         }
         (None, false) => None,
@@ -273,11 +277,19 @@ async fn main() -> anyhow::Result<()> {
         "rollout-bench: {} runs x {} tool steps (+1 answer step) on {env_name} ({}), {} clients, {} worker slots, warm pool {}, store {}, OTLP export {}",
         args.runs,
         args.steps,
-        if args.env_http { "one process over HTTP" } else { "a process per run" },
+        if args.env_http {
+            "one process over HTTP"
+        } else {
+            "a process per run"
+        },
         args.concurrency,
         args.workers,
         args.warm_pool,
-        if args.database_url.is_some() { "PostgreSQL" } else { "SQLite" },
+        if args.database_url.is_some() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        },
         args.otlp_endpoint.as_deref().unwrap_or("off")
     )?;
     writeln!(out, "runs/s              {:.1}", args.runs as f64 / wall)?;
@@ -352,13 +364,25 @@ async fn queue_depth(
     writeln!(
         out,
         "rollout-bench: queue depth {depth} ({in_flight} in flight at the model, the rest queued), store {}",
-        if args.database_url.is_some() { "PostgreSQL" } else { "SQLite" }
+        if args.database_url.is_some() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        }
     )?;
-    writeln!(out, "submit runs/s       {:.1}", depth as f64 / submit_seconds)?;
+    writeln!(
+        out,
+        "submit runs/s       {:.1}",
+        depth as f64 / submit_seconds
+    )?;
     writeln!(out, "server RSS before   {rss_before:.1} MiB")?;
     writeln!(out, "server RSS now      {:.1} MiB", rss_mib(pid, "VmRSS:"))?;
     writeln!(out, "server peak RSS     {:.1} MiB", peak_rss_mib(pid))?;
-    writeln!(out, "queued (first page) {}", traces["traces"].as_array().map_or(0, Vec::len))?;
+    writeln!(
+        out,
+        "queued (first page) {}",
+        traces["traces"].as_array().map_or(0, Vec::len)
+    )?;
     Ok(())
 }
 
@@ -371,7 +395,10 @@ fn free_port() -> anyhow::Result<u16> {
 /// Waits until something listens on the loopback port.
 async fn wait_for_port(port: u16) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
         if Instant::now() > deadline {
             bail!("nothing listens on port {port} after 60 s");
         }
