@@ -654,6 +654,7 @@ async fn the_web_ui_runs_a_scenario_and_shows_its_trace() {
     assert_pages_follow_the_policy(&driver, &client, &base, &pages).await;
 
     // Sign-out ends the session.
+    client.goto(&format!("{base}/environments")).await.unwrap();
     client
         .find(Locator::Id("sign-out"))
         .await
