@@ -1,6 +1,7 @@
-//! The web UI: server-rendered HTML pages with a stylesheet and small scripts served from
-//! `/assets/` (no build step, no CDN, nothing inline: the Content-Security-Policy allows
-//! `'self'` only, see `crate::headers`).
+//! The web UI: server-rendered HTML pages from askama templates (`templates/`, escaped by
+//! askama, checked at compile time against the typed values each handler passes) with a
+//! stylesheet and small scripts served from `/assets/` (no build step, no CDN, nothing
+//! inline: the Content-Security-Policy allows `'self'` only, see `crate::headers`).
 //!
 //! Sign-in takes an API key and starts a session: the browser gets an HttpOnly cookie with
 //! a random token, the store keeps only the token's SHA-256 (`ui_sessions`). Every page

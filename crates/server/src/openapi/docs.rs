@@ -236,28 +236,29 @@ fn type_of(schema: &Value) -> Vec<TypePart<'_>> {
             reference.rsplit('/').next().unwrap_or(reference),
         )];
     }
-    let alternatives: Vec<Vec<TypePart<'_>>> =
-        if let Some(any) = schema["oneOf"].as_array().or(schema["anyOf"].as_array()) {
-            any.iter().map(type_of).collect()
-        } else {
-            let types: Vec<&str> = match &schema["type"] {
-                Value::String(t) => vec![t.as_str()],
-                Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
-                _ => vec!["any"],
-            };
-            types
-                .into_iter()
-                .map(|t| match t {
-                    "array" => {
-                        let mut parts = vec![TypePart::Text("array of ".into())];
-                        parts.extend(type_of(&schema["items"]));
-                        parts
-                    }
-                    "string" if schema["format"] == "binary" => vec![TypePart::Text("bytes".into())],
-                    other => vec![TypePart::Text(other.into())],
-                })
-                .collect()
+    let alternatives: Vec<Vec<TypePart<'_>>> = if let Some(any) =
+        schema["oneOf"].as_array().or(schema["anyOf"].as_array())
+    {
+        any.iter().map(type_of).collect()
+    } else {
+        let types: Vec<&str> = match &schema["type"] {
+            Value::String(t) => vec![t.as_str()],
+            Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+            _ => vec!["any"],
         };
+        types
+            .into_iter()
+            .map(|t| match t {
+                "array" => {
+                    let mut parts = vec![TypePart::Text("array of ".into())];
+                    parts.extend(type_of(&schema["items"]));
+                    parts
+                }
+                "string" if schema["format"] == "binary" => vec![TypePart::Text("bytes".into())],
+                other => vec![TypePart::Text(other.into())],
+            })
+            .collect()
+    };
     let mut joined = Vec::new();
     for (i, alternative) in alternatives.into_iter().enumerate() {
         if i > 0 {

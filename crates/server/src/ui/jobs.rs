@@ -257,3 +257,28 @@ fn train_form(
         data: json!({"job": job.id, "rewards": rewards}),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_formatted_for_people() {
+        assert_eq!(num(Some(0.5)), "0.500");
+        assert_eq!(num(None), "–");
+        assert_eq!(percent(Some(0.4)), "40.0%");
+        assert_eq!(seconds(Some(0.25)), "250 ms");
+        assert_eq!(seconds(Some(2.5)), "2.5 s");
+        assert_eq!(whole(Some(120.4)), "120");
+        assert_eq!(
+            counts_text(&Counts {
+                done: 3,
+                failed: 1,
+                total: 6,
+                cancelled: 2,
+                ..Counts::default()
+            }),
+            "4/6 · 1 failed · 2 cancelled"
+        );
+    }
+}

@@ -211,6 +211,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn templates_escape_what_they_print() {
+        let page = askama::Template::render(&SignIn {
+            next: "/x\"><script>alert('x')</script>&",
+            message: Some("<b>no</b>"),
+        })
+        .unwrap();
+        assert!(
+            page.contains(
+                "value=\"/x&#34;&#62;&#60;script&#62;alert(&#39;x&#39;)&#60;/script&#62;&#38;\""
+            ),
+            "{page}"
+        );
+        assert!(page.contains("&#60;b&#62;no&#60;/b&#62;"), "{page}");
+        assert!(
+            !page.contains("<script>") && !page.contains("<b>"),
+            "{page}"
+        );
+    }
+
+    #[test]
     fn sign_in_redirects_stay_on_the_site() {
         assert_eq!(safe_next(Some("/traces?x=1")), "/traces?x=1");
         assert_eq!(safe_next(Some("/traces/a%20b")), "/traces/a%20b");
