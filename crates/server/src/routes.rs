@@ -4,7 +4,7 @@ mod cancel;
 pub(crate) mod checks;
 pub(crate) mod datasets;
 mod deploy;
-mod environments;
+pub(crate) mod environments;
 pub(crate) mod events;
 pub(crate) mod jobs;
 pub(crate) mod keys;

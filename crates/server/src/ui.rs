@@ -1,6 +1,7 @@
-//! The web UI: server-rendered HTML pages with a stylesheet and small scripts served from
-//! `/assets/` (no build step, no CDN, nothing inline: the Content-Security-Policy allows
-//! `'self'` only, see `crate::headers`).
+//! The web UI: server-rendered HTML pages from askama templates (`templates/`, escaped by
+//! askama, checked at compile time against the typed values each handler passes) with a
+//! stylesheet and small scripts served from `/assets/` (no build step, no CDN, nothing
+//! inline: the Content-Security-Policy allows `'self'` only, see `crate::headers`).
 //!
 //! Sign-in takes an API key and starts a session: the browser gets an HttpOnly cookie with
 //! a random token, the store keeps only the token's SHA-256 (`ui_sessions`). Every page
@@ -102,14 +103,26 @@ impl From<rollout_store::StoreError> for UiError {
     }
 }
 
+/// The error page.
+#[derive(askama::Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    section: &'a str,
+    status: u16,
+    message: &'a str,
+}
+
 impl IntoResponse for UiError {
     fn into_response(self) -> Response {
-        let body = format!(
-            "<section class=\"card\"><h1>{}</h1><p>{}</p><p><a href=\"/environments\">Back to environments</a></p></section>",
-            self.0.status.as_u16(),
-            html::esc(&self.0.message)
-        );
-        (self.0.status, html::layout("Error", "", &body)).into_response()
+        let page = ErrorPage {
+            section: "",
+            status: self.0.status.as_u16(),
+            message: &self.0.message,
+        };
+        match askama::Template::render(&page) {
+            Ok(body) => (self.0.status, Html(body)).into_response(),
+            Err(_) => self.0.into_response(),
+        }
     }
 }
 

@@ -126,6 +126,67 @@ pub(super) async fn assert_no_csp_violations(driver: &Driver, client: &Client) {
     assert!(violations.is_empty(), "CSP violations: {violations:#?}");
 }
 
+/// Loads each of `paths` (signed in as `client` is) and checks that it needs nothing the
+/// strict Content-Security-Policy forbids: the answer carries the policy, without
+/// `unsafe-inline` or `unsafe-eval`, and the page has no inline script (only
+/// `<script src>` and JSON data blocks), no inline event handler (`onclick=`, ...) and no
+/// inline style. Then no violation was reported while the pages ran.
+pub(super) async fn assert_pages_follow_the_policy(
+    driver: &Driver,
+    client: &Client,
+    base: &str,
+    paths: &[String],
+) {
+    let session = client
+        .get_named_cookie("rollout_session")
+        .await
+        .expect("a session cookie");
+    let cookie = format!("rollout_session={}", session.value());
+    for path in paths {
+        let response = reqwest::Client::new()
+            .get(format!("{base}{path}"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 200, "{path}");
+        let csp = response
+            .headers()
+            .get("content-security-policy")
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default();
+        for needed in [
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+        ] {
+            assert!(csp.contains(needed), "{path}: {csp}");
+        }
+        assert!(!csp.contains("unsafe-"), "{path}: {csp}");
+        client.goto(&format!("{base}{path}")).await.unwrap();
+        let inline = client
+            .execute(
+                "var bad = [];
+                 document.querySelectorAll('*').forEach(function (e) {
+                   for (var i = 0; i < e.attributes.length; i++) {
+                     var name = e.attributes[i].name;
+                     if (/^on/i.test(name) || name === 'style') bad.push(e.tagName + ' ' + name);
+                   }
+                 });
+                 document.querySelectorAll('script').forEach(function (s) {
+                   if (!s.src && s.type !== 'application/json') bad.push('inline script');
+                 });
+                 document.querySelectorAll('style').forEach(function () { bad.push('style element'); });
+                 return bad;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(inline, json!([]), "{path}");
+    }
+    assert_no_csp_violations(driver, client).await;
+}
+
 /// Evaluates `script` (a function body) until it returns a truthy value, bounded.
 pub(super) async fn wait_js(client: &Client, script: &str, what: &str) -> Value {
     let deadline = tokio::time::Instant::now() + RUN_TIMEOUT;
@@ -575,7 +636,25 @@ async fn the_web_ui_runs_a_scenario_and_shows_its_trace() {
     )
     .unwrap();
 
+    // Every page works under the strict policy.
+    let pages: Vec<String> = [
+        "/environments",
+        "/environments/my-assistant",
+        "/traces",
+        &format!("/traces/{trace_id}"),
+        &format!("/traces/{xss_id}"),
+        &format!("/traces/{trace_id}/timeline"),
+        "/usage",
+        "/jobs",
+        "/training",
+        "/docs",
+    ]
+    .map(String::from)
+    .to_vec();
+    assert_pages_follow_the_policy(&driver, &client, &base, &pages).await;
+
     // Sign-out ends the session.
+    client.goto(&format!("{base}/environments")).await.unwrap();
     client
         .find(Locator::Id("sign-out"))
         .await
@@ -863,6 +942,13 @@ async fn the_job_page_shows_metrics_and_trains_a_checkpoint() {
         "the training job to succeed",
     )
     .await;
+    let training_id = client
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .trim_start_matches("/training/")
+        .to_string();
     let lineage = text_of(&client, "#lineage").await;
     assert!(lineage.contains("claude-opus-4-5"), "{lineage}");
     assert!(lineage.contains("fewshot"), "{lineage}");
@@ -958,6 +1044,12 @@ async fn the_job_page_shows_metrics_and_trains_a_checkpoint() {
         .await
         .unwrap();
     assert_eq!(rows, json!(4));
-    assert_no_csp_violations(&driver, &client).await;
+    let pages = [
+        format!("/jobs/{job_id}"),
+        format!("/jobs/{evaluation_id}"),
+        format!("/training/{training_id}"),
+        "/training".into(),
+    ];
+    assert_pages_follow_the_policy(&driver, &client, &base, &pages).await;
     client.close().await.unwrap();
 }

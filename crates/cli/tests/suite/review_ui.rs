@@ -4,7 +4,10 @@
 //! with "Complete and next" to its end. Screenshots in `target/screenshots/`; every page
 //! must work under the Content-Security-Policy.
 
-use super::browser::{assert_no_csp_violations, screenshots_dir, start_driver, wait_js};
+use super::browser::{
+    assert_no_csp_violations, assert_pages_follow_the_policy, screenshots_dir, start_driver,
+    wait_js,
+};
 use super::common::plain_server;
 use super::reviews::replay_run;
 use fantoccini::{Client, Locator};
@@ -291,7 +294,11 @@ async fn reviewers_score_label_note_and_override_in_the_browser_and_walk_a_queue
     assert_eq!(queue["progress"]["reviewers"][0]["reviewer"], "alice");
     let (_, scored) = server.get(&format!("/v1/traces/{other}/scores")).await;
     assert_eq!(scored["scores"][0]["author"], "alice", "{scored}");
-    assert_no_csp_violations(&driver, &client).await;
+    let pages = [
+        format!("/traces/{trace}"),
+        "/review/triage?reviewer=alice".into(),
+    ];
+    assert_pages_follow_the_policy(&driver, &client, &base, &pages).await;
     client.close().await.unwrap();
 
     // Every changing UI route (POST, PUT, DELETE) needs the X-Rollout-UI header, which a

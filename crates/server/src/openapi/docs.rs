@@ -3,74 +3,121 @@
 //! passes the `'self'`-only Content-Security-Policy and works offline. It needs no key,
 //! like `/openapi.json`.
 
-use crate::ui::html::esc;
-use axum::response::Html;
+use askama::Template;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
 use serde_json::Value;
-use std::fmt::Write as _;
 use std::sync::OnceLock;
 
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 
 /// `GET /docs`.
-pub(crate) async fn page() -> Html<&'static str> {
-    static PAGE: OnceLock<String> = OnceLock::new();
-    Html(PAGE.get_or_init(|| {
+pub(crate) async fn page() -> Response {
+    static PAGE: OnceLock<Result<String, String>> = OnceLock::new();
+    let page = PAGE.get_or_init(|| {
         let document = serde_json::to_value(super::document()).unwrap_or_default();
-        render(&document)
-    }))
+        reference(&document).render().map_err(|e| e.to_string())
+    });
+    match page {
+        Ok(page) => Html(page.as_str()).into_response(),
+        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.clone()).into_response(),
+    }
 }
 
-fn render(doc: &Value) -> String {
-    let mut body = String::new();
-    let info = &doc["info"];
-    let _ = write!(
-        body,
-        "<h1>API reference</h1><p>{}</p><p class=\"muted small\">OpenAPI {} · \
-         <a href=\"/openapi.json\">openapi.json</a> (to generate clients) · \
-         <a href=\"/environments\">the web UI</a></p>",
-        esc(info["description"].as_str().unwrap_or_default()),
-        esc(doc["openapi"].as_str().unwrap_or_default()),
-    );
-    let operations = operations(doc);
-    body.push_str("<div class=\"card\"><h2>Operations</h2><ul>");
-    for (method, path, _) in &operations {
-        let _ = write!(
-            body,
-            "<li><a href=\"#{}\"><code>{} {}</code></a></li>",
-            anchor(method, path),
-            method.to_ascii_uppercase(),
-            esc(path)
-        );
+/// `docs.html`.
+#[derive(Template)]
+#[template(path = "docs.html")]
+struct Reference<'a> {
+    description: &'a str,
+    openapi: &'a str,
+    operations: Vec<Operation<'a>>,
+    schemas: Vec<Schema<'a>>,
+}
+
+struct Operation<'a> {
+    anchor: String,
+    /// Upper case.
+    method: String,
+    path: String,
+    /// Needs no API key.
+    public: bool,
+    parameters: Option<Vec<Field<'a>>>,
+    body: Option<Body<'a>>,
+    responses: Vec<Answer<'a>>,
+}
+
+/// A parameter (`location`: path, query, header) or a schema's field.
+struct Field<'a> {
+    name: &'a str,
+    location: &'a str,
+    ty: Vec<TypePart<'a>>,
+    description: &'a str,
+    required: bool,
+}
+
+struct Body<'a> {
+    description: Option<&'a str>,
+    media: Vec<Media<'a>>,
+}
+
+/// A media type and its schema.
+struct Media<'a> {
+    name: &'a str,
+    ty: Vec<TypePart<'a>>,
+}
+
+struct Answer<'a> {
+    status: &'a str,
+    description: &'a str,
+    bodies: Vec<Media<'a>>,
+}
+
+struct Schema<'a> {
+    name: &'a str,
+    description: Option<&'a str>,
+    /// The schemas of `allOf` whose fields this one has too.
+    bases: Vec<Vec<TypePart<'a>>>,
+    tables: Vec<Vec<Field<'a>>>,
+    example: Option<String>,
+}
+
+/// A piece of a short type: a schema's name (a link) or text.
+enum TypePart<'a> {
+    Schema(&'a str),
+    Text(String),
+}
+
+fn text(value: &Value) -> &str {
+    value.as_str().unwrap_or_default()
+}
+
+fn reference(doc: &Value) -> Reference<'_> {
+    let operations = operations(doc)
+        .into_iter()
+        .map(|(method, path, operation)| self::operation(method, path, operation))
+        .collect();
+    let schemas = doc["components"]["schemas"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(name, schema)| self::schema(name, schema))
+        .collect();
+    Reference {
+        description: text(&doc["info"]["description"]),
+        openapi: text(&doc["openapi"]),
+        operations,
+        schemas,
     }
-    body.push_str("</ul></div>");
-    for (method, path, operation) in &operations {
-        body.push_str(&render_operation(method, path, operation));
-    }
-    body.push_str("<h2 id=\"schemas\">Schemas</h2>");
-    if let Some(schemas) = doc["components"]["schemas"].as_object() {
-        for (name, schema) in schemas {
-            body.push_str(&render_schema(name, schema));
-        }
-    }
-    format!(
-        r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>API reference · rollout</title>
-<link rel="stylesheet" href="/assets/ui.css"></head>
-<body><header class="top"><a class="brand" href="/environments">rollout</a><nav><a href="/docs" class="active">API</a></nav></header>
-<main>{body}</main></body></html>"#
-    )
 }
 
 /// Every operation in path order, then method order.
-fn operations(doc: &Value) -> Vec<(&'static str, String, &Value)> {
+fn operations(doc: &Value) -> Vec<(&'static str, &str, &Value)> {
     let mut found = Vec::new();
     if let Some(paths) = doc["paths"].as_object() {
         for (path, item) in paths {
             for method in METHODS {
                 if let Some(operation) = item.get(method) {
-                    found.push((method, path.clone(), operation));
+                    found.push((method, path.as_str(), operation));
                 }
             }
         }
@@ -86,167 +133,138 @@ fn anchor(method: &str, path: &str) -> String {
     id
 }
 
-fn render_operation(method: &str, path: &str, operation: &Value) -> String {
-    let mut html = String::new();
-    let _ = write!(
-        html,
-        "<div class=\"card\" id=\"{}\"><h3><span class=\"badge\">{}</span> <code>{}</code></h3>",
-        anchor(method, path),
-        method.to_ascii_uppercase(),
-        esc(path)
-    );
-    if operation.get("security") == Some(&serde_json::json!([{}])) {
-        html.push_str("<p class=\"muted small\">No API key needed.</p>");
-    }
-    if let Some(parameters) = operation["parameters"].as_array() {
-        html.push_str(
-            "<div class=\"table-wrap\"><table><tr><th>Parameter</th><th>In</th><th>Type</th><th>Description</th></tr>",
-        );
-        for parameter in parameters {
-            let required = if parameter["required"] == true {
-                " <span class=\"req\">*</span>"
-            } else {
-                ""
-            };
-            let _ = write!(
-                html,
-                "<tr><td><code>{}</code>{required}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(parameter["name"].as_str().unwrap_or_default()),
-                esc(parameter["in"].as_str().unwrap_or_default()),
-                type_of(&parameter["schema"]),
-                esc(parameter["description"].as_str().unwrap_or_default()),
-            );
-        }
-        html.push_str("</table></div>");
-    }
-    if let Some(content) = operation["requestBody"]["content"].as_object() {
-        html.push_str("<p><strong>Body</strong>");
-        if let Some(description) = operation["requestBody"]["description"].as_str() {
-            let _ = write!(html, ": {}", esc(description));
-        }
-        html.push_str("</p><ul>");
-        for (media, media_type) in content {
-            let _ = write!(
-                html,
-                "<li><code>{}</code>: {}</li>",
-                esc(media),
-                type_of(&media_type["schema"])
-            );
-        }
-        html.push_str("</ul>");
-    }
-    html.push_str(
-        "<div class=\"table-wrap\"><table><tr><th>Status</th><th>Meaning</th><th>Body</th></tr>",
-    );
-    if let Some(responses) = operation["responses"].as_object() {
-        for (status, response) in responses {
-            let bodies: Vec<String> = response["content"]
-                .as_object()
-                .map(|content| {
-                    content
-                        .iter()
-                        .map(|(media, m)| {
-                            format!("<code>{}</code> {}", esc(media), type_of(&m["schema"]))
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            let _ = write!(
-                html,
-                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(status),
-                esc(response["description"].as_str().unwrap_or_default()),
-                bodies.join("<br>")
-            );
-        }
-    }
-    html.push_str("</table></div></div>");
-    html
+fn media(content: &Value) -> Vec<Media<'_>> {
+    content
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(name, media)| Media {
+            name,
+            ty: type_of(&media["schema"]),
+        })
+        .collect()
 }
 
-fn render_schema(name: &str, schema: &Value) -> String {
-    let mut html = format!(
-        "<div class=\"card\" id=\"schema-{0}\"><h3><code>{0}</code></h3>",
-        esc(name)
-    );
-    if let Some(description) = schema["description"].as_str() {
-        let _ = write!(html, "<p>{}</p>", esc(description));
+fn operation<'a>(method: &str, path: &str, operation: &'a Value) -> Operation<'a> {
+    let parameters = operation["parameters"].as_array().map(|parameters| {
+        parameters
+            .iter()
+            .map(|parameter| Field {
+                name: text(&parameter["name"]),
+                location: text(&parameter["in"]),
+                ty: type_of(&parameter["schema"]),
+                description: text(&parameter["description"]),
+                required: parameter["required"] == true,
+            })
+            .collect()
+    });
+    let body = operation["requestBody"]["content"]
+        .is_object()
+        .then(|| Body {
+            description: operation["requestBody"]["description"].as_str(),
+            media: media(&operation["requestBody"]["content"]),
+        });
+    let responses = operation["responses"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(status, response)| Answer {
+            status,
+            description: text(&response["description"]),
+            bodies: media(&response["content"]),
+        })
+        .collect();
+    Operation {
+        anchor: anchor(method, path),
+        method: method.to_ascii_uppercase(),
+        path: path.to_string(),
+        public: operation.get("security") == Some(&serde_json::json!([{}])),
+        parameters,
+        body,
+        responses,
     }
+}
+
+fn schema<'a>(name: &'a str, schema: &'a Value) -> Schema<'a> {
     let mut parts = vec![schema];
+    let mut bases = Vec::new();
     if let Some(all) = schema["allOf"].as_array() {
-        let refs: Vec<String> = all
+        bases = all
             .iter()
             .filter(|part| part.get("$ref").is_some())
             .map(type_of)
             .collect();
-        if !refs.is_empty() {
-            let _ = write!(html, "<p>Every field of {}, and:</p>", refs.join(", "));
-        }
         parts.extend(all.iter().filter(|part| part.get("$ref").is_none()));
     }
-    for part in parts {
-        let Some(properties) = part["properties"].as_object() else {
-            continue;
-        };
-        let required: Vec<&str> = part["required"]
-            .as_array()
-            .map(|r| r.iter().filter_map(Value::as_str).collect())
-            .unwrap_or_default();
-        html.push_str(
-            "<div class=\"table-wrap\"><table><tr><th>Field</th><th>Type</th><th>Description</th></tr>",
-        );
-        for (field, property) in properties {
-            let mark = if required.contains(&field.as_str()) {
-                " <span class=\"req\">*</span>"
-            } else {
-                ""
-            };
-            let _ = write!(
-                html,
-                "<tr><td><code>{}</code>{mark}</td><td>{}</td><td>{}</td></tr>",
-                esc(field),
-                type_of(property),
-                esc(property["description"].as_str().unwrap_or_default()),
-            );
-        }
-        html.push_str("</table></div>");
+    let tables = parts
+        .into_iter()
+        .filter_map(|part| {
+            let properties = part["properties"].as_object()?;
+            let required: Vec<&str> = part["required"]
+                .as_array()
+                .map(|r| r.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            Some(
+                properties
+                    .iter()
+                    .map(|(field, property)| Field {
+                        name: field,
+                        location: "",
+                        ty: type_of(property),
+                        description: text(&property["description"]),
+                        required: required.contains(&field.as_str()),
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    Schema {
+        name,
+        description: schema["description"].as_str(),
+        bases,
+        tables,
+        example: schema
+            .get("example")
+            .map(|example| serde_json::to_string_pretty(example).unwrap_or_default()),
     }
-    if let Some(example) = schema.get("example") {
-        let _ = write!(
-            html,
-            "<p class=\"small muted\">Example</p><pre class=\"light\">{}</pre>",
-            esc(&serde_json::to_string_pretty(example).unwrap_or_default())
-        );
-    }
-    html.push_str("</div>");
-    html
 }
 
 /// A schema as a short type: a link for a reference, `string | null`, `array of X`.
-fn type_of(schema: &Value) -> String {
+fn type_of(schema: &Value) -> Vec<TypePart<'_>> {
     if let Some(reference) = schema["$ref"].as_str() {
-        let name = reference.rsplit('/').next().unwrap_or(reference);
-        return format!("<a href=\"#schema-{0}\">{0}</a>", esc(name));
+        return vec![TypePart::Schema(
+            reference.rsplit('/').next().unwrap_or(reference),
+        )];
     }
-    if let Some(any) = schema["oneOf"].as_array().or(schema["anyOf"].as_array()) {
-        return any.iter().map(type_of).collect::<Vec<_>>().join(" | ");
-    }
-    let types: Vec<String> = match &schema["type"] {
-        Value::String(t) => vec![t.clone()],
-        Value::Array(ts) => ts
-            .iter()
-            .filter_map(Value::as_str)
-            .map(String::from)
-            .collect(),
-        _ => vec!["any".into()],
+    let alternatives: Vec<Vec<TypePart<'_>>> = if let Some(any) =
+        schema["oneOf"].as_array().or(schema["anyOf"].as_array())
+    {
+        any.iter().map(type_of).collect()
+    } else {
+        let types: Vec<&str> = match &schema["type"] {
+            Value::String(t) => vec![t.as_str()],
+            Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+            _ => vec!["any"],
+        };
+        types
+            .into_iter()
+            .map(|t| match t {
+                "array" => {
+                    let mut parts = vec![TypePart::Text("array of ".into())];
+                    parts.extend(type_of(&schema["items"]));
+                    parts
+                }
+                "string" if schema["format"] == "binary" => vec![TypePart::Text("bytes".into())],
+                other => vec![TypePart::Text(other.into())],
+            })
+            .collect()
     };
-    types
-        .iter()
-        .map(|t| match t.as_str() {
-            "array" => format!("array of {}", type_of(&schema["items"])),
-            "string" if schema["format"] == "binary" => "bytes".into(),
-            other => esc(other),
-        })
-        .collect::<Vec<_>>()
-        .join(" | ")
+    let mut joined = Vec::new();
+    for (i, alternative) in alternatives.into_iter().enumerate() {
+        if i > 0 {
+            joined.push(TypePart::Text(" | ".into()));
+        }
+        joined.extend(alternative);
+    }
+    joined
 }

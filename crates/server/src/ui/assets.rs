@@ -46,11 +46,6 @@ const ASSETS: [(&str, &str, &str); 7] = [
     ),
 ];
 
-/// A `<script>` element loading asset `name`.
-pub(crate) fn script(name: &str) -> String {
-    format!("<script src=\"/assets/{name}\"></script>")
-}
-
 /// `GET /assets/{name}`.
 pub(crate) async fn get(Path(name): Path<String>) -> Response {
     match ASSETS.iter().find(|(file, _, _)| *file == name) {

@@ -1,23 +1,22 @@
-//! HTML building blocks: escaping, the page layout and its stylesheet, small formatters.
-//! Every piece of user, model or tool content goes through [`esc`].
+//! Rendering a page and the small formatters its templates call. The pages are askama
+//! templates (`crates/server/templates/`), compiled with the binary and escaped by askama:
+//! every value a template prints is HTML-escaped unless the template says otherwise (only
+//! JSON for a `<script type="application/json">` block, through askama's `json` filter,
+//! which escapes `<`, `>`, `&` and `'`).
 
+use super::{Page, UiError};
+use crate::error::ApiError;
+use askama::Template;
 use axum::response::Html;
 use serde_json::Value;
+use std::borrow::Borrow;
 
-/// Escapes text for HTML element content and quoted attribute values.
-pub(crate) fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            other => out.push(other),
-        }
-    }
-    out
+/// Renders `template` as a page.
+pub(crate) fn render(template: &impl Template) -> Page {
+    template
+        .render()
+        .map(Html)
+        .map_err(|error| UiError::from(ApiError::internal(error)))
 }
 
 /// Percent-encodes a query-string value.
@@ -33,28 +32,37 @@ pub(crate) fn url_encode(text: &str) -> String {
     out
 }
 
-/// JSON for a `<script type="application/json">` block: `<` is escaped so that no content
-/// can close the script element.
-pub(crate) fn script_json(value: &Value) -> String {
-    value
-        .to_string()
-        .replace('<', "\\u003c")
-        .replace('>', "\\u003e")
-        .replace('&', "\\u0026")
-}
-
-/// Pretty JSON, escaped for HTML.
+/// Pretty JSON (the template escapes it).
 pub(crate) fn pretty(value: &Value) -> String {
-    esc(&serde_json::to_string_pretty(value).unwrap_or_default())
+    serde_json::to_string_pretty(value).unwrap_or_default()
 }
 
-/// A status as a coloured badge.
-pub(crate) fn status_badge(status: &str) -> String {
-    format!("<span class=\"badge status-{0}\">{0}</span>", esc(status))
+/// A JSON object, pretty.
+pub(crate) fn pretty_map(map: &serde_json::Map<String, Value>) -> String {
+    serde_json::to_string_pretty(map).unwrap_or_default()
+}
+
+/// A tool's result: pretty when it is a JSON object or array (they often are), else as is.
+pub(crate) fn result_text(text: &str) -> String {
+    match serde_json::from_str::<Value>(text) {
+        Ok(value @ (Value::Object(_) | Value::Array(_))) => pretty(&value),
+        _ => text.to_string(),
+    }
+}
+
+/// Dollars with four decimals.
+pub(crate) fn usd(cost: &f64) -> String {
+    format!("${cost:.4}")
+}
+
+/// An event's duration in milliseconds, for people.
+pub(crate) fn took(ms: &u64) -> String {
+    duration_ms(i64::try_from(*ms).unwrap_or(i64::MAX))
 }
 
 /// Milliseconds for people: `850 ms`, `2.4 s`, `3 min 5 s`.
-pub(crate) fn duration_ms(ms: i64) -> String {
+pub(crate) fn duration_ms(ms: impl Borrow<i64>) -> String {
+    let ms = *ms.borrow();
     if ms < 1000 {
         format!("{ms} ms")
     } else if ms < 60_000 {
@@ -64,64 +72,34 @@ pub(crate) fn duration_ms(ms: i64) -> String {
     }
 }
 
+/// A duration in milliseconds, or a dash.
+pub(crate) fn maybe_duration(ms: impl Borrow<Option<i64>>) -> String {
+    ms.borrow().map_or_else(|| "–".into(), duration_ms)
+}
+
 /// A reward with three decimals, or a dash.
-pub(crate) fn reward(reward: Option<f64>) -> String {
-    reward.map_or_else(|| "–".into(), |r| format!("{r:.3}"))
+pub(crate) fn reward(reward: impl Borrow<Option<f64>>) -> String {
+    reward
+        .borrow()
+        .map_or_else(|| "–".into(), |r| format!("{r:.3}"))
 }
 
 /// Unix milliseconds as `YYYY-MM-DD HH:MM:SS` UTC.
-pub(crate) fn time(ms: i64) -> String {
-    let text = rollout_domain::time::rfc3339_from_ms(ms);
+pub(crate) fn time(ms: impl Borrow<i64>) -> String {
+    let text = rollout_domain::time::rfc3339_from_ms(*ms.borrow());
     format!("{} {}", &text[..10], &text[11..19])
 }
 
-const NAV: [(&str, &str); 6] = [
-    ("/environments", "Environments"),
-    ("/traces", "Traces"),
-    ("/jobs", "Jobs"),
-    ("/training", "Training"),
-    ("/usage", "Usage"),
-    // The API reference (public, rendered from /openapi.json).
-    ("/docs", "API"),
-];
-
-/// A page with the navigation bar; `active` is the path of the current section.
-pub(crate) fn layout(title: &str, active: &str, body: &str) -> Html<String> {
-    let nav: String = NAV
-        .iter()
-        .map(|(href, label)| {
-            let class = if *href == active {
-                " class=\"active\""
-            } else {
-                ""
-            };
-            format!("<a href=\"{href}\"{class}>{label}</a>")
-        })
-        .collect();
-    Html(format!(
-        r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} · rollout</title>
-<link rel="stylesheet" href="/assets/ui.css"></head>
-<body><header class="top"><a class="brand" href="/environments">rollout</a><nav>{nav}</nav>
-<form method="post" action="/logout" class="logout"><button type="submit" id="sign-out" class="link">Sign out</button></form></header>
-<main>{body}</main></body></html>"#,
-        title = esc(title)
-    ))
+/// An RFC 3339 time of a view, shown like [`time`], or a dash.
+pub(crate) fn when(value: Option<&str>) -> String {
+    value
+        .and_then(|t| Some(format!("{} {}", t.get(..10)?, t.get(11..19)?)))
+        .unwrap_or_else(|| "–".into())
 }
 
-/// A page without navigation (sign-in).
-pub(crate) fn layout_bare(title: &str, body: &str) -> Html<String> {
-    Html(format!(
-        r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} · rollout</title>
-<link rel="stylesheet" href="/assets/ui.css"></head>
-<body><header class="top"><span class="brand">rollout</span></header><main>{body}</main></body></html>"#,
-        title = esc(title)
-    ))
+/// The first 8 characters of an id.
+pub(crate) fn short(id: &str) -> &str {
+    id.get(..8).unwrap_or(id)
 }
 
 #[cfg(test)]
@@ -129,21 +107,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn escaping_covers_markup_and_quotes() {
-        assert_eq!(
-            esc(r#"<script>alert("x")</script>&'"#),
-            "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;&#39;"
-        );
-        assert_eq!(
-            script_json(&serde_json::json!("</script>")),
-            "\"\\u003c/script\\u003e\""
-        );
+    fn formatters() {
         assert_eq!(url_encode("/traces?a=b c"), "/traces%3Fa%3Db%20c");
-    }
-
-    #[test]
-    fn every_page_links_the_api_reference() {
-        let Html(page) = layout("Traces", "/traces", "");
-        assert!(page.contains("<a href=\"/docs\">API</a>"), "{page}");
+        assert_eq!(duration_ms(2400), "2.4 s");
+        assert_eq!(when(Some("2026-01-02T03:04:05Z")), "2026-01-02 03:04:05");
+        assert_eq!(when(None), "–");
     }
 }

@@ -13,7 +13,7 @@ use axum::Form;
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,34 +38,20 @@ pub(super) struct LoginForm {
     next: Option<String>,
 }
 
-fn login_form(next: &str, message: Option<&str>) -> Html<String> {
-    let error = message
-        .map(|m| {
-            format!(
-                "<p class=\"error-text\" role=\"alert\">{}</p>",
-                html::esc(m)
-            )
-        })
-        .unwrap_or_default();
-    let body = format!(
-        r#"<section class="card login">
-<h1>Sign in</h1>
-<p class="muted">Paste an API key. The key is checked once; the browser keeps only a session cookie.</p>
-{error}
-<form method="post" action="/login">
-<input type="hidden" name="next" value="{next}">
-<label for="key">API key</label>
-<input id="key" name="key" type="password" autocomplete="off" placeholder="ro_..." required autofocus>
-<button type="submit" id="sign-in">Sign in</button>
-</form>
-</section>"#,
-        next = html::esc(next)
-    );
-    html::layout_bare("Sign in", &body)
+/// The sign-in page.
+#[derive(askama::Template)]
+#[template(path = "sign_in.html")]
+struct SignIn<'a> {
+    next: &'a str,
+    message: Option<&'a str>,
+}
+
+fn login_form(next: &str, message: Option<&str>) -> Response {
+    html::render(&SignIn { next, message }).into_response()
 }
 
 /// `GET /login`.
-pub(super) async fn page(Query(query): Query<LoginQuery>) -> Html<String> {
+pub(super) async fn page(Query(query): Query<LoginQuery>) -> Response {
     login_form(&safe_next(query.next.as_deref()), None)
 }
 
@@ -223,6 +209,26 @@ pub(super) async fn logout(State(state): State<AppState>, headers: HeaderMap) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn templates_escape_what_they_print() {
+        let page = askama::Template::render(&SignIn {
+            next: "/x\"><script>alert('x')</script>&",
+            message: Some("<b>no</b>"),
+        })
+        .unwrap();
+        assert!(
+            page.contains(
+                "value=\"/x&#34;&#62;&#60;script&#62;alert(&#39;x&#39;)&#60;/script&#62;&#38;\""
+            ),
+            "{page}"
+        );
+        assert!(page.contains("&#60;b&#62;no&#60;/b&#62;"), "{page}");
+        assert!(
+            !page.contains("<script>") && !page.contains("<b>"),
+            "{page}"
+        );
+    }
 
     #[test]
     fn sign_in_redirects_stay_on_the_site() {

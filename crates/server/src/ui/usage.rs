@@ -1,16 +1,18 @@
 //! `/usage`: runs, steps, tokens and compute time per day (bar charts in inline SVG) and
-//! per model.
+//! per model, from the views of `GET /v1/usage` (`routes::usage::usage_row`).
 
 use super::Page;
-use super::html::{esc, layout};
+use super::html::render;
 use crate::auth::Caller;
+use crate::routes::usage::usage_row;
 use crate::state::AppState;
+use askama::Template;
 use axum::Extension;
 use axum::extract::{Query, State};
+use rollout_api::usage::UsageGroup as GroupView;
 use rollout_domain::time::now_ms;
 use rollout_store::{UsageGroup, UsageRow};
 use serde::Deserialize;
-use std::fmt::Write as _;
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -21,60 +23,104 @@ pub(crate) struct UsagePageQuery {
     days: Option<i64>,
 }
 
-/// A bar chart of one measure per day, as inline SVG.
-fn bar_chart(title: &str, rows: &[UsageRow], measure: impl Fn(&UsageRow) -> f64) -> String {
+/// `usage.html`.
+#[derive(Template)]
+#[template(path = "usage.html")]
+struct UsagePage<'a> {
+    section: &'a str,
+    days: i64,
+    charts: Vec<Chart>,
+    per_model: &'a [GroupView],
+    per_day: &'a [GroupView],
+}
+
+/// A bar chart of one measure per day; coordinates are SVG user units, formatted.
+struct Chart {
+    title: &'static str,
+    width: f64,
+    height: f64,
+    pad_left: f64,
+    grid: Vec<GridLine>,
+    bars: Vec<Bar>,
+    /// No bar has a height: the chart says so.
+    empty: bool,
+}
+
+struct GridLine {
+    y: String,
+    label_x: String,
+    label_y: String,
+    label: String,
+}
+
+struct Bar {
+    x: String,
+    y: String,
+    width: String,
+    height: String,
+    group: String,
+    value: String,
+    /// The day under the bar (every bar up to 12, else about 6 of them).
+    tick: Option<Tick>,
+}
+
+struct Tick {
+    x: String,
+    y: String,
+    text: String,
+}
+
+fn chart(title: &'static str, rows: &[GroupView], measure: impl Fn(&GroupView) -> f64) -> Chart {
     let (width, height, pad_left, pad_bottom) = (720.0, 200.0, 48.0, 28.0);
     let max = rows.iter().map(&measure).fold(0.0_f64, f64::max).max(1.0);
     let n = rows.len().max(1) as f64;
     let slot = (width - pad_left - 8.0) / n;
     let bar = (slot * 0.7).max(2.0);
-    let mut svg = format!(
-        "<figure class=\"card\"><figcaption><strong>{}</strong></figcaption><svg class=\"chart\" viewBox=\"0 0 {width} {height}\" role=\"img\" aria-label=\"{}\">",
-        esc(title),
-        esc(title)
-    );
     let plot = height - pad_bottom - 10.0;
-    for fraction in [0.0, 0.5, 1.0] {
-        let y = 10.0 + plot * (1.0 - fraction);
-        let _ = write!(
-            svg,
-            "<line x1=\"{pad_left}\" x2=\"{width}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#e4e7ec\"/><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\" fill=\"#667085\">{}</text>",
-            pad_left - 6.0,
-            y + 4.0,
-            compact(max * fraction)
-        );
+    let grid = [0.0, 0.5, 1.0]
+        .into_iter()
+        .map(|fraction| {
+            let y = 10.0 + plot * (1.0 - fraction);
+            GridLine {
+                y: format!("{y:.1}"),
+                label_x: format!("{:.1}", pad_left - 6.0),
+                label_y: format!("{:.1}", y + 4.0),
+                label: compact(max * fraction),
+            }
+        })
+        .collect();
+    let bars = rows
+        .iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let value = measure(row);
+            let h = plot * value / max;
+            let x = pad_left + slot * i as f64 + (slot - bar) / 2.0;
+            let labelled = rows.len() <= 12 || i % (rows.len() / 6).max(1) == 0;
+            Bar {
+                x: format!("{x:.1}"),
+                y: format!("{:.1}", 10.0 + plot - h),
+                width: format!("{bar:.1}"),
+                height: format!("{h:.1}"),
+                group: row.group.clone(),
+                value: compact(value),
+                tick: labelled.then(|| Tick {
+                    x: format!("{:.1}", x + bar / 2.0),
+                    y: format!("{:.1}", height - 10.0),
+                    text: row.group.get(5..).unwrap_or(&row.group).to_string(),
+                }),
+            }
+        })
+        .collect();
+    Chart {
+        title,
+        width,
+        height,
+        pad_left,
+        grid,
+        bars,
+        empty: rows.iter().all(|row| measure(row) == 0.0),
     }
-    for (i, row) in rows.iter().enumerate() {
-        let value = measure(row);
-        let h = plot * value / max;
-        let x = pad_left + slot * i as f64 + (slot - bar) / 2.0;
-        let y = 10.0 + plot - h;
-        let _ = write!(
-            svg,
-            "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{bar:.1}\" height=\"{h:.1}\" rx=\"2\" fill=\"#2f5bea\"><title>{}: {}</title></rect>",
-            esc(&row.group),
-            compact(value)
-        );
-        if rows.len() <= 12 || i % (rows.len() / 6).max(1) == 0 {
-            let _ = write!(
-                svg,
-                "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" text-anchor=\"middle\" fill=\"#667085\">{}</text>",
-                x + bar / 2.0,
-                height - 10.0,
-                esc(row.group.get(5..).unwrap_or(&row.group))
-            );
-        }
-    }
-    if rows.iter().all(|row| measure(row) == 0.0) {
-        let _ = write!(
-            svg,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#667085\">no runs in this period</text>",
-            width / 2.0,
-            height / 2.0
-        );
-    }
-    svg.push_str("</svg></figure>");
-    svg
 }
 
 fn compact(value: f64) -> String {
@@ -89,29 +135,6 @@ fn compact(value: f64) -> String {
     }
 }
 
-fn table(id: &str, first: &str, rows: &[UsageRow]) -> String {
-    let mut out = format!(
-        "<div class=\"card table-wrap\"><table id=\"{id}\"><thead><tr><th>{first}</th><th class=\"num\">Runs</th><th class=\"num\">Steps</th><th class=\"num\">Input tokens</th><th class=\"num\">Output tokens</th><th class=\"num\">Compute (s)</th></tr></thead><tbody>"
-    );
-    for row in rows {
-        let _ = write!(
-            out,
-            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{:.1}</td></tr>",
-            esc(&row.group),
-            row.runs,
-            row.steps,
-            row.input_tokens,
-            row.output_tokens,
-            row.compute_seconds
-        );
-    }
-    if rows.is_empty() {
-        out.push_str("<tr><td colspan=\"6\" class=\"muted\">No runs in this period.</td></tr>");
-    }
-    out.push_str("</tbody></table></div>");
-    out
-}
-
 /// The usage page.
 pub(crate) async fn page(
     State(state): State<AppState>,
@@ -121,16 +144,26 @@ pub(crate) async fn page(
     let days = query.days.unwrap_or(30).clamp(1, 366);
     let to_ms = now_ms() + 1;
     let from_ms = (to_ms / DAY_MS - days + 1) * DAY_MS;
-    let per_day = state
-        .store
-        .usage(&caller.project_id, from_ms, to_ms, UsageGroup::Day)
-        .await?;
-    let per_model = state
-        .store
-        .usage(&caller.project_id, from_ms, to_ms, UsageGroup::Model)
-        .await?;
+    let project = caller.project_id.as_str();
+    let view = |rows: Vec<UsageRow>| -> Vec<GroupView> {
+        rows.iter()
+            .map(|row| usage_row(&state, project, row))
+            .collect()
+    };
+    let per_day = view(
+        state
+            .store
+            .usage(project, from_ms, to_ms, UsageGroup::Day)
+            .await?,
+    );
+    let per_model = view(
+        state
+            .store
+            .usage(project, from_ms, to_ms, UsageGroup::Model)
+            .await?,
+    );
     // Every day of the period gets a bar, empty days too, so the axis is time.
-    let day_rows: Vec<UsageRow> = (0..days)
+    let day_rows: Vec<GroupView> = (0..days)
         .map(|offset| {
             let day = rollout_domain::time::rfc3339_from_ms(from_ms + offset * DAY_MS)
                 .chars()
@@ -140,33 +173,19 @@ pub(crate) async fn page(
                 .iter()
                 .find(|row| row.group == day)
                 .cloned()
-                .unwrap_or_else(|| UsageRow::empty(day))
+                .unwrap_or_else(|| usage_row(&state, project, &UsageRow::empty(day)))
         })
         .collect();
-    let choices: String = [7, 30, 90]
-        .iter()
-        .map(|d| {
-            if *d == days {
-                format!("<strong>{d} days</strong>")
-            } else {
-                format!("<a href=\"/usage?days={d}\">{d} days</a>")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" · ");
-    let mut body = format!(
-        "<h1>Usage</h1><p class=\"muted\">Last {choices}. Per UTC day; compute is the time from start to end of each run.</p>"
-    );
-    body.push_str("<div class=\"charts\">");
-    body.push_str(&bar_chart("Runs per day", &day_rows, |r| r.runs as f64));
-    body.push_str(&bar_chart(
-        "Tokens per day (input + output)",
-        &day_rows,
-        |r| (r.input_tokens + r.output_tokens) as f64,
-    ));
-    body.push_str("</div><h2>Per model</h2>");
-    body.push_str(&table("usage-models", "Model", &per_model));
-    body.push_str("<h2>Per day</h2>");
-    body.push_str(&table("usage-days", "Day", &per_day));
-    Ok(layout("Usage", "/usage", &body))
+    render(&UsagePage {
+        section: "/usage",
+        days,
+        charts: vec![
+            chart("Runs per day", &day_rows, |r| r.runs as f64),
+            chart("Tokens per day (input + output)", &day_rows, |r| {
+                (r.input_tokens + r.output_tokens) as f64
+            }),
+        ],
+        per_model: &per_model,
+        per_day: &per_day,
+    })
 }
