@@ -18,8 +18,11 @@ pub(crate) use endpoint::{env_endpoint, hub_endpoint};
 pub(crate) use recorder::spawn_recorder;
 pub(crate) use registry::{SessionRegistry, Slot};
 
+use crate::error::ApiError;
 use crate::state::AppState;
+use rollout_mcp::EnvTarget;
 use rollout_mcp::gateway::{AllowedHosts, GatewayService, GatewaySettings};
+use rollout_store::EnvVersion;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -114,6 +117,31 @@ fn authority(url: &str) -> Option<String> {
 fn origin(url: &str) -> Option<String> {
     let scheme = url.split_once("://")?.0;
     Some(format!("{scheme}://{}", authority(url)?))
+}
+
+/// The newest ready version of `name` in `project_id` and its target: what a gateway or
+/// runtime session starts (404 when there is none).
+pub(crate) async fn ready_version(
+    state: &AppState,
+    project_id: &str,
+    name: &str,
+) -> Result<(EnvVersion, EnvTarget), ApiError> {
+    let version = state
+        .store
+        .latest_ready_version(project_id, name)
+        .await?
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "environment_not_found",
+                format!("environment '{name}' has no ready version"),
+            )
+        })?;
+    let target: EnvTarget = serde_json::from_value(version.source.clone()).map_err(|e| {
+        ApiError::internal(format!(
+            "environment '{name}' has an unreadable source: {e}"
+        ))
+    })?;
+    Ok((version, target))
 }
 
 /// The MCP URL of an environment on this server.

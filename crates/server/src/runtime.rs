@@ -20,7 +20,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use futures::{SinkExt, StreamExt};
 use rollout_mcp::gateway::{GatewayEvent, GatewayHook};
-use rollout_mcp::{ControlSniffer, EnvTarget, Hud06Process};
+use rollout_mcp::{ControlSniffer, Hud06Process};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -83,21 +83,8 @@ pub(crate) async fn create(
             )
         })?;
     let name = request.environment;
-    let version = state
-        .store
-        .latest_ready_version(&caller.project_id, &name)
-        .await?
-        .ok_or_else(|| {
-            ApiError::not_found(
-                "environment_not_found",
-                format!("environment '{name}' has no ready version"),
-            )
-        })?;
-    let target: EnvTarget = serde_json::from_value(version.source.clone()).map_err(|e| {
-        ApiError::internal(format!(
-            "environment '{name}' has an unreadable source: {e}"
-        ))
-    })?;
+    let (version, target) =
+        crate::gateway::ready_version(&state, &caller.project_id, &name).await?;
     if !target.is_hud06() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,

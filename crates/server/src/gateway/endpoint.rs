@@ -163,21 +163,7 @@ async fn open_session(
                 ),
             )
         })?;
-    let version = state
-        .store
-        .latest_ready_version(&caller.project_id, name)
-        .await?
-        .ok_or_else(|| {
-            ApiError::not_found(
-                "environment_not_found",
-                format!("environment '{name}' has no ready version"),
-            )
-        })?;
-    let target: EnvTarget = serde_json::from_value(version.source.clone()).map_err(|e| {
-        ApiError::internal(format!(
-            "environment '{name}' has an unreadable source: {e}"
-        ))
-    })?;
+    let (version, target) = super::ready_version(state, &caller.project_id, name).await?;
     let sandbox = state.config.sandbox.for_env(&caller.project_id, name);
     let target = match (&target, &state.config.replicas) {
         (EnvTarget::Served { .. }, Some(replicas)) => replicas

@@ -38,6 +38,21 @@ struct Entry<T> {
 }
 
 impl<T> Inner<T> {
+    /// Registers session `id`; an entry it replaces (and its slot) is dropped outside the lock.
+    fn put(&self, id: &str, project_id: &str, value: T, slot: Option<Slot<T>>) {
+        let entry = Entry {
+            project_id: project_id.to_string(),
+            value,
+            _slot: slot,
+        };
+        let replaced = self
+            .sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id.to_string(), entry);
+        drop(replaced);
+    }
+
     /// Removes `id`'s entry; the caller drops it (and its slot) outside the lock.
     fn take(&self, id: &str) -> Option<Entry<T>> {
         self.sessions
@@ -69,18 +84,7 @@ impl<T> SessionRegistry<T> {
 
     /// Registers session `id` of `project_id`, holding its `slot` until it is removed.
     pub(crate) fn insert(&self, id: &str, project_id: &str, value: T, slot: Slot<T>) {
-        let entry = Entry {
-            project_id: project_id.to_string(),
-            value,
-            _slot: Some(slot),
-        };
-        let replaced = self
-            .inner
-            .sessions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id.to_string(), entry);
-        drop(replaced);
+        self.inner.put(id, project_id, value, Some(slot));
     }
 
     /// Forgets session `id` (its slot is released if the registry held it); returns its value.
@@ -176,19 +180,7 @@ impl<T> Namer<T> {
             return;
         }
         *name = SlotName::Named(id.to_string());
-        let entry = Entry {
-            project_id: project_id.to_string(),
-            value,
-            _slot: None,
-        };
-        let replaced = self
-            .inner
-            .sessions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id.to_string(), entry);
-        drop(name);
-        drop(replaced);
+        self.inner.put(id, project_id, value, None);
     }
 }
 
