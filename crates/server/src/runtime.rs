@@ -9,6 +9,7 @@
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::gateway::SessionRegistry;
 use crate::json::ApiJson;
 use crate::state::AppState;
 use axum::Extension;
@@ -19,24 +20,21 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use futures::{SinkExt, StreamExt};
 use rollout_mcp::gateway::{GatewayEvent, GatewayHook};
-use rollout_mcp::{ControlSniffer, EnvTarget, Hud06Process};
+use rollout_mcp::{ControlSniffer, Hud06Process};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// The live runtime sessions, by id.
+/// The live runtime sessions, by id, in the project that opened them; counted per API key
+/// like the MCP gateway's sessions (the same registry type).
 #[derive(Default)]
 pub(crate) struct Runtime {
-    sessions: Mutex<HashMap<String, Arc<RuntimeSession>>>,
+    sessions: SessionRegistry<Arc<RuntimeSession>>,
 }
 
 /// One client's environment process.
 struct RuntimeSession {
-    project_id: String,
-    /// The API key that opened it (sessions per key are capped like the MCP gateway's).
-    key_id: String,
     /// Taken (and so killed) by `DELETE`; tunnels still open then end with it.
     process: Mutex<Option<Hud06Process>>,
     hook: Arc<dyn GatewayHook>,
@@ -46,16 +44,6 @@ impl Drop for RuntimeSession {
     fn drop(&mut self) {
         // Ends the recording: a task left ungraded is recorded as cancelled.
         self.hook.record(GatewayEvent::Closed);
-    }
-}
-
-impl Runtime {
-    fn get(&self, id: &str, project_id: &str) -> Option<Arc<RuntimeSession>> {
-        let sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
-        sessions
-            .get(id)
-            .filter(|session| session.project_id == project_id)
-            .cloned()
     }
 }
 
@@ -84,36 +72,19 @@ pub(crate) async fn create(
     // Each session is an environment process: a key holds at most the MCP gateway's
     // number of sessions (`[gateway] max_sessions_per_key`).
     let max = state.config.gateway.max_sessions_per_key;
-    let open = runtime
+    let slot = runtime
         .sessions
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .values()
-        .filter(|session| session.key_id == caller.key_id)
-        .count();
-    if open >= max {
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_sessions",
-            format!("this API key has {max} runtime sessions open; delete one first"),
-        ));
-    }
-    let name = request.environment;
-    let version = state
-        .store
-        .latest_ready_version(&caller.project_id, &name)
-        .await?
+        .take_slot(&caller.key_id, max)
         .ok_or_else(|| {
-            ApiError::not_found(
-                "environment_not_found",
-                format!("environment '{name}' has no ready version"),
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_sessions",
+                format!("this API key has {max} runtime sessions open; delete one first"),
             )
         })?;
-    let target: EnvTarget = serde_json::from_value(version.source.clone()).map_err(|e| {
-        ApiError::internal(format!(
-            "environment '{name}' has an unreadable source: {e}"
-        ))
-    })?;
+    let name = request.environment;
+    let (version, target) =
+        crate::gateway::ready_version(&state, &caller.project_id, &name).await?;
     if !target.is_hud06() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -154,16 +125,12 @@ pub(crate) async fn create(
     tracing::info!(session = %id, env = %name, client_trace = ?request.trace_id, "hud 0.6 runtime session started");
     let hook = crate::gateway::spawn_recorder(&state, &caller, &name, version.version);
     let session = Arc::new(RuntimeSession {
-        project_id: caller.project_id.clone(),
-        key_id: caller.key_id.clone(),
         process: Mutex::new(Some(process)),
         hook,
     });
     runtime
         .sessions
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .insert(id.clone(), session);
+        .insert(&id, &caller.project_id, session, slot);
     Ok(Json(json!({ "id": id })))
 }
 
@@ -174,13 +141,10 @@ pub(crate) async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let session = runtime
+        .sessions
         .get(&id, &caller.project_id)
         .ok_or_else(|| not_found(&id))?;
-    runtime
-        .sessions
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .remove(&id);
+    runtime.sessions.remove(&id);
     drop(
         session
             .process
@@ -200,6 +164,7 @@ pub(crate) async fn tunnel(
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let session = runtime
+        .sessions
         .get(&id, &caller.project_id)
         .ok_or_else(|| not_found(&id))?;
     let address = session

@@ -3,6 +3,7 @@
 
 use crate::config::WorkerConfig;
 use crate::execute::Executor;
+use crate::finish::{HeldRun, RunFinisher};
 use crate::notifier::RunNotifier;
 use crate::pool::WarmPool;
 use crate::replicas::ReplicaManager;
@@ -30,6 +31,8 @@ pub struct Worker {
     config: Arc<WorkerConfig>,
     pool: WarmPool,
     replicas: ReplicaManager,
+    /// Writes the end of each run (shared with the MCP gateway's recorder).
+    finisher: RunFinisher,
 }
 
 impl Worker {
@@ -42,7 +45,9 @@ impl Worker {
     ) -> Self {
         let pool = WarmPool::new(config.warm_pool_size, config.connect_timeout);
         let replicas = config.replicas.clone().unwrap_or_default();
+        let finisher = RunFinisher::new(store.clone(), notifier.clone(), config.callbacks.clone());
         Self {
+            finisher,
             store,
             catalog,
             notifier,
@@ -236,50 +241,14 @@ impl Worker {
                 return;
             }
         };
-        let status = finish.status;
-        match self.store.finish_run(&lease, &finish).await {
-            Ok(true) => {
-                tracing::info!(run = %run_id, status = %status, reward = ?finish.reward, "run finished");
-                observer.finish(&rollout_telemetry::RunEnd {
-                    status,
-                    outcome: finish.outcome.clone(),
-                    reward: finish.reward,
-                    evaluation: finish.evaluation.clone(),
-                    error: finish.error.clone(),
-                    steps: finish.steps,
-                    usage: finish.usage,
-                    ended_at_ms: rollout_domain::time::now_ms(),
-                });
-                self.notifier.run_finished(run_id.clone(), status);
-                if run.spec.callback.is_some() {
-                    self.spawn_callback(&run.project_id, &run_id);
-                }
-            }
-            Ok(false) => {
-                tracing::warn!(run = %run_id, "run was taken over by another worker; result dropped")
-            }
-            Err(error) => {
-                tracing::error!(run = %run_id, %error, "could not store the end of a run; it will be recovered when its lease expires")
-            }
-        }
-    }
-
-    /// Delivers a finished run's callback in the background: it never delays the worker.
-    fn spawn_callback(&self, project_id: &str, run_id: &rollout_domain::RunId) {
-        let store = self.store.clone();
-        let deliverer = crate::CallbackDeliverer::new(store.clone(), self.config.callbacks.clone());
-        let (project_id, run_id) = (project_id.to_string(), run_id.to_string());
-        tokio::spawn(async move {
-            match store.get_run(&project_id, &run_id).await {
-                Ok(Some(run)) => {
-                    deliverer.deliver(&run, "auto").await;
-                }
-                Ok(None) => {}
-                Err(error) => {
-                    tracing::warn!(run = %run_id, %error, "could not read a run to deliver its callback")
-                }
-            }
-        });
+        let held = HeldRun {
+            project_id: &run.project_id,
+            lease: &lease,
+            owner: &self.config.worker_id,
+            callback: run.spec.callback.is_some(),
+            observer: &observer,
+        };
+        self.finisher.finish(held, &finish).await;
     }
 
     /// Periodically re-queues (or fails) runs whose worker stopped renewing its lease, and
@@ -314,7 +283,7 @@ impl Worker {
                                 if let Ok(Some(project_id)) =
                                     self.store.run_project(run_id.as_str()).await
                                 {
-                                    self.spawn_callback(&project_id, &run_id);
+                                    self.finisher.spawn_callback(&project_id, &run_id);
                                 }
                             }
                         }

@@ -513,3 +513,58 @@ async fn a_job_survives_a_server_crash_with_no_run_lost_or_duplicated() {
         }
     }
 }
+
+/// A job checks each task's run with the run route's own validation: the same request made
+/// as a job and as `POST /v1/agent/run` is refused with the same status and message, and a
+/// task whose environment is gone carries the run route's exact message and code.
+#[tokio::test]
+async fn a_job_refuses_an_invalid_task_with_the_run_routes_error() {
+    let server = TestServer::start(binary(), Default::default())
+        .await
+        .unwrap();
+    let (status, _) = import(&server, "arith", jsonl(&tasks()[..1])).await;
+    assert_eq!(status, 201);
+    let run = json!({
+        "env_name": "my-assistant",
+        "scenario_name": "answer_question",
+        "scenario_args": {"query": "What is 17 * 23?"},
+        "validation": [{"answer": "391"}],
+        "model": "replay",
+        "max_steps": 0
+    });
+    let (run_status, run_error) = server.post("/v1/agent/run", &run).await;
+    assert_eq!(run_status, 422, "{run_error}");
+    let (job_status, job_error) = server
+        .post(
+            "/v1/jobs",
+            &json!({"taskset": "arith", "models": ["replay"], "max_steps": 0}),
+        )
+        .await;
+    assert_eq!(job_status, run_status, "{job_error}");
+    assert_eq!(job_error["error"]["message"], run_error["error"]["message"]);
+    assert_eq!(job_error["error"]["details"]["errors"][0]["task"], "mul");
+
+    let (status, deleted) = server
+        .request(
+            reqwest::Method::DELETE,
+            "/v1/environments/my-assistant",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{deleted}");
+    let mut run = run;
+    run["max_steps"] = json!(5);
+    let (run_status, run_error) = server.post("/v1/agent/run", &run).await;
+    assert_eq!(run_status, 404, "{run_error}");
+    let (job_status, job_error) = server
+        .post(
+            "/v1/jobs",
+            &json!({"taskset": "arith", "models": ["replay"]}),
+        )
+        .await;
+    assert_eq!(job_status, 422, "{job_error}");
+    let task_problem = &job_error["error"]["details"]["errors"][0];
+    assert_eq!(task_problem["task"], "mul", "{job_error}");
+    assert_eq!(task_problem["code"], run_error["error"]["code"]);
+    assert_eq!(task_problem["message"], run_error["error"]["message"]);
+}

@@ -5,16 +5,16 @@
 
 #![allow(dead_code)]
 
-use crate::views::review_queues::{
+use rollout_api::ErrorBody;
+use rollout_api::review_queues::{
     CreateQueueRequest, ItemRequest, ItemView, NextView, QueueList, QueueView, ReviewerQuery,
 };
-use crate::views::reviews::{
+use rollout_api::reviews::{
     AuthorQuery, Deleted, HistoryList, LabelList, LabelsRequest, NoteList, NoteRequest, NoteView,
     ReviewView, RewardOverrideRequest, RewardOverrideView, ScoreConfigList, ScoreConfigRequest,
     ScoreConfigView, ScoreList, ScoreRequest, ScoreView,
 };
-use crate::views::shares::{ShareLinkList, ShareLinkView, ShareRequest, SharingSetting};
-use rollout_api::ErrorBody;
+use rollout_api::shares::{ShareLinkList, ShareLinkView, ShareRequest, SharingSetting};
 
 // ---- score configs ----
 

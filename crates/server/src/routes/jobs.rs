@@ -1,7 +1,8 @@
 //! Jobs: evaluate models on a taskset. A job queues taskset × models × repeats ordinary runs
 //! linked to it; its progress and metrics are read from those runs.
 
-use super::{checks, projects, tasksets};
+use super::runs::RunRequest;
+use super::{checks, projects, runs, tasksets};
 use crate::auth::Caller;
 use crate::error::{ApiError, problem};
 use crate::json::{ApiJson, ApiQuery};
@@ -15,9 +16,9 @@ use rollout_api::jobs::{
 };
 pub(crate) use rollout_api::jobs::{CreateJob as CreateRequest, ListQuery, MetricsQuery};
 use rollout_domain::metrics::{self, DEFAULT_SUCCESS_THRESHOLD, Sample};
-use rollout_domain::run::{DEFAULT_MAX_STEPS, MAX_MAX_STEPS};
+use rollout_domain::run::DEFAULT_MAX_STEPS;
 use rollout_domain::time::rfc3339_from_ms;
-use rollout_domain::{RunId, RunSpec, RunStatus};
+use rollout_domain::{RunId, RunStatus};
 use rollout_store::{JobCounts, JobRecord, JobRun, JobSpec, ModelProgress, NewJobRun};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -79,15 +80,6 @@ pub(crate) async fn create(
     }
     let max_steps =
         projects::max_steps(&settings, request.max_steps).unwrap_or(i64::from(DEFAULT_MAX_STEPS));
-    let agent_timeout_seconds = projects::timeout_seconds(&state, &settings, None, &mut problems)
-        .and_then(|seconds| u64::try_from(seconds).ok())
-        .unwrap_or(state.config.agent_timeout_seconds);
-    if !(1..=i64::from(MAX_MAX_STEPS)).contains(&max_steps) {
-        problems.push(problem(
-            "max_steps",
-            format!("max_steps must be between 1 and {MAX_MAX_STEPS}, got {max_steps}"),
-        ));
-    }
     let total = tasks.len() * request.models.len() * request.repeats.clamp(0, MAX_REPEATS) as usize;
     if total > MAX_JOB_RUNS {
         problems.push(problem(
@@ -95,86 +87,54 @@ pub(crate) async fn create(
             format!("the job would queue {total} runs; at most {MAX_JOB_RUNS}"),
         ));
     }
-    // Models: each must resolve; the replay model needs every task to have a validation.
-    for model in &request.models {
-        let mut model_problem = None;
-        for stored in &tasks {
-            if let Err(error) =
-                state
-                    .catalog
-                    .client(&caller.project_id, model, &stored.task.validation)
-            {
-                model_problem = Some(format!("model '{model}' (task '{}'): {error}", stored.id));
-                break;
-            }
-        }
-        if let Some(message) = model_problem {
-            problems.push(problem("models", message));
-        }
-    }
-    // Tasks: checked again, the environment may have changed since the import.
+    // Each task's run is checked as `POST /v1/agent/run` checks a run, once per model: the
+    // environment may have changed since the import.
     let mut specs = Vec::new();
+    let mut tasks_problems = TaskProblems::default();
     for stored in &tasks {
         let task = &stored.task;
-        let version = match checks::serving_version(
-            &state.store,
-            &caller.project_id,
-            &task.env,
-            None,
-        )
-        .await
-        {
-            Ok(version) => version,
-            Err(error) => {
-                problems.push(problem(
-                    "taskset",
-                    format!("task '{}': {}", stored.id, error.message),
-                ));
-                continue;
-            }
-        };
-        let scenario = match checks::find_scenario(&version, &task.scenario) {
-            Ok(scenario) => scenario,
-            Err(error) => {
-                problems.push(problem(
-                    "taskset",
-                    format!("task '{}': {}", stored.id, error.message),
-                ));
-                continue;
-            }
-        };
-        for args_problem in checks::args_problems(&scenario, &task.args, "args") {
-            let message = args_problem["message"].as_str().unwrap_or_default();
-            problems.push(problem(
-                "taskset",
-                format!("task '{}': {message}", stored.id),
-            ));
-        }
         let mut metadata = task.metadata.clone();
         metadata.extend(request.metadata.clone());
         metadata.insert("task_id".into(), json!(stored.id));
-        specs.push(RunSpec {
-            env_name: version.name.clone(),
-            env_version: version.version,
-            scenario_name: scenario.name.clone(),
+        let mut run = RunRequest {
+            env_name: task.env.clone(),
+            scenario_name: task.scenario.clone(),
             scenario_args: task.args.clone(),
-            model: String::new(),
-            max_steps: u32::try_from(max_steps).unwrap_or(DEFAULT_MAX_STEPS),
+            max_steps: request.max_steps,
+            metadata,
+            validation: task.validation.clone(),
             system_prompt: request
                 .system_prompt
                 .clone()
                 .or_else(|| task.system_prompt().map(str::to_string)),
-            validation: task.validation.clone(),
-            metadata,
-            agent_timeout_seconds,
-            grading_timeout_seconds: state.config.grading_timeout_seconds,
-            max_total_tokens: None,
-            max_cost_usd: None,
-            callback: None,
-            key_id: Some(caller.key_id.clone()),
-            traceparent: None,
-        });
+            ..RunRequest::default()
+        };
+        let version = checks::serving_version(&state.store, &caller.project_id, &task.env, None);
+        let found = match version.await {
+            Ok(version) => checks::find_scenario(&version, &task.scenario).map(|s| (version, s)),
+            Err(error) => Err(error),
+        };
+        let (version, scenario) = match found {
+            Ok(found) => found,
+            Err(error) => {
+                tasks_problems.add(&stored.id, None, error);
+                continue;
+            }
+        };
+        let mut task_spec = None;
+        for model in &request.models {
+            run.model = Some(model.clone());
+            match runs::validate(&state, &caller, &run, &version, &scenario, &settings).await {
+                Ok(spec) => task_spec = task_spec.or(Some(spec)),
+                Err(error) => tasks_problems.add(&stored.id, Some(model), error),
+            }
+        }
+        if let Some(mut spec) = task_spec {
+            spec.key_id = Some(caller.key_id.clone());
+            specs.push(spec);
+        }
     }
+    problems.extend(tasks_problems.into_problems());
     if !problems.is_empty() {
         return Err(ApiError::invalid(problems));
     }
@@ -216,6 +176,63 @@ pub(crate) async fn create(
     tracing::info!(job = %job_id, taskset = %taskset.name, runs = runs.len(), "job queued");
     let progress = state.store.job_progress(&job.id).await?;
     Ok((StatusCode::CREATED, Json(job_view(&job, &progress))))
+}
+
+/// The problems of a job's tasks, each as the run route reports it. A model that does not
+/// resolve is one `models` problem (its first task named); every other problem is the run
+/// route's own (field, code, message) with the task's id, listed once however many models
+/// share it.
+#[derive(Default)]
+struct TaskProblems {
+    models: Vec<(String, Value)>,
+    others: Vec<Value>,
+}
+
+impl TaskProblems {
+    /// Adds what checking task `task_id`'s run (for `model`, once its scenario was found)
+    /// answered.
+    fn add(&mut self, task_id: &str, model: Option<&String>, error: ApiError) {
+        let listed = error.details["errors"].as_array().cloned();
+        let Some(listed) = listed.filter(|_| error.status == StatusCode::UNPROCESSABLE_ENTITY)
+        else {
+            // The environment or the scenario: the run route's 404 or 409, as one problem.
+            let mut found = problem("taskset", error.message);
+            found["code"] = json!(error.code);
+            self.push_other(task_id, found);
+            return;
+        };
+        for mut listed in listed {
+            if listed["field"] == "model"
+                && let Some(model) = model
+            {
+                if !self.models.iter().any(|(known, _)| known == model) {
+                    let message = listed["message"].as_str().unwrap_or_default();
+                    let message = format!("model '{model}' (task '{task_id}'): {message}");
+                    self.models
+                        .push((model.clone(), problem("models", message)));
+                }
+                continue;
+            }
+            listed["code"] = json!(error.code);
+            self.push_other(task_id, listed);
+        }
+    }
+
+    fn push_other(&mut self, task_id: &str, mut found: Value) {
+        let known = self
+            .others
+            .iter()
+            .any(|other| other["field"] == found["field"] && other["message"] == found["message"]);
+        if !known {
+            found["task"] = json!(task_id);
+            self.others.push(found);
+        }
+    }
+
+    fn into_problems(self) -> Vec<Value> {
+        let models = self.models.into_iter().map(|(_, problem)| problem);
+        models.chain(self.others).collect()
+    }
 }
 
 /// `GET /v1/jobs`: newest first.

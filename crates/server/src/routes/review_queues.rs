@@ -11,15 +11,15 @@ use crate::auth::Caller;
 use crate::error::{ApiError, problem};
 use crate::json::{ApiJson, ApiQuery};
 use crate::state::AppState;
-use crate::views::review_queues::{
-    CreateQueueRequest, ItemRequest, ItemView, NextView, ProgressView, QueueList, QueueView,
-    ReviewerQuery,
-};
-use crate::views::reviews::Deleted;
+use crate::views::review_queues as views;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
+use rollout_api::review_queues::{
+    CreateQueueRequest, ItemRequest, ItemView, NextView, QueueList, QueueView, ReviewerQuery,
+};
+use rollout_api::reviews::Deleted;
 use rollout_domain::time::rfc3339_from_ms;
 use rollout_store::{CompleteOutcome, NewReviewQueue, ReviewQueueRecord, TraceQuery};
 use serde_json::{Map, Value, json};
@@ -90,7 +90,7 @@ pub(crate) async fn queue_of(
 
 async fn view(state: &AppState, queue: &ReviewQueueRecord) -> Result<QueueView, ApiError> {
     let progress = state.store.review_queue_progress(&queue.id).await?;
-    Ok(QueueView::new(queue, &progress))
+    Ok(views::queue(queue, &progress))
 }
 
 /// The filter of a queue as the trace list's query (values given as JSON strings, numbers
@@ -347,7 +347,7 @@ async fn next(
         trace_id: item.as_ref().map(|item| item.run_id.clone()),
         position: item.as_ref().map(|item| item.position),
         lease_expires_at: item.map(|item| rfc3339_from_ms(item.lease_expires_at_ms)),
-        progress: ProgressView::from(&progress),
+        progress: views::progress(&progress),
     }))
 }
 
@@ -398,7 +398,7 @@ pub(crate) async fn complete(
         queue_id: queue.id,
         trace_id: request.trace_id,
         reviewer: reviewer.author,
-        progress: ProgressView::from(&progress),
+        progress: views::progress(&progress),
     }))
 }
 
@@ -445,7 +445,7 @@ async fn release(
         queue_id: queue.id,
         trace_id: request.trace_id,
         reviewer: reviewer.author,
-        progress: ProgressView::from(&progress),
+        progress: views::progress(&progress),
     }))
 }
 

@@ -11,15 +11,16 @@ use crate::auth::Caller;
 use crate::error::{ApiError, problem};
 use crate::json::{ApiJson, ApiQuery};
 use crate::state::AppState;
-use crate::views::reviews::{
-    AuthorQuery, Deleted, HistoryEntryView, HistoryList, LabelList, LabelView, LabelsRequest,
-    NoteList, NoteRequest, NoteView, ReviewView, RewardOverrideRequest, RewardOverrideView,
-    ScoreConfigList, ScoreConfigRequest, ScoreConfigView, ScoreList, ScoreRequest, ScoreView,
-};
+use crate::views::reviews as views;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, patch};
 use axum::{Extension, Json, Router};
+use rollout_api::reviews::{
+    AuthorQuery, Deleted, HistoryList, LabelList, LabelsRequest, NoteList, NoteRequest, NoteView,
+    ReviewView, RewardOverrideRequest, RewardOverrideView, ScoreConfigList, ScoreConfigRequest,
+    ScoreConfigView, ScoreList, ScoreRequest, ScoreView,
+};
 use rollout_store::{NewScore, Reviewer, RunRecord, ScoreConfig, ScoreKind, ScoreValue};
 use serde_json::Value;
 
@@ -219,7 +220,7 @@ async fn list_configs(
 ) -> Result<Json<ScoreConfigList>, ApiError> {
     let configs = state.store.score_configs(&caller.project_id).await?;
     Ok(Json(ScoreConfigList {
-        score_configs: configs.iter().map(ScoreConfigView::from).collect(),
+        score_configs: configs.iter().map(views::score_config).collect(),
     }))
 }
 
@@ -233,7 +234,7 @@ async fn saved_config(
         .score_config(&caller.project_id, name)
         .await?
         .ok_or_else(|| config_not_found(name))?;
-    Ok(ScoreConfigView::from(&config))
+    Ok(views::score_config(&config))
 }
 
 /// `POST /v1/score-configs` (admin): 201, or 409 when the name is taken.
@@ -336,7 +337,7 @@ async fn review(
         .store
         .trace_review(&caller.project_id, run.id.as_str())
         .await?;
-    Ok(Json(ReviewView::new(run.id.as_str(), run.reward, &review)))
+    Ok(Json(views::review(run.id.as_str(), run.reward, &review)))
 }
 
 /// `GET /v1/traces/{id}/history`: every change, oldest first.
@@ -352,7 +353,7 @@ async fn history(
         .await?;
     Ok(Json(HistoryList {
         trace_id: run.id.to_string(),
-        history: history.iter().map(HistoryEntryView::from).collect(),
+        history: history.iter().map(views::history_entry).collect(),
     }))
 }
 
@@ -368,7 +369,7 @@ async fn list_scores(
         .trace_scores(&caller.project_id, run.id.as_str())
         .await?;
     Ok(Json(ScoreList {
-        scores: scores.iter().map(ScoreView::from).collect(),
+        scores: scores.iter().map(views::score).collect(),
     }))
 }
 
@@ -476,7 +477,7 @@ pub(crate) async fn add_score(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(ScoreView::from(&record))))
+    Ok((status, Json(views::score(&record))))
 }
 
 /// `DELETE /v1/traces/{id}/scores/{score_id}`.
@@ -515,7 +516,7 @@ async fn label_list(
         .await?;
     Ok(LabelList {
         trace_id: run.id.to_string(),
-        labels: labels.iter().map(LabelView::from).collect(),
+        labels: labels.iter().map(views::label).collect(),
         added,
     })
 }
@@ -601,7 +602,7 @@ async fn list_notes(
         .trace_notes(&caller.project_id, run.id.as_str())
         .await?;
     Ok(Json(NoteList {
-        notes: notes.iter().map(NoteView::from).collect(),
+        notes: notes.iter().map(views::note).collect(),
     }))
 }
 
@@ -626,7 +627,7 @@ pub(crate) async fn add_note(
             &reviewer,
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(NoteView::from(&note))))
+    Ok((StatusCode::CREATED, Json(views::note(&note))))
 }
 
 fn note_not_found(id: &str, note_id: &str) -> ApiError {
@@ -659,7 +660,7 @@ async fn edit_note(
         )
         .await?
         .ok_or_else(|| note_not_found(&id, &note_id))?;
-    Ok(Json(NoteView::from(&note)))
+    Ok(Json(views::note(&note)))
 }
 
 /// `DELETE /v1/traces/{id}/notes/{note_id}`.
@@ -702,7 +703,7 @@ async fn get_override(
         .trace_review(&caller.project_id, run.id.as_str())
         .await?;
     let record = review.reward_override.ok_or_else(|| no_override(&id))?;
-    Ok(Json(RewardOverrideView::new(&record, run.reward)))
+    Ok(Json(views::reward_override(&record, run.reward)))
 }
 
 /// `PUT /v1/traces/{id}/reward-override`: a finite reward and a reason. Metrics and
@@ -731,7 +732,7 @@ pub(crate) async fn put_override(
             &reviewer,
         )
         .await?;
-    Ok(Json(RewardOverrideView::new(&record, run.reward)))
+    Ok(Json(views::reward_override(&record, run.reward)))
 }
 
 /// `DELETE /v1/traces/{id}/reward-override`: back to the grader's reward.

@@ -33,16 +33,8 @@ pub(crate) async fn create(
     ApiJson(request): ApiJson<RunRequest>,
 ) -> Result<Response, ApiError> {
     let idempotency_key = run_api::idempotency_key(&headers)?;
-    let version = checks::serving_version(
-        &state.store,
-        &caller.project_id,
-        &request.env_name,
-        request.env_version,
-    )
-    .await?;
-    let scenario = checks::find_scenario(&version, &request.scenario_name)?;
     let settings = projects::settings_of(&state, &caller.project_id).await?;
-    let mut spec = validate(&state, &caller, &request, &version, &scenario, &settings).await?;
+    let mut spec = check(&state, &caller, &request, &settings).await?;
     spec.key_id = Some(caller.key_id.clone());
     spec.traceparent = traceparent(&headers);
     let key = idempotency_key.as_deref();
@@ -122,9 +114,31 @@ async fn summary_now(
     Ok((status, Json(views::run_summary(state, &current))).into_response())
 }
 
-/// Checks every remaining field and collects every problem into one 422. The model must
-/// resolve in the caller's project (its own checkpoints, never another project's).
-async fn validate(
+/// Checks a run request, the one way every route that queues runs checks them
+/// (`POST /v1/agent/run`, a schedule's run, each task of a job): the serving environment
+/// version (404, 409), the scenario (404), then every other field ([`validate`]: 422 listing
+/// every problem). Answers the run's spec, without its key and `traceparent`.
+pub(crate) async fn check(
+    state: &AppState,
+    caller: &Caller,
+    request: &RunRequest,
+    settings: &rollout_store::ProjectSettings,
+) -> Result<RunSpec, ApiError> {
+    let version = checks::serving_version(
+        &state.store,
+        &caller.project_id,
+        &request.env_name,
+        request.env_version,
+    )
+    .await?;
+    let scenario = checks::find_scenario(&version, &request.scenario_name)?;
+    validate(state, caller, request, &version, &scenario, settings).await
+}
+
+/// Checks every field but the environment and scenario (found already) and collects every
+/// problem into one 422. The model must resolve in the caller's project (its own
+/// checkpoints, never another project's).
+pub(crate) async fn validate(
     state: &AppState,
     caller: &Caller,
     request: &RunRequest,
@@ -235,15 +249,7 @@ pub(crate) async fn spec_from_body(
             "a scheduled run cannot wait for its result: remove sync and timeout",
         )]));
     }
-    let version = checks::serving_version(
-        &state.store,
-        &caller.project_id,
-        &request.env_name,
-        request.env_version,
-    )
-    .await?;
-    let scenario = checks::find_scenario(&version, &request.scenario_name)?;
     let settings = projects::settings_of(state, &caller.project_id).await?;
-    let spec = validate(state, caller, &request, &version, &scenario, &settings).await?;
+    let spec = check(state, caller, &request, &settings).await?;
     Ok((spec, request.env_version))
 }

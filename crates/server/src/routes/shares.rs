@@ -9,12 +9,13 @@ use crate::auth::Caller;
 use crate::error::{ApiError, problem};
 use crate::json::ApiJson;
 use crate::state::AppState;
-use crate::views::reviews::Deleted;
-use crate::views::shares::{ShareLinkList, ShareLinkView, ShareRequest, SharingSetting};
+use crate::views::shares as views;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Extension, Json, Router};
+use rollout_api::reviews::Deleted;
+use rollout_api::shares::{ShareLinkList, ShareLinkView, ShareRequest, SharingSetting};
 use rollout_domain::time::now_ms;
 
 /// The longest a link may live: a year.
@@ -68,7 +69,7 @@ async fn share(
         .create_share_link(&caller.project_id, run.id.as_str(), &reviewer, expires)
         .await?;
     tracing::info!(trace = %run.id, share = %link.id, "trace shared");
-    let mut view = ShareLinkView::new(&link, now);
+    let mut view = views::share_link(&link, now);
     view.url = Some(format!(
         "{}/shared/{token}",
         state.config.public_url.trim_end_matches('/')
@@ -90,7 +91,7 @@ async fn list(
         .await?;
     let now = now_ms();
     Ok(Json(ShareLinkList {
-        share_links: links.iter().map(|l| ShareLinkView::new(l, now)).collect(),
+        share_links: links.iter().map(|l| views::share_link(l, now)).collect(),
     }))
 }
 
