@@ -13,6 +13,9 @@
 //!
 //! With `--database-url` the server keeps its store there (PostgreSQL) instead of SQLite.
 //!
+//! `--show-trace` prints the last run's events with their times; `--server-log FILTER`
+//! (e.g. `sqlx::query=debug`) keeps the server's log at that filter in the temp directory.
+//!
 //! With `--queue-depth N` the benchmark measures memory, not speed: the model answers after
 //! `--model-delay-ms` (default 60000), N runs are submitted without `sync`, and once
 //! `--workers` of them are in flight and the rest queued it prints the server's RSS.
@@ -44,6 +47,7 @@ struct Args {
     queue_depth: Option<usize>,
     model_delay_ms: u64,
     show_trace: bool,
+    server_log: Option<String>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -61,6 +65,7 @@ fn parse_args() -> anyhow::Result<Args> {
         queue_depth: None,
         model_delay_ms: 60_000,
         show_trace: false,
+        server_log: None,
     };
     let mut iter = std::env::args().skip(1);
     while let Some(flag) = iter.next() {
@@ -79,6 +84,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--queue-depth" => args.queue_depth = Some(value()?.parse()?),
             "--model-delay-ms" => args.model_delay_ms = value()?.parse()?,
             "--show-trace" => args.show_trace = true,
+            "--server-log" => args.server_log = Some(value()?),
             other => bail!("unknown flag {other}; see the file's doc comment"),
         }
     }
@@ -151,7 +157,10 @@ async fn main() -> anyhow::Result<()> {
         env: vec![
             ("ANTHROPIC_BASE_URL".into(), fake.base_url()),
             ("ANTHROPIC_API_KEY".into(), "sk-bench".into()),
-            ("ROLLOUT_LOG".into(), "warn".into()),
+            (
+                "ROLLOUT_LOG".into(),
+                args.server_log.clone().unwrap_or_else(|| "warn".into()),
+            ),
         ],
         args: vec![
             "--max-concurrent-runs".into(),
@@ -328,6 +337,11 @@ async fn main() -> anyhow::Result<()> {
     writeln!(out, "failed runs         {failures}")?;
     if args.show_trace {
         show_trace(&server, &last).await?;
+    }
+    if args.server_log.is_some() {
+        let path = std::env::temp_dir().join("rollout-bench-server.log");
+        std::fs::write(&path, server.log())?;
+        writeln!(out, "server log          {}", path.display())?;
     }
     if failures > 0 {
         bail!("{failures} runs did not complete with reward 1.0");
