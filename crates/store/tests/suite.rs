@@ -54,6 +54,7 @@ on_every_backend! {
     runs::concurrent_cancels_of_a_queued_run_cancel_it_once => concurrent_cancels,
     events::events_are_numbered_from_one_and_listed_after_a_seq => events,
     events::concurrent_appends_get_distinct_consecutive_seqs => concurrent_events,
+    events::concurrent_leased_and_plain_appends_get_consecutive_seqs => concurrent_leased_events,
     events::pages_of_events_end_at_their_byte_budget => event_pages,
     events::other_processes_hear_of_appended_events_and_finished_runs => notifications,
     queue::claim_heartbeat_progress_and_finish_are_fenced => claim_and_fencing,

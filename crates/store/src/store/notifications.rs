@@ -18,6 +18,14 @@ const EVENTS: &str = "rollout_events";
 const FINISHED: &str = "rollout_finished";
 const NOTIFY: &str = "SELECT pg_notify($1, $2)";
 
+/// The channel and payload that tell other processes about an appended event.
+pub(crate) fn notification(run_id: &RunId, kind: &EventKind) -> (&'static str, String) {
+    match kind {
+        EventKind::Finished { status, .. } => (FINISHED, format!("{run_id} {status}")),
+        _ => (EVENTS, run_id.to_string()),
+    }
+}
+
 /// What another process wrote.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StoreNotification {
@@ -92,10 +100,7 @@ impl Store {
         if self.backend() != Backend::Postgres {
             return Ok(());
         }
-        let (channel, payload) = match kind {
-            EventKind::Finished { status, .. } => (FINISHED, format!("{run_id} {status}")),
-            _ => (EVENTS, run_id.to_string()),
-        };
+        let (channel, payload) = notification(run_id, kind);
         sqlx::query(NOTIFY)
             .bind(channel)
             .bind(payload)

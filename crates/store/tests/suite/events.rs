@@ -132,6 +132,53 @@ pub(crate) async fn concurrent_appends_get_distinct_consecutive_seqs(db: &TestDb
     );
 }
 
+/// The claim's appends (one statement each) racing plain appends (a cancel request's, say) on
+/// one run: every event gets its own seq, with no gap, and none is lost.
+pub(crate) async fn concurrent_leased_and_plain_appends_get_consecutive_seqs(db: &TestDb) {
+    let store = &db.store;
+    with_project(store).await;
+    let run = new_run(store).await;
+    let claimed = store
+        .claim_next_run("w1", std::time::Duration::from_secs(600))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(claimed.run.id, run);
+    let mut tasks = tokio::task::JoinSet::new();
+    for writer in 0..6 {
+        let store = store.clone();
+        let run = run.clone();
+        let lease = claimed.lease.clone();
+        tasks.spawn(async move {
+            let mut seqs = Vec::new();
+            for n in 0..10 {
+                let event = error_event(writer * 100 + n);
+                let seq = if writer < 4 {
+                    store
+                        .append_leased_event(&lease, &event)
+                        .await
+                        .unwrap()
+                        .unwrap()
+                        .seq
+                } else {
+                    store.append_event(&run, 1, &event).await.unwrap().seq
+                };
+                seqs.push(seq);
+            }
+            seqs
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(seqs) = tasks.join_next().await {
+        all.extend(seqs.unwrap());
+    }
+    let unique: BTreeSet<i64> = all.iter().copied().collect();
+    assert_eq!(all.len(), 60);
+    assert_eq!(unique, (1..=60).collect());
+    let listed = store.list_events(run.as_str(), 0, 1000).await.unwrap();
+    assert_eq!(listed.len(), 60);
+}
+
 pub(crate) async fn pages_of_events_end_at_their_byte_budget(db: &TestDb) {
     let store = &db.store;
     with_project(store).await;
