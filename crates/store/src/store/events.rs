@@ -65,6 +65,19 @@ impl EventRow {
 }
 
 impl Store {
+    /// The event's stored JSON, and the event as stored when it was cut to the size limit.
+    fn stored_event(
+        &self,
+        run_id: &RunId,
+        kind: &EventKind,
+    ) -> Result<(String, Option<EventKind>)> {
+        let (data, cut) = stored_form(kind, self.max_event_bytes())?;
+        if cut.is_some() {
+            tracing::info!(run = %run_id, event = kind.name(), "an event over the size limit was stored cut");
+        }
+        Ok((data, cut))
+    }
+
     /// Appends one event on `conn`, a transaction that holds the run's row lock. The event
     /// is stored (and returned) cut to the store's size limit.
     pub(crate) async fn insert_event(
@@ -74,10 +87,7 @@ impl Store {
         attempt: i64,
         kind: &EventKind,
     ) -> Result<RunEvent> {
-        let (data, cut) = stored_form(kind, self.max_event_bytes())?;
-        if cut.is_some() {
-            tracing::info!(run = %run_id, event = kind.name(), "an event over the size limit was stored cut");
-        }
+        let (data, cut) = self.stored_event(run_id, kind)?;
         let at_ms = now_ms();
         let seq: i64 = sqlx::query_scalar(INSERT_EVENT)
             .bind(run_id.0.clone())
@@ -105,10 +115,7 @@ impl Store {
         kind: &EventKind,
     ) -> Result<Option<RunEvent>> {
         const OP: &str = "appending an event";
-        let (data, cut) = stored_form(kind, self.max_event_bytes())?;
-        if cut.is_some() {
-            tracing::info!(run = %lease.run_id, event = kind.name(), "an event over the size limit was stored cut");
-        }
+        let (data, cut) = self.stored_event(&lease.run_id, kind)?;
         let appended = retry_on_conflict(|| async {
             let at_ms = now_ms();
             let seq = match self.backend() {

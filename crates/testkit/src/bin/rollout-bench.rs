@@ -381,7 +381,7 @@ async fn queue_depth(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (_, traces) = server.get("/v1/traces?limit=1&status=queued").await;
+    let queued = queued_runs(server).await?;
     let mut out = std::io::stdout();
     writeln!(
         out,
@@ -400,12 +400,26 @@ async fn queue_depth(
     writeln!(out, "server RSS before   {rss_before:.1} MiB")?;
     writeln!(out, "server RSS now      {:.1} MiB", rss_mib(pid, "VmRSS:"))?;
     writeln!(out, "server peak RSS     {:.1} MiB", peak_rss_mib(pid))?;
-    writeln!(
-        out,
-        "queued (first page) {}",
-        traces["traces"].as_array().map_or(0, Vec::len)
-    )?;
+    writeln!(out, "runs queued         {queued}")?;
     Ok(())
+}
+
+/// The queue's length as the server reports it (`rollout_runs_queued` of `GET /metrics`).
+async fn queued_runs(server: &TestServer) -> anyhow::Result<String> {
+    let metrics = server
+        .client()
+        .get(format!("{}/metrics", server.base_url))
+        .bearer_auth(&server.admin_key)
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("rollout_runs_queued "))
+        .map(str::to_string)
+        .context("no rollout_runs_queued in /metrics")
 }
 
 /// A port free at the time of asking, for a child process to listen on.
