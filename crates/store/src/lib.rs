@@ -30,7 +30,7 @@ pub use store::traces::{RewardSource, ScoreFilter, TraceQuery, UsageGroup, Usage
 pub use training::{DatasetLine, DatasetRecord, TrainingJobRecord};
 pub use types::{
     ApiKeyRecord, Backend, CancelOutcome, ClaimedRun, EnvStatus, EnvVersion, FinishRun, KeyRole,
-    Lease, NewEnvVersion, RunFilter, RunRecord,
+    Lease, NewEnvVersion, RunFilter, RunProgress, RunRecord,
 };
 
 /// Shorthand for the store's results.

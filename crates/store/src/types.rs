@@ -187,6 +187,13 @@ pub struct Lease {
     pub attempt: i64,
 }
 
+/// Steps taken and tokens used so far by a claim's execution: totals, not increments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RunProgress {
+    pub steps: i64,
+    pub usage: rollout_domain::Usage,
+}
+
 /// What a cancel request did to a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CancelOutcome {

@@ -20,17 +20,10 @@ pub(crate) async fn requested(
     poll: Duration,
 ) {
     let mut requests = notifier.subscribe_cancel();
+    // The flag is read after the first wait, not before: a claim takes only queued runs, and
+    // a queued run's cancel ends it at once, so a run flagged before its claim is rare (one
+    // recovered after its worker was lost) and waits at most one `poll`. A read per run saved.
     loop {
-        match store.is_cancel_requested(run_id).await {
-            Ok(true) => {
-                tracing::info!(run = %run_id, "cancellation requested; stopping the run");
-                return;
-            }
-            Ok(false) => {}
-            Err(error) => {
-                tracing::warn!(run = %run_id, %error, "could not read the cancellation flag")
-            }
-        }
         let notified = async {
             loop {
                 match requests.recv().await {
@@ -44,6 +37,16 @@ pub(crate) async fn requested(
         tokio::select! {
             _ = notified => {}
             _ = tokio::time::sleep(poll) => {}
+        }
+        match store.is_cancel_requested(run_id).await {
+            Ok(true) => {
+                tracing::info!(run = %run_id, "cancellation requested; stopping the run");
+                return;
+            }
+            Ok(false) => {}
+            Err(error) => {
+                tracing::warn!(run = %run_id, %error, "could not read the cancellation flag")
+            }
         }
     }
 }

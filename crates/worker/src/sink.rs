@@ -7,7 +7,7 @@ use crate::notifier::RunNotifier;
 use async_trait::async_trait;
 use rollout_domain::{EventKind, EventSink, RecordError, RunOutcome, RunStatus, Usage};
 use rollout_models::Price;
-use rollout_store::{FinishRun, Lease, Store};
+use rollout_store::{FinishRun, Lease, RunProgress, Store};
 use std::sync::Arc;
 use std::sync::Mutex;
 use tokio_util::sync::CancellationToken;
@@ -128,9 +128,11 @@ impl EventSink for StoreSink {
             }
             _ => None,
         };
+        // A model call's totals are written with its event, in the same round trip.
+        let run_progress = progress.map(|(steps, usage)| RunProgress { steps, usage });
         let appended = self
             .store
-            .append_leased_event(&self.lease, &event)
+            .append_leased_event_and_progress(&self.lease, &event, run_progress.as_ref())
             .await
             .map_err(|e| RecordError(e.to_string()))?;
         let Some(appended) = appended else {
@@ -155,16 +157,6 @@ impl EventSink for StoreSink {
             if let Some(outcome) = outcome {
                 let _ = self.exceeded.set(outcome);
                 self.budget_exceeded.cancel();
-            }
-        }
-        if let Some((steps, usage)) = progress {
-            let recorded = self
-                .store
-                .record_progress(&self.lease, steps, &usage)
-                .await
-                .map_err(|e| RecordError(e.to_string()))?;
-            if !recorded {
-                return Err(self.lost());
             }
         }
         Ok(())

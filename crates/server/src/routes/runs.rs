@@ -73,15 +73,22 @@ pub(crate) async fn create(
     }
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(sync_timeout.unsigned_abs());
+    // A run this request just queued has not ended: the first read waits for a wake-up.
+    let mut just_queued = created;
     loop {
-        let current = state
-            .store
-            .get_run(&caller.project_id, run_id.as_str())
-            .await?;
-        let current = current.ok_or_else(|| ApiError::internal("a queued run disappeared"))?;
-        if current.status.is_terminal() {
-            return Ok((StatusCode::OK, Json(views::run_summary(&state, &current))).into_response());
+        if !just_queued {
+            let current = state
+                .store
+                .get_run(&caller.project_id, run_id.as_str())
+                .await?;
+            let current = current.ok_or_else(|| ApiError::internal("a queued run disappeared"))?;
+            if current.status.is_terminal() {
+                return Ok(
+                    (StatusCode::OK, Json(views::run_summary(&state, &current))).into_response()
+                );
+            }
         }
+        just_queued = false;
         // Wake on this process's notification, or poll: another process may run it.
         let wait = rollout_worker::finished_here(&mut finished, &run_id);
         tokio::select! {

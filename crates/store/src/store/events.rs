@@ -4,9 +4,11 @@ use crate::Result;
 use crate::error::{corrupt, db};
 use crate::event_size::stored_form;
 use crate::store::notifications::notification;
+use crate::store::queue::PROGRESS;
+use crate::store::tokens_to_db;
 use crate::store::{Store, now_ms, retry_on_conflict};
 use crate::types::Backend;
-use crate::types::Lease;
+use crate::types::{Lease, RunProgress};
 use futures::TryStreamExt;
 use rollout_domain::{EventKind, RunEvent, RunId};
 use sqlx::AnyConnection;
@@ -23,12 +25,27 @@ const LOCK_RUN: &str = "UPDATE runs SET id = id WHERE id = $1";
 /// write lock, so the lease check, the next seq and the insert cannot interleave with another
 /// writer. No row comes back when the lease was lost. One statement instead of a transaction
 /// of four: each is a round trip to the connection's thread, which is most of an append's cost.
-const APPEND_LEASED_SQLITE: &str = "INSERT INTO run_events (run_id, seq, attempt, kind, at_ms, data) \
-     SELECT $1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM run_events WHERE run_id = $1), \
-     $3, $4, $5, $6 FROM runs WHERE id = $1 AND status = 'running' AND lease_token = $2 \
-     RETURNING seq";
+macro_rules! append_leased_sqlite {
+    () => {
+        "INSERT INTO run_events (run_id, seq, attempt, kind, at_ms, data) \
+         SELECT $1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM run_events WHERE run_id = $1), \
+         $3, $4, $5, $6 FROM runs WHERE id = $1 AND status = 'running' AND lease_token = $2 \
+         RETURNING seq"
+    };
+}
+const APPEND_LEASED_SQLITE: &str = append_leased_sqlite!();
+/// A model call's append on SQLite: the run's progress, then the append, sent as one query
+/// (sqlx runs a query's statements in one round trip to the connection's thread). Both check
+/// the lease; the update comes first because the caller stops reading at the appended row.
+const PROGRESS_THEN_APPEND_SQLITE: &str = concat!(
+    "UPDATE runs SET steps = $7, input_tokens = $8, output_tokens = $9, \
+     cache_read_tokens = $10, cache_write_tokens = $11 \
+     WHERE id = $1 AND status = 'running' AND lease_token = $2; ",
+    append_leased_sqlite!()
+);
 /// On PostgreSQL the lease check takes the run's row lock (a wait re-checks the lease on the
-/// row it then sees), as a statement of its own: the insert after it must read the seqs
+/// row it then sees; a model call's append writes the run's progress with it, `PROGRESS`),
+/// as a statement of its own: the insert after it must read the seqs
 /// committed while it waited, and a statement reads what was committed when it began.
 const LOCK_LEASED_RUN: &str = "UPDATE runs SET id = id \
      WHERE id = $1 AND status = 'running' AND lease_token = $2";
@@ -40,6 +57,18 @@ const APPEND_NOTIFY_POSTGRES: &str = "WITH appended AS (\
      SELECT seq, CAST(pg_notify($6, $7) AS TEXT) AS notified FROM appended";
 const LIST_EVENTS: &str = "SELECT seq, attempt, at_ms, data FROM run_events \
      WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
+
+/// Binds a [`RunProgress`] as the next five arguments (steps, then the four token counts).
+macro_rules! bind_progress {
+    ($query:expr, $progress:expr) => {
+        $query
+            .bind($progress.steps)
+            .bind(tokens_to_db($progress.usage.input_tokens))
+            .bind(tokens_to_db($progress.usage.output_tokens))
+            .bind(tokens_to_db($progress.usage.cache_read_tokens))
+            .bind(tokens_to_db($progress.usage.cache_write_tokens))
+    };
+}
 
 /// The largest page of events one call returns.
 pub(crate) const MAX_EVENTS_PAGE: i64 = 10_000;
@@ -114,25 +143,48 @@ impl Store {
         lease: &Lease,
         kind: &EventKind,
     ) -> Result<Option<RunEvent>> {
+        self.append_leased_event_and_progress(lease, kind, None)
+            .await
+    }
+
+    /// [`Store::append_leased_event`], writing the run's `progress` (a model call's totals)
+    /// in the same round trip. `None` when the lease was lost: neither is written then.
+    pub async fn append_leased_event_and_progress(
+        &self,
+        lease: &Lease,
+        kind: &EventKind,
+        progress: Option<&RunProgress>,
+    ) -> Result<Option<RunEvent>> {
         const OP: &str = "appending an event";
         let (data, cut) = self.stored_event(&lease.run_id, kind)?;
         let appended = retry_on_conflict(|| async {
             let at_ms = now_ms();
             let seq = match self.backend() {
                 Backend::Postgres => {
-                    self.append_leased_postgres(lease, kind, &data, at_ms)
+                    self.append_leased_postgres(lease, kind, progress, &data, at_ms)
                         .await?
                 }
-                Backend::Sqlite => sqlx::query_scalar::<_, i64>(APPEND_LEASED_SQLITE)
-                    .bind(lease.run_id.0.clone())
-                    .bind(lease.token.clone())
-                    .bind(lease.attempt)
-                    .bind(kind.name())
-                    .bind(at_ms)
-                    .bind(data.clone())
-                    .fetch_optional(self.pool())
-                    .await
-                    .map_err(db(OP))?,
+                Backend::Sqlite => {
+                    let sql = match progress {
+                        Some(_) => PROGRESS_THEN_APPEND_SQLITE,
+                        None => APPEND_LEASED_SQLITE,
+                    };
+                    let query = sqlx::query_scalar::<_, i64>(sql)
+                        .bind(lease.run_id.0.clone())
+                        .bind(lease.token.clone())
+                        .bind(lease.attempt)
+                        .bind(kind.name())
+                        .bind(at_ms)
+                        .bind(data.clone());
+                    let query = match progress {
+                        Some(progress) => bind_progress!(query, progress),
+                        None => query,
+                    };
+                    // All rows, not the first: with a row limit sqlx would stop at the
+                    // update's result, before the insert ran.
+                    let seqs = query.fetch_all(self.pool()).await.map_err(db(OP))?;
+                    seqs.into_iter().next()
+                }
             };
             Ok(seq.map(|seq| (seq, at_ms)))
         })
@@ -150,17 +202,22 @@ impl Store {
         &self,
         lease: &Lease,
         kind: &EventKind,
+        progress: Option<&RunProgress>,
         data: &str,
         at_ms: i64,
     ) -> Result<Option<i64>> {
         const OP: &str = "appending an event";
         let mut tx = self.pool().begin().await.map_err(db(OP))?;
-        let locked = sqlx::query(LOCK_LEASED_RUN)
-            .bind(lease.run_id.0.clone())
-            .bind(lease.token.clone())
-            .execute(&mut *tx)
-            .await
-            .map_err(db(OP))?;
+        let lock = |sql| {
+            sqlx::query(sql)
+                .bind(lease.run_id.0.clone())
+                .bind(lease.token.clone())
+        };
+        let lock = match progress {
+            Some(progress) => bind_progress!(lock(PROGRESS), progress),
+            None => lock(LOCK_LEASED_RUN),
+        };
+        let locked = lock.execute(&mut *tx).await.map_err(db(OP))?;
         if locked.rows_affected() == 0 {
             return Ok(None);
         }

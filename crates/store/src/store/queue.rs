@@ -63,7 +63,7 @@ const CLAIM_POSTGRES: &str = claim_lane!(" FOR UPDATE OF r SKIP LOCKED");
 const LOCK_JOB: &str = "SELECT id FROM jobs WHERE id = $1 FOR UPDATE";
 const HEARTBEAT: &str = "UPDATE runs SET lease_expires_at = $3 \
      WHERE id = $1 AND status = 'running' AND lease_token = $2";
-const PROGRESS: &str = "UPDATE runs SET steps = $3, input_tokens = $4, output_tokens = $5, \
+pub(crate) const PROGRESS: &str = "UPDATE runs SET steps = $3, input_tokens = $4, output_tokens = $5, \
      cache_read_tokens = $6, cache_write_tokens = $7 \
      WHERE id = $1 AND status = 'running' AND lease_token = $2";
 const FINISH: &str = "UPDATE runs SET status = $3, outcome = $4, reward = $5, evaluation = $6, \
