@@ -2,7 +2,7 @@
 
 use super::common::{PROJECT, TestDb, spec, with_project};
 use rollout_domain::{Evaluation, EventKind, RunId, RunStatus, Usage};
-use rollout_store::{FinishRun, Lease, Store, StoreError};
+use rollout_store::{FinishRun, Lease, RunProgress, Store, StoreError};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -103,6 +103,42 @@ pub(crate) async fn claim_heartbeat_progress_and_finish_are_fenced(db: &TestDb) 
         .unwrap();
     assert_eq!((run.steps, run.usage), (1, usage));
 
+    // A model call's append writes the progress in the same round trip, and a stale claim
+    // writes neither.
+    let later = RunProgress {
+        steps: 2,
+        usage: Usage {
+            input_tokens: 250,
+            output_tokens: 30,
+            cache_read_tokens: 5,
+            cache_write_tokens: 1,
+        },
+    };
+    let appended = store
+        .append_leased_event_and_progress(&lease, &step, Some(&later))
+        .await
+        .unwrap();
+    assert_eq!(appended.map(|e| e.seq), Some(2));
+    let refused = RunProgress {
+        steps: 9,
+        usage: Usage::default(),
+    };
+    assert_eq!(
+        store
+            .append_leased_event_and_progress(&stale(&lease), &step, Some(&refused))
+            .await
+            .unwrap(),
+        None
+    );
+    let run = store
+        .get_run(PROJECT, first.as_str())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((run.steps, run.usage), (later.steps, later.usage));
+    let events = store.list_events(first.as_str(), 0, 100).await.unwrap();
+    assert_eq!(events.len(), 2, "the stale claim appended nothing");
+
     // Another claim cannot finish the run.
     assert!(
         !store
@@ -152,10 +188,10 @@ pub(crate) async fn claim_heartbeat_progress_and_finish_are_fenced(db: &TestDb) 
             .iter()
             .map(|e| (e.seq, e.attempt))
             .collect::<Vec<_>>(),
-        [(1, 1), (2, 1)]
+        [(1, 1), (2, 1), (3, 1)]
     );
     assert_eq!(
-        events[1].kind,
+        events[2].kind,
         EventKind::Finished {
             status: "completed".into(),
             error: None
@@ -181,7 +217,7 @@ pub(crate) async fn claim_heartbeat_progress_and_finish_are_fenced(db: &TestDb) 
             .await
             .unwrap()
             .len(),
-        2
+        3
     );
 
     let failed = FinishRun {
