@@ -20,6 +20,22 @@ macro_rules! run_columns {
     };
 }
 
+/// Binds a `RunProgress` as the next five arguments (steps, then the four token counts).
+macro_rules! bind_progress {
+    ($query:expr, $progress:expr) => {
+        $query
+            .bind($progress.steps)
+            .bind($crate::store::tokens_to_db($progress.usage.input_tokens))
+            .bind($crate::store::tokens_to_db($progress.usage.output_tokens))
+            .bind($crate::store::tokens_to_db(
+                $progress.usage.cache_read_tokens,
+            ))
+            .bind($crate::store::tokens_to_db(
+                $progress.usage.cache_write_tokens,
+            ))
+    };
+}
+
 pub(crate) mod deliveries;
 mod deploys;
 mod envs;

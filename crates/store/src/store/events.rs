@@ -5,7 +5,6 @@ use crate::error::{corrupt, db};
 use crate::event_size::stored_form;
 use crate::store::notifications::notification;
 use crate::store::queue::PROGRESS;
-use crate::store::tokens_to_db;
 use crate::store::{Store, now_ms, retry_on_conflict};
 use crate::types::Backend;
 use crate::types::{Lease, RunProgress};
@@ -57,18 +56,6 @@ const APPEND_NOTIFY_POSTGRES: &str = "WITH appended AS (\
      SELECT seq, CAST(pg_notify($6, $7) AS TEXT) AS notified FROM appended";
 const LIST_EVENTS: &str = "SELECT seq, attempt, at_ms, data FROM run_events \
      WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
-
-/// Binds a [`RunProgress`] as the next five arguments (steps, then the four token counts).
-macro_rules! bind_progress {
-    ($query:expr, $progress:expr) => {
-        $query
-            .bind($progress.steps)
-            .bind(tokens_to_db($progress.usage.input_tokens))
-            .bind(tokens_to_db($progress.usage.output_tokens))
-            .bind(tokens_to_db($progress.usage.cache_read_tokens))
-            .bind(tokens_to_db($progress.usage.cache_write_tokens))
-    };
-}
 
 /// The largest page of events one call returns.
 pub(crate) const MAX_EVENTS_PAGE: i64 = 10_000;

@@ -7,7 +7,7 @@ use crate::Result;
 use crate::error::{StoreError, db};
 use crate::event_size::{cut_text, stored_evaluation};
 use crate::store::{RunRow, Store, duration_ms, now_ms, retry_on_conflict, tokens_to_db};
-use crate::types::{Backend, ClaimedRun, FinishRun, Lease};
+use crate::types::{Backend, ClaimedRun, FinishRun, Lease, RunProgress};
 use rollout_domain::{EventKind, RunId, RunStatus};
 use std::time::Duration;
 
@@ -184,14 +184,14 @@ impl Store {
         steps: i64,
         usage: &rollout_domain::Usage,
     ) -> Result<bool> {
-        let result = sqlx::query(PROGRESS)
+        let progress = RunProgress {
+            steps,
+            usage: *usage,
+        };
+        let query = sqlx::query(PROGRESS)
             .bind(lease.run_id.0.clone())
-            .bind(lease.token.clone())
-            .bind(steps)
-            .bind(tokens_to_db(usage.input_tokens))
-            .bind(tokens_to_db(usage.output_tokens))
-            .bind(tokens_to_db(usage.cache_read_tokens))
-            .bind(tokens_to_db(usage.cache_write_tokens))
+            .bind(lease.token.clone());
+        let result = bind_progress!(query, progress)
             .execute(self.pool())
             .await
             .map_err(db("recording run progress"))?;
