@@ -36,6 +36,7 @@ macro_rules! bind_progress {
     };
 }
 
+mod appender;
 pub(crate) mod deliveries;
 mod deploys;
 mod envs;
@@ -81,6 +82,8 @@ pub struct Store {
     max_event_bytes: usize,
     /// The URL, kept on PostgreSQL for the notification listener's own connection.
     postgres_url: Option<String>,
+    /// SQLite: the task that writes claims' appends in batches (see `appender`).
+    appender: appender::Appender,
 }
 
 impl Store {
@@ -115,6 +118,7 @@ impl Store {
             backend,
             max_event_bytes: crate::DEFAULT_MAX_EVENT_BYTES,
             postgres_url: (backend == Backend::Postgres).then_some(url),
+            appender: appender::Appender::default(),
         })
     }
 
@@ -137,6 +141,10 @@ impl Store {
 
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    pub(crate) fn appender(&self) -> &appender::Appender {
+        &self.appender
     }
 
     pub(crate) fn postgres_url(&self) -> Option<&str> {

@@ -173,6 +173,10 @@ pub struct RunRecord {
 pub struct ClaimedRun {
     pub run: RunRecord,
     pub lease: Lease,
+    /// Whether other runs were queued when this one was claimed: a worker claims again at
+    /// once only then, and otherwise waits for news of a queued run (or its poll), which
+    /// saves an empty claim per run when runs arrive one at a time.
+    pub more_queued: bool,
 }
 
 /// One claim on a running run. Every write of the claim's execution (heartbeat, progress,

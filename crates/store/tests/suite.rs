@@ -12,6 +12,7 @@ mod queue;
 mod reviews;
 mod run_api;
 mod runs;
+mod scale;
 mod traces;
 mod training;
 
@@ -56,6 +57,7 @@ on_every_backend! {
     events::concurrent_appends_get_distinct_consecutive_seqs => concurrent_events,
     events::concurrent_leased_and_plain_appends_get_consecutive_seqs => concurrent_leased_events,
     events::pages_of_events_end_at_their_byte_budget => event_pages,
+    events::many_runs_appending_at_once_each_get_their_own_answer => many_runs_appending,
     events::other_processes_hear_of_appended_events_and_finished_runs => notifications,
     queue::claim_heartbeat_progress_and_finish_are_fenced => claim_and_fencing,
     queue::concurrent_claimers_never_claim_a_run_twice => concurrent_claims,
@@ -94,6 +96,21 @@ async fn measure_claim_cost() {
     sqlite.cleanup().await;
     if let Some(postgres) = common::TestDb::postgres().await {
         jobs::measure_claim_cost(&postgres).await;
+        postgres.cleanup().await;
+    }
+}
+
+/// `cargo nextest run -p rollout-store --run-ignored only -E 'test(measure_stored_runs)'
+/// --no-capture` (with `TEST_DATABASE_URL` for PostgreSQL): prints what a claim, an event
+/// append and a page of the trace list cost with up to 1,000,000 finished runs stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "a measurement, run on demand"]
+async fn measure_stored_runs() {
+    let sqlite = common::TestDb::sqlite().await;
+    scale::measure_stored_runs(&sqlite).await;
+    sqlite.cleanup().await;
+    if let Some(postgres) = common::TestDb::postgres().await {
+        scale::measure_stored_runs(&postgres).await;
         postgres.cleanup().await;
     }
 }

@@ -27,6 +27,6 @@ pub use config::WorkerConfig;
 pub use deploy::{BundleSource, DeployConfig, DeployError, Deployment, deploy_environment};
 pub use error::RunError;
 pub use finish::{HeldRun, RunFinisher};
-pub use notifier::{RunNotifier, RunUpdate, appended_to, finished_here, follow_store};
+pub use notifier::{FinishWatch, RunNotifier, appended_to, follow_store};
 pub use register::{RegisterError, register_environment};
 pub use worker::Worker;

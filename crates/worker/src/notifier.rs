@@ -5,23 +5,17 @@
 
 use rollout_domain::{RunId, RunStatus};
 use rollout_store::{Store, StoreNotification};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::{Notify, broadcast, watch};
 use tokio_util::sync::CancellationToken;
-
-/// A run reached a terminal status.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RunUpdate {
-    pub run_id: RunId,
-    pub status: RunStatus,
-}
 
 /// Shared between the server (which queues runs and waits for them) and the worker.
 #[derive(Debug)]
 pub struct RunNotifier {
     queued: Notify,
-    finished: broadcast::Sender<RunUpdate>,
+    finished: Arc<FinishWaiters>,
     cancel: broadcast::Sender<RunId>,
     appended: broadcast::Sender<RunId>,
 }
@@ -30,9 +24,54 @@ impl Default for RunNotifier {
     fn default() -> Self {
         Self {
             queued: Notify::new(),
-            finished: broadcast::channel(1024).0,
+            finished: Arc::default(),
             cancel: broadcast::channel(256).0,
             appended: broadcast::channel(1024).0,
+        }
+    }
+}
+
+/// The runs someone waits for, each with its own flag: a finished run wakes its own waiters
+/// only (a channel shared by every waiter woke all of them, a `sync` request per run in
+/// flight, at every run's end).
+#[derive(Debug, Default)]
+struct FinishWaiters(Mutex<HashMap<RunId, watch::Sender<bool>>>);
+
+impl FinishWaiters {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, watch::Sender<bool>>> {
+        // The map stays consistent whatever a panicking holder did: each step is one call.
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Waits for one run to finish in this process, from [`RunNotifier::watch_finished`].
+/// Made before the run can finish (before queueing or cancelling it), it cannot miss the end.
+#[derive(Debug)]
+pub struct FinishWatch {
+    run_id: RunId,
+    done: watch::Receiver<bool>,
+    waiters: Arc<FinishWaiters>,
+}
+
+impl FinishWatch {
+    /// Returns once the run finished in this process (at once if it already has). Never
+    /// returns for a run executed elsewhere: callers also poll the store.
+    pub async fn finished(&mut self) {
+        if self.done.wait_for(|done| *done).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+impl Drop for FinishWatch {
+    fn drop(&mut self) {
+        let mut waiters = self.waiters.lock();
+        // The last watch of a run takes its entry away (this one still counts).
+        if waiters
+            .get(&self.run_id)
+            .is_some_and(|sender| sender.receiver_count() <= 1)
+        {
+            waiters.remove(&self.run_id);
         }
     }
 }
@@ -48,15 +87,28 @@ impl RunNotifier {
         self.queued.notified().await;
     }
 
-    /// Announces that a run finished.
+    /// Announces that a run finished (with `status`, kept for the log): wakes whoever
+    /// watches this run.
     pub fn run_finished(&self, run_id: RunId, status: RunStatus) {
-        // No receiver is fine: nobody is waiting for this run.
-        let _ = self.finished.send(RunUpdate { run_id, status });
+        tracing::trace!(run = %run_id, %status, "run finished");
+        if let Some(sender) = self.finished.lock().get(&run_id) {
+            sender.send_replace(true);
+        }
     }
 
-    /// Subscribes to finished runs; subscribe before checking the store to avoid a race.
-    pub fn subscribe(&self) -> broadcast::Receiver<RunUpdate> {
-        self.finished.subscribe()
+    /// Watches a run's end; make it before checking the store to avoid a race.
+    pub fn watch_finished(&self, run_id: &RunId) -> FinishWatch {
+        let done = self
+            .finished
+            .lock()
+            .entry(run_id.clone())
+            .or_insert_with(|| watch::channel(false).0)
+            .subscribe();
+        FinishWatch {
+            run_id: run_id.clone(),
+            done,
+            waiters: self.finished.clone(),
+        }
     }
 
     /// Announces that an event was appended to a run's trace.
@@ -78,20 +130,6 @@ impl RunNotifier {
     /// Subscribes to cancellation requests made in this process.
     pub fn subscribe_cancel(&self) -> broadcast::Receiver<RunId> {
         self.cancel.subscribe()
-    }
-}
-
-/// Waits on `finished` (from [`RunNotifier::subscribe`]) until `run_id` finishes in this
-/// process. Returns early when notifications were missed (check the store then), and never
-/// when the notifier is gone (callers also poll the store, for runs of other processes).
-pub async fn finished_here(finished: &mut broadcast::Receiver<RunUpdate>, run_id: &RunId) {
-    loop {
-        match finished.recv().await {
-            Ok(update) if &update.run_id == run_id => return,
-            Ok(_) => {}
-            Err(broadcast::error::RecvError::Lagged(_)) => return,
-            Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
-        }
     }
 }
 

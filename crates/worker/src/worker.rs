@@ -80,13 +80,16 @@ impl Worker {
                 .await
             {
                 Ok(Some(claimed)) => {
+                    let more_queued = claimed.more_queued;
                     let worker = self.clone();
                     let stop = stop_runs.child_token();
                     tasks.spawn(async move {
                         worker.execute_claimed(claimed, stop).await;
                         drop(permit);
                     });
-                    continue;
+                    if more_queued {
+                        continue;
+                    }
                 }
                 Ok(None) => drop(permit),
                 Err(error) => {
@@ -175,7 +178,7 @@ impl Worker {
         stop: CancellationToken,
         observer: Arc<rollout_telemetry::RunObserver>,
     ) {
-        let ClaimedRun { run, lease } = claimed;
+        let ClaimedRun { run, lease, .. } = claimed;
         let run_id = run.id.clone();
         let sink = StoreSink::new(self.store.clone(), lease.clone(), self.notifier.clone())
             .with_observer(observer.clone())

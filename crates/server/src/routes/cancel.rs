@@ -50,14 +50,14 @@ pub(crate) async fn cancel_one(
         )
         .with_details(json!({ "status": before.status })));
     }
-    // Subscribe before asking, so that a fast worker cannot finish unseen.
-    let mut finished = state.notifier.subscribe();
+    // Watch before asking, so that a fast worker cannot finish unseen.
+    let run_id = RunId(id.clone());
+    let mut finished = state.notifier.watch_finished(&run_id);
     let outcome = state
         .store
         .cancel_run(&caller.project_id, &id)
         .await?
         .ok_or_else(not_found)?;
-    let run_id = RunId(id.clone());
     announce(&state, &caller, &run_id, outcome).await?;
     let deadline = tokio::time::Instant::now() + CANCEL_WAIT;
     loop {
@@ -72,10 +72,9 @@ pub(crate) async fn cancel_one(
         if tokio::time::Instant::now() >= deadline {
             return Ok(reply(&state, &current, StatusCode::ACCEPTED, true));
         }
-        let wait = rollout_worker::finished_here(&mut finished, &run_id);
         // Wake on this process's notification, or poll: another process may run it.
         tokio::select! {
-            _ = wait => {}
+            _ = finished.finished() => {}
             _ = tokio::time::sleep(Duration::from_millis(200)) => {}
             _ = tokio::time::sleep_until(deadline) => {}
         }

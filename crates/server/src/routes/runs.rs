@@ -42,8 +42,8 @@ pub(crate) async fn create(
     let sync_timeout = request.timeout.unwrap_or(DEFAULT_SYNC_TIMEOUT);
 
     let run_id = RunId::generate();
-    // Subscribe before queueing so that a fast run cannot finish unseen.
-    let mut finished = state.notifier.subscribe();
+    // Watch before queueing so that a fast run cannot finish unseen.
+    let mut finished = state.notifier.watch_finished(&run_id);
     let idempotency = idempotency_key.map(|key| {
         let hash = run_api::request_hash(serde_json::to_value(&request).unwrap_or_default());
         (key, hash)
@@ -51,6 +51,9 @@ pub(crate) async fn create(
     let (run, created) = run_api::insert(&state, &caller, &run_id, &spec, idempotency).await?;
     // A replay waits for (and reports) the run the key created.
     let run_id = run.id.clone();
+    if !created {
+        finished = state.notifier.watch_finished(&run_id);
+    }
     if created {
         state.notifier.run_queued();
         tracing::info!(run = %run_id, key = %caller.key_id, env = %spec.env_name, scenario = %spec.scenario_name, model = %spec.model, "run queued");
@@ -90,9 +93,8 @@ pub(crate) async fn create(
         }
         just_queued = false;
         // Wake on this process's notification, or poll: another process may run it.
-        let wait = rollout_worker::finished_here(&mut finished, &run_id);
         tokio::select! {
-            _ = wait => {}
+            _ = finished.finished() => {}
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             // The server is shutting down: answer now (202 with the run's status) rather than
             // hold the shutdown up; the run goes on (or back to the queue).

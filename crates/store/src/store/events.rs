@@ -3,6 +3,7 @@
 use crate::Result;
 use crate::error::{corrupt, db};
 use crate::event_size::stored_form;
+use crate::store::appender::Append;
 use crate::store::notifications::notification;
 use crate::store::queue::PROGRESS;
 use crate::store::{Store, now_ms, retry_on_conflict};
@@ -20,28 +21,9 @@ const INSERT_EVENT: &str = "INSERT INTO run_events (run_id, seq, attempt, kind, 
 /// A no-op write on the run's row: it takes the row lock (PostgreSQL) or the write lock
 /// (SQLite), so that concurrent appends to one run queue up instead of racing for a seq.
 const LOCK_RUN: &str = "UPDATE runs SET id = id WHERE id = $1";
-/// A claim's append on SQLite, in one statement: SQLite runs a statement under the database's
-/// write lock, so the lease check, the next seq and the insert cannot interleave with another
-/// writer. No row comes back when the lease was lost. One statement instead of a transaction
-/// of four: each is a round trip to the connection's thread, which is most of an append's cost.
-macro_rules! append_leased_sqlite {
-    () => {
-        "INSERT INTO run_events (run_id, seq, attempt, kind, at_ms, data) \
-         SELECT $1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM run_events WHERE run_id = $1), \
-         $3, $4, $5, $6 FROM runs WHERE id = $1 AND status = 'running' AND lease_token = $2 \
-         RETURNING seq"
-    };
-}
-const APPEND_LEASED_SQLITE: &str = append_leased_sqlite!();
-/// A model call's append on SQLite: the run's progress, then the append, sent as one query
-/// (sqlx runs a query's statements in one round trip to the connection's thread). Both check
-/// the lease; the update comes first because the caller stops reading at the appended row.
-const PROGRESS_THEN_APPEND_SQLITE: &str = concat!(
-    "UPDATE runs SET steps = $7, input_tokens = $8, output_tokens = $9, \
-     cache_read_tokens = $10, cache_write_tokens = $11 \
-     WHERE id = $1 AND status = 'running' AND lease_token = $2; ",
-    append_leased_sqlite!()
-);
+// A claim's append on SQLite goes through the store's `Appender` (group commit): many
+// runs' appends in one query and one transaction, each checking its own lease.
+
 /// On PostgreSQL the lease check takes the run's row lock (a wait re-checks the lease on the
 /// row it then sees; a model call's append writes the run's progress with it, `PROGRESS`),
 /// as a statement of its own: the insert after it must read the seqs
@@ -142,7 +124,6 @@ impl Store {
         kind: &EventKind,
         progress: Option<&RunProgress>,
     ) -> Result<Option<RunEvent>> {
-        const OP: &str = "appending an event";
         let (data, cut) = self.stored_event(&lease.run_id, kind)?;
         let appended = retry_on_conflict(|| async {
             let at_ms = now_ms();
@@ -152,25 +133,14 @@ impl Store {
                         .await?
                 }
                 Backend::Sqlite => {
-                    let sql = match progress {
-                        Some(_) => PROGRESS_THEN_APPEND_SQLITE,
-                        None => APPEND_LEASED_SQLITE,
+                    let append = Append {
+                        lease: lease.clone(),
+                        kind: kind.name(),
+                        at_ms,
+                        data: data.clone(),
+                        progress: progress.copied(),
                     };
-                    let query = sqlx::query_scalar::<_, i64>(sql)
-                        .bind(lease.run_id.0.clone())
-                        .bind(lease.token.clone())
-                        .bind(lease.attempt)
-                        .bind(kind.name())
-                        .bind(at_ms)
-                        .bind(data.clone());
-                    let query = match progress {
-                        Some(progress) => bind_progress!(query, progress),
-                        None => query,
-                    };
-                    // All rows, not the first: with a row limit sqlx would stop at the
-                    // update's result, before the insert ran.
-                    let seqs = query.fetch_all(self.pool()).await.map_err(db(OP))?;
-                    seqs.into_iter().next()
+                    self.appender().append(self.pool(), append).await?
                 }
             };
             Ok(seq.map(|seq| (seq, at_ms)))

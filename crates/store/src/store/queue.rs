@@ -33,7 +33,8 @@ const LANES: &str = "WITH RECURSIVE lanes(job_id) AS ( \
            WHERE x.job_id = l.job_id AND x.status = 'running')) \
      ) heads WHERE head IS NOT NULL ORDER BY head LIMIT 8";
 
-/// Claims the oldest run of one lane. `$5` is the job, or NULL for the runs of no job; a
+/// Claims the oldest run of one lane, and tells whether any other run is queued (the
+/// claimed row is excluded by id: PostgreSQL's subquery sees it as it was, still queued). `$5` is the job, or NULL for the runs of no job; a
 /// job whose `max_concurrency` is reached has no run to give.
 macro_rules! claim_lane {
     ($lock:literal) => {
@@ -48,7 +49,9 @@ macro_rules! claim_lane {
                ORDER BY r.created_at, r.id LIMIT 1",
             $lock,
             ") AND status = 'queued' RETURNING ",
-            run_columns!()
+            run_columns!(),
+            ", CASE WHEN EXISTS (SELECT 1 FROM runs q WHERE q.status = 'queued' \
+             AND q.id <> runs.id) THEN 1 ELSE 0 END AS more_queued"
         )
     };
 }
@@ -128,7 +131,7 @@ impl Store {
         let now = now_ms();
         let token = new_token();
         let claim = |sql| {
-            sqlx::query_as::<_, RunRow>(sql)
+            sqlx::query_as::<_, ClaimRow>(sql)
                 .bind(worker_id.to_string())
                 .bind(now.saturating_add(duration_ms(lease)))
                 .bind(now)
@@ -159,7 +162,12 @@ impl Store {
                 row
             }
         };
-        row.map(|row| claimed(row, token)).transpose()
+        row.map(|row| {
+            let mut claimed = claimed(row.run, token)?;
+            claimed.more_queued = row.more_queued != 0;
+            Ok(claimed)
+        })
+        .transpose()
     }
 
     /// Extends a claim to now + `duration`. False when the claim was lost (recovered and
@@ -407,7 +415,15 @@ pub(crate) fn new_token() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-/// The claim of a run just updated to `running` with `token`.
+/// A claim's row: the run, and whether other runs are queued (0 or 1).
+#[derive(sqlx::FromRow)]
+struct ClaimRow {
+    #[sqlx(flatten)]
+    run: RunRow,
+    more_queued: i64,
+}
+
+/// The claim of a run just updated to `running` with `token` (`more_queued` unknown: false).
 pub(crate) fn claimed(row: RunRow, token: String) -> Result<ClaimedRun> {
     let run = row.into_record()?;
     let lease = Lease {
@@ -415,5 +431,9 @@ pub(crate) fn claimed(row: RunRow, token: String) -> Result<ClaimedRun> {
         token,
         attempt: run.attempts,
     };
-    Ok(ClaimedRun { run, lease })
+    Ok(ClaimedRun {
+        run,
+        lease,
+        more_queued: false,
+    })
 }

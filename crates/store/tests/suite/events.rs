@@ -277,3 +277,110 @@ pub(crate) async fn other_processes_hear_of_appended_events_and_finished_runs(db
     );
     other.close().await;
 }
+
+/// Many runs' appends at once (on SQLite written in batches, one transaction each): every
+/// caller gets its own answer. A stale claim's appends are refused one by one, the others
+/// are numbered in order with their progress written, and an append that fails takes only
+/// itself down (on SQLite its batch is rolled back and written again one append at a time).
+pub(crate) async fn many_runs_appending_at_once_each_get_their_own_answer(db: &TestDb) {
+    use rollout_domain::Usage;
+    use rollout_store::RunProgress;
+    use sqlx::Executor;
+    let store = &db.store;
+    with_project(store).await;
+    let mut leases = Vec::new();
+    for _ in 0..8 {
+        new_run(store).await;
+        let claimed = store
+            .claim_next_run("w1", std::time::Duration::from_secs(600))
+            .await
+            .unwrap()
+            .unwrap();
+        leases.push(claimed.lease);
+    }
+    // Two claims that no longer hold: another token.
+    for lease in &mut leases[6..] {
+        lease.token = "stale".into();
+    }
+    // An append that fails: a trigger refuses events that say "boom".
+    let boom = match store.backend() {
+        rollout_store::Backend::Sqlite => {
+            let mut raw = db.raw().await;
+            raw.execute(
+                "CREATE TRIGGER refuse_boom BEFORE INSERT ON run_events \
+                     WHEN NEW.data LIKE '%boom%' BEGIN SELECT RAISE(ABORT, 'boom refused'); END",
+            )
+            .await
+            .unwrap();
+            true
+        }
+        rollout_store::Backend::Postgres => false,
+    };
+    let mut tasks = tokio::task::JoinSet::new();
+    for (writer, lease) in leases.iter().cloned().enumerate() {
+        let store = store.clone();
+        tasks.spawn(async move {
+            let mut answers = Vec::new();
+            for n in 0..12u32 {
+                let event = if boom && writer == 0 && n == 5 {
+                    EventKind::Error {
+                        phase: "model".into(),
+                        message: "boom".into(),
+                    }
+                } else {
+                    error_event(writer * 100 + n as usize)
+                };
+                let progress = RunProgress {
+                    steps: i64::from(n),
+                    usage: Usage {
+                        input_tokens: u64::from(n) * 10,
+                        ..Usage::default()
+                    },
+                };
+                let answer = store
+                    .append_leased_event_and_progress(
+                        &lease,
+                        &event,
+                        (n % 2 == 0).then_some(&progress),
+                    )
+                    .await
+                    .map(|appended| appended.map(|event| event.seq));
+                answers.push(answer.map_err(|error| error.to_string()));
+            }
+            (writer, lease, answers)
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        let (writer, lease, answers) = done.unwrap();
+        let run = store
+            .get_run(PROJECT, lease.run_id.as_str())
+            .await
+            .unwrap()
+            .unwrap();
+        if writer >= 6 {
+            assert!(
+                answers.iter().all(|a| a == &Ok(None)),
+                "stale claim: {answers:?}"
+            );
+            assert_eq!(run.steps, 0, "a stale claim wrote progress");
+            continue;
+        }
+        let mut expected = 1;
+        for (n, answer) in answers.iter().enumerate() {
+            if boom && writer == 0 && n == 5 {
+                let error = answer.as_ref().unwrap_err();
+                assert!(error.contains("boom refused"), "{error}");
+                continue;
+            }
+            assert_eq!(answer, &Ok(Some(expected)), "writer {writer}, append {n}");
+            expected += 1;
+        }
+        // The last append with progress was n = 10.
+        assert_eq!((run.steps, run.usage.input_tokens), (10, 100));
+        let listed = store
+            .list_events(lease.run_id.as_str(), 0, 100)
+            .await
+            .unwrap();
+        assert_eq!(listed.len() as i64, expected - 1);
+    }
+}

@@ -522,4 +522,11 @@ pub(crate) async fn queue_position_follows_claim_order(db: &TestDb) {
         store.queue_position(runs[2].as_str()).await.unwrap(),
         Some(2)
     );
+    // A claim tells whether others wait: a worker claims again at once only then.
+    assert!(claimed.more_queued, "two runs were still queued");
+    let second = store.claim_next_run("w1", LEASE).await.unwrap().unwrap();
+    assert_eq!((second.run.id, second.more_queued), (runs[1].clone(), true));
+    let last = store.claim_next_run("w1", LEASE).await.unwrap().unwrap();
+    assert_eq!((last.run.id, last.more_queued), (runs[2].clone(), false));
+    assert!(store.claim_next_run("w1", LEASE).await.unwrap().is_none());
 }

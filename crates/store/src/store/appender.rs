@@ -1,0 +1,212 @@
+//! SQLite's group commit for the events of claims: one task writes every append waiting
+//! for it as one query, in one transaction. Each statement sent to SQLite is a hand-off to
+//! the connection's own thread and back (two thread wake-ups), and each commit writes the
+//! pages it changed to the WAL; with many runs in flight, a batch pays both once for all
+//! of them. A lone append is a batch of one, so a single run waits for nothing.
+//!
+//! Every append keeps its own checks (lease, next seq, progress), as statements of its own
+//! inside the batch. A batch that fails is rolled back and its appends are written one by
+//! one, so each caller gets its own answer, error included.
+
+use crate::Result;
+use crate::error::db;
+use crate::store::tokens_to_db;
+use crate::types::{Lease, RunProgress};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyPool};
+use std::fmt::Write;
+use std::sync::{Arc, OnceLock};
+use tokio::sync::{mpsc, oneshot};
+
+/// The most appends one batch writes: each gives three results (the progress update's,
+/// the appended row, the insert's), and sqlx's SQLite driver buffers 50 before its thread
+/// waits for the reader.
+const MAX_BATCH: usize = 16;
+const OP: &str = "appending an event";
+
+/// An append of a claim's execution: the lease it is made under, the event as stored, and
+/// a model call's progress.
+#[derive(Debug)]
+pub(crate) struct Append {
+    pub(crate) lease: Lease,
+    pub(crate) kind: &'static str,
+    pub(crate) at_ms: i64,
+    pub(crate) data: String,
+    pub(crate) progress: Option<RunProgress>,
+}
+
+/// One append's statements; `{n}` is replaced by the number of its first argument and
+/// `{item}` by its place in the batch. The update writes the progress only when there is
+/// some (its arguments are NULL otherwise), and both check the lease.
+const ITEM: &str = "UPDATE runs SET steps = ${7}, input_tokens = ${8}, output_tokens = ${9}, \
+     cache_read_tokens = ${10}, cache_write_tokens = ${11} \
+     WHERE ${7} IS NOT NULL AND id = ${1} AND status = 'running' AND lease_token = ${2}; \
+     INSERT INTO run_events (run_id, seq, attempt, kind, at_ms, data) \
+     SELECT ${1}, (SELECT COALESCE(MAX(seq), 0) + 1 FROM run_events WHERE run_id = ${1}), \
+     ${3}, ${4}, ${5}, ${6} FROM runs WHERE id = ${1} AND status = 'running' AND lease_token = ${2} \
+     RETURNING seq, {item} AS item; ";
+/// Arguments per append.
+const ARGS: usize = 11;
+
+/// The batch query of `size` appends, in a transaction of its own. The same text for every
+/// batch of a size, so that the connection's statement cache keeps it prepared.
+fn batch_sql(size: usize) -> String {
+    let mut sql = String::from("BEGIN IMMEDIATE; ");
+    for item in 0..size {
+        let mut statements = ITEM.replace("{item}", &item.to_string());
+        // From the highest number down, so that `${1}` does not rewrite `${10}`.
+        for n in (1..=ARGS).rev() {
+            statements = statements.replace(&format!("${{{n}}}"), &format!("${}", item * ARGS + n));
+        }
+        sql.push_str(&statements);
+    }
+    let _ = write!(sql, "COMMIT;");
+    sql
+}
+
+/// The queries of every batch size, built once.
+fn batch_sqls() -> &'static [String] {
+    static SQLS: OnceLock<Vec<String>> = OnceLock::new();
+    SQLS.get_or_init(|| (0..=MAX_BATCH).map(batch_sql).collect())
+}
+
+type Reply = oneshot::Sender<Result<Option<i64>>>;
+
+/// The handle to the writing task, shared by a store's clones; the task starts with the
+/// first append and ends when the last clone is dropped.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Appender {
+    sender: Arc<OnceLock<mpsc::UnboundedSender<(Append, Reply)>>>,
+}
+
+impl Appender {
+    /// Appends through the writing task: the seq of the appended event, `None` when the
+    /// lease was lost (nothing written then).
+    pub(crate) async fn append(&self, pool: &AnyPool, append: Append) -> Result<Option<i64>> {
+        let sender = self.sender.get_or_init(|| {
+            let (sender, receiver) = mpsc::unbounded_channel();
+            tokio::spawn(write_batches(pool.clone(), receiver));
+            sender
+        });
+        let (reply, answer) = oneshot::channel();
+        if let Err(mpsc::error::SendError((append, _))) = sender.send((append, reply)) {
+            // The task is gone (its runtime ended): write it here.
+            let mut conn = None;
+            let seqs = write_batch(pool, &mut conn, std::slice::from_ref(&append)).await?;
+            return Ok(seqs.into_iter().next().flatten());
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err(db(OP)(sqlx::Error::WorkerCrashed)))
+    }
+}
+
+/// The writing task: takes whatever appends are waiting (up to [`MAX_BATCH`]), writes them,
+/// answers each. It keeps one connection of the pool for itself (the batches' prepared
+/// statements and the pages of recent events stay in that connection's caches), and gives
+/// it back when the pool closes, which waits for every connection.
+async fn write_batches(pool: AnyPool, mut receiver: mpsc::UnboundedReceiver<(Append, Reply)>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut conn: Option<PoolConnection<Any>> = None;
+    let closed = pool.close_event();
+    tokio::pin!(closed);
+    let mut open = true;
+    loop {
+        let received = tokio::select! {
+            received = receiver.recv_many(&mut batch, MAX_BATCH) => received,
+            () = &mut closed, if open => {
+                open = false;
+                conn = None;
+                continue;
+            }
+        };
+        if received == 0 {
+            break;
+        }
+        let (appends, replies): (Vec<Append>, Vec<Reply>) = batch.drain(..).unzip();
+        match write_batch(&pool, &mut conn, &appends).await {
+            Ok(seqs) => {
+                for (reply, seq) in replies.into_iter().zip(seqs) {
+                    let _ = reply.send(Ok(seq));
+                }
+            }
+            Err(error) => {
+                tracing::debug!(%error, appends = appends.len(), "a batch of appends failed; writing them one by one");
+                for (reply, append) in replies.into_iter().zip(&appends) {
+                    let answer = write_batch(&pool, &mut conn, std::slice::from_ref(append))
+                        .await
+                        .map(|seqs| seqs.into_iter().next().flatten());
+                    let _ = reply.send(answer);
+                }
+            }
+        }
+    }
+}
+
+/// Writes a batch in one transaction on the task's connection (taken from the pool when it
+/// has none): each append's seq, or `None` for a lost lease.
+async fn write_batch(
+    pool: &AnyPool,
+    conn: &mut Option<PoolConnection<Any>>,
+    appends: &[Append],
+) -> Result<Vec<Option<i64>>> {
+    let mut query =
+        sqlx::query_as::<_, (i64, i64)>(sqlx::AssertSqlSafe(batch_sqls()[appends.len()].as_str()));
+    for append in appends {
+        let [steps, input, output, cache_read, cache_write] = progress_args(append.progress);
+        query = query
+            .bind(append.lease.run_id.0.clone())
+            .bind(append.lease.token.clone())
+            .bind(append.lease.attempt)
+            .bind(append.kind)
+            .bind(append.at_ms)
+            .bind(append.data.clone())
+            .bind(steps)
+            .bind(input)
+            .bind(output)
+            .bind(cache_read)
+            .bind(cache_write);
+    }
+    let connection = match conn {
+        Some(connection) => connection,
+        None => conn.insert(pool.acquire().await.map_err(db(OP))?),
+    };
+    match query.fetch_all(&mut **connection).await {
+        Ok(rows) => {
+            let mut seqs = vec![None; appends.len()];
+            for (seq, item) in rows {
+                if let Some(slot) = usize::try_from(item).ok().and_then(|i| seqs.get_mut(i)) {
+                    *slot = Some(seq);
+                }
+            }
+            Ok(seqs)
+        }
+        Err(error) => {
+            // End the transaction the failure left open; a connection that cannot (nothing
+            // was open because SQLite rolled back itself, or it is broken) is not kept.
+            if sqlx::query("ROLLBACK")
+                .execute(&mut **connection)
+                .await
+                .is_err()
+                && let Some(connection) = conn.take()
+            {
+                drop(connection.detach());
+            }
+            Err(db(OP)(error))
+        }
+    }
+}
+
+/// A progress as the update's five arguments, all NULL when there is none.
+fn progress_args(progress: Option<RunProgress>) -> [Option<i64>; 5] {
+    match progress {
+        Some(p) => [
+            Some(p.steps),
+            Some(tokens_to_db(p.usage.input_tokens)),
+            Some(tokens_to_db(p.usage.output_tokens)),
+            Some(tokens_to_db(p.usage.cache_read_tokens)),
+            Some(tokens_to_db(p.usage.cache_write_tokens)),
+        ],
+        None => [None; 5],
+    }
+}
