@@ -286,6 +286,22 @@ impl RunRow {
 
 /// Runs `attempt` again (a few times) when it lost a race on a unique key, as two concurrent
 /// appends computing the same next sequence number do on PostgreSQL.
+/// Ends the transaction a failed multi-statement query (`BEGIN IMMEDIATE; ..; COMMIT;` on
+/// SQLite) left open on `conn`. A connection that cannot roll back (nothing was open because
+/// SQLite rolled back itself, or it is broken) leaves the pool rather than be reused in doubt.
+/// Gives the connection back when it is still fit.
+pub(crate) async fn end_failed_transaction(
+    mut conn: sqlx::pool::PoolConnection<sqlx::Any>,
+) -> Option<sqlx::pool::PoolConnection<sqlx::Any>> {
+    match sqlx::query("ROLLBACK").execute(&mut *conn).await {
+        Ok(_) => Some(conn),
+        Err(_) => {
+            drop(conn.detach());
+            None
+        }
+    }
+}
+
 pub(crate) async fn retry_on_conflict<T, F, Fut>(mut attempt: F) -> Result<T>
 where
     F: FnMut() -> Fut,

@@ -14,6 +14,16 @@ pub(crate) async fn serving_version(
     name: &str,
     env_version: Option<i64>,
 ) -> Result<EnvVersion, ApiError> {
+    // The usual case reads one row; only a refusal reads every version, for its message.
+    let found = match env_version {
+        Some(wanted) => store.env_version(project_id, name, wanted).await?,
+        None => store.latest_ready_version(project_id, name).await?,
+    };
+    if let Some(version) = found
+        && version.status == EnvStatus::Ready
+    {
+        return Ok(version);
+    }
     let versions = store.env_versions(project_id, name).await?;
     if versions.is_empty() {
         let available: Vec<String> = store

@@ -10,7 +10,7 @@
 
 use crate::Result;
 use crate::error::db;
-use crate::store::tokens_to_db;
+use crate::store::{end_failed_transaction, tokens_to_db};
 use crate::types::{Lease, RunProgress};
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool};
@@ -182,15 +182,8 @@ async fn write_batch(
             Ok(seqs)
         }
         Err(error) => {
-            // End the transaction the failure left open; a connection that cannot (nothing
-            // was open because SQLite rolled back itself, or it is broken) is not kept.
-            if sqlx::query("ROLLBACK")
-                .execute(&mut **connection)
-                .await
-                .is_err()
-                && let Some(connection) = conn.take()
-            {
-                drop(connection.detach());
+            if let Some(connection) = conn.take() {
+                *conn = end_failed_transaction(connection).await;
             }
             Err(db(OP)(error))
         }

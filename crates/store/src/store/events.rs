@@ -64,7 +64,7 @@ impl EventRow {
 
 impl Store {
     /// The event's stored JSON, and the event as stored when it was cut to the size limit.
-    fn stored_event(
+    pub(crate) fn stored_event(
         &self,
         run_id: &RunId,
         kind: &EventKind,

@@ -6,7 +6,9 @@
 use crate::Result;
 use crate::error::{StoreError, db};
 use crate::event_size::{cut_text, stored_evaluation};
-use crate::store::{RunRow, Store, duration_ms, now_ms, retry_on_conflict, tokens_to_db};
+use crate::store::{
+    RunRow, Store, duration_ms, end_failed_transaction, now_ms, retry_on_conflict, tokens_to_db,
+};
 use crate::types::{Backend, ClaimedRun, FinishRun, Lease, RunProgress};
 use rollout_domain::{EventKind, RunId, RunStatus};
 use std::time::Duration;
@@ -69,15 +71,43 @@ const HEARTBEAT: &str = "UPDATE runs SET lease_expires_at = $3 \
 pub(crate) const PROGRESS: &str = "UPDATE runs SET steps = $3, input_tokens = $4, output_tokens = $5, \
      cache_read_tokens = $6, cache_write_tokens = $7 \
      WHERE id = $1 AND status = 'running' AND lease_token = $2";
-const FINISH: &str = "UPDATE runs SET status = $3, outcome = $4, reward = $5, evaluation = $6, \
-     final_response = $7, steps = $8, input_tokens = $9, output_tokens = $10, \
-     cache_read_tokens = $11, cache_write_tokens = $12, error = $13, finished_at = $14, \
-     lease_expires_at = NULL, lease_token = NULL \
-     WHERE id = $1 AND status = 'running' AND lease_token = $2";
+macro_rules! finish_update {
+    () => {
+        "UPDATE runs SET status = $3, outcome = $4, reward = $5, evaluation = $6, \
+         final_response = $7, steps = $8, input_tokens = $9, output_tokens = $10, \
+         cache_read_tokens = $11, cache_write_tokens = $12, error = $13, finished_at = $14, \
+         lease_expires_at = NULL, lease_token = NULL \
+         WHERE id = $1 AND status = 'running' AND lease_token = $2"
+    };
+}
 /// Attempts are not given back: the next claim is a new attempt with its own number.
-const RELEASE: &str = "UPDATE runs SET status = 'queued', \
-     lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL \
-     WHERE id = $1 AND status = 'running' AND lease_token = $2";
+macro_rules! release_update {
+    () => {
+        "UPDATE runs SET status = 'queued', \
+         lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL \
+         WHERE id = $1 AND status = 'running' AND lease_token = $2"
+    };
+}
+/// On SQLite a fenced write and its event go as one query, one round trip to the
+/// connection's thread instead of four: the update, then the event (arguments `$n`..`$n+3`:
+/// attempt, kind, time, data) only if the update changed the run (`changes()`: the rows the
+/// previous statement changed), in a transaction of their own.
+macro_rules! then_event_sqlite {
+    ($update:expr, $attempt:literal, $kind:literal, $at:literal, $data:literal) => {
+        concat!(
+            "BEGIN IMMEDIATE; ",
+            $update,
+            "; INSERT INTO run_events (run_id, seq, attempt, kind, at_ms, data) \
+             SELECT $1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM run_events WHERE run_id = $1), $",
+            $attempt, ", $", $kind, ", $", $at, ", $", $data,
+            " WHERE changes() > 0 RETURNING seq; COMMIT;"
+        )
+    };
+}
+const FINISH: &str = finish_update!();
+const FINISH_SQLITE: &str = then_event_sqlite!(finish_update!(), 15, 16, 17, 18);
+const RELEASE: &str = release_update!();
+const RELEASE_SQLITE: &str = then_event_sqlite!(release_update!(), 3, 4, 5, 6);
 const EXPIRED: &str = "SELECT id, attempts, lost_attempts, COALESCE(lease_owner, '') FROM runs \
      WHERE status = 'running' AND lease_expires_at <= $1 ORDER BY id";
 /// The lease owner of runs recorded by the MCP gateway: a session that cannot be resumed by a
@@ -229,8 +259,8 @@ impl Store {
             status: finish.status.as_str().into(),
             error: error.clone(),
         };
-        self.fenced_write(OP, lease, &finished, || {
-            sqlx::query(FINISH)
+        self.fenced_write(OP, lease, &finished, [FINISH, FINISH_SQLITE], |sql| {
+            sqlx::query(sql)
                 .bind(lease.run_id.0.clone())
                 .bind(lease.token.clone())
                 .bind(finish.status.as_str())
@@ -259,8 +289,8 @@ impl Store {
             phase: "shutdown".into(),
             message: message.to_string(),
         };
-        self.fenced_write(OP, lease, &released, || {
-            sqlx::query(RELEASE)
+        self.fenced_write(OP, lease, &released, [RELEASE, RELEASE_SQLITE], |sql| {
+            sqlx::query(sql)
                 .bind(lease.run_id.0.clone())
                 .bind(lease.token.clone())
         })
@@ -268,17 +298,35 @@ impl Store {
     }
 
     /// Runs `update` (a write fenced by the lease's token) and, if it changed the run,
-    /// appends `event` in the same transaction. False when the lease was lost.
+    /// appends `event` in the same transaction. False when the lease was lost. `sqls` is the
+    /// update alone and, for SQLite, the update followed by the event (`then_event_sqlite!`).
     async fn fenced_write<'q>(
         &self,
         op: &'static str,
         lease: &Lease,
         event: &EventKind,
-        update: impl Fn() -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+        [sql, sql_sqlite]: [&'static str; 2],
+        update: impl Fn(&'static str) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
     ) -> Result<bool> {
+        if self.backend() == Backend::Sqlite {
+            let (data, _) = self.stored_event(&lease.run_id, event)?;
+            let query = update(sql_sqlite)
+                .bind(lease.attempt)
+                .bind(event.name())
+                .bind(now_ms())
+                .bind(data);
+            let mut conn = self.pool().acquire().await.map_err(db(op))?;
+            return match query.fetch_all(&mut *conn).await {
+                Ok(appended) => Ok(!appended.is_empty()),
+                Err(error) => {
+                    end_failed_transaction(conn).await;
+                    Err(db(op)(error))
+                }
+            };
+        }
         retry_on_conflict(|| async {
             let mut tx = self.pool().begin().await.map_err(db(op))?;
-            let result = update().execute(&mut *tx).await.map_err(db(op))?;
+            let result = update(sql).execute(&mut *tx).await.map_err(db(op))?;
             if result.rows_affected() == 0 {
                 return Ok(false);
             }
