@@ -183,3 +183,29 @@ pub async fn follow_store(store: Store, notifier: Arc<RunNotifier>, shutdown: Ca
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A finished run wakes its own watches, at once even when it finished before the wait,
+    /// and no other run's; the last watch of a run takes its entry away.
+    #[tokio::test]
+    async fn a_finished_run_wakes_only_its_own_watches() {
+        let notifier = RunNotifier::default();
+        let (one, two) = (RunId("run-1".into()), RunId("run-2".into()));
+        let mut first = notifier.watch_finished(&one);
+        let mut second = notifier.watch_finished(&one);
+        let mut other = notifier.watch_finished(&two);
+        notifier.run_finished(one.clone(), RunStatus::Completed);
+        first.finished().await;
+        second.finished().await;
+        let unwoken = tokio::time::timeout(Duration::from_millis(50), other.finished()).await;
+        assert!(unwoken.is_err(), "another run's end woke this watch");
+        drop((first, second));
+        assert!(!notifier.finished.lock().contains_key(&one));
+        assert!(notifier.finished.lock().contains_key(&two));
+        drop(other);
+        assert!(notifier.finished.lock().is_empty());
+    }
+}
