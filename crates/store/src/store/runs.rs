@@ -26,17 +26,28 @@ const GET_RUN: &str = concat!(
 );
 /// Every filter is a bound parameter that is either NULL (no constraint) or a value, so that
 /// one constant statement serves every combination.
-const LIST_RUNS: &str = concat!(
-    "SELECT ",
-    run_columns!(),
-    " FROM runs WHERE project_id = $1 \
-     AND ($2 IS NULL OR status = $2) \
-     AND ($3 IS NULL OR env_name = $3) \
-     AND ($4 IS NULL OR scenario = $4) \
-     AND ($5 IS NULL OR model = $5) \
-     AND ($6 IS NULL OR id < $6) \
-     ORDER BY id DESC LIMIT $7"
-);
+/// A page of runs; `$cursor` is the condition on `$6`, the id a page starts below. The
+/// cursor is its own condition, not `($6 IS NULL OR id < $6)`: SQLite walks the index from
+/// the cursor only when the comparison stands alone (with the `OR`, a page from the middle
+/// of a million runs read half of them).
+macro_rules! list_runs {
+    ($cursor:literal) => {
+        concat!(
+            "SELECT ",
+            run_columns!(),
+            " FROM runs WHERE project_id = $1 \
+             AND ($2 IS NULL OR status = $2) \
+             AND ($3 IS NULL OR env_name = $3) \
+             AND ($4 IS NULL OR scenario = $4) \
+             AND ($5 IS NULL OR model = $5) \
+             AND ",
+            $cursor,
+            " ORDER BY id DESC LIMIT $7"
+        )
+    };
+}
+const LIST_RUNS: &str = list_runs!("$6 IS NULL");
+const LIST_RUNS_BEFORE: &str = list_runs!("id < $6");
 const CANCEL_QUEUED: &str = "UPDATE runs SET status = 'cancelled', finished_at = $3 \
      WHERE project_id = $1 AND id = $2 AND status = 'queued' RETURNING attempts";
 const REQUEST_CANCEL: &str = "UPDATE runs SET cancel_requested = 1 \
@@ -74,7 +85,11 @@ impl Store {
     /// The project's runs matching `filter`, newest first. Pass the last id of a page as
     /// `before` to get the next page.
     pub async fn list_runs(&self, project_id: &str, filter: &RunFilter) -> Result<Vec<RunRecord>> {
-        sqlx::query_as::<_, RunRow>(LIST_RUNS)
+        let sql = match filter.before {
+            Some(_) => LIST_RUNS_BEFORE,
+            None => LIST_RUNS,
+        };
+        sqlx::query_as::<_, RunRow>(sql)
             .bind(project_id.to_string())
             .bind(filter.status.map(RunStatus::as_str))
             .bind(filter.env_name.clone())
