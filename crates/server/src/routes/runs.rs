@@ -51,12 +51,11 @@ pub(crate) async fn create(
     let (run, created) = run_api::insert(&state, &caller, &run_id, &spec, idempotency).await?;
     // A replay waits for (and reports) the run the key created.
     let run_id = run.id.clone();
-    if !created {
-        finished = state.notifier.watch_finished(&run_id);
-    }
     if created {
         state.notifier.run_queued();
         tracing::info!(run = %run_id, key = %caller.key_id, env = %spec.env_name, scenario = %spec.scenario_name, model = %spec.model, "run queued");
+    } else {
+        finished = state.notifier.watch_finished(&run_id);
     }
 
     if !request.sync {

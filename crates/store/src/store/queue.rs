@@ -36,8 +36,9 @@ const LANES: &str = "WITH RECURSIVE lanes(job_id) AS ( \
      ) heads WHERE head IS NOT NULL ORDER BY head LIMIT 8";
 
 /// Claims the oldest run of one lane, and tells whether any other run is queued (the
-/// claimed row is excluded by id: PostgreSQL's subquery sees it as it was, still queued). `$5` is the job, or NULL for the runs of no job; a
-/// job whose `max_concurrency` is reached has no run to give.
+/// claimed row is excluded by id: PostgreSQL's subquery sees it as it was, still queued).
+/// `$5` is the job, or NULL for the runs of no job; a job whose `max_concurrency` is
+/// reached has no run to give.
 macro_rules! claim_lane {
     ($lock:literal) => {
         concat!(
@@ -298,8 +299,9 @@ impl Store {
     }
 
     /// Runs `update` (a write fenced by the lease's token) and, if it changed the run,
-    /// appends `event` in the same transaction. False when the lease was lost. `sqls` is the
-    /// update alone and, for SQLite, the update followed by the event (`then_event_sqlite!`).
+    /// appends `event` in the same transaction. False when the lease was lost. The two texts
+    /// are the update alone and, for SQLite, the update followed by the event
+    /// (`then_event_sqlite!`).
     async fn fenced_write<'q>(
         &self,
         op: &'static str,
