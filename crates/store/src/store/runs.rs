@@ -2,6 +2,7 @@
 
 use crate::Result;
 use crate::error::{db, encode};
+use crate::store::traces::TraceQuery;
 use crate::store::{RunRow, Store, now_ms, retry_on_conflict};
 use crate::types::{CancelOutcome, RunFilter, RunRecord};
 use rollout_domain::{EventKind, RunId, RunSpec, RunStatus};
@@ -26,28 +27,6 @@ const GET_RUN: &str = concat!(
 );
 /// Every filter is a bound parameter that is either NULL (no constraint) or a value, so that
 /// one constant statement serves every combination.
-/// A page of runs; `$cursor` is the condition on `$6`, the id a page starts below. The
-/// cursor is its own condition, not `($6 IS NULL OR id < $6)`: SQLite walks the index from
-/// the cursor only when the comparison stands alone (with the `OR`, a page from the middle
-/// of a million runs read half of them).
-macro_rules! list_runs {
-    ($cursor:literal) => {
-        concat!(
-            "SELECT ",
-            run_columns!(),
-            " FROM runs WHERE project_id = $1 \
-             AND ($2 IS NULL OR status = $2) \
-             AND ($3 IS NULL OR env_name = $3) \
-             AND ($4 IS NULL OR scenario = $4) \
-             AND ($5 IS NULL OR model = $5) \
-             AND ",
-            $cursor,
-            " ORDER BY id DESC LIMIT $7"
-        )
-    };
-}
-const LIST_RUNS: &str = list_runs!("$6 IS NULL");
-const LIST_RUNS_BEFORE: &str = list_runs!("id < $6");
 const CANCEL_QUEUED: &str = "UPDATE runs SET status = 'cancelled', finished_at = $3 \
      WHERE project_id = $1 AND id = $2 AND status = 'queued' RETURNING attempts";
 const REQUEST_CANCEL: &str = "UPDATE runs SET cancel_requested = 1 \
@@ -83,26 +62,21 @@ impl Store {
     }
 
     /// The project's runs matching `filter`, newest first. Pass the last id of a page as
-    /// `before` to get the next page.
+    /// `before` to get the next page. The trace search's query with these filters only: its
+    /// SQL names just the conditions given, so each walks its index (a fixed statement of
+    /// `($2 IS NULL OR status = $2)` conditions could not, and read from the newest run down to
+    /// the cursor or the rare status asked for).
     pub async fn list_runs(&self, project_id: &str, filter: &RunFilter) -> Result<Vec<RunRecord>> {
-        let sql = match filter.before {
-            Some(_) => LIST_RUNS_BEFORE,
-            None => LIST_RUNS,
+        let query = TraceQuery {
+            status: filter.status,
+            env_name: filter.env_name.clone(),
+            scenario: filter.scenario.clone(),
+            model: filter.model.clone(),
+            before: filter.before.clone(),
+            limit: filter.effective_limit(),
+            ..TraceQuery::default()
         };
-        sqlx::query_as::<_, RunRow>(sql)
-            .bind(project_id.to_string())
-            .bind(filter.status.map(RunStatus::as_str))
-            .bind(filter.env_name.clone())
-            .bind(filter.scenario.clone())
-            .bind(filter.model.clone())
-            .bind(filter.before.clone())
-            .bind(filter.effective_limit())
-            .fetch_all(self.pool())
-            .await
-            .map_err(db("listing runs"))?
-            .into_iter()
-            .map(RunRow::into_record)
-            .collect()
+        self.search_runs(project_id, &query).await
     }
 
     /// Cancels a run: a queued run becomes `cancelled` at once, with its `finished` event in

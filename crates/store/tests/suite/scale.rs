@@ -1,6 +1,6 @@
 //! A measurement, not a test (no threshold): what a claim, an event append and a page of the
-//! trace list cost with 0, 100,000 and 1,000,000 finished runs stored. See
-//! `measure_stored_runs` in `suite.rs`.
+//! run list (first, by cursor, filtered) and of the trace search cost with 0, 100,000 and
+//! 1,000,000 finished runs stored. See `measure_stored_runs` in `suite.rs`.
 
 use super::common::{PROJECT, TestDb, spec, with_project};
 use rollout_domain::{EventKind, RunId, RunStatus, Usage};
@@ -127,6 +127,16 @@ pub(crate) async fn measure_stored_runs(db: &TestDb) {
             store.list_runs(PROJECT, &deep).await.unwrap();
         }
         let list_deep = per_op(started, ROUNDS);
+        // A status no stored run has: the page must not read the others to find none.
+        let rare = RunFilter {
+            status: Some(RunStatus::Cancelled),
+            ..RunFilter::default()
+        };
+        let started = Instant::now();
+        for _ in 0..ROUNDS {
+            assert!(store.list_runs(PROJECT, &rare).await.unwrap().is_empty());
+        }
+        let list_rare = per_op(started, ROUNDS);
         let query = TraceQuery {
             status: Some(RunStatus::Completed),
             limit: 50,
@@ -139,7 +149,8 @@ pub(crate) async fn measure_stored_runs(db: &TestDb) {
         let search = per_op(started, ROUNDS);
         println!(
             "{:?}, {stored} runs stored: claim {:?}, empty claim {:?}, event append {:?}, \
-             run list page {list:?} (from the middle {list_deep:?}), trace search page {search:?}",
+             run list page {list:?} (from the middle {list_deep:?}, of a status none has \
+             {list_rare:?}), trace search page {search:?}",
             store.backend(),
             claim / ROUNDS,
             empty / ROUNDS,
