@@ -3,7 +3,7 @@
 
 use crate::Result;
 use crate::error::{StoreError, connect_error, corrupt};
-use crate::types::{Backend, RunRecord};
+use crate::types::{Backend, RunProgress, RunRecord};
 use rollout_domain::{RunId, RunSpec, RunStatus, Usage};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyConnection, AnyPool};
@@ -20,20 +20,18 @@ macro_rules! run_columns {
     };
 }
 
-/// Binds a `RunProgress` as the next five arguments (steps, then the four token counts).
+/// Binds a `RunProgress` as the next five arguments ([`progress_columns`]).
 macro_rules! bind_progress {
-    ($query:expr, $progress:expr) => {
+    ($query:expr, $progress:expr) => {{
+        let [steps, input, output, cache_read, cache_write] =
+            $crate::store::progress_columns(&$progress);
         $query
-            .bind($progress.steps)
-            .bind($crate::store::tokens_to_db($progress.usage.input_tokens))
-            .bind($crate::store::tokens_to_db($progress.usage.output_tokens))
-            .bind($crate::store::tokens_to_db(
-                $progress.usage.cache_read_tokens,
-            ))
-            .bind($crate::store::tokens_to_db(
-                $progress.usage.cache_write_tokens,
-            ))
-    };
+            .bind(steps)
+            .bind(input)
+            .bind(output)
+            .bind(cache_read)
+            .bind(cache_write)
+    }};
 }
 
 mod appender;
@@ -219,6 +217,19 @@ pub(crate) fn duration_ms(duration: Duration) -> i64 {
 }
 
 /// A token count as a BIGINT, saturating.
+/// A run's progress as its columns: steps, then input, output, cache read and cache write
+/// tokens.
+pub(crate) fn progress_columns(progress: &RunProgress) -> [i64; 5] {
+    let usage = &progress.usage;
+    [
+        progress.steps,
+        tokens_to_db(usage.input_tokens),
+        tokens_to_db(usage.output_tokens),
+        tokens_to_db(usage.cache_read_tokens),
+        tokens_to_db(usage.cache_write_tokens),
+    ]
+}
+
 pub(crate) fn tokens_to_db(tokens: u64) -> i64 {
     i64::try_from(tokens).unwrap_or(i64::MAX)
 }

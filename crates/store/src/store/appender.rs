@@ -10,7 +10,7 @@
 
 use crate::Result;
 use crate::error::db;
-use crate::store::{end_failed_transaction, tokens_to_db};
+use crate::store::{end_failed_transaction, progress_columns};
 use crate::types::{Lease, RunProgress};
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool};
@@ -153,14 +153,18 @@ async fn write_batch(
     let mut query =
         sqlx::query_as::<_, (i64, i64)>(sqlx::AssertSqlSafe(batch_sqls()[appends.len()].as_str()));
     for append in appends {
-        let [steps, input, output, cache_read, cache_write] = progress_args(append.progress);
+        // NULL for every column when there is no progress: the update then writes nothing.
+        let [steps, input, output, cache_read, cache_write] = match &append.progress {
+            Some(progress) => progress_columns(progress).map(Some),
+            None => [None; 5],
+        };
         query = query
-            .bind(append.lease.run_id.0.clone())
-            .bind(append.lease.token.clone())
+            .bind(append.lease.run_id.as_str())
+            .bind(append.lease.token.as_str())
             .bind(append.lease.attempt)
             .bind(append.kind)
             .bind(append.at_ms)
-            .bind(append.data.clone())
+            .bind(append.data.as_str())
             .bind(steps)
             .bind(input)
             .bind(output)
@@ -187,19 +191,5 @@ async fn write_batch(
             }
             Err(db(OP)(error))
         }
-    }
-}
-
-/// A progress as the update's five arguments, all NULL when there is none.
-fn progress_args(progress: Option<RunProgress>) -> [Option<i64>; 5] {
-    match progress {
-        Some(p) => [
-            Some(p.steps),
-            Some(tokens_to_db(p.usage.input_tokens)),
-            Some(tokens_to_db(p.usage.output_tokens)),
-            Some(tokens_to_db(p.usage.cache_read_tokens)),
-            Some(tokens_to_db(p.usage.cache_write_tokens)),
-        ],
-        None => [None; 5],
     }
 }
