@@ -11,6 +11,7 @@ mod common;
 mod cost;
 mod deploy;
 mod env_hygiene;
+mod event_writer;
 mod fencing;
 mod gateway;
 mod http_callers;

@@ -26,9 +26,20 @@ pub(crate) struct Executor<'a> {
 
 impl Executor<'_> {
     /// Runs the whole lifecycle and returns how the run ends. Events are recorded as
-    /// they happen; the caller writes the terminal row.
+    /// they happen and all stored when it returns, but for the error event of a failed run;
+    /// the caller flushes the sink and writes the terminal row.
     pub(crate) async fn execute(&self, run: &RunRecord, sink: &StoreSink) -> FinishRun {
-        let mut finish = match self.try_execute(run, sink).await {
+        // A run whose events could not all be stored ends as an error, like one whose
+        // recording failed on the way.
+        let executed = match self.try_execute(run, sink).await {
+            Ok(finish) => sink
+                .flush()
+                .await
+                .map(|()| finish)
+                .map_err(|e| RunError::Agent(e.into())),
+            Err(error) => Err(error),
+        };
+        let mut finish = match executed {
             Ok(finish) => finish,
             Err(error) => {
                 let message = error.to_string();

@@ -17,3 +17,32 @@ pub(crate) fn heartbeat_fails(attempt: i64) -> bool {
 pub(crate) fn heartbeat_fails(_attempt: i64) -> bool {
     false
 }
+
+/// What `worker::append` does to the next event a run's writer stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AppendFault {
+    /// Stored as usual.
+    None,
+    /// Stored after this many milliseconds (`return(MS)`): a slow store.
+    Delay(u64),
+    /// Refused as if the store were unreachable (`return` or `return(fail)`).
+    Fail,
+}
+
+/// `worker::append`: when active, each event a run's writer stores is delayed
+/// (`return(MS)`) or refused (`return`, `return(fail)`).
+#[cfg(feature = "failpoints")]
+pub(crate) fn append_fault() -> AppendFault {
+    fail::fail_point!("worker::append", |argument| {
+        match argument.as_deref().map(str::trim) {
+            None | Some("fail") => AppendFault::Fail,
+            Some(ms) => ms.parse().map_or(AppendFault::Fail, AppendFault::Delay),
+        }
+    });
+    AppendFault::None
+}
+
+#[cfg(not(feature = "failpoints"))]
+pub(crate) fn append_fault() -> AppendFault {
+    AppendFault::None
+}

@@ -2,15 +2,28 @@
 //! the run's lease (an execution whose claim was taken over records nothing more, and stops).
 //! It also keeps the step and token totals, so that a run cut short by a deadline still
 //! reports what it used.
+//!
+//! Events are written by a writer task of the run, in the order they were recorded, while
+//! the run goes on: a run does not wait for each commit before its next model or tool call
+//! (on PostgreSQL each commit waits for the WAL's flush). A failure of the writer (a lost
+//! lease, an unreachable store) stops the run at its next event; [`StoreSink::flush`] waits
+//! for every event recorded so far, and is called before a run's end is written.
 
+use crate::failpoints::AppendFault;
 use crate::notifier::RunNotifier;
 use async_trait::async_trait;
 use rollout_domain::{EventKind, EventSink, RecordError, RunOutcome, RunStatus, Usage};
 use rollout_models::Price;
 use rollout_store::{FinishRun, Lease, RunProgress, Store};
-use std::sync::Arc;
-use std::sync::Mutex;
+use rollout_telemetry::RunObserver;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
+
+/// An event for the writer, with a model call's totals (written in the same round trip).
+type Recorded = (EventKind, Option<RunProgress>);
 
 /// Appends events to one run's trace.
 pub(crate) struct StoreSink {
@@ -27,9 +40,17 @@ pub(crate) struct StoreSink {
     cost_budget: Option<(f64, Price)>,
     budget_exceeded: CancellationToken,
     /// Which budget ran out first.
-    exceeded: std::sync::OnceLock<RunOutcome>,
+    exceeded: OnceLock<RunOutcome>,
     /// Metrics and spans of the run: sees each event once it is stored.
-    observer: Option<Arc<rollout_telemetry::RunObserver>>,
+    observer: Option<Arc<RunObserver>>,
+    /// The writer task's queue, started with the first event.
+    writer: OnceLock<mpsc::UnboundedSender<Recorded>>,
+    /// How many events were given to the writer.
+    recorded: AtomicU64,
+    /// How many the writer has dealt with (stored, or dropped after a failure).
+    written: watch::Sender<u64>,
+    /// The writer's first failure: nothing is stored after it.
+    failure: Arc<OnceLock<RecordError>>,
 }
 
 impl StoreSink {
@@ -43,13 +64,17 @@ impl StoreSink {
             token_budget: None,
             cost_budget: None,
             budget_exceeded: CancellationToken::new(),
-            exceeded: std::sync::OnceLock::new(),
+            exceeded: OnceLock::new(),
             observer: None,
+            writer: OnceLock::new(),
+            recorded: AtomicU64::new(0),
+            written: watch::Sender::new(0),
+            failure: Arc::new(OnceLock::new()),
         }
     }
 
     /// Shows every stored event to `observer` (metrics, spans).
-    pub(crate) fn with_observer(mut self, observer: Arc<rollout_telemetry::RunObserver>) -> Self {
+    pub(crate) fn with_observer(mut self, observer: Arc<RunObserver>) -> Self {
         self.observer = Some(observer);
         self
     }
@@ -75,7 +100,7 @@ impl StoreSink {
             .unwrap_or(RunOutcome::TokenBudgetExceeded)
     }
 
-    /// Cancelled once the run's tokens went over its budget (after recording the model call).
+    /// Cancelled once the run's tokens went over its budget (as its model call is recorded).
     pub(crate) fn budget_exceeded(&self) -> &CancellationToken {
         &self.budget_exceeded
     }
@@ -83,15 +108,6 @@ impl StoreSink {
     /// Cancelled once a write was refused because another claim owns the run.
     pub(crate) fn lease_lost(&self) -> &CancellationToken {
         &self.lease_lost
-    }
-
-    /// Refuses further recording: the claim is gone.
-    fn lost(&self) -> RecordError {
-        self.lease_lost.cancel();
-        RecordError(format!(
-            "the lease of run {} (attempt {}) was lost",
-            self.lease.run_id, self.lease.attempt
-        ))
     }
 
     /// How a run ends without a result (cancelled, failed, a phase out of time): no evaluation, the
@@ -114,51 +130,151 @@ impl StoreSink {
     pub(crate) fn totals(&self) -> (i64, Usage) {
         self.totals.lock().map(|totals| *totals).unwrap_or_default()
     }
+
+    /// Waits until every event recorded so far is stored: the writer's failure if one was
+    /// not (nothing after it was).
+    pub(crate) async fn flush(&self) -> Result<(), RecordError> {
+        let recorded = self.recorded.load(Ordering::Acquire);
+        let mut written = self.written.subscribe();
+        if written
+            .wait_for(|written| *written >= recorded)
+            .await
+            .is_err()
+        {
+            return Err(RecordError("the run's event writer stopped".into()));
+        }
+        self.failed()
+    }
+
+    /// The writer's failure, once it has failed.
+    fn failed(&self) -> Result<(), RecordError> {
+        match self.failure.get() {
+            Some(failure) => Err(failure.clone()),
+            None => Ok(()),
+        }
+    }
+
+    /// The writer's queue; the first call starts it.
+    fn writer(&self) -> &mpsc::UnboundedSender<Recorded> {
+        self.writer.get_or_init(|| {
+            let (sender, events) = mpsc::unbounded_channel();
+            let writer = Writer {
+                store: self.store.clone(),
+                lease: self.lease.clone(),
+                notifier: self.notifier.clone(),
+                observer: self.observer.clone(),
+                lease_lost: self.lease_lost.clone(),
+                failure: self.failure.clone(),
+                written: self.written.clone(),
+            };
+            tokio::spawn(writer.write(events));
+            sender
+        })
+    }
+
+    /// Cancels [`StoreSink::budget_exceeded`] when `usage` is over a budget of the run.
+    fn check_budgets(&self, usage: &Usage) {
+        let over_tokens = self
+            .token_budget
+            .is_some_and(|budget| usage.total() > budget);
+        let over_cost = self
+            .cost_budget
+            .is_some_and(|(budget, price)| price.cost(usage) > budget);
+        let outcome = match (over_tokens, over_cost) {
+            (true, _) => Some(RunOutcome::TokenBudgetExceeded),
+            (false, true) => Some(RunOutcome::CostBudgetExceeded),
+            (false, false) => None,
+        };
+        if let Some(outcome) = outcome {
+            let _ = self.exceeded.set(outcome);
+            self.budget_exceeded.cancel();
+        }
+    }
 }
 
 #[async_trait]
 impl EventSink for StoreSink {
+    /// Hands `event` to the run's writer; fails when an earlier event could not be stored.
     async fn record(&self, event: EventKind) -> Result<(), RecordError> {
+        self.failed()?;
         let progress = match &event {
             EventKind::ModelCall { step, usage, .. } => {
                 let mut totals = self.totals.lock().map_err(|e| RecordError(e.to_string()))?;
                 totals.0 = i64::from(*step);
                 totals.1.add(usage);
-                Some(*totals)
+                Some(RunProgress {
+                    steps: totals.0,
+                    usage: totals.1,
+                })
             }
             _ => None,
         };
-        // A model call's totals are written with its event, in the same round trip.
-        let run_progress = progress.map(|(steps, usage)| RunProgress { steps, usage });
-        let appended = self
-            .store
-            .append_leased_event_and_progress(&self.lease, &event, run_progress.as_ref())
-            .await
-            .map_err(|e| RecordError(e.to_string()))?;
-        let Some(appended) = appended else {
-            return Err(self.lost());
-        };
-        if let Some(observer) = &self.observer {
-            observer.event(&appended);
+        self.recorded.fetch_add(1, Ordering::AcqRel);
+        if self.writer().send((event, progress)).is_err() {
+            return Err(RecordError("the run's event writer stopped".into()));
         }
-        self.notifier.event_appended(self.lease.run_id.clone());
-        if let Some((_, usage)) = progress {
-            let over_tokens = self
-                .token_budget
-                .is_some_and(|budget| usage.total() > budget);
-            let over_cost = self
-                .cost_budget
-                .is_some_and(|(budget, price)| price.cost(&usage) > budget);
-            let outcome = match (over_tokens, over_cost) {
-                (true, _) => Some(RunOutcome::TokenBudgetExceeded),
-                (false, true) => Some(RunOutcome::CostBudgetExceeded),
-                (false, false) => None,
-            };
-            if let Some(outcome) = outcome {
-                let _ = self.exceeded.set(outcome);
-                self.budget_exceeded.cancel();
-            }
+        if let Some(progress) = progress {
+            self.check_budgets(&progress.usage);
         }
         Ok(())
+    }
+}
+
+/// The run's writer task: stores the events in order under the lease, then shows each to
+/// the observer and wakes the run's event streams.
+struct Writer {
+    store: Store,
+    lease: Lease,
+    notifier: Arc<RunNotifier>,
+    observer: Option<Arc<RunObserver>>,
+    lease_lost: CancellationToken,
+    failure: Arc<OnceLock<RecordError>>,
+    written: watch::Sender<u64>,
+}
+
+impl Writer {
+    /// Runs until the sink is dropped and every event it was given is dealt with.
+    async fn write(self, mut events: mpsc::UnboundedReceiver<Recorded>) {
+        while let Some((event, progress)) = events.recv().await {
+            if self.failure.get().is_none() {
+                self.store_one(&event, progress.as_ref()).await;
+            }
+            self.written.send_modify(|written| *written += 1);
+        }
+    }
+
+    async fn store_one(&self, event: &EventKind, progress: Option<&RunProgress>) {
+        match crate::failpoints::append_fault() {
+            AppendFault::None => {}
+            AppendFault::Delay(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+            AppendFault::Fail => {
+                let _ = self.failure.set(RecordError(
+                    "the store refused the event (failpoint worker::append)".into(),
+                ));
+                return;
+            }
+        }
+        match self
+            .store
+            .append_leased_event_and_progress(&self.lease, event, progress)
+            .await
+        {
+            Ok(Some(appended)) => {
+                if let Some(observer) = &self.observer {
+                    observer.event(&appended);
+                }
+                self.notifier.event_appended(self.lease.run_id.clone());
+            }
+            Ok(None) => {
+                let _ = self.failure.set(RecordError(format!(
+                    "the lease of run {} (attempt {}) was lost",
+                    self.lease.run_id, self.lease.attempt
+                )));
+                self.lease_lost.cancel();
+            }
+            Err(error) => {
+                let _ = self.failure.set(RecordError(error.to_string()));
+            }
+        }
     }
 }

@@ -231,6 +231,8 @@ impl Worker {
                 return;
             }
             Ending::Released => {
+                // The events recorded so far are stored before the run goes back to the queue.
+                let _ = sink.flush().await;
                 let message = "server shutting down; run released back to the queue";
                 match self.store.release_run(&lease, message).await {
                     Ok(true) => tracing::info!(run = %run_id, "run released for another worker"),
@@ -244,6 +246,11 @@ impl Worker {
                 return;
             }
         };
+        // Every event is stored before the run's end (its `finished` event comes last); a
+        // writer that failed leaves the end to the finish's own lease check.
+        if let Err(error) = sink.flush().await {
+            tracing::warn!(run = %run_id, %error, "not every event of the run was stored");
+        }
         let held = HeldRun {
             project_id: &run.project_id,
             lease: &lease,

@@ -3,9 +3,7 @@
 //! environment. Prints runs/s, p50/p99 seconds per run, CPU seconds per step of the
 //! server process and its peak RSS.
 //!
-//! Usage: rollout-bench --rollout PATH [--runs N] [--steps K] [--concurrency C] [--workers W]
-//!        [--warm-pool N] [--hud-python PATH] [--env-http] [--database-url URL]
-//!        [--otlp-endpoint URL] [--queue-depth N --model-delay-ms MS]
+//! Usage: `rollout-bench --help` (the flags are in [`USAGE`]).
 //!
 //! With `--env-http` the environment is one process serving streamable HTTP (the bundled one
 //! by `rollout example-env my-assistant --http`, the hud-python one by `hud_env.py --http`),
@@ -32,6 +30,33 @@ use rollout_testkit::{FakeModelServer, Policy, ServerOptions, TestServer};
 use serde_json::{Value, json};
 use std::io::Write;
 use std::time::{Duration, Instant};
+
+/// What `--help` prints.
+const USAGE: &str = "\
+rollout-bench: runs through the HTTP API of a real `rollout serve`, against a fake model.
+
+Usage: rollout-bench --rollout PATH [options]   (or scripts/bench [options])
+
+  --rollout PATH         the rollout binary to measure (required)
+  --runs N               runs to make (default 200)
+  --steps K              tool steps per run, then an answer (default 5)
+  --concurrency C        runs in flight at once, each a `sync` request (default 32)
+  --workers W            the server's worker slots (default 16)
+  --warm-pool N          the server's --warm-pool-size (default 0)
+  --env-http             the environment is one process serving streamable HTTP,
+                         registered by URL; its CPU per run is reported too
+  --hud-python PATH      a python with hud-python 0.5.41: use its fixture environment
+  --database-url URL     keep the store in PostgreSQL instead of SQLite
+  --otlp-endpoint URL    export every run as OpenTelemetry spans to this receiver
+  --queue-depth N        measure memory: N runs submitted, --workers in flight at once
+  --model-delay-ms MS    the model's delay in --queue-depth mode (default 60000)
+  --show-trace           print the last run's events with their times
+  --server-log FILTER    keep the server's log at this filter (e.g. sqlx::query=debug)
+  -h, --help             this text
+
+Prints runs/s, p50/p99 seconds per run, the server's CPU seconds per step and per run,
+and its peak RSS.
+";
 
 struct Args {
     rollout: String,
@@ -85,7 +110,11 @@ fn parse_args() -> anyhow::Result<Args> {
             "--model-delay-ms" => args.model_delay_ms = value()?.parse()?,
             "--show-trace" => args.show_trace = true,
             "--server-log" => args.server_log = Some(value()?),
-            other => bail!("unknown flag {other}; see the file's doc comment"),
+            "-h" | "--help" => {
+                print!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => bail!("unknown flag {other}; rollout-bench --help lists them"),
         }
     }
     if args.rollout.is_empty() {

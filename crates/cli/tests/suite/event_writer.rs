@@ -1,0 +1,134 @@
+//! A run's events are stored by a writer of its own while the run goes on: the agent does not
+//! wait for each commit before its next model or tool call, every event still lands in
+//! order before the run's end, and a store that refuses them fails the run with the reason.
+//! Needs the `failpoints` feature (`scripts/test` builds with it).
+
+use super::common::{RUN_TIMEOUT, binary, fake_options};
+use rollout_testkit::{FakeModelServer, FakeReply, TestServer};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// The types of a trace's events, in order.
+fn kinds(trace: &Value) -> Vec<String> {
+    trace["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|event| event["type"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// A server whose runs' event appends go through `failpoint`, with a run of three tool
+/// steps started on it; the server, the model and the run's trace id.
+async fn start_run(failpoint: &str) -> (TestServer, FakeModelServer, String) {
+    let fake = FakeModelServer::start().await.unwrap();
+    fake.push([
+        FakeReply::tool_call("calculator", json!({"expression": "1 + 1"})),
+        FakeReply::tool_call("calculator", json!({"expression": "2 + 2"})),
+        FakeReply::tool_call("calculator", json!({"expression": "17 * 23"})),
+        FakeReply::text("17 * 23 = 391"),
+    ]);
+    let mut options = fake_options(&fake);
+    options
+        .env
+        .push(("FAILPOINTS".into(), format!("worker::append={failpoint}")));
+    let server = TestServer::start(binary(), options).await.unwrap();
+    let (status, accepted) = server
+        .post(
+            "/v1/agent/run",
+            &json!({
+                "env_name": "my-assistant",
+                "scenario_name": "answer_question",
+                "scenario_args": {"query": "What is 17 * 23?"},
+                "model": "claude-opus-4-5"
+            }),
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    let trace_id = accepted["trace_id"].as_str().unwrap().to_string();
+    (server, fake, trace_id)
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "needs the failpoints feature (scripts/test enables it)"
+)]
+async fn a_run_goes_on_while_its_events_are_stored_and_all_land_in_order() {
+    // Every event takes 700 ms to store: a run that waited for each would have stored its
+    // first three model calls before the model saw its fourth request.
+    let (server, fake, trace_id) = start_run("return(700)").await;
+    let reached = tokio::time::timeout(RUN_TIMEOUT, async {
+        while fake.requests().len() < 4 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(reached.is_ok(), "the model never got its fourth request");
+    let (status, trace) = server.get(&format!("/v1/traces/{trace_id}")).await;
+    assert_eq!(status, 200, "{trace}");
+    let stored_calls = kinds(&trace).iter().filter(|k| *k == "model_call").count();
+    assert!(
+        stored_calls < 3,
+        "the run waited for its events: {:?}",
+        kinds(&trace)
+    );
+
+    let trace = server.wait_for_trace(&trace_id, RUN_TIMEOUT).await;
+    assert_eq!(trace["status"], "completed", "{trace}\n{}", server.log());
+    assert_eq!(trace["reward"], 1.0);
+    let kinds = kinds(&trace);
+    let calls: Vec<&str> = kinds
+        .iter()
+        .map(String::as_str)
+        .filter(|k| matches!(*k, "model_call" | "tool_call"))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            "model_call",
+            "tool_call",
+            "model_call",
+            "tool_call",
+            "model_call",
+            "tool_call",
+            "model_call"
+        ],
+        "{kinds:?}"
+    );
+    assert_eq!(kinds.first().map(String::as_str), Some("attempt_started"));
+    assert_eq!(
+        kinds.last().map(String::as_str),
+        Some("finished"),
+        "{kinds:?}"
+    );
+    let seqs: Vec<i64> = trace["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| event["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
+    assert_eq!(trace["steps"], 4, "{trace}");
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "needs the failpoints feature (scripts/test enables it)"
+)]
+async fn a_run_whose_events_cannot_be_stored_fails_with_the_reason() {
+    let (server, fake, trace_id) = start_run("return(fail)").await;
+    let trace = server.wait_for_trace(&trace_id, RUN_TIMEOUT).await;
+    assert_eq!(trace["status"], "failed", "{trace}\n{}", server.log());
+    let error = trace["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("could not record event") && error.contains("failpoint worker::append"),
+        "{trace}"
+    );
+    // Nothing was stored but the run's end, and the run stopped at one of its next events
+    // (the environment's connection, its setup), before its agent went further than one
+    // model call.
+    assert_eq!(kinds(&trace), ["finished"], "{trace}");
+    assert!(fake.requests().len() <= 1, "{:?}", fake.requests().len());
+}
