@@ -80,7 +80,7 @@ pub struct Store {
     max_event_bytes: usize,
     /// The URL, kept on PostgreSQL for the notification listener's own connection.
     postgres_url: Option<String>,
-    /// SQLite: the task that writes claims' appends in batches (see `appender`).
+    /// The task that writes claims' appends in batches (see `appender`).
     appender: appender::Appender,
 }
 

@@ -22,8 +22,13 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-/// An event for the writer, with a model call's totals (written in the same round trip).
-type Recorded = (EventKind, Option<RunProgress>);
+/// An event for the writer: when it happened (unix milliseconds) and a model call's totals
+/// (written in the same round trip).
+struct Recorded {
+    event: EventKind,
+    at_ms: i64,
+    progress: Option<RunProgress>,
+}
 
 /// Appends events to one run's trace.
 pub(crate) struct StoreSink {
@@ -210,7 +215,12 @@ impl EventSink for StoreSink {
             _ => None,
         };
         self.recorded.fetch_add(1, Ordering::AcqRel);
-        if self.writer().send((event, progress)).is_err() {
+        let recorded = Recorded {
+            event,
+            at_ms: rollout_domain::time::now_ms(),
+            progress,
+        };
+        if self.writer().send(recorded).is_err() {
             return Err(RecordError("the run's event writer stopped".into()));
         }
         if let Some(progress) = progress {
@@ -235,15 +245,15 @@ struct Writer {
 impl Writer {
     /// Runs until the sink is dropped and every event it was given is dealt with.
     async fn write(self, mut events: mpsc::UnboundedReceiver<Recorded>) {
-        while let Some((event, progress)) = events.recv().await {
+        while let Some(recorded) = events.recv().await {
             if self.failure.get().is_none() {
-                self.store_one(&event, progress.as_ref()).await;
+                self.store_one(&recorded).await;
             }
             self.written.send_modify(|written| *written += 1);
         }
     }
 
-    async fn store_one(&self, event: &EventKind, progress: Option<&RunProgress>) {
+    async fn store_one(&self, recorded: &Recorded) {
         match crate::failpoints::append_fault() {
             AppendFault::None => {}
             AppendFault::Delay(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
@@ -256,7 +266,12 @@ impl Writer {
         }
         match self
             .store
-            .append_leased_event_and_progress(&self.lease, event, progress)
+            .append_leased_event_at(
+                &self.lease,
+                &recorded.event,
+                recorded.progress.as_ref(),
+                recorded.at_ms,
+            )
             .await
         {
             Ok(Some(appended)) => {

@@ -109,7 +109,21 @@ async fn a_run_goes_on_while_its_events_are_stored_and_all_land_in_order() {
         .map(|event| event["seq"].as_i64().unwrap())
         .collect();
     assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>());
-    assert_eq!(trace["steps"], 4, "{trace}");
+    assert_eq!(trace["steps_taken"], 4, "{trace}");
+    // Each event keeps the time it happened, not the time it was stored: stamped when stored,
+    // the agent phase's seven events would span at least six stores (6 x 700 ms).
+    let times: Vec<i64> = trace["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|event| matches!(event["type"].as_str(), Some("model_call" | "tool_call")))
+        .map(|event| event["at_ms"].as_i64().unwrap())
+        .collect();
+    assert_eq!(times.len(), 7);
+    assert!(
+        times[6] - times[0] < 6 * 700,
+        "event times are when they were stored: {times:?}"
+    );
 }
 
 #[tokio::test]

@@ -1,17 +1,22 @@
-//! SQLite's group commit for the events of claims: one task writes every append waiting
-//! for it as one query, in one transaction. Each statement sent to SQLite is a hand-off to
-//! the connection's own thread and back (two thread wake-ups), and each commit writes the
-//! pages it changed to the WAL; with many runs in flight, a batch pays both once for all
-//! of them. A lone append is a batch of one, so a single run waits for nothing.
+//! Group commit for the events of claims: one task writes every append waiting for it in
+//! one transaction, so a batch pays one commit for all of its appends (on PostgreSQL the
+//! commit waits for the WAL's flush; on SQLite each commit writes the pages it changed to the
+//! WAL). On SQLite the batch is also one query: each statement sent to SQLite is a hand-off to
+//! the connection's own thread and back (two thread wake-ups). A lone append is a batch of
+//! one, so a single run waits for nothing.
 //!
 //! Every append keeps its own checks (lease, next seq, progress), as statements of its own
 //! inside the batch. A batch that fails is rolled back and its appends are written one by
-//! one, so each caller gets its own answer, error included.
+//! one, so each caller gets its own answer, error included (on PostgreSQL a deadlock with
+//! another transaction locking several runs, which PostgreSQL breaks by failing one side,
+//! ends the same way).
 
 use crate::Result;
 use crate::error::db;
+use crate::store::events::{APPEND_NOTIFY_POSTGRES, LOCK_LEASED_RUN};
+use crate::store::queue::PROGRESS;
 use crate::store::{end_failed_transaction, progress_columns};
-use crate::types::{Lease, RunProgress};
+use crate::types::{Backend, Lease, RunProgress};
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool};
 use std::fmt::Write;
@@ -33,9 +38,11 @@ pub(crate) struct Append {
     pub(crate) at_ms: i64,
     pub(crate) data: String,
     pub(crate) progress: Option<RunProgress>,
+    /// The notification (channel, payload) sent on commit to other processes (PostgreSQL).
+    pub(crate) notification: (&'static str, String),
 }
 
-/// One append's statements; `{n}` is replaced by the number of its first argument and
+/// SQLite: one append's statements; `{n}` is replaced by the number of its first argument and
 /// `{item}` by its place in the batch. The update writes the progress only when there is
 /// some (its arguments are NULL otherwise), and both check the lease.
 const ITEM: &str = "UPDATE runs SET steps = ${7}, input_tokens = ${8}, output_tokens = ${9}, \
@@ -48,7 +55,7 @@ const ITEM: &str = "UPDATE runs SET steps = ${7}, input_tokens = ${8}, output_to
 /// Arguments per append.
 const ARGS: usize = 11;
 
-/// The batch query of `size` appends, in a transaction of its own. The same text for every
+/// SQLite: the batch query of `size` appends, in a transaction of its own. The same text for every
 /// batch of a size, so that the connection's statement cache keeps it prepared.
 fn batch_sql(size: usize) -> String {
     let mut sql = String::from("BEGIN IMMEDIATE; ");
@@ -82,17 +89,22 @@ pub(crate) struct Appender {
 impl Appender {
     /// Appends through the writing task: the seq of the appended event, `None` when the
     /// lease was lost (nothing written then).
-    pub(crate) async fn append(&self, pool: &AnyPool, append: Append) -> Result<Option<i64>> {
+    pub(crate) async fn append(
+        &self,
+        pool: &AnyPool,
+        backend: Backend,
+        append: Append,
+    ) -> Result<Option<i64>> {
         let sender = self.sender.get_or_init(|| {
             let (sender, receiver) = mpsc::unbounded_channel();
-            tokio::spawn(write_batches(pool.clone(), receiver));
+            tokio::spawn(write_batches(pool.clone(), backend, receiver));
             sender
         });
         let (reply, answer) = oneshot::channel();
         if let Err(mpsc::error::SendError((append, _))) = sender.send((append, reply)) {
             // The task is gone (its runtime ended): write it here.
             let mut conn = None;
-            let seqs = write_batch(pool, &mut conn, std::slice::from_ref(&append)).await?;
+            let seqs = write_batch(pool, backend, &mut conn, std::slice::from_ref(&append)).await?;
             return Ok(seqs.into_iter().next().flatten());
         }
         answer
@@ -102,10 +114,14 @@ impl Appender {
 }
 
 /// The writing task: takes whatever appends are waiting (up to [`MAX_BATCH`]), writes them,
-/// answers each. It keeps one connection of the pool for itself (the batches' prepared
-/// statements and the pages of recent events stay in that connection's caches), and gives
-/// it back when the pool closes, which waits for every connection.
-async fn write_batches(pool: AnyPool, mut receiver: mpsc::UnboundedReceiver<(Append, Reply)>) {
+/// answers each. On SQLite it keeps one connection of the pool for itself (the batches'
+/// prepared statements and the pages of recent events stay in that connection's caches), and
+/// gives it back when the pool closes, which waits for every connection.
+async fn write_batches(
+    pool: AnyPool,
+    backend: Backend,
+    mut receiver: mpsc::UnboundedReceiver<(Append, Reply)>,
+) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut conn: Option<PoolConnection<Any>> = None;
     let closed = pool.close_event();
@@ -124,7 +140,7 @@ async fn write_batches(pool: AnyPool, mut receiver: mpsc::UnboundedReceiver<(App
             break;
         }
         let (appends, replies): (Vec<Append>, Vec<Reply>) = batch.drain(..).unzip();
-        match write_batch(&pool, &mut conn, &appends).await {
+        match write_batch(&pool, backend, &mut conn, &appends).await {
             Ok(seqs) => {
                 for (reply, seq) in replies.into_iter().zip(seqs) {
                     let _ = reply.send(Ok(seq));
@@ -133,9 +149,10 @@ async fn write_batches(pool: AnyPool, mut receiver: mpsc::UnboundedReceiver<(App
             Err(error) => {
                 tracing::debug!(%error, appends = appends.len(), "a batch of appends failed; writing them one by one");
                 for (reply, append) in replies.into_iter().zip(&appends) {
-                    let answer = write_batch(&pool, &mut conn, std::slice::from_ref(append))
-                        .await
-                        .map(|seqs| seqs.into_iter().next().flatten());
+                    let answer =
+                        write_batch(&pool, backend, &mut conn, std::slice::from_ref(append))
+                            .await
+                            .map(|seqs| seqs.into_iter().next().flatten());
                     let _ = reply.send(answer);
                 }
             }
@@ -143,9 +160,66 @@ async fn write_batches(pool: AnyPool, mut receiver: mpsc::UnboundedReceiver<(App
     }
 }
 
-/// Writes a batch in one transaction on the task's connection (taken from the pool when it
-/// has none): each append's seq, or `None` for a lost lease.
+/// Writes a batch in one transaction: each append's seq, or `None` for a lost lease.
 async fn write_batch(
+    pool: &AnyPool,
+    backend: Backend,
+    conn: &mut Option<PoolConnection<Any>>,
+    appends: &[Append],
+) -> Result<Vec<Option<i64>>> {
+    match backend {
+        Backend::Sqlite => write_batch_sqlite(pool, conn, appends).await,
+        Backend::Postgres => write_batch_postgres(pool, appends).await,
+    }
+}
+
+/// PostgreSQL: each append's lock of its run (writing its progress), then its insert with
+/// its notification, all in one transaction.
+async fn write_batch_postgres(pool: &AnyPool, appends: &[Append]) -> Result<Vec<Option<i64>>> {
+    let mut tx = pool.begin().await.map_err(db(OP))?;
+    let mut seqs = Vec::with_capacity(appends.len());
+    for append in appends {
+        let lease = &append.lease;
+        let lock = |sql| {
+            sqlx::query(sql)
+                .bind(lease.run_id.as_str())
+                .bind(lease.token.as_str())
+        };
+        let lock = match &append.progress {
+            Some(progress) => bind_progress!(lock(PROGRESS), progress),
+            None => lock(LOCK_LEASED_RUN),
+        };
+        if lock
+            .execute(&mut *tx)
+            .await
+            .map_err(db(OP))?
+            .rows_affected()
+            == 0
+        {
+            seqs.push(None);
+            continue;
+        }
+        let (channel, payload) = &append.notification;
+        let seq: i64 = sqlx::query_scalar(APPEND_NOTIFY_POSTGRES)
+            .bind(lease.run_id.as_str())
+            .bind(lease.attempt)
+            .bind(append.kind)
+            .bind(append.at_ms)
+            .bind(append.data.as_str())
+            .bind(*channel)
+            .bind(payload.as_str())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db(OP))?;
+        seqs.push(Some(seq));
+    }
+    tx.commit().await.map_err(db(OP))?;
+    Ok(seqs)
+}
+
+/// SQLite: the batch as one query on the task's connection (taken from the pool when it has
+/// none).
+async fn write_batch_sqlite(
     pool: &AnyPool,
     conn: &mut Option<PoolConnection<Any>>,
     appends: &[Append],

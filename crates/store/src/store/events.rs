@@ -5,9 +5,7 @@ use crate::error::{corrupt, db};
 use crate::event_size::stored_form;
 use crate::store::appender::Append;
 use crate::store::notifications::notification;
-use crate::store::queue::PROGRESS;
 use crate::store::{Store, now_ms, retry_on_conflict};
-use crate::types::Backend;
 use crate::types::{Lease, RunProgress};
 use futures::TryStreamExt;
 use rollout_domain::{EventKind, RunEvent, RunId};
@@ -21,17 +19,17 @@ const INSERT_EVENT: &str = "INSERT INTO run_events (run_id, seq, attempt, kind, 
 /// A no-op write on the run's row: it takes the row lock (PostgreSQL) or the write lock
 /// (SQLite), so that concurrent appends to one run queue up instead of racing for a seq.
 const LOCK_RUN: &str = "UPDATE runs SET id = id WHERE id = $1";
-// A claim's append on SQLite goes through the store's `Appender` (group commit): many
-// runs' appends in one query and one transaction, each checking its own lease.
+// A claim's append goes through the store's `Appender` (group commit): many runs' appends
+// in one transaction, each checking its own lease.
 
-/// On PostgreSQL the lease check takes the run's row lock (a wait re-checks the lease on the
+/// In the appender's batches on PostgreSQL the lease check takes the run's row lock (a wait re-checks the lease on the
 /// row it then sees; a model call's append writes the run's progress with it, `PROGRESS`),
 /// as a statement of its own: the insert after it must read the seqs
 /// committed while it waited, and a statement reads what was committed when it began.
-const LOCK_LEASED_RUN: &str = "UPDATE runs SET id = id \
+pub(crate) const LOCK_LEASED_RUN: &str = "UPDATE runs SET id = id \
      WHERE id = $1 AND status = 'running' AND lease_token = $2";
 /// Then the insert and the notification (sent on commit) in one statement.
-const APPEND_NOTIFY_POSTGRES: &str = "WITH appended AS (\
+pub(crate) const APPEND_NOTIFY_POSTGRES: &str = "WITH appended AS (\
      INSERT INTO run_events (run_id, seq, attempt, kind, at_ms, data) \
      SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5 FROM run_events WHERE run_id = $1 \
      RETURNING seq) \
@@ -124,25 +122,33 @@ impl Store {
         kind: &EventKind,
         progress: Option<&RunProgress>,
     ) -> Result<Option<RunEvent>> {
+        self.append_leased_event_at(lease, kind, progress, now_ms())
+            .await
+    }
+
+    /// [`Store::append_leased_event_and_progress`] of an event that happened at `at_ms`
+    /// (unix milliseconds): a run's writer stores its events a little after they happen.
+    pub async fn append_leased_event_at(
+        &self,
+        lease: &Lease,
+        kind: &EventKind,
+        progress: Option<&RunProgress>,
+        at_ms: i64,
+    ) -> Result<Option<RunEvent>> {
         let (data, cut) = self.stored_event(&lease.run_id, kind)?;
         let appended = retry_on_conflict(|| async {
-            let at_ms = now_ms();
-            let seq = match self.backend() {
-                Backend::Postgres => {
-                    self.append_leased_postgres(lease, kind, progress, &data, at_ms)
-                        .await?
-                }
-                Backend::Sqlite => {
-                    let append = Append {
-                        lease: lease.clone(),
-                        kind: kind.name(),
-                        at_ms,
-                        data: data.clone(),
-                        progress: progress.copied(),
-                    };
-                    self.appender().append(self.pool(), append).await?
-                }
+            let append = Append {
+                lease: lease.clone(),
+                kind: kind.name(),
+                at_ms,
+                data: data.clone(),
+                progress: progress.copied(),
+                notification: notification(&lease.run_id, kind),
             };
+            let seq = self
+                .appender()
+                .append(self.pool(), self.backend(), append)
+                .await?;
             Ok(seq.map(|seq| (seq, at_ms)))
         })
         .await?;
@@ -152,46 +158,6 @@ impl Store {
             attempt: lease.attempt,
             kind: cut.unwrap_or_else(|| kind.clone()),
         }))
-    }
-
-    /// [`Store::append_leased_event`] on PostgreSQL: a transaction of the lock and the insert.
-    async fn append_leased_postgres(
-        &self,
-        lease: &Lease,
-        kind: &EventKind,
-        progress: Option<&RunProgress>,
-        data: &str,
-        at_ms: i64,
-    ) -> Result<Option<i64>> {
-        const OP: &str = "appending an event";
-        let mut tx = self.pool().begin().await.map_err(db(OP))?;
-        let lock = |sql| {
-            sqlx::query(sql)
-                .bind(lease.run_id.0.clone())
-                .bind(lease.token.clone())
-        };
-        let lock = match progress {
-            Some(progress) => bind_progress!(lock(PROGRESS), progress),
-            None => lock(LOCK_LEASED_RUN),
-        };
-        let locked = lock.execute(&mut *tx).await.map_err(db(OP))?;
-        if locked.rows_affected() == 0 {
-            return Ok(None);
-        }
-        let (channel, payload) = notification(&lease.run_id, kind);
-        let seq: i64 = sqlx::query_scalar(APPEND_NOTIFY_POSTGRES)
-            .bind(lease.run_id.0.clone())
-            .bind(lease.attempt)
-            .bind(kind.name())
-            .bind(at_ms)
-            .bind(data.to_string())
-            .bind(channel)
-            .bind(payload)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db(OP))?;
-        tx.commit().await.map_err(db(OP))?;
-        Ok(Some(seq))
     }
 
     /// Appends an event to the run's trace, numbered one past the last, stamped now.

@@ -278,10 +278,10 @@ pub(crate) async fn other_processes_hear_of_appended_events_and_finished_runs(db
     other.close().await;
 }
 
-/// Many runs' appends at once (on SQLite written in batches, one transaction each): every
-/// caller gets its own answer. A stale claim's appends are refused one by one, the others
-/// are numbered in order with their progress written, and an append that fails takes only
-/// itself down (on SQLite its batch is rolled back and written again one append at a time).
+/// Many runs' appends at once (written in batches, one transaction each): every caller gets
+/// its own answer. A stale claim's appends are refused one by one, the others are numbered
+/// in order with their progress written, and an append that fails (a trigger refuses it)
+/// takes only itself down: its batch is rolled back and written again one append at a time.
 pub(crate) async fn many_runs_appending_at_once_each_get_their_own_answer(db: &TestDb) {
     use rollout_domain::Usage;
     use rollout_store::RunProgress;
@@ -314,7 +314,23 @@ pub(crate) async fn many_runs_appending_at_once_each_get_their_own_answer(db: &T
             .unwrap();
             true
         }
-        rollout_store::Backend::Postgres => false,
+        rollout_store::Backend::Postgres => {
+            let mut raw = db.raw().await;
+            raw.execute(
+                "CREATE FUNCTION refuse_boom() RETURNS trigger AS $$ BEGIN \
+                     IF NEW.data LIKE '%boom%' THEN RAISE EXCEPTION 'boom refused'; END IF; \
+                     RETURN NEW; END $$ LANGUAGE plpgsql",
+            )
+            .await
+            .unwrap();
+            raw.execute(
+                "CREATE TRIGGER refuse_boom BEFORE INSERT ON run_events \
+                     FOR EACH ROW EXECUTE FUNCTION refuse_boom()",
+            )
+            .await
+            .unwrap();
+            true
+        }
     };
     let mut tasks = tokio::task::JoinSet::new();
     for (writer, lease) in leases.iter().cloned().enumerate() {
