@@ -20,6 +20,7 @@ pub use reviews::{
 };
 pub use store::Store;
 pub use store::deliveries::{DeliveryRecord, NewDelivery};
+pub use store::events::PendingEvent;
 pub use store::idempotency::IdempotentInsert;
 pub use store::keys::{generate_api_key, hash_api_key};
 pub use store::notifications::{Notifications, StoreNotification};

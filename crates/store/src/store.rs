@@ -38,7 +38,7 @@ mod appender;
 pub(crate) mod deliveries;
 mod deploys;
 mod envs;
-mod events;
+pub(crate) mod events;
 mod gateway;
 mod gauges;
 pub(crate) mod idempotency;

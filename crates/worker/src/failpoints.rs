@@ -20,6 +20,7 @@ pub(crate) fn heartbeat_fails(_attempt: i64) -> bool {
 
 /// What `worker::append` does to the next event a run's writer stores.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
 pub(crate) enum AppendFault {
     /// Stored as usual.
     None,

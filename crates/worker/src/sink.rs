@@ -5,22 +5,26 @@
 //!
 //! Events are written by a writer task of the run, in the order they were recorded, while
 //! the run goes on: a run does not wait for each commit before its next model or tool call
-//! (on PostgreSQL each commit waits for the WAL's flush). A failure of the writer (a lost
+//! (on PostgreSQL each commit waits for the WAL's flush), and the events that wait for the
+//! writer go to the store together, in one commit. A failure of the writer (a lost
 //! lease, an unreachable store) stops the run at its next event; [`StoreSink::flush`] waits
 //! for every event recorded so far, and is called before a run's end is written.
 
 use crate::failpoints::AppendFault;
 use crate::notifier::RunNotifier;
 use async_trait::async_trait;
-use rollout_domain::{EventKind, EventSink, RecordError, RunOutcome, RunStatus, Usage};
+use rollout_domain::{EventKind, EventSink, RecordError, RunEvent, RunOutcome, RunStatus, Usage};
 use rollout_models::Price;
-use rollout_store::{FinishRun, Lease, RunProgress, Store};
+use rollout_store::{FinishRun, Lease, PendingEvent, RunProgress, Store};
 use rollout_telemetry::RunObserver;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
+
+/// The most events a run's writer hands to the store before it waits for them.
+const MAX_HANDED: usize = 64;
 
 /// An event for the writer: when it happened (unix milliseconds) and a model call's totals
 /// (written in the same round trip).
@@ -54,7 +58,8 @@ pub(crate) struct StoreSink {
     recorded: AtomicU64,
     /// How many the writer has dealt with (stored, or dropped after a failure).
     written: watch::Sender<u64>,
-    /// The writer's first failure: nothing is stored after it.
+    /// The writer's first failure: nothing recorded after it is stored (only the events
+    /// handed to the store with it may be).
     failure: Arc<OnceLock<RecordError>>,
 }
 
@@ -243,17 +248,31 @@ struct Writer {
 }
 
 impl Writer {
-    /// Runs until the sink is dropped and every event it was given is dealt with.
+    /// Runs until the sink is dropped and every event it was given is dealt with. The events
+    /// waiting when it wakes are all handed to the store before it waits for them, so that
+    /// they go in one transaction (one commit) when the store is slower than the run.
     async fn write(self, mut events: mpsc::UnboundedReceiver<Recorded>) {
-        while let Some(recorded) = events.recv().await {
-            if self.failure.get().is_none() {
-                self.store_one(&recorded).await;
+        let mut waiting = Vec::new();
+        while events.recv_many(&mut waiting, MAX_HANDED).await > 0 {
+            let count = waiting.len() as u64;
+            let mut pending = Vec::with_capacity(waiting.len());
+            for recorded in waiting.drain(..) {
+                if self.failure.get().is_some() {
+                    break;
+                }
+                if let Some(event) = self.submit(recorded).await {
+                    pending.push(event);
+                }
             }
-            self.written.send_modify(|written| *written += 1);
+            for event in pending {
+                self.stored(event.stored().await);
+            }
+            self.written.send_modify(|written| *written += count);
         }
     }
 
-    async fn store_one(&self, recorded: &Recorded) {
+    /// Hands one event to the store: `None` when it was refused at once.
+    async fn submit(&self, recorded: Recorded) -> Option<PendingEvent> {
         match crate::failpoints::append_fault() {
             AppendFault::None => {}
             AppendFault::Delay(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
@@ -261,19 +280,28 @@ impl Writer {
                 let _ = self.failure.set(RecordError(
                     "the store refused the event (failpoint worker::append)".into(),
                 ));
-                return;
+                return None;
             }
         }
-        match self
-            .store
-            .append_leased_event_at(
-                &self.lease,
-                &recorded.event,
-                recorded.progress.as_ref(),
-                recorded.at_ms,
-            )
-            .await
-        {
+        let submitted = self.store.submit_leased_event(
+            &self.lease,
+            recorded.event,
+            recorded.progress.as_ref(),
+            recorded.at_ms,
+        );
+        match submitted {
+            Ok(event) => Some(event),
+            Err(error) => {
+                let _ = self.failure.set(RecordError(error.to_string()));
+                None
+            }
+        }
+    }
+
+    /// Shows a stored event to the observer and the run's event streams, or keeps why it
+    /// was not stored.
+    fn stored(&self, stored: rollout_store::Result<Option<RunEvent>>) {
+        match stored {
             Ok(Some(appended)) => {
                 if let Some(observer) = &self.observer {
                     observer.event(&appended);

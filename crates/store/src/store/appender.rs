@@ -95,21 +95,61 @@ impl Appender {
         backend: Backend,
         append: Append,
     ) -> Result<Option<i64>> {
+        self.submit(pool, backend, append).seq().await
+    }
+
+    /// Hands `append` to the writing task and returns at once: the task writes appends in
+    /// the order they were handed over.
+    pub(crate) fn submit(&self, pool: &AnyPool, backend: Backend, append: Append) -> Submitted {
         let sender = self.sender.get_or_init(|| {
             let (sender, receiver) = mpsc::unbounded_channel();
             tokio::spawn(write_batches(pool.clone(), backend, receiver));
             sender
         });
         let (reply, answer) = oneshot::channel();
-        if let Err(mpsc::error::SendError((append, _))) = sender.send((append, reply)) {
-            // The task is gone (its runtime ended): write it here.
-            let mut conn = None;
-            let seqs = write_batch(pool, backend, &mut conn, std::slice::from_ref(&append)).await?;
-            return Ok(seqs.into_iter().next().flatten());
+        match sender.send((append, reply)) {
+            Ok(()) => Submitted::Queued(answer),
+            // The task is gone (its runtime ended): the append is written by its caller.
+            Err(mpsc::error::SendError((append, _))) => Submitted::Alone {
+                pool: pool.clone(),
+                backend,
+                append: Box::new(append),
+            },
         }
-        answer
-            .await
-            .unwrap_or_else(|_| Err(db(OP)(sqlx::Error::WorkerCrashed)))
+    }
+}
+
+/// An append handed to the writing task.
+#[derive(Debug)]
+pub(crate) enum Submitted {
+    /// Waiting for the task's answer.
+    Queued(oneshot::Receiver<Result<Option<i64>>>),
+    /// The task is gone: [`Submitted::seq`] writes it.
+    Alone {
+        pool: AnyPool,
+        backend: Backend,
+        append: Box<Append>,
+    },
+}
+
+impl Submitted {
+    /// The seq of the appended event, `None` when the lease was lost (nothing written then).
+    pub(crate) async fn seq(self) -> Result<Option<i64>> {
+        match self {
+            Submitted::Queued(answer) => answer
+                .await
+                .unwrap_or_else(|_| Err(db(OP)(sqlx::Error::WorkerCrashed))),
+            Submitted::Alone {
+                pool,
+                backend,
+                append,
+            } => {
+                let mut conn = None;
+                let seqs =
+                    write_batch(&pool, backend, &mut conn, std::slice::from_ref(&append)).await?;
+                Ok(seqs.into_iter().next().flatten())
+            }
+        }
     }
 }
 

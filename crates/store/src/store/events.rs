@@ -3,7 +3,7 @@
 use crate::Result;
 use crate::error::{corrupt, db};
 use crate::event_size::stored_form;
-use crate::store::appender::Append;
+use crate::store::appender::{Append, Submitted};
 use crate::store::notifications::notification;
 use crate::store::{Store, now_ms, retry_on_conflict};
 use crate::types::{Lease, RunProgress};
@@ -122,21 +122,9 @@ impl Store {
         kind: &EventKind,
         progress: Option<&RunProgress>,
     ) -> Result<Option<RunEvent>> {
-        self.append_leased_event_at(lease, kind, progress, now_ms())
-            .await
-    }
-
-    /// [`Store::append_leased_event_and_progress`] of an event that happened at `at_ms`
-    /// (unix milliseconds): a run's writer stores its events a little after they happen.
-    pub async fn append_leased_event_at(
-        &self,
-        lease: &Lease,
-        kind: &EventKind,
-        progress: Option<&RunProgress>,
-        at_ms: i64,
-    ) -> Result<Option<RunEvent>> {
         let (data, cut) = self.stored_event(&lease.run_id, kind)?;
         let appended = retry_on_conflict(|| async {
+            let at_ms = now_ms();
             let append = Append {
                 lease: lease.clone(),
                 kind: kind.name(),
@@ -158,6 +146,38 @@ impl Store {
             attempt: lease.attempt,
             kind: cut.unwrap_or_else(|| kind.clone()),
         }))
+    }
+
+    /// Hands an event of a claim's execution (that happened at `at_ms`, with a model call's
+    /// `progress`) to the store's writing task and returns at once, so that a run's writer
+    /// can hand over all the events it has waiting before it waits: they are stored in the
+    /// order they were handed over, as one transaction when they are written together.
+    /// [`PendingEvent::stored`] waits for the answer.
+    pub fn submit_leased_event(
+        &self,
+        lease: &Lease,
+        kind: EventKind,
+        progress: Option<&RunProgress>,
+        at_ms: i64,
+    ) -> Result<PendingEvent> {
+        let (data, cut) = self.stored_event(&lease.run_id, &kind)?;
+        let append = Append {
+            lease: lease.clone(),
+            kind: kind.name(),
+            at_ms,
+            data,
+            progress: progress.copied(),
+            notification: notification(&lease.run_id, &kind),
+        };
+        Ok(PendingEvent {
+            submitted: self.appender().submit(self.pool(), self.backend(), append),
+            event: RunEvent {
+                seq: 0,
+                at_ms,
+                attempt: lease.attempt,
+                kind: cut.unwrap_or(kind),
+            },
+        })
     }
 
     /// Appends an event to the run's trace, numbered one past the last, stamped now.
@@ -228,5 +248,21 @@ impl Store {
             .into_iter()
             .map(EventRow::into_event)
             .collect()
+    }
+}
+
+/// An event handed to the store's writing task ([`Store::submit_leased_event`]).
+#[derive(Debug)]
+pub struct PendingEvent {
+    submitted: Submitted,
+    /// The event as it will read once stored, but for its seq.
+    event: RunEvent,
+}
+
+impl PendingEvent {
+    /// The stored event, or `None` when the lease was lost (nothing was written then).
+    pub async fn stored(self) -> Result<Option<RunEvent>> {
+        let seq = self.submitted.seq().await?;
+        Ok(seq.map(|seq| RunEvent { seq, ..self.event }))
     }
 }

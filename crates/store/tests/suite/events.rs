@@ -400,3 +400,80 @@ pub(crate) async fn many_runs_appending_at_once_each_get_their_own_answer(db: &T
         assert_eq!(listed.len() as i64, expected - 1);
     }
 }
+
+/// Events handed to the store before any is waited for (a run's writer catching up) are
+/// stored in the order they were handed over, with the time they happened and the progress
+/// of the last that carried one; a stale claim's are refused, each with its own answer.
+pub(crate) async fn events_handed_over_together_are_stored_in_order(db: &TestDb) {
+    use rollout_domain::Usage;
+    use rollout_store::RunProgress;
+    let store = &db.store;
+    with_project(store).await;
+    new_run(store).await;
+    let claimed = store
+        .claim_next_run("w1", std::time::Duration::from_secs(600))
+        .await
+        .unwrap()
+        .unwrap();
+    let lease = claimed.lease;
+    let mut pending = Vec::new();
+    for n in 0..40i64 {
+        let progress = RunProgress {
+            steps: n,
+            usage: Usage::default(),
+        };
+        let handed = store
+            .submit_leased_event(
+                &lease,
+                error_event(n as usize),
+                (n % 3 == 0).then_some(&progress),
+                1_000 + n,
+            )
+            .unwrap();
+        pending.push(handed);
+    }
+    for (n, handed) in pending.into_iter().enumerate() {
+        let event = handed.stored().await.unwrap().expect("the lease holds");
+        assert_eq!((event.seq, event.at_ms), (n as i64 + 1, 1_000 + n as i64));
+        assert_eq!(event.kind, error_event(n));
+    }
+    let listed = store
+        .list_events(lease.run_id.as_str(), 0, 100)
+        .await
+        .unwrap();
+    let seqs: Vec<i64> = listed.iter().map(|event| event.seq).collect();
+    assert_eq!(seqs, (1..=40).collect::<Vec<_>>());
+    assert!(
+        listed
+            .iter()
+            .enumerate()
+            .all(|(n, e)| e.kind == error_event(n))
+    );
+    let run = store
+        .get_run(PROJECT, lease.run_id.as_str())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(run.steps, 39, "the last progress handed over (n = 39)");
+
+    let mut stale = lease.clone();
+    stale.token = "stale".into();
+    let refused: Vec<_> = (0..3)
+        .map(|n| {
+            store
+                .submit_leased_event(&stale, error_event(100 + n), None, 2_000)
+                .unwrap()
+        })
+        .collect();
+    for handed in refused {
+        assert_eq!(handed.stored().await.unwrap(), None);
+    }
+    assert_eq!(
+        store
+            .list_events(lease.run_id.as_str(), 0, 100)
+            .await
+            .unwrap()
+            .len(),
+        40
+    );
+}
