@@ -111,7 +111,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--show-trace" => args.show_trace = true,
             "--server-log" => args.server_log = Some(value()?),
             "-h" | "--help" => {
-                print!("{USAGE}");
+                std::io::stdout().write_all(USAGE.as_bytes())?;
                 std::process::exit(0);
             }
             other => bail!("unknown flag {other}; rollout-bench --help lists them"),
