@@ -212,3 +212,24 @@ pub(super) async fn wait_processes(needle: &str, present: bool) -> bool {
     .await
     .is_ok()
 }
+
+/// Starts a run of the bundled `my-assistant` asking "What is 17 * 23?" of
+/// `claude-opus-4-5`: its trace id.
+pub(super) async fn start_assistant_run(server: &TestServer) -> String {
+    let (status, accepted) = server
+        .post(
+            "/v1/agent/run",
+            &serde_json::json!({
+                "env_name": "my-assistant",
+                "scenario_name": "answer_question",
+                "scenario_args": {"query": "What is 17 * 23?"},
+                "model": "claude-opus-4-5"
+            }),
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    accepted["trace_id"]
+        .as_str()
+        .expect("a trace id")
+        .to_string()
+}

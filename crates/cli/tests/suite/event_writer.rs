@@ -3,7 +3,7 @@
 //! order before the run's end, and a store that refuses them fails the run with the reason.
 //! Needs the `failpoints` feature (`scripts/test` builds with it).
 
-use super::common::{RUN_TIMEOUT, binary, fake_options};
+use super::common::{RUN_TIMEOUT, binary, fake_options, start_assistant_run};
 use rollout_testkit::{FakeModelServer, FakeReply, TestServer};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -33,19 +33,7 @@ async fn start_run(failpoint: &str) -> (TestServer, FakeModelServer, String) {
         .env
         .push(("FAILPOINTS".into(), format!("worker::append={failpoint}")));
     let server = TestServer::start(binary(), options).await.unwrap();
-    let (status, accepted) = server
-        .post(
-            "/v1/agent/run",
-            &json!({
-                "env_name": "my-assistant",
-                "scenario_name": "answer_question",
-                "scenario_args": {"query": "What is 17 * 23?"},
-                "model": "claude-opus-4-5"
-            }),
-        )
-        .await;
-    assert_eq!(status, 202, "{accepted}");
-    let trace_id = accepted["trace_id"].as_str().unwrap().to_string();
+    let trace_id = start_assistant_run(&server).await;
     (server, fake, trace_id)
 }
 

@@ -2,7 +2,7 @@
 //! process, stops (its model call dropped, its environment killed) and writes nothing more.
 //! Needs the `failpoints` feature (`scripts/test` builds with it).
 
-use super::common::{RUN_TIMEOUT, binary, fake_options};
+use super::common::{RUN_TIMEOUT, binary, fake_options, start_assistant_run};
 use rollout_testkit::{FakeModelServer, FakeReply, TestServer};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -44,20 +44,8 @@ async fn a_run_whose_heartbeat_stalls_past_the_lease_reaches_the_model_once() {
         .env
         .push(("FAILPOINTS".into(), "worker::heartbeat=return(1)".into()));
     let server = TestServer::start(binary(), options).await.unwrap();
-    let (status, accepted) = server
-        .post(
-            "/v1/agent/run",
-            &json!({
-                "env_name": "my-assistant",
-                "scenario_name": "answer_question",
-                "scenario_args": {"query": "What is 17 * 23?"},
-                "model": "claude-opus-4-5"
-            }),
-        )
-        .await;
-    assert_eq!(status, 202, "{accepted}");
-    let trace_id = accepted["trace_id"].as_str().unwrap();
-    let trace = server.wait_for_trace(trace_id, RUN_TIMEOUT).await;
+    let trace_id = start_assistant_run(&server).await;
+    let trace = server.wait_for_trace(&trace_id, RUN_TIMEOUT).await;
     assert_eq!(trace["status"], "completed", "{trace}\n{}", server.log());
     assert_eq!(trace["reward"], 1.0);
     assert_eq!(trace["attempts"], 2);

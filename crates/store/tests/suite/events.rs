@@ -21,6 +21,17 @@ async fn new_run(store: &Store) -> RunId {
     id
 }
 
+/// A new run, claimed by `w1`: its lease.
+async fn claimed_run(store: &Store) -> rollout_store::Lease {
+    new_run(store).await;
+    store
+        .claim_next_run("w1", std::time::Duration::from_secs(600))
+        .await
+        .unwrap()
+        .expect("a queued run to claim")
+        .lease
+}
+
 pub(crate) async fn events_are_numbered_from_one_and_listed_after_a_seq(db: &TestDb) {
     let store = &db.store;
     with_project(store).await;
@@ -290,13 +301,7 @@ pub(crate) async fn many_runs_appending_at_once_each_get_their_own_answer(db: &T
     with_project(store).await;
     let mut leases = Vec::new();
     for _ in 0..8 {
-        new_run(store).await;
-        let claimed = store
-            .claim_next_run("w1", std::time::Duration::from_secs(600))
-            .await
-            .unwrap()
-            .unwrap();
-        leases.push(claimed.lease);
+        leases.push(claimed_run(store).await);
     }
     // Two claims that no longer hold: another token.
     for lease in &mut leases[6..] {
@@ -409,13 +414,7 @@ pub(crate) async fn events_handed_over_together_are_stored_in_order(db: &TestDb)
     use rollout_store::RunProgress;
     let store = &db.store;
     with_project(store).await;
-    new_run(store).await;
-    let claimed = store
-        .claim_next_run("w1", std::time::Duration::from_secs(600))
-        .await
-        .unwrap()
-        .unwrap();
-    let lease = claimed.lease;
+    let lease = claimed_run(store).await;
     let mut pending = Vec::new();
     for n in 0..40i64 {
         let progress = RunProgress {
