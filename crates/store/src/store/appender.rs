@@ -87,17 +87,6 @@ pub(crate) struct Appender {
 }
 
 impl Appender {
-    /// Appends through the writing task: the seq of the appended event, `None` when the
-    /// lease was lost (nothing written then).
-    pub(crate) async fn append(
-        &self,
-        pool: &AnyPool,
-        backend: Backend,
-        append: Append,
-    ) -> Result<Option<i64>> {
-        self.submit(pool, backend, append).seq().await
-    }
-
     /// Hands `append` to the writing task and returns at once: the task writes appends in
     /// the order they were handed over.
     pub(crate) fn submit(&self, pool: &AnyPool, backend: Backend, append: Append) -> Submitted {

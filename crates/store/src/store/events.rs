@@ -122,30 +122,12 @@ impl Store {
         kind: &EventKind,
         progress: Option<&RunProgress>,
     ) -> Result<Option<RunEvent>> {
-        let (data, cut) = self.stored_event(&lease.run_id, kind)?;
-        let appended = retry_on_conflict(|| async {
-            let at_ms = now_ms();
-            let append = Append {
-                lease: lease.clone(),
-                kind: kind.name(),
-                at_ms,
-                data: data.clone(),
-                progress: progress.copied(),
-                notification: notification(&lease.run_id, kind),
-            };
-            let seq = self
-                .appender()
-                .append(self.pool(), self.backend(), append)
-                .await?;
-            Ok(seq.map(|seq| (seq, at_ms)))
+        retry_on_conflict(|| async {
+            self.submit_leased_event(lease, kind.clone(), progress, now_ms())?
+                .stored()
+                .await
         })
-        .await?;
-        Ok(appended.map(|(seq, at_ms)| RunEvent {
-            seq,
-            at_ms,
-            attempt: lease.attempt,
-            kind: cut.unwrap_or_else(|| kind.clone()),
-        }))
+        .await
     }
 
     /// Hands an event of a claim's execution (that happened at `at_ms`, with a model call's
