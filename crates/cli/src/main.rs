@@ -23,8 +23,8 @@ use std::process::ExitCode;
 
 /// jemalloc keeps freed memory in per-thread caches: a run allocates and frees many small
 /// values across the runtime's threads, where glibc malloc was the largest item of the
-/// server's profile (bench/RESULTS.md item 7: 5–15 % less CPU per run, +15 MiB RSS at a
-/// queue of 11,000).
+/// server's profile (bench/RESULTS.md item 7: about 10 % less server CPU per run at C=64,
+/// +16 MiB RSS at a queue of 11,000).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
