@@ -5,9 +5,11 @@
 //! environments ignore stdin EOF, so a polite close would cost seconds per run and risk
 //! orphans (see dependencies.md §2.4).
 
+mod http_client;
 mod stderr;
 
 use crate::error::EnvError;
+use http_client::SessionHttpClient;
 use crate::sandbox::{EnvSandbox, ProcessLimits, ProcessRole, ProcessSpec, WorkDir};
 use crate::wire;
 use async_trait::async_trait;
@@ -485,11 +487,12 @@ fn shared_http_client() -> Result<reqwest::Client, reqwest::Error> {
     Ok(CLIENT.get_or_init(|| client).clone())
 }
 
-/// A streamable-HTTP transport with the target's headers.
+/// A streamable-HTTP transport with the target's headers, over the process's one client
+/// (without the standalone SSE stream: [`SessionHttpClient`]).
 fn http_transport(
     url: &str,
     headers: &Map<String, Value>,
-) -> Result<StreamableHttpClientTransport<reqwest::Client>, EnvError> {
+) -> Result<StreamableHttpClientTransport<SessionHttpClient>, EnvError> {
     let invalid = |message: String| EnvError::Connect {
         message,
         stderr_tail: String::new(),
@@ -510,5 +513,8 @@ fn http_transport(
         .map_err(|e| invalid(format!("could not build an HTTP client: {e}")))?;
     let config =
         StreamableHttpClientTransportConfig::with_uri(Arc::<str>::from(url)).custom_headers(custom);
-    Ok(StreamableHttpClientTransport::with_client(client, config))
+    Ok(StreamableHttpClientTransport::with_client(
+        SessionHttpClient(client),
+        config,
+    ))
 }

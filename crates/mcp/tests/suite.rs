@@ -4,3 +4,4 @@ mod sdk;
 mod sdk_http;
 mod sdk_returns;
 mod sdk_scenario;
+mod session_http;
