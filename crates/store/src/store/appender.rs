@@ -2,19 +2,19 @@
 //! one transaction, so a batch pays one commit for all of its appends (on PostgreSQL the
 //! commit waits for the WAL's flush; on SQLite each commit writes the pages it changed to the
 //! WAL). On SQLite the batch is also one query: each statement sent to SQLite is a hand-off to
-//! the connection's own thread and back (two thread wake-ups). A lone append is a batch of
-//! one, so a single run waits for nothing.
+//! the connection's own thread and back (two thread wake-ups). On PostgreSQL it is two
+//! statements whatever its size ([`postgres`]): each is a round trip to the database. A lone
+//! append is a batch of one, so a single run waits for nothing.
 //!
-//! Every append keeps its own checks (lease, next seq, progress), as statements of its own
-//! inside the batch. A batch that fails is rolled back and its appends are written one by
+//! Every append keeps its own checks (lease, next seq, progress). A batch that fails is rolled back and its appends are written one by
 //! one, so each caller gets its own answer, error included (on PostgreSQL a deadlock with
 //! another transaction locking several runs, which PostgreSQL breaks by failing one side,
 //! ends the same way).
 
+mod postgres;
+
 use crate::Result;
 use crate::error::db;
-use crate::store::events::{APPEND_NOTIFY_POSTGRES, LOCK_LEASED_RUN};
-use crate::store::queue::PROGRESS;
 use crate::store::{end_failed_transaction, progress_columns};
 use crate::types::{Backend, Lease, RunProgress};
 use sqlx::pool::PoolConnection;
@@ -198,52 +198,8 @@ async fn write_batch(
 ) -> Result<Vec<Option<i64>>> {
     match backend {
         Backend::Sqlite => write_batch_sqlite(pool, conn, appends).await,
-        Backend::Postgres => write_batch_postgres(pool, appends).await,
+        Backend::Postgres => postgres::write_batch(pool, appends).await,
     }
-}
-
-/// PostgreSQL: each append's lock of its run (writing its progress), then its insert with
-/// its notification, all in one transaction.
-async fn write_batch_postgres(pool: &AnyPool, appends: &[Append]) -> Result<Vec<Option<i64>>> {
-    let mut tx = pool.begin().await.map_err(db(OP))?;
-    let mut seqs = Vec::with_capacity(appends.len());
-    for append in appends {
-        let lease = &append.lease;
-        let lock = |sql| {
-            sqlx::query(sql)
-                .bind(lease.run_id.as_str())
-                .bind(lease.token.as_str())
-        };
-        let lock = match &append.progress {
-            Some(progress) => bind_progress!(lock(PROGRESS), progress),
-            None => lock(LOCK_LEASED_RUN),
-        };
-        if lock
-            .execute(&mut *tx)
-            .await
-            .map_err(db(OP))?
-            .rows_affected()
-            == 0
-        {
-            seqs.push(None);
-            continue;
-        }
-        let (channel, payload) = &append.notification;
-        let seq: i64 = sqlx::query_scalar(APPEND_NOTIFY_POSTGRES)
-            .bind(lease.run_id.as_str())
-            .bind(lease.attempt)
-            .bind(append.kind)
-            .bind(append.at_ms)
-            .bind(append.data.as_str())
-            .bind(*channel)
-            .bind(payload.as_str())
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db(OP))?;
-        seqs.push(Some(seq));
-    }
-    tx.commit().await.map_err(db(OP))?;
-    Ok(seqs)
 }
 
 /// SQLite: the batch as one query on the task's connection (taken from the pool when it has

@@ -21,19 +21,6 @@ const INSERT_EVENT: &str = "INSERT INTO run_events (run_id, seq, attempt, kind, 
 const LOCK_RUN: &str = "UPDATE runs SET id = id WHERE id = $1";
 // A claim's append goes through the store's `Appender` (group commit): many runs' appends
 // in one transaction, each checking its own lease.
-
-/// In the appender's batches on PostgreSQL the lease check takes the run's row lock (a wait re-checks the lease on the
-/// row it then sees; a model call's append writes the run's progress with it, `PROGRESS`),
-/// as a statement of its own: the insert after it must read the seqs
-/// committed while it waited, and a statement reads what was committed when it began.
-pub(crate) const LOCK_LEASED_RUN: &str = "UPDATE runs SET id = id \
-     WHERE id = $1 AND status = 'running' AND lease_token = $2";
-/// Then the insert and the notification (sent on commit) in one statement.
-pub(crate) const APPEND_NOTIFY_POSTGRES: &str = "WITH appended AS (\
-     INSERT INTO run_events (run_id, seq, attempt, kind, at_ms, data) \
-     SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5 FROM run_events WHERE run_id = $1 \
-     RETURNING seq) \
-     SELECT seq, CAST(pg_notify($6, $7) AS TEXT) AS notified FROM appended";
 const LIST_EVENTS: &str = "SELECT seq, attempt, at_ms, data FROM run_events \
      WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
 

@@ -6,6 +6,7 @@
 use crate::Result;
 use crate::error::{StoreError, db};
 use crate::event_size::{cut_text, stored_evaluation};
+use crate::store::notifications::notification;
 use crate::store::{
     RunRow, Store, duration_ms, end_failed_transaction, now_ms, retry_on_conflict, tokens_to_db,
 };
@@ -69,7 +70,7 @@ const CLAIM_POSTGRES: &str = claim_lane!(" FOR UPDATE OF r SKIP LOCKED");
 const LOCK_JOB: &str = "SELECT id FROM jobs WHERE id = $1 FOR UPDATE";
 const HEARTBEAT: &str = "UPDATE runs SET lease_expires_at = $3 \
      WHERE id = $1 AND status = 'running' AND lease_token = $2";
-pub(crate) const PROGRESS: &str = "UPDATE runs SET steps = $3, input_tokens = $4, output_tokens = $5, \
+const PROGRESS: &str = "UPDATE runs SET steps = $3, input_tokens = $4, output_tokens = $5, \
      cache_read_tokens = $6, cache_write_tokens = $7 \
      WHERE id = $1 AND status = 'running' AND lease_token = $2";
 macro_rules! finish_update {
@@ -105,9 +106,29 @@ macro_rules! then_event_sqlite {
         )
     };
 }
-const FINISH: &str = finish_update!();
+/// On PostgreSQL the same as one statement on its own (its own transaction): one round trip
+/// instead of five (begin, update, insert, notify, commit). The insert's seq is read from the
+/// statement's snapshot, taken before the update waited for the run's row lock, if it had to:
+/// an event committed meanwhile by the holder makes the insert fail on the run's seq key,
+/// which undoes the whole statement, and it is tried again ([`retry_on_conflict`]). The
+/// notification (arguments `$n+4`, `$n+5`: channel, payload) is sent on commit.
+macro_rules! then_event_postgres {
+    ($update:expr, $attempt:literal, $kind:literal, $at:literal, $data:literal, $channel:literal, $payload:literal) => {
+        concat!(
+            "WITH updated AS (",
+            $update,
+            " RETURNING id), appended AS (\
+             INSERT INTO run_events (run_id, seq, attempt, kind, at_ms, data) \
+             SELECT id, (SELECT COALESCE(MAX(seq), 0) + 1 FROM run_events WHERE run_id = $1), $",
+            $attempt, ", $", $kind, ", $", $at, ", $", $data,
+            " FROM updated RETURNING seq) \
+             SELECT seq, CAST(pg_notify($", $channel, ", $", $payload, ") AS TEXT) AS notified FROM appended"
+        )
+    };
+}
+const FINISH_POSTGRES: &str = then_event_postgres!(finish_update!(), 15, 16, 17, 18, 19, 20);
 const FINISH_SQLITE: &str = then_event_sqlite!(finish_update!(), 15, 16, 17, 18);
-const RELEASE: &str = release_update!();
+const RELEASE_POSTGRES: &str = then_event_postgres!(release_update!(), 3, 4, 5, 6, 7, 8);
 const RELEASE_SQLITE: &str = then_event_sqlite!(release_update!(), 3, 4, 5, 6);
 const EXPIRED: &str = "SELECT id, attempts, lost_attempts, COALESCE(lease_owner, '') FROM runs \
      WHERE status = 'running' AND lease_expires_at <= $1 ORDER BY id";
@@ -260,7 +281,7 @@ impl Store {
             status: finish.status.as_str().into(),
             error: error.clone(),
         };
-        self.fenced_write(OP, lease, &finished, [FINISH, FINISH_SQLITE], |sql| {
+        self.fenced_write(OP, lease, &finished, [FINISH_POSTGRES, FINISH_SQLITE], |sql| {
             sqlx::query(sql)
                 .bind(lease.run_id.0.clone())
                 .bind(lease.token.clone())
@@ -290,7 +311,7 @@ impl Store {
             phase: "shutdown".into(),
             message: message.to_string(),
         };
-        self.fenced_write(OP, lease, &released, [RELEASE, RELEASE_SQLITE], |sql| {
+        self.fenced_write(OP, lease, &released, [RELEASE_POSTGRES, RELEASE_SQLITE], |sql| {
             sqlx::query(sql)
                 .bind(lease.run_id.0.clone())
                 .bind(lease.token.clone())
@@ -299,26 +320,28 @@ impl Store {
     }
 
     /// Runs `update` (a write fenced by the lease's token) and, if it changed the run,
-    /// appends `event` in the same transaction. False when the lease was lost. The two texts
-    /// are the update alone and, for SQLite, the update followed by the event
-    /// (`then_event_sqlite!`).
+    /// appends `event`, as one query in a transaction of its own. False when the lease was
+    /// lost. The two texts are the update followed by the event for PostgreSQL
+    /// (`then_event_postgres!`) and for SQLite (`then_event_sqlite!`).
     async fn fenced_write<'q>(
         &self,
         op: &'static str,
         lease: &Lease,
         event: &EventKind,
-        [sql, sql_sqlite]: [&'static str; 2],
+        [sql_postgres, sql_sqlite]: [&'static str; 2],
         update: impl Fn(&'static str) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
     ) -> Result<bool> {
-        if self.backend() == Backend::Sqlite {
-            let (data, _) = self.stored_event(&lease.run_id, event)?;
-            let query = update(sql_sqlite)
+        let (data, _) = self.stored_event(&lease.run_id, event)?;
+        let with_event = |sql| {
+            update(sql)
                 .bind(lease.attempt)
                 .bind(event.name())
                 .bind(now_ms())
-                .bind(data);
+                .bind(data.clone())
+        };
+        if self.backend() == Backend::Sqlite {
             let mut conn = self.pool().acquire().await.map_err(db(op))?;
-            return match query.fetch_all(&mut *conn).await {
+            return match with_event(sql_sqlite).fetch_all(&mut *conn).await {
                 Ok(appended) => Ok(!appended.is_empty()),
                 Err(error) => {
                     end_failed_transaction(conn).await;
@@ -326,16 +349,15 @@ impl Store {
                 }
             };
         }
+        let (channel, payload) = notification(&lease.run_id, event);
         retry_on_conflict(|| async {
-            let mut tx = self.pool().begin().await.map_err(db(op))?;
-            let result = update(sql).execute(&mut *tx).await.map_err(db(op))?;
-            if result.rows_affected() == 0 {
-                return Ok(false);
-            }
-            self.insert_event(&mut tx, &lease.run_id, lease.attempt, event)
-                .await?;
-            tx.commit().await.map_err(db(op))?;
-            Ok(true)
+            let appended = with_event(sql_postgres)
+                .bind(channel)
+                .bind(payload.clone())
+                .fetch_all(self.pool())
+                .await
+                .map_err(db(op))?;
+            Ok(!appended.is_empty())
         })
         .await
     }

@@ -415,7 +415,10 @@ pub(crate) async fn events_handed_over_together_are_stored_in_order(db: &TestDb)
     let store = &db.store;
     with_project(store).await;
     let lease = claimed_run(store).await;
+    // Another run's events, handed over between them: each run's are numbered on their own.
+    let other = claimed_run(store).await;
     let mut pending = Vec::new();
+    let mut others = Vec::new();
     for n in 0..40i64 {
         let progress = RunProgress {
             steps: n,
@@ -430,11 +433,20 @@ pub(crate) async fn events_handed_over_together_are_stored_in_order(db: &TestDb)
             )
             .unwrap();
         pending.push(handed);
+        let handed = store
+            .submit_leased_event(&other, error_event(500 + n as usize), None, 1_000 + n)
+            .unwrap();
+        others.push(handed);
     }
     for (n, handed) in pending.into_iter().enumerate() {
         let event = handed.stored().await.unwrap().expect("the lease holds");
         assert_eq!((event.seq, event.at_ms), (n as i64 + 1, 1_000 + n as i64));
         assert_eq!(event.kind, error_event(n));
+    }
+    for (n, handed) in others.into_iter().enumerate() {
+        let event = handed.stored().await.unwrap().expect("the lease holds");
+        assert_eq!(event.seq, n as i64 + 1);
+        assert_eq!(event.kind, error_event(500 + n));
     }
     let listed = store
         .list_events(lease.run_id.as_str(), 0, 100)
@@ -474,5 +486,97 @@ pub(crate) async fn events_handed_over_together_are_stored_in_order(db: &TestDb)
             .unwrap()
             .len(),
         40
+    );
+}
+
+/// A finish that has to wait for another writer of its run (here a transaction that locked
+/// the run and appended an event, as a cancel does) numbers its `finished` event after that
+/// writer's. On PostgreSQL the finish is one statement, whose seq was read before it waited
+/// for the lock: the insert fails on the run's seq key and the finish is tried again.
+pub(crate) async fn a_finish_waiting_for_another_writer_numbers_its_event_after_it(db: &TestDb) {
+    use rollout_store::{Backend, FinishRun};
+    use sqlx::{Connection, Row};
+    let store = &db.store;
+    with_project(store).await;
+    let lease = claimed_run(store).await;
+    let run_id = lease.run_id.to_string();
+    store
+        .append_leased_event(&lease, &error_event(0))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut writer = db.raw().await;
+    let mut tx = writer.begin().await.unwrap();
+    sqlx::query("UPDATE runs SET id = id WHERE id = $1")
+        .bind(run_id.clone())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let data = serde_json::to_string(&error_event(1)).unwrap();
+    sqlx::query(
+        "INSERT INTO run_events (run_id, seq, attempt, kind, at_ms, data) \
+         VALUES ($1, 2, 1, 'error', 0, $2)",
+    )
+    .bind(run_id.clone())
+    .bind(data)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+
+    let finishing = tokio::spawn({
+        let (store, lease) = (store.clone(), lease.clone());
+        async move {
+            let finish = FinishRun {
+                status: rollout_domain::RunStatus::Completed,
+                outcome: Some("answered".into()),
+                reward: Some(1.0),
+                evaluation: None,
+                final_response: Some("done".into()),
+                steps: 1,
+                usage: Default::default(),
+                error: None,
+            };
+            store.finish_run(&lease, &finish).await
+        }
+    });
+    // The writer commits only once the finish waits for it.
+    match store.backend() {
+        Backend::Postgres => {
+            let pid: i32 = sqlx::query("SELECT pg_backend_pid()")
+                .fetch_one(&mut *tx)
+                .await
+                .unwrap()
+                .get(0);
+            let mut watcher = db.raw().await;
+            loop {
+                let waiting: i64 = sqlx::query(
+                    "SELECT COUNT(*) FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
+                )
+                .bind(pid)
+                .fetch_one(&mut watcher)
+                .await
+                .unwrap()
+                .get(0);
+                if waiting > 0 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        }
+        // SQLite: the finish waits for the write lock (its busy timeout) whenever it comes.
+        Backend::Sqlite => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+    }
+    tx.commit().await.unwrap();
+    assert!(finishing.await.unwrap().unwrap(), "the claim held");
+    let kinds: Vec<(i64, String)> = store
+        .list_events(&run_id, 0, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|event| (event.seq, event.kind.name().to_string()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [(1, "error".into()), (2, "error".into()), (3, "finished".into())]
     );
 }
