@@ -33,8 +33,7 @@ pub(crate) async fn create(
     ApiJson(request): ApiJson<RunRequest>,
 ) -> Result<Response, ApiError> {
     let idempotency_key = run_api::idempotency_key(&headers)?;
-    let settings = projects::settings_of(&state, &caller.project_id).await?;
-    let mut spec = check(&state, &caller, &request, &settings).await?;
+    let (mut spec, settings) = check(&state, &caller, &request).await?;
     spec.key_id = Some(caller.key_id.clone());
     spec.traceparent = traceparent(&headers);
     let key = idempotency_key.as_deref();
@@ -125,22 +124,27 @@ async fn summary_now(
 /// Checks a run request, the one way every route that queues runs checks them
 /// (`POST /v1/agent/run`, a schedule's run, each task of a job): the serving environment
 /// version (404, 409), the scenario (404), then every other field ([`validate`]: 422 listing
-/// every problem). Answers the run's spec, without its key and `traceparent`.
+/// every problem). Answers the run's spec, without its key and `traceparent`, and the
+/// project's settings it was checked with. The settings and the version are read at once:
+/// neither read waits for the other (on PostgreSQL each is a round trip to the database,
+/// on a `sync` run's path).
 pub(crate) async fn check(
     state: &AppState,
     caller: &Caller,
     request: &RunRequest,
-    settings: &rollout_store::ProjectSettings,
-) -> Result<RunSpec, ApiError> {
-    let version = checks::serving_version(
-        &state.store,
-        &caller.project_id,
-        &request.env_name,
-        request.env_version,
-    )
-    .await?;
+) -> Result<(RunSpec, rollout_store::ProjectSettings), ApiError> {
+    let (settings, version) = tokio::try_join!(
+        projects::settings_of(state, &caller.project_id),
+        checks::serving_version(
+            &state.store,
+            &caller.project_id,
+            &request.env_name,
+            request.env_version,
+        ),
+    )?;
     let scenario = checks::find_scenario(&version, &request.scenario_name)?;
-    validate(state, caller, request, &version, &scenario, settings).await
+    let spec = validate(state, caller, request, &version, &scenario, &settings).await?;
+    Ok((spec, settings))
 }
 
 /// Checks every field but the environment and scenario (found already) and collects every
@@ -257,7 +261,6 @@ pub(crate) async fn spec_from_body(
             "a scheduled run cannot wait for its result: remove sync and timeout",
         )]));
     }
-    let settings = projects::settings_of(state, &caller.project_id).await?;
-    let spec = check(state, caller, &request, &settings).await?;
+    let (spec, _) = check(state, caller, &request).await?;
     Ok((spec, request.env_version))
 }
