@@ -9,10 +9,10 @@ mod http_client;
 mod stderr;
 
 use crate::error::EnvError;
-use http_client::SessionHttpClient;
 use crate::sandbox::{EnvSandbox, ProcessLimits, ProcessRole, ProcessSpec, WorkDir};
 use crate::wire;
 use async_trait::async_trait;
+use http_client::SessionHttpClient;
 use process_wrap::tokio::{CommandWrap, KillOnDrop, ProcessGroup};
 use rmcp::model::{
     CallToolRequestParams, GetPromptRequestParams, JsonObject, ReadResourceRequestParams,

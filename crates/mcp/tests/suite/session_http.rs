@@ -53,7 +53,9 @@ async fn sessions_open_no_standalone_stream() {
         seen.iter().filter(|(method, _)| method == "DELETE").count()
     };
     for session in 1..=3 {
-        let connected = EnvSession::connect(&target, "test", &sandbox).await.unwrap();
+        let connected = EnvSession::connect(&target, "test", &sandbox)
+            .await
+            .unwrap();
         assert!(!connected.visible_tools().await.unwrap().is_empty());
         drop(connected);
         // The session's worker sends its DELETE once the session is dropped.

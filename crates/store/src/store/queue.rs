@@ -281,23 +281,29 @@ impl Store {
             status: finish.status.as_str().into(),
             error: error.clone(),
         };
-        self.fenced_write(OP, lease, &finished, [FINISH_POSTGRES, FINISH_SQLITE], |sql| {
-            sqlx::query(sql)
-                .bind(lease.run_id.0.clone())
-                .bind(lease.token.clone())
-                .bind(finish.status.as_str())
-                .bind(finish.outcome.clone())
-                .bind(finish.reward)
-                .bind(evaluation.clone())
-                .bind(final_response.clone())
-                .bind(finish.steps)
-                .bind(tokens_to_db(finish.usage.input_tokens))
-                .bind(tokens_to_db(finish.usage.output_tokens))
-                .bind(tokens_to_db(finish.usage.cache_read_tokens))
-                .bind(tokens_to_db(finish.usage.cache_write_tokens))
-                .bind(error.clone())
-                .bind(now_ms())
-        })
+        self.fenced_write(
+            OP,
+            lease,
+            &finished,
+            [FINISH_POSTGRES, FINISH_SQLITE],
+            |sql| {
+                sqlx::query(sql)
+                    .bind(lease.run_id.0.clone())
+                    .bind(lease.token.clone())
+                    .bind(finish.status.as_str())
+                    .bind(finish.outcome.clone())
+                    .bind(finish.reward)
+                    .bind(evaluation.clone())
+                    .bind(final_response.clone())
+                    .bind(finish.steps)
+                    .bind(tokens_to_db(finish.usage.input_tokens))
+                    .bind(tokens_to_db(finish.usage.output_tokens))
+                    .bind(tokens_to_db(finish.usage.cache_read_tokens))
+                    .bind(tokens_to_db(finish.usage.cache_write_tokens))
+                    .bind(error.clone())
+                    .bind(now_ms())
+            },
+        )
         .await
     }
 
@@ -311,11 +317,17 @@ impl Store {
             phase: "shutdown".into(),
             message: message.to_string(),
         };
-        self.fenced_write(OP, lease, &released, [RELEASE_POSTGRES, RELEASE_SQLITE], |sql| {
-            sqlx::query(sql)
-                .bind(lease.run_id.0.clone())
-                .bind(lease.token.clone())
-        })
+        self.fenced_write(
+            OP,
+            lease,
+            &released,
+            [RELEASE_POSTGRES, RELEASE_SQLITE],
+            |sql| {
+                sqlx::query(sql)
+                    .bind(lease.run_id.0.clone())
+                    .bind(lease.token.clone())
+            },
+        )
         .await
     }
 

@@ -577,6 +577,10 @@ pub(crate) async fn a_finish_waiting_for_another_writer_numbers_its_event_after_
         .collect();
     assert_eq!(
         kinds,
-        [(1, "error".into()), (2, "error".into()), (3, "finished".into())]
+        [
+            (1, "error".into()),
+            (2, "error".into()),
+            (3, "finished".into())
+        ]
     );
 }

@@ -116,7 +116,8 @@ pub(super) async fn write_batch(pool: &AnyPool, appends: &[Append]) -> Result<Ve
             claims[index].set_progress(progress);
         }
     }
-    let claims = serde_json::to_string(&claims).map_err(|e| db(OP)(sqlx::Error::Encode(e.into())))?;
+    let claims =
+        serde_json::to_string(&claims).map_err(|e| db(OP)(sqlx::Error::Encode(e.into())))?;
 
     let mut tx = pool.begin().await.map_err(db(OP))?;
     let held: HashSet<(String, String)> = sqlx::query_as(LOCK_CLAIMS)
