@@ -6,10 +6,10 @@
 //! statements whatever its size ([`postgres`]): each is a round trip to the database. A lone
 //! append is a batch of one, so a single run waits for nothing.
 //!
-//! Every append keeps its own checks (lease, next seq, progress). A batch that fails is rolled back and its appends are written one by
-//! one, so each caller gets its own answer, error included (on PostgreSQL a deadlock with
-//! another transaction locking several runs, which PostgreSQL breaks by failing one side,
-//! ends the same way).
+//! Every append keeps its own checks (lease, next seq, progress). A batch that fails is
+//! rolled back and its appends are written one by one, so each caller gets its own answer,
+//! error included (on PostgreSQL a deadlock with another transaction locking several runs,
+//! which PostgreSQL breaks by failing one side, ends the same way).
 
 mod postgres;
 

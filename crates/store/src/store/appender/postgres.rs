@@ -23,7 +23,6 @@ use crate::store::progress_columns;
 use crate::types::RunProgress;
 use serde::Serialize;
 use sqlx::AnyPool;
-use std::collections::HashSet;
 
 const OP: &str = "appending an event";
 
@@ -53,7 +52,7 @@ const INSERT_EVENTS: &str = "WITH input AS ( \
      ORDER BY i.item";
 
 /// A claim of the batch, with the last progress its appends carry.
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 struct Claim<'a> {
     run_id: &'a str,
     token: &'a str,
@@ -103,11 +102,7 @@ pub(super) async fn write_batch(pool: &AnyPool, appends: &[Append]) -> Result<Ve
                 claims.push(Claim {
                     run_id: lease.run_id.as_str(),
                     token: &lease.token,
-                    steps: None,
-                    input_tokens: None,
-                    output_tokens: None,
-                    cache_read_tokens: None,
-                    cache_write_tokens: None,
+                    ..Claim::default()
                 });
                 claims.len() - 1
             }
@@ -116,22 +111,20 @@ pub(super) async fn write_batch(pool: &AnyPool, appends: &[Append]) -> Result<Ve
             claims[index].set_progress(progress);
         }
     }
-    let claims =
-        serde_json::to_string(&claims).map_err(|e| db(OP)(sqlx::Error::Encode(e.into())))?;
-
     let mut tx = pool.begin().await.map_err(db(OP))?;
-    let held: HashSet<(String, String)> = sqlx::query_as(LOCK_CLAIMS)
-        .bind(claims)
+    let held: Vec<(String, String)> = sqlx::query_as(LOCK_CLAIMS)
+        .bind(json(&claims)?)
         .fetch_all(&mut *tx)
         .await
-        .map_err(db(OP))?
-        .into_iter()
-        .collect();
+        .map_err(db(OP))?;
     let mut seqs = vec![None; appends.len()];
     let mut events = Vec::with_capacity(appends.len());
     for (item, append) in appends.iter().enumerate() {
         let lease = &append.lease;
-        if !held.contains(&(lease.run_id.to_string(), lease.token.clone())) {
+        if !held
+            .iter()
+            .any(|(run_id, token)| run_id == lease.run_id.as_str() && *token == lease.token)
+        {
             continue;
         }
         let before = events
@@ -152,10 +145,8 @@ pub(super) async fn write_batch(pool: &AnyPool, appends: &[Append]) -> Result<Ve
         });
     }
     if !events.is_empty() {
-        let events =
-            serde_json::to_string(&events).map_err(|e| db(OP)(sqlx::Error::Encode(e.into())))?;
         let rows: Vec<(i64, i64, String)> = sqlx::query_as(INSERT_EVENTS)
-            .bind(events)
+            .bind(json(&events)?)
             .fetch_all(&mut *tx)
             .await
             .map_err(db(OP))?;
@@ -167,4 +158,9 @@ pub(super) async fn write_batch(pool: &AnyPool, appends: &[Append]) -> Result<Ve
     }
     tx.commit().await.map_err(db(OP))?;
     Ok(seqs)
+}
+
+/// The JSON array a statement reads its rows from.
+fn json<T: Serialize>(rows: &[T]) -> Result<String> {
+    serde_json::to_string(rows).map_err(|e| db(OP)(sqlx::Error::Encode(e.into())))
 }
