@@ -1,6 +1,6 @@
 //! The records the store reads and writes. Plain data: the SQL lives in `store/`.
 
-use rollout_domain::{EnvDescription, Evaluation, RunId, RunSpec, RunStatus, Usage};
+use rollout_domain::{EnvDescription, Evaluation, RunEvent, RunId, RunSpec, RunStatus, Usage};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;
@@ -177,6 +177,9 @@ pub struct ClaimedRun {
     /// once only then, and otherwise waits for news of a queued run (or its poll), which
     /// saves an empty claim per run when runs arrive one at a time.
     pub more_queued: bool,
+    /// The attempt's `attempt_started` event, stored with the claim (`None` for a run the
+    /// MCP gateway inserted running: its recorder writes its own).
+    pub started: Option<RunEvent>,
 }
 
 /// One claim on a running run. Every write of the claim's execution (heartbeat, progress,

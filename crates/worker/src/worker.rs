@@ -178,7 +178,12 @@ impl Worker {
         stop: CancellationToken,
         observer: Arc<rollout_telemetry::RunObserver>,
     ) {
-        let ClaimedRun { run, lease, .. } = claimed;
+        let ClaimedRun {
+            run,
+            lease,
+            started,
+            ..
+        } = claimed;
         let run_id = run.id.clone();
         let sink = StoreSink::new(self.store.clone(), lease.clone(), self.notifier.clone())
             .with_observer(observer.clone())
@@ -188,13 +193,11 @@ impl Worker {
                 self.catalog.price(&run.project_id, &run.spec.model),
             );
         tracing::info!(run = %run_id, attempt = lease.attempt, env = %run.spec.env_name, model = %run.spec.model, "run started");
-        let started = EventKind::AttemptStarted {
-            attempt: lease.attempt,
-            worker: self.config.worker_id.clone(),
-        };
-        if let Err(error) = sink.record(started).await {
-            tracing::error!(run = %run_id, %error, "could not record the start of a run");
+        // The claim stored the attempt's `attempt_started` event.
+        if let Some(started) = &started {
+            observer.event(started);
         }
+        self.notifier.event_appended(run_id.clone());
         let executor = Executor {
             store: &self.store,
             catalog: &self.catalog,

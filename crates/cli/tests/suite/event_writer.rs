@@ -18,9 +18,9 @@ fn kinds(trace: &Value) -> Vec<String> {
         .collect()
 }
 
-/// A server whose runs' event appends go through `failpoint`, with a run of three tool
-/// steps started on it; the server, the model and the run's trace id.
-async fn start_run(failpoint: &str) -> (TestServer, FakeModelServer, String) {
+/// A server (started with `args`) whose runs' event appends go through `failpoint`, with a
+/// run of three tool steps started on it; the server, the model and the run's trace id.
+async fn start_run(failpoint: &str, args: &[&str]) -> (TestServer, FakeModelServer, String) {
     let fake = FakeModelServer::start().await.unwrap();
     fake.push([
         FakeReply::tool_call("calculator", json!({"expression": "1 + 1"})),
@@ -32,6 +32,7 @@ async fn start_run(failpoint: &str) -> (TestServer, FakeModelServer, String) {
     options
         .env
         .push(("FAILPOINTS".into(), format!("worker::append={failpoint}")));
+    options.args = args.iter().map(|arg| arg.to_string()).collect();
     let server = TestServer::start(binary(), options).await.unwrap();
     let trace_id = start_assistant_run(&server).await;
     (server, fake, trace_id)
@@ -45,7 +46,7 @@ async fn start_run(failpoint: &str) -> (TestServer, FakeModelServer, String) {
 async fn a_run_goes_on_while_its_events_are_stored_and_all_land_in_order() {
     // Every event takes 700 ms to store: a run that waited for each would have stored its
     // first three model calls before the model saw its fourth request.
-    let (server, fake, trace_id) = start_run("return(700)").await;
+    let (server, fake, trace_id) = start_run("return(700)", &[]).await;
     let reached = tokio::time::timeout(RUN_TIMEOUT, async {
         while fake.requests().len() < 4 {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -120,7 +121,7 @@ async fn a_run_goes_on_while_its_events_are_stored_and_all_land_in_order() {
     ignore = "needs the failpoints feature (scripts/test enables it)"
 )]
 async fn a_run_whose_events_cannot_be_stored_fails_with_the_reason() {
-    let (server, fake, trace_id) = start_run("return(fail)").await;
+    let (server, fake, trace_id) = start_run("return(fail)", &[]).await;
     let trace = server.wait_for_trace(&trace_id, RUN_TIMEOUT).await;
     assert_eq!(trace["status"], "failed", "{trace}\n{}", server.log());
     let error = trace["error"].as_str().unwrap_or_default();
@@ -128,9 +129,54 @@ async fn a_run_whose_events_cannot_be_stored_fails_with_the_reason() {
         error.contains("could not record event") && error.contains("failpoint worker::append"),
         "{trace}"
     );
-    // Nothing was stored but the run's end, and the run stopped at one of its next events
-    // (the environment's connection, its setup), before its agent went further than one
-    // model call.
-    assert_eq!(kinds(&trace), ["finished"], "{trace}");
+    // Nothing was stored but the attempt's start (stored with its claim) and the run's end,
+    // and the run stopped at one of its next events (the environment's connection, its
+    // setup), before its agent went further than one model call.
+    assert_eq!(kinds(&trace), ["attempt_started", "finished"], "{trace}");
     assert!(fake.requests().len() <= 1, "{:?}", fake.requests().len());
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(feature = "failpoints"),
+    ignore = "needs the failpoints feature (scripts/test enables it)"
+)]
+async fn an_attempt_is_in_its_trace_before_it_calls_the_model_however_soon_its_server_dies() {
+    // Every event takes 700 ms to store, and the server is killed as the model gets the run's
+    // first request: an attempt whose start went through the run's writer like its other
+    // events would have left nothing in the trace.
+    let (mut server, fake, trace_id) = start_run("return(700)", &["--lease-seconds", "2"]).await;
+    let reached = tokio::time::timeout(RUN_TIMEOUT, async {
+        while fake.requests().is_empty() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    assert!(reached.is_ok(), "the model never got a request");
+    server.kill().await;
+    let mut options = fake_options(&fake);
+    options.data_dir = Some(server.data_dir.clone());
+    options.args = ["--lease-seconds", "2"].map(String::from).to_vec();
+    let restarted = TestServer::start(binary(), options).await.unwrap();
+
+    let (status, trace) = restarted.get(&format!("/v1/traces/{trace_id}")).await;
+    assert_eq!(status, 200, "{trace}");
+    let first = &trace["events"][0];
+    assert_eq!(
+        (&first["type"], &first["attempt"], &first["seq"]),
+        (&json!("attempt_started"), &json!(1), &json!(1)),
+        "{trace}"
+    );
+    // The lost attempt is recovered and the run completes on its second.
+    let trace = restarted.wait_for_trace(&trace_id, RUN_TIMEOUT).await;
+    assert_eq!(trace["status"], "completed", "{trace}\n{}", restarted.log());
+    assert_eq!(trace["attempts"], 2, "{trace}");
+    let started: Vec<&Value> = trace["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|event| event["type"] == "attempt_started")
+        .map(|event| &event["attempt"])
+        .collect();
+    assert_eq!(started, [&json!(1), &json!(2)], "{trace}");
 }

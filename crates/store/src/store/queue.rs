@@ -11,7 +11,8 @@ use crate::store::{
     RunRow, Store, duration_ms, end_failed_transaction, now_ms, retry_on_conflict, tokens_to_db,
 };
 use crate::types::{Backend, ClaimedRun, FinishRun, Lease, RunProgress};
-use rollout_domain::{EventKind, RunId, RunStatus};
+use rollout_domain::{EventKind, RunEvent, RunId, RunStatus};
+use sqlx::AnyConnection;
 use std::time::Duration;
 
 /// The heads of the queue's lanes, oldest first: the runs of no job, and the runs of each
@@ -59,14 +60,28 @@ macro_rules! claim_lane {
         )
     };
 }
-/// On SQLite writers are serialised: the room check and the claim cannot race.
-const CLAIM_SQLITE: &str = claim_lane!("");
+/// On SQLite writers are serialised: the room check and the claim cannot race. The claim
+/// opens the transaction its `attempt_started` event is appended in.
+const CLAIM_SQLITE: &str = concat!("BEGIN IMMEDIATE; ", claim_lane!(""));
 /// On PostgreSQL `SKIP LOCKED` keeps concurrent claimers off the same row; the job's row
-/// lock (below) serialises the claimers of one job.
-const CLAIM_POSTGRES: &str = claim_lane!(" FOR UPDATE OF r SKIP LOCKED");
+/// lock (below) serialises the claimers of one job. The claim appends the attempt's
+/// `attempt_started` event and sends its notification in the same statement: its data is
+/// the event's JSON around the attempt number (`$6` before it, `$7` after it, see
+/// [`started_halves`]), its kind `$8`, its channel `$9`. A seq taken meanwhile by another
+/// writer of the run fails the statement whole, and it is tried again.
+const CLAIM_POSTGRES: &str = concat!(
+    "WITH claimed AS (",
+    claim_lane!(" FOR UPDATE OF r SKIP LOCKED"),
+    "), started AS (INSERT INTO run_events (run_id, seq, attempt, kind, at_ms, data) \
+     SELECT c.id, (SELECT COALESCE(MAX(e.seq), 0) + 1 FROM run_events e WHERE e.run_id = c.id), \
+     c.attempts, $8, $3, $6 || CAST(c.attempts AS TEXT) || $7 FROM claimed c RETURNING seq) \
+     SELECT claimed.*, started.seq AS started_seq, \
+     CAST(pg_notify($9, claimed.id) AS TEXT) AS notified FROM claimed, started"
+);
 /// Taken before claiming a run of a job on PostgreSQL, so that two claimers cannot both
 /// count the same free slot (READ COMMITTED: the claim's count runs after the lock, and sees
 /// what the previous holder committed).
+const CLAIMING: &str = "claiming a run";
 const LOCK_JOB: &str = "SELECT id FROM jobs WHERE id = $1 FOR UPDATE";
 const HEARTBEAT: &str = "UPDATE runs SET lease_expires_at = $3 \
      WHERE id = $1 AND status = 'running' AND lease_token = $2";
@@ -172,16 +187,21 @@ impl Store {
     }
 
     /// Claims the oldest run of one lane (a job's runs, or those of no job), or `None` when
-    /// another claimer took the last one or the job's limit is reached.
+    /// another claimer took the last one or the job's limit is reached. The attempt's
+    /// `attempt_started` event is stored with the claim, in its transaction: an attempt is in
+    /// its run's trace before it can do anything, however soon its process dies.
     async fn claim_in_lane(
         &self,
         worker_id: &str,
         lease: Duration,
         job_id: Option<String>,
     ) -> Result<Option<ClaimedRun>> {
-        const OP: &str = "claiming a run";
         let now = now_ms();
         let token = new_token();
+        let started = |attempt| EventKind::AttemptStarted {
+            attempt,
+            worker: worker_id.to_string(),
+        };
         let claim = |sql| {
             sqlx::query_as::<_, ClaimRow>(sql)
                 .bind(worker_id.to_string())
@@ -190,36 +210,104 @@ impl Store {
                 .bind(token.clone())
                 .bind(job_id.clone())
         };
-        let row = match (self.backend(), &job_id) {
-            (Backend::Sqlite, _) => claim(CLAIM_SQLITE)
-                .fetch_optional(self.pool())
-                .await
-                .map_err(db(OP))?,
-            (Backend::Postgres, None) => claim(CLAIM_POSTGRES)
-                .fetch_optional(self.pool())
-                .await
-                .map_err(db(OP))?,
-            (Backend::Postgres, Some(job)) => {
-                let mut tx = self.pool().begin().await.map_err(db(OP))?;
-                sqlx::query(LOCK_JOB)
-                    .bind(job.clone())
-                    .fetch_optional(&mut *tx)
+        let (row, started) = match self.backend() {
+            Backend::Sqlite => {
+                let mut conn = self.pool().acquire().await.map_err(db(CLAIMING))?;
+                match self
+                    .claim_sqlite(&mut conn, claim(CLAIM_SQLITE), started)
                     .await
-                    .map_err(db(OP))?;
-                let row = claim(CLAIM_POSTGRES)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db(OP))?;
-                tx.commit().await.map_err(db(OP))?;
-                row
+                {
+                    Ok(Some(claimed)) => claimed,
+                    Ok(None) => return Ok(None),
+                    Err(error) => {
+                        end_failed_transaction(conn).await;
+                        return Err(error);
+                    }
+                }
+            }
+            Backend::Postgres => {
+                let (before, after) = started_halves(worker_id)?;
+                let kind = started(0);
+                let (channel, _) = notification(&RunId(String::new()), &kind);
+                let claim = || {
+                    sqlx::query_as::<_, StartedClaimRow>(CLAIM_POSTGRES)
+                        .bind(worker_id.to_string())
+                        .bind(now.saturating_add(duration_ms(lease)))
+                        .bind(now)
+                        .bind(token.clone())
+                        .bind(job_id.clone())
+                        .bind(before.clone())
+                        .bind(after.clone())
+                        .bind(kind.name())
+                        .bind(channel)
+                };
+                let row = retry_on_conflict(|| async {
+                    let Some(job) = &job_id else {
+                        return claim()
+                            .fetch_optional(self.pool())
+                            .await
+                            .map_err(db(CLAIMING));
+                    };
+                    let mut tx = self.pool().begin().await.map_err(db(CLAIMING))?;
+                    sqlx::query(LOCK_JOB)
+                        .bind(job.clone())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db(CLAIMING))?;
+                    let row = claim()
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db(CLAIMING))?;
+                    tx.commit().await.map_err(db(CLAIMING))?;
+                    Ok(row)
+                })
+                .await?;
+                let Some(row) = row else { return Ok(None) };
+                let attempt = row.claim.run.attempts;
+                let event = RunEvent {
+                    seq: row.started_seq,
+                    at_ms: now,
+                    attempt,
+                    kind: started(attempt),
+                };
+                (row.claim, event)
             }
         };
-        row.map(|row| {
-            let mut claimed = claimed(row.run, token)?;
-            claimed.more_queued = row.more_queued != 0;
-            Ok(claimed)
-        })
-        .transpose()
+        let mut claimed = claimed(row.run, token)?;
+        claimed.more_queued = row.more_queued != 0;
+        claimed.started = Some(started);
+        Ok(Some(claimed))
+    }
+
+    /// The claim on SQLite, on `conn`: the claim (which begins the transaction), then its
+    /// `attempt_started` event, then the commit. Returns the claim's row and its event.
+    /// The caller ends the transaction when this fails.
+    async fn claim_sqlite(
+        &self,
+        conn: &mut AnyConnection,
+        claim: sqlx::query::QueryAs<'_, sqlx::Any, ClaimRow, sqlx::any::AnyArguments>,
+        started: impl Fn(i64) -> EventKind,
+    ) -> Result<Option<(ClaimRow, RunEvent)>> {
+        let row = claim
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db(CLAIMING))?
+            .pop();
+        let claimed = match row {
+            Some(row) => {
+                let run_id = RunId(row.run.id.clone());
+                let attempt = row.run.attempts;
+                let event = started(attempt);
+                let stored = self.insert_event(&mut *conn, &run_id, attempt, &event);
+                Some((row, stored.await?))
+            }
+            None => None,
+        };
+        sqlx::query("COMMIT")
+            .execute(&mut *conn)
+            .await
+            .map_err(db(CLAIMING))?;
+        Ok(claimed)
     }
 
     /// Extends a claim to now + `duration`. False when the claim was lost (recovered and
@@ -507,6 +595,33 @@ struct ClaimRow {
     more_queued: i64,
 }
 
+/// A claim's row on PostgreSQL, with the seq of its `attempt_started` event.
+#[derive(sqlx::FromRow)]
+struct StartedClaimRow {
+    #[sqlx(flatten)]
+    claim: ClaimRow,
+    started_seq: i64,
+}
+
+/// The text of an `attempt_started` event of `worker` before and after its attempt number:
+/// PostgreSQL's claim puts the number it counted in between, so that the stored event is the
+/// text `serde_json` writes.
+fn started_halves(worker: &str) -> Result<(String, String)> {
+    const MARK: i64 = i64::MIN;
+    let event = EventKind::AttemptStarted {
+        attempt: MARK,
+        worker: worker.to_string(),
+    };
+    let text = serde_json::to_string(&event).map_err(crate::error::encode("event"))?;
+    match text.split_once(&MARK.to_string()) {
+        Some((before, after)) => Ok((before.to_string(), after.to_string())),
+        None => Err(StoreError::Corrupt {
+            what: "attempt_started event",
+            detail: format!("no attempt number in {text}"),
+        }),
+    }
+}
+
 /// The claim of a run just updated to `running` with `token` (`more_queued` unknown: false).
 pub(crate) fn claimed(row: RunRow, token: String) -> Result<ClaimedRun> {
     let run = row.into_record()?;
@@ -519,5 +634,25 @@ pub(crate) fn claimed(row: RunRow, token: String) -> Result<ClaimedRun> {
         run,
         lease,
         more_queued: false,
+        started: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_halves_of_an_attempt_started_event_hold_its_number_as_serde_writes_it() {
+        let worker = "worker \"7\" é";
+        let (before, after) = started_halves(worker).unwrap();
+        let event = EventKind::AttemptStarted {
+            attempt: 12,
+            worker: worker.into(),
+        };
+        assert_eq!(
+            format!("{before}12{after}"),
+            serde_json::to_string(&event).unwrap()
+        );
+    }
 }

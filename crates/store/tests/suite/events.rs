@@ -184,10 +184,11 @@ pub(crate) async fn concurrent_leased_and_plain_appends_get_consecutive_seqs(db:
         all.extend(seqs.unwrap());
     }
     let unique: BTreeSet<i64> = all.iter().copied().collect();
+    // Seq 1 is the claim's `attempt_started`.
     assert_eq!(all.len(), 60);
-    assert_eq!(unique, (1..=60).collect());
+    assert_eq!(unique, (2..=61).collect());
     let listed = store.list_events(run.as_str(), 0, 1000).await.unwrap();
-    assert_eq!(listed.len(), 60);
+    assert_eq!(listed.len(), 61);
 }
 
 pub(crate) async fn pages_of_events_end_at_their_byte_budget(db: &TestDb) {
@@ -270,7 +271,7 @@ pub(crate) async fn other_processes_hear_of_appended_events_and_finished_runs(db
     assert!(other.finish_run(&lease, &finish).await.unwrap());
     // Other tests share the database (and its channels): keep this run's notifications.
     let mut mine = Vec::new();
-    while mine.len() < 2 {
+    while mine.len() < 3 {
         let notification = heard.recv().await.unwrap();
         let run = match &notification {
             StoreNotification::EventAppended(run) | StoreNotification::RunFinished(run, _) => run,
@@ -282,6 +283,8 @@ pub(crate) async fn other_processes_hear_of_appended_events_and_finished_runs(db
     assert_eq!(
         mine,
         [
+            // The claim's `attempt_started`, then the appended event.
+            StoreNotification::EventAppended(id.clone()),
             StoreNotification::EventAppended(id.clone()),
             StoreNotification::RunFinished(id, rollout_domain::RunStatus::Failed),
         ]
@@ -386,7 +389,8 @@ pub(crate) async fn many_runs_appending_at_once_each_get_their_own_answer(db: &T
             assert_eq!(run.steps, 0, "a stale claim wrote progress");
             continue;
         }
-        let mut expected = 1;
+        // Seq 1 is the claim's `attempt_started`.
+        let mut expected = 2;
         for (n, answer) in answers.iter().enumerate() {
             if boom && writer == 0 && n == 5 {
                 let error = answer.as_ref().unwrap_err();
@@ -440,12 +444,13 @@ pub(crate) async fn events_handed_over_together_are_stored_in_order(db: &TestDb)
     }
     for (n, handed) in pending.into_iter().enumerate() {
         let event = handed.stored().await.unwrap().expect("the lease holds");
-        assert_eq!((event.seq, event.at_ms), (n as i64 + 1, 1_000 + n as i64));
+        // Seq 1 is the claim's `attempt_started`.
+        assert_eq!((event.seq, event.at_ms), (n as i64 + 2, 1_000 + n as i64));
         assert_eq!(event.kind, error_event(n));
     }
     for (n, handed) in others.into_iter().enumerate() {
         let event = handed.stored().await.unwrap().expect("the lease holds");
-        assert_eq!(event.seq, n as i64 + 1);
+        assert_eq!(event.seq, n as i64 + 2);
         assert_eq!(event.kind, error_event(500 + n));
     }
     let listed = store
@@ -453,10 +458,11 @@ pub(crate) async fn events_handed_over_together_are_stored_in_order(db: &TestDb)
         .await
         .unwrap();
     let seqs: Vec<i64> = listed.iter().map(|event| event.seq).collect();
-    assert_eq!(seqs, (1..=40).collect::<Vec<_>>());
+    assert_eq!(seqs, (1..=41).collect::<Vec<_>>());
     assert!(
         listed
             .iter()
+            .skip(1)
             .enumerate()
             .all(|(n, e)| e.kind == error_event(n))
     );
@@ -485,7 +491,7 @@ pub(crate) async fn events_handed_over_together_are_stored_in_order(db: &TestDb)
             .await
             .unwrap()
             .len(),
-        40
+        41
     );
 }
 
@@ -515,7 +521,7 @@ pub(crate) async fn a_finish_waiting_for_another_writer_numbers_its_event_after_
     let data = serde_json::to_string(&error_event(1)).unwrap();
     sqlx::query(
         "INSERT INTO run_events (run_id, seq, attempt, kind, at_ms, data) \
-         VALUES ($1, 2, 1, 'error', 0, $2)",
+         VALUES ($1, 3, 1, 'error', 0, $2)",
     )
     .bind(run_id.clone())
     .bind(data)
@@ -578,9 +584,10 @@ pub(crate) async fn a_finish_waiting_for_another_writer_numbers_its_event_after_
     assert_eq!(
         kinds,
         [
-            (1, "error".into()),
+            (1, "attempt_started".into()),
             (2, "error".into()),
-            (3, "finished".into())
+            (3, "error".into()),
+            (4, "finished".into())
         ]
     );
 }

@@ -2,7 +2,7 @@
 //! max_concurrency, cancel and retry.
 
 use super::common::{PROJECT, TestDb, spec, with_project};
-use rollout_domain::{RunId, RunStatus, Task, Usage};
+use rollout_domain::{EventKind, RunId, RunStatus, Task, Usage};
 use rollout_store::{FinishRun, JobCounts, JobSpec, NewJobRun, Store};
 use serde_json::json;
 use std::time::Duration;
@@ -119,6 +119,23 @@ pub(crate) async fn claims_respect_a_jobs_max_concurrency(db: &TestDb) {
     }
     // Two of the limited job, both of the unlimited one.
     assert_eq!(claimed.len(), 4);
+    // Each claim of a job's run stored its `attempt_started` with it (on PostgreSQL in the
+    // transaction that holds the job's lock).
+    for claim in &claimed {
+        let events = store
+            .list_events(claim.run.id.as_str(), 0, 10)
+            .await
+            .unwrap();
+        let started = EventKind::AttemptStarted {
+            attempt: 1,
+            worker: "w".into(),
+        };
+        assert_eq!(
+            events.iter().map(|e| &e.kind).collect::<Vec<_>>(),
+            [&started]
+        );
+        assert_eq!(claim.started.as_ref(), events.first());
+    }
     let limited_counts = store.job_counts(&limited).await.unwrap();
     assert_eq!((limited_counts.running, limited_counts.queued), (2, 2));
     assert_eq!(store.job_counts(&free).await.unwrap().running, 2);

@@ -59,6 +59,20 @@ pub(crate) async fn claim_heartbeat_progress_and_finish_are_fenced(db: &TestDb) 
     assert_eq!(claimed.run.spec, spec("alpha", "answer", "m"));
     let started = claimed.run.started_at_ms.unwrap();
     assert!(started >= claimed.run.created_at_ms);
+    // The claim stored the attempt's first event with it.
+    let events = store.list_events(first.as_str(), 0, 100).await.unwrap();
+    let attempt_started = EventKind::AttemptStarted {
+        attempt: 1,
+        worker: "w1".into(),
+    };
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| (e.seq, e.attempt, &e.kind))
+            .collect::<Vec<_>>(),
+        [(1, 1, &attempt_started)]
+    );
+    assert_eq!(claimed.started.as_ref(), events.first());
 
     assert!(store.heartbeat(&lease, LEASE).await.unwrap());
     assert!(!store.heartbeat(&stale(&lease), LEASE).await.unwrap());
@@ -88,7 +102,7 @@ pub(crate) async fn claim_heartbeat_progress_and_finish_are_fenced(db: &TestDb) 
         outcome: "answered".into(),
     };
     let appended = store.append_leased_event(&lease, &step).await.unwrap();
-    assert_eq!(appended.map(|e| (e.seq, e.attempt)), Some((1, 1)));
+    assert_eq!(appended.map(|e| (e.seq, e.attempt)), Some((2, 1)));
     assert_eq!(
         store
             .append_leased_event(&stale(&lease), &step)
@@ -118,7 +132,7 @@ pub(crate) async fn claim_heartbeat_progress_and_finish_are_fenced(db: &TestDb) 
         .append_leased_event_and_progress(&lease, &step, Some(&later))
         .await
         .unwrap();
-    assert_eq!(appended.map(|e| e.seq), Some(2));
+    assert_eq!(appended.map(|e| e.seq), Some(3));
     let refused = RunProgress {
         steps: 9,
         usage: Usage::default(),
@@ -137,7 +151,7 @@ pub(crate) async fn claim_heartbeat_progress_and_finish_are_fenced(db: &TestDb) 
         .unwrap();
     assert_eq!((run.steps, run.usage), (later.steps, later.usage));
     let events = store.list_events(first.as_str(), 0, 100).await.unwrap();
-    assert_eq!(events.len(), 2, "the stale claim appended nothing");
+    assert_eq!(events.len(), 3, "the stale claim appended nothing");
 
     // Another claim cannot finish the run.
     assert!(
@@ -188,10 +202,10 @@ pub(crate) async fn claim_heartbeat_progress_and_finish_are_fenced(db: &TestDb) 
             .iter()
             .map(|e| (e.seq, e.attempt))
             .collect::<Vec<_>>(),
-        [(1, 1), (2, 1), (3, 1)]
+        [(1, 1), (2, 1), (3, 1), (4, 1)]
     );
     assert_eq!(
-        events[2].kind,
+        events[3].kind,
         EventKind::Finished {
             status: "completed".into(),
             error: None
@@ -217,7 +231,7 @@ pub(crate) async fn claim_heartbeat_progress_and_finish_are_fenced(db: &TestDb) 
             .await
             .unwrap()
             .len(),
-        3
+        4
     );
 
     let failed = FinishRun {
@@ -297,7 +311,15 @@ pub(crate) async fn a_reclaim_by_the_same_worker_fences_out_its_earlier_claim(db
     );
     let events = store.list_events(run.as_str(), 0, 100).await.unwrap();
     let kinds: Vec<(&str, i64)> = events.iter().map(|e| (e.kind.name(), e.attempt)).collect();
-    assert_eq!(kinds, [("error", 1), ("finished", 2)]);
+    assert_eq!(
+        kinds,
+        [
+            ("attempt_started", 1),
+            ("error", 1),
+            ("attempt_started", 2),
+            ("finished", 2)
+        ]
+    );
 }
 
 pub(crate) async fn concurrent_claimers_never_claim_a_run_twice(db: &TestDb) {
@@ -377,10 +399,10 @@ pub(crate) async fn expired_leases_are_requeued_then_failed(db: &TestDb) {
         .unwrap();
     assert_eq!((run.status, run.attempts), (RunStatus::Queued, 1));
     let events = store.list_events(lost.as_str(), 0, 100).await.unwrap();
-    assert_eq!(events.len(), 2);
-    assert_eq!((events[1].seq, events[1].attempt), (2, 1));
+    assert_eq!(events.len(), 3);
+    assert_eq!((events[2].seq, events[2].attempt), (3, 1));
     assert_eq!(
-        events[1].kind,
+        events[2].kind,
         EventKind::Error {
             phase: "lease".into(),
             message: "worker lost; run re-queued (attempt 1 lost, 1 of 2 allowed)".into()
@@ -415,9 +437,10 @@ pub(crate) async fn expired_leases_are_requeued_then_failed(db: &TestDb) {
     assert_eq!(run.status, RunStatus::Failed);
     assert_eq!(run.error.as_deref(), Some("worker lost after 2 attempts"));
     assert!(run.finished_at_ms.is_some());
-    let events = store.list_events(lost.as_str(), 2, 100).await.unwrap();
+    // After the first attempt's three events and the second's `attempt_started`.
+    let events = store.list_events(lost.as_str(), 4, 100).await.unwrap();
     assert_eq!(events.len(), 1);
-    assert_eq!((events[0].seq, events[0].attempt), (3, 2));
+    assert_eq!((events[0].seq, events[0].attempt), (5, 2));
     assert_eq!(
         events[0].kind,
         EventKind::Finished {
@@ -457,10 +480,10 @@ pub(crate) async fn release_puts_a_run_back_and_the_next_claim_is_a_new_attempt(
     assert!(!store.heartbeat(&lease, LEASE).await.unwrap());
     assert_eq!(store.queue_position(run.as_str()).await.unwrap(), Some(1));
     let events = store.list_events(run.as_str(), 0, 100).await.unwrap();
-    assert_eq!(events.len(), 1);
-    assert_eq!(events[0].attempt, 1);
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[1].attempt, 1);
     assert_eq!(
-        events[0].kind,
+        events[1].kind,
         EventKind::Error {
             phase: "shutdown".into(),
             message: "shutting down".into()
