@@ -177,6 +177,9 @@ pub struct ClaimedRun {
     /// once only then, and otherwise waits for news of a queued run (or its poll), which
     /// saves an empty claim per run when runs arrive one at a time.
     pub more_queued: bool,
+    /// The id of the run's environment version, read with the claim: `None` when it was
+    /// deleted (or for a run the MCP gateway inserted running, which has no use for it).
+    pub env_version_id: Option<String>,
     /// The attempt's `attempt_started` event, stored with the claim (`None` for a run the
     /// MCP gateway inserted running: its recorder writes its own).
     pub started: Option<RunEvent>,

@@ -6,6 +6,7 @@ use crate::error::RunError;
 use crate::pool::{PoolKey, WarmPool};
 use crate::replicas::ReplicaManager;
 use crate::sink::StoreSink;
+use crate::versions::Versions;
 use rollout_agent::{AgentConfig, run_agent};
 use rollout_domain::{EventKind, EventSink, RunOutcome, RunStatus};
 use rollout_mcp::EnvTarget;
@@ -22,16 +23,23 @@ pub(crate) struct Executor<'a> {
     pub(crate) config: &'a WorkerConfig,
     pub(crate) pool: &'a WarmPool,
     pub(crate) replicas: &'a ReplicaManager,
+    pub(crate) versions: &'a Versions,
 }
 
 impl Executor<'_> {
     /// Runs the whole lifecycle and returns how the run ends. Events are recorded as
     /// they happen and all stored when it returns, but for the error event of a failed run;
-    /// the caller flushes the sink and writes the terminal row.
-    pub(crate) async fn execute(&self, run: &RunRecord, sink: &StoreSink) -> FinishRun {
+    /// the caller flushes the sink and writes the terminal row. `version_id` is the id of the
+    /// run's environment version its claim read (`None`: deleted).
+    pub(crate) async fn execute(
+        &self,
+        run: &RunRecord,
+        version_id: Option<&str>,
+        sink: &StoreSink,
+    ) -> FinishRun {
         // A run whose events could not all be stored ends as an error, like one whose
         // recording failed on the way.
-        let executed = match self.try_execute(run, sink).await {
+        let executed = match self.try_execute(run, version_id, sink).await {
             Ok(finish) => sink
                 .flush()
                 .await
@@ -62,11 +70,16 @@ impl Executor<'_> {
         finish
     }
 
-    async fn try_execute(&self, run: &RunRecord, sink: &StoreSink) -> Result<FinishRun, RunError> {
+    async fn try_execute(
+        &self,
+        run: &RunRecord,
+        version_id: Option<&str>,
+        sink: &StoreSink,
+    ) -> Result<FinishRun, RunError> {
         let spec = &run.spec;
         let version = self
-            .store
-            .env_version(&run.project_id, &spec.env_name, spec.env_version)
+            .versions
+            .of(self.store, run, version_id)
             .await?
             .ok_or_else(|| RunError::MissingVersion {
                 name: spec.env_name.clone(),

@@ -16,6 +16,7 @@ mod register;
 mod replicas;
 pub use replicas::ReplicaManager;
 mod sink;
+mod versions;
 mod worker;
 
 pub use callback::{

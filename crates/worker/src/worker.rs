@@ -8,6 +8,7 @@ use crate::notifier::RunNotifier;
 use crate::pool::WarmPool;
 use crate::replicas::ReplicaManager;
 use crate::sink::StoreSink;
+use crate::versions::Versions;
 use futures::FutureExt;
 use rollout_domain::{EventKind, EventSink, RunStatus};
 use rollout_models::ModelCatalog;
@@ -31,6 +32,8 @@ pub struct Worker {
     config: Arc<WorkerConfig>,
     pool: WarmPool,
     replicas: ReplicaManager,
+    /// The environment versions of the runs executed so far.
+    versions: Arc<Versions>,
     /// Writes the end of each run (shared with the MCP gateway's recorder).
     finisher: RunFinisher,
 }
@@ -54,6 +57,7 @@ impl Worker {
             config: Arc::new(config),
             pool,
             replicas,
+            versions: Arc::default(),
         }
     }
 
@@ -182,6 +186,7 @@ impl Worker {
             run,
             lease,
             started,
+            env_version_id,
             ..
         } = claimed;
         let run_id = run.id.clone();
@@ -204,11 +209,12 @@ impl Worker {
             config: &self.config,
             pool: &self.pool,
             replicas: &self.replicas,
+            versions: &self.versions,
         };
         // Whichever ends first drops the others: the model call in flight and the
         // environment session (its process group is killed) go with the execution.
         let ending = tokio::select! {
-            finish = AssertUnwindSafe(executor.execute(&run, &sink)).catch_unwind() => match finish {
+            finish = AssertUnwindSafe(executor.execute(&run, env_version_id.as_deref(), &sink)).catch_unwind() => match finish {
                 Ok(finish) => Ending::Finished(Box::new(finish)),
                 Err(panic) => Ending::Panicked(panic_message(panic.as_ref())),
             },

@@ -611,3 +611,54 @@ async fn an_http_bundle_runs_as_supervised_replicas_that_restart_after_a_crash()
         assert_eq!(out["text"], "42", "{out}");
     }
 }
+
+/// A worker keeps the environment versions it has run by id, read once: an environment
+/// deleted and registered again under its name (its version 1 again, another program) runs
+/// its new program, not the one kept from before.
+#[tokio::test]
+async fn an_environment_registered_again_under_its_name_runs_its_new_program() {
+    let server = super::common::plain_server().await;
+    let register =
+        |program: &str| json!({"name": "swap", "command": [binary(), "example-env", program]});
+    let (status, env) = server
+        .post("/v1/environments", &register("my-assistant"))
+        .await;
+    assert_eq!(status, 201, "{env}");
+    let mut first = replay_run("swap", None);
+    first["sync"] = json!(true);
+    let (status, done) = server.post("/v1/agent/run", &first).await;
+    assert_eq!(
+        (status, &done["status"]),
+        (200, &json!("completed")),
+        "{done}"
+    );
+
+    let (status, deleted) = server
+        .request(reqwest::Method::DELETE, "/v1/environments/swap", None)
+        .await;
+    assert_eq!(status, 200, "{deleted}");
+    let (status, env) = server.post("/v1/environments", &register("inbox")).await;
+    assert_eq!(status, 201, "{env}");
+    assert_eq!(env["versions"][0]["version"], 1, "{env}");
+    let second = json!({
+        "env_name": "swap",
+        "scenario_name": "triage_inbox",
+        "scenario_args": {"owner": "Alex"},
+        "model": "replay",
+        "validation": [{"answer": "Left: the VPN maintenance on Saturday."}],
+        "sync": true
+    });
+    let (status, done) = server.post("/v1/agent/run", &second).await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["status"], "completed", "{done}\n{}", server.log());
+    let trace_id = done["trace_id"].as_str().unwrap();
+    let (_, trace) = server.get(&format!("/v1/traces/{trace_id}")).await;
+    let connected = trace["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|event| event["type"] == "env_connected")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(connected["server_name"], "inbox", "{trace}");
+}

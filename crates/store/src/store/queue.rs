@@ -37,8 +37,10 @@ const LANES: &str = "WITH RECURSIVE lanes(job_id) AS ( \
            WHERE x.job_id = l.job_id AND x.status = 'running')) \
      ) heads WHERE head IS NOT NULL ORDER BY head LIMIT 8";
 
-/// Claims the oldest run of one lane, and tells whether any other run is queued (the
-/// claimed row is excluded by id: PostgreSQL's subquery sees it as it was, still queued).
+/// Claims the oldest run of one lane, with the id of its environment version (one probe of
+/// the versions' index: a worker keeps versions by id), and tells whether any other run is
+/// queued (the claimed row is excluded by id: PostgreSQL's subquery sees it as it was, still
+/// queued).
 /// `$5` is the job, or NULL for the runs of no job; a job whose `max_concurrency` is
 /// reached has no run to give.
 macro_rules! claim_lane {
@@ -55,6 +57,8 @@ macro_rules! claim_lane {
             $lock,
             ") AND status = 'queued' RETURNING ",
             run_columns!(),
+            ", (SELECT v.id FROM env_versions v WHERE v.project_id = runs.project_id \
+             AND v.name = runs.env_name AND v.version = runs.env_version) AS env_version_id",
             ", CASE WHEN EXISTS (SELECT 1 FROM runs q WHERE q.status = 'queued' \
              AND q.id <> runs.id) THEN 1 ELSE 0 END AS more_queued"
         )
@@ -63,6 +67,10 @@ macro_rules! claim_lane {
 /// On SQLite writers are serialised: the room check and the claim cannot race. The claim
 /// opens the transaction its `attempt_started` event is appended in.
 const CLAIM_SQLITE: &str = concat!("BEGIN IMMEDIATE; ", claim_lane!(""));
+/// The claim's `attempt_started` on SQLite, and the commit of the claim's transaction.
+const STARTED_SQLITE: &str = "INSERT INTO run_events (run_id, seq, attempt, kind, at_ms, data) \
+     SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5 FROM run_events WHERE run_id = $1 \
+     RETURNING seq; COMMIT;";
 /// On PostgreSQL `SKIP LOCKED` keeps concurrent claimers off the same row; the job's row
 /// lock (below) serialises the claimers of one job. The claim appends the attempt's
 /// `attempt_started` event and sends its notification in the same statement: its data is
@@ -275,12 +283,13 @@ impl Store {
         };
         let mut claimed = claimed(row.run, token)?;
         claimed.more_queued = row.more_queued != 0;
+        claimed.env_version_id = row.env_version_id;
         claimed.started = Some(started);
         Ok(Some(claimed))
     }
 
     /// The claim on SQLite, on `conn`: the claim (which begins the transaction), then its
-    /// `attempt_started` event, then the commit. Returns the claim's row and its event.
+    /// `attempt_started` event and the commit. Returns the claim's row and its event.
     /// The caller ends the transaction when this fails.
     async fn claim_sqlite(
         &self,
@@ -293,21 +302,39 @@ impl Store {
             .await
             .map_err(db(CLAIMING))?
             .pop();
-        let claimed = match row {
-            Some(row) => {
-                let run_id = RunId(row.run.id.clone());
-                let attempt = row.run.attempts;
-                let event = started(attempt);
-                let stored = self.insert_event(&mut *conn, &run_id, attempt, &event);
-                Some((row, stored.await?))
-            }
-            None => None,
+        let Some(row) = row else {
+            sqlx::query("COMMIT")
+                .execute(&mut *conn)
+                .await
+                .map_err(db(CLAIMING))?;
+            return Ok(None);
         };
-        sqlx::query("COMMIT")
-            .execute(&mut *conn)
+        let run_id = RunId(row.run.id.clone());
+        let attempt = row.run.attempts;
+        let kind = started(attempt);
+        let (data, _) = self.stored_event(&run_id, &kind)?;
+        let at_ms = now_ms();
+        let seq: i64 = sqlx::query_scalar(STARTED_SQLITE)
+            .bind(run_id.0.clone())
+            .bind(attempt)
+            .bind(kind.name())
+            .bind(at_ms)
+            .bind(data)
+            .fetch_all(&mut *conn)
             .await
-            .map_err(db(CLAIMING))?;
-        Ok(claimed)
+            .map_err(db(CLAIMING))?
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt {
+                what: "attempt_started event",
+                detail: "its insert returned no seq".into(),
+            })?;
+        let event = RunEvent {
+            seq,
+            at_ms,
+            attempt,
+            kind,
+        };
+        Ok(Some((row, event)))
     }
 
     /// Extends a claim to now + `duration`. False when the claim was lost (recovered and
@@ -592,6 +619,7 @@ pub(crate) fn new_token() -> String {
 struct ClaimRow {
     #[sqlx(flatten)]
     run: RunRow,
+    env_version_id: Option<String>,
     more_queued: i64,
 }
 
@@ -634,6 +662,7 @@ pub(crate) fn claimed(row: RunRow, token: String) -> Result<ClaimedRun> {
         run,
         lease,
         more_queued: false,
+        env_version_id: None,
         started: None,
     })
 }

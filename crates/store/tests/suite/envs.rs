@@ -132,3 +132,41 @@ pub(crate) async fn env_versions_are_numbered_and_reregistration_is_a_noop(db: &
         None
     );
 }
+
+/// A claim reads the id of its run's environment version with it (a worker keeps versions
+/// by id); a version deleted, or deleted and stored again under its number, is told apart.
+pub(crate) async fn a_claim_reads_the_id_of_its_runs_version(db: &TestDb) {
+    use rollout_domain::RunId;
+    use std::time::Duration;
+    let store = &db.store;
+    with_project(store).await;
+    let claim = |id: RunId| async move {
+        store
+            .insert_run(&id, PROJECT, &super::common::spec("alpha", "answer", "m"))
+            .await
+            .unwrap();
+        let claimed = store
+            .claim_next_run("w", Duration::from_secs(60))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(claimed.run.id, id);
+        claimed.env_version_id
+    };
+    let v1 = store
+        .add_env_version(&version("alpha", "h1", EnvStatus::Ready))
+        .await
+        .unwrap();
+    assert_eq!(claim(RunId::generate()).await, Some(v1.id.clone()));
+
+    assert_eq!(store.delete_environment(PROJECT, "alpha").await.unwrap(), 1);
+    assert_eq!(claim(RunId::generate()).await, None);
+
+    let again = store
+        .add_env_version(&version("alpha", "h2", EnvStatus::Ready))
+        .await
+        .unwrap();
+    assert_eq!(again.version, 1);
+    assert_ne!(again.id, v1.id);
+    assert_eq!(claim(RunId::generate()).await, Some(again.id));
+}
