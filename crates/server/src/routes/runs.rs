@@ -121,10 +121,10 @@ async fn summary_now(
     Ok((status, Json(views::run_summary(state, &current))).into_response())
 }
 
-/// Checks a run request, the one way every route that queues runs checks them
-/// (`POST /v1/agent/run`, a schedule's run, each task of a job): the serving environment
+/// Checks a run request (`POST /v1/agent/run`, a schedule's run): the serving environment
 /// version (404, 409), the scenario (404), then every other field ([`validate`]: 422 listing
-/// every problem). Answers the run's spec, without its key and `traceparent`, and the
+/// every problem). A job checks its tasks the same way, with [`validate`] for each model
+/// once it has a task's version and scenario (it lists every task's problems at once). Answers the run's spec, without its key and `traceparent`, and the
 /// project's settings it was checked with. The settings and the version are read at once:
 /// neither read waits for the other (on PostgreSQL each is a round trip to the database,
 /// on a `sync` run's path).

@@ -210,19 +210,18 @@ impl Store {
             attempt,
             worker: worker_id.to_string(),
         };
-        let claim = |sql| {
-            sqlx::query_as::<_, ClaimRow>(sql)
-                .bind(worker_id.to_string())
-                .bind(now.saturating_add(duration_ms(lease)))
-                .bind(now)
-                .bind(token.clone())
-                .bind(job_id.clone())
+        let arguments = ClaimArguments {
+            worker_id,
+            until: now.saturating_add(duration_ms(lease)),
+            now,
+            token: &token,
+            job_id: job_id.as_deref(),
         };
         let (row, started) = match self.backend() {
             Backend::Sqlite => {
                 let mut conn = self.pool().acquire().await.map_err(db(CLAIMING))?;
                 match self
-                    .claim_sqlite(&mut conn, claim(CLAIM_SQLITE), started)
+                    .claim_sqlite(&mut conn, arguments.query(CLAIM_SQLITE), started)
                     .await
                 {
                     Ok(Some(claimed)) => claimed,
@@ -238,12 +237,8 @@ impl Store {
                 let kind = started(0);
                 let (channel, _) = notification(&RunId(String::new()), &kind);
                 let claim = || {
-                    sqlx::query_as::<_, StartedClaimRow>(CLAIM_POSTGRES)
-                        .bind(worker_id.to_string())
-                        .bind(now.saturating_add(duration_ms(lease)))
-                        .bind(now)
-                        .bind(token.clone())
-                        .bind(job_id.clone())
+                    arguments
+                        .query::<StartedClaimRow>(CLAIM_POSTGRES)
                         .bind(before.clone())
                         .bind(after.clone())
                         .bind(kind.name())
@@ -621,6 +616,33 @@ struct ClaimRow {
     run: RunRow,
     env_version_id: Option<String>,
     more_queued: i64,
+}
+
+/// The arguments every claim's query starts with (`$1`..`$5`).
+struct ClaimArguments<'a> {
+    worker_id: &'a str,
+    until: i64,
+    now: i64,
+    token: &'a str,
+    job_id: Option<&'a str>,
+}
+
+impl ClaimArguments<'_> {
+    /// `sql` with the claim's arguments bound, read as rows of `R`.
+    fn query<R>(
+        &self,
+        sql: &'static str,
+    ) -> sqlx::query::QueryAs<'static, sqlx::Any, R, sqlx::any::AnyArguments>
+    where
+        R: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow>,
+    {
+        sqlx::query_as(sql)
+            .bind(self.worker_id.to_string())
+            .bind(self.until)
+            .bind(self.now)
+            .bind(self.token.to_string())
+            .bind(self.job_id.map(str::to_string))
+    }
 }
 
 /// A claim's row on PostgreSQL, with the seq of its `attempt_started` event.
