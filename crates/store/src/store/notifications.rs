@@ -13,7 +13,7 @@ use sqlx::AnyConnection;
 use sqlx::postgres::PgListener;
 
 /// The channel of appended events; the payload is the run id.
-const EVENTS: &str = "rollout_events";
+pub(crate) const EVENTS: &str = "rollout_events";
 /// The channel of finished runs; the payload is `"{run id} {status}"`.
 const FINISHED: &str = "rollout_finished";
 const NOTIFY: &str = "SELECT pg_notify($1, $2)";

@@ -6,7 +6,7 @@
 use crate::Result;
 use crate::error::{StoreError, db};
 use crate::event_size::{cut_text, stored_evaluation};
-use crate::store::notifications::notification;
+use crate::store::notifications::{EVENTS, notification};
 use crate::store::{
     RunRow, Store, duration_ms, end_failed_transaction, now_ms, retry_on_conflict, tokens_to_db,
 };
@@ -67,10 +67,6 @@ macro_rules! claim_lane {
 /// On SQLite writers are serialised: the room check and the claim cannot race. The claim
 /// opens the transaction its `attempt_started` event is appended in.
 const CLAIM_SQLITE: &str = concat!("BEGIN IMMEDIATE; ", claim_lane!(""));
-/// The claim's `attempt_started` on SQLite, and the commit of the claim's transaction.
-const STARTED_SQLITE: &str = "INSERT INTO run_events (run_id, seq, attempt, kind, at_ms, data) \
-     SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5 FROM run_events WHERE run_id = $1 \
-     RETURNING seq; COMMIT;";
 /// On PostgreSQL `SKIP LOCKED` keeps concurrent claimers off the same row; the job's row
 /// lock (below) serialises the claimers of one job. The claim appends the attempt's
 /// `attempt_started` event and sends its notification in the same statement: its data is
@@ -86,10 +82,10 @@ const CLAIM_POSTGRES: &str = concat!(
      SELECT claimed.*, started.seq AS started_seq, \
      CAST(pg_notify($9, claimed.id) AS TEXT) AS notified FROM claimed, started"
 );
+const CLAIMING: &str = "claiming a run";
 /// Taken before claiming a run of a job on PostgreSQL, so that two claimers cannot both
 /// count the same free slot (READ COMMITTED: the claim's count runs after the lock, and sees
 /// what the previous holder committed).
-const CLAIMING: &str = "claiming a run";
 const LOCK_JOB: &str = "SELECT id FROM jobs WHERE id = $1 FOR UPDATE";
 const HEARTBEAT: &str = "UPDATE runs SET lease_expires_at = $3 \
      WHERE id = $1 AND status = 'running' AND lease_token = $2";
@@ -235,14 +231,13 @@ impl Store {
             Backend::Postgres => {
                 let (before, after) = started_halves(worker_id)?;
                 let kind = started(0);
-                let (channel, _) = notification(&RunId(String::new()), &kind);
                 let claim = || {
                     arguments
                         .query::<StartedClaimRow>(CLAIM_POSTGRES)
                         .bind(before.clone())
                         .bind(after.clone())
                         .bind(kind.name())
-                        .bind(channel)
+                        .bind(EVENTS)
                 };
                 let row = retry_on_conflict(|| async {
                     let Some(job) = &job_id else {
@@ -306,29 +301,9 @@ impl Store {
         };
         let run_id = RunId(row.run.id.clone());
         let attempt = row.run.attempts;
-        let kind = started(attempt);
-        let (data, _) = self.stored_event(&run_id, &kind)?;
-        let at_ms = now_ms();
-        let seq: i64 = sqlx::query_scalar(STARTED_SQLITE)
-            .bind(run_id.0.clone())
-            .bind(attempt)
-            .bind(kind.name())
-            .bind(at_ms)
-            .bind(data)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(db(CLAIMING))?
-            .pop()
-            .ok_or_else(|| StoreError::Corrupt {
-                what: "attempt_started event",
-                detail: "its insert returned no seq".into(),
-            })?;
-        let event = RunEvent {
-            seq,
-            at_ms,
-            attempt,
-            kind,
-        };
+        let event = self
+            .insert_event_and_commit(conn, &run_id, attempt, &started(attempt))
+            .await?;
         Ok(Some((row, event)))
     }
 
