@@ -234,7 +234,7 @@ pub(crate) fn tokens_to_db(tokens: u64) -> i64 {
     i64::try_from(tokens).unwrap_or(i64::MAX)
 }
 
-fn tokens_from_db(tokens: i64) -> u64 {
+pub(crate) fn tokens_from_db(tokens: i64) -> u64 {
     u64::try_from(tokens).unwrap_or(0)
 }
 

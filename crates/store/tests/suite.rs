@@ -63,6 +63,7 @@ on_every_backend! {
     events::a_finish_waiting_for_another_writer_numbers_its_event_after_it => finish_after_writer,
     events::other_processes_hear_of_appended_events_and_finished_runs => notifications,
     queue::claim_heartbeat_progress_and_finish_are_fenced => claim_and_fencing,
+    queue::a_finish_answers_the_run_as_a_read_returns_it => finish_answers_the_run,
     queue::concurrent_claimers_never_claim_a_run_twice => concurrent_claims,
     queue::expired_leases_are_requeued_then_failed => lease_expiry,
     queue::release_puts_a_run_back_and_the_next_claim_is_a_new_attempt => release,

@@ -7,7 +7,7 @@
 use crate::callback::{CallbackConfig, CallbackDeliverer};
 use crate::notifier::RunNotifier;
 use rollout_domain::RunId;
-use rollout_store::{FinishRun, Lease, Store};
+use rollout_store::{FinishRun, Lease, RunRecord, Store};
 use rollout_telemetry::{RunEnd, RunObserver};
 use std::sync::Arc;
 
@@ -31,6 +31,9 @@ pub struct HeldRun<'a> {
     pub callback: bool,
     /// The run's metrics and spans, ended with it.
     pub observer: &'a RunObserver,
+    /// The run as its claim returned it, when the holder has it: the finish then hands the
+    /// ended run to whoever waits for it in this process, who need not read it again.
+    pub claimed: Option<&'a RunRecord>,
 }
 
 impl RunFinisher {
@@ -51,8 +54,21 @@ impl RunFinisher {
     pub async fn finish(&self, run: HeldRun<'_>, finish: &FinishRun) -> bool {
         let run_id = &run.lease.run_id;
         let status = finish.status;
-        match self.store.finish_run(run.lease, finish).await {
-            Ok(true) => {
+        // `Some(record)`: written, and the run as it ended when the holder had its claim's.
+        let written = match run.claimed {
+            Some(claimed) => self
+                .store
+                .finish_claimed_run(claimed, run.lease, finish)
+                .await
+                .map(|ended| ended.map(|record| Some(Arc::new(record)))),
+            None => self
+                .store
+                .finish_run(run.lease, finish)
+                .await
+                .map(|written| written.then_some(None)),
+        };
+        match written {
+            Ok(Some(ended)) => {
                 tracing::info!(run = %run_id, owner = run.owner, status = %status, reward = ?finish.reward, "run finished");
                 run.observer.finish(&RunEnd {
                     status,
@@ -64,13 +80,16 @@ impl RunFinisher {
                     usage: finish.usage,
                     ended_at_ms: rollout_domain::time::now_ms(),
                 });
-                self.notifier.run_finished(run_id.clone(), status);
+                match &ended {
+                    Some(record) => self.notifier.run_ended(record.clone()),
+                    None => self.notifier.run_finished(run_id.clone(), status),
+                }
                 if run.callback {
-                    self.spawn_callback(run.project_id, run_id);
+                    self.spawn_callback(run.project_id, run_id, ended);
                 }
                 true
             }
-            Ok(false) => {
+            Ok(None) => {
                 tracing::warn!(run = %run_id, owner = run.owner, "run was taken over by another claim; result dropped");
                 false
             }
@@ -82,20 +101,29 @@ impl RunFinisher {
     }
 
     /// Delivers a finished run's callback in the background: it never delays the caller.
-    pub(crate) fn spawn_callback(&self, project_id: &str, run_id: &RunId) {
+    /// `ended` is the run as it ended, when known (else it is read first).
+    pub(crate) fn spawn_callback(
+        &self,
+        project_id: &str,
+        run_id: &RunId,
+        ended: Option<Arc<RunRecord>>,
+    ) {
         let store = self.store.clone();
         let deliverer = CallbackDeliverer::new(store.clone(), self.callbacks.clone());
         let (project_id, run_id) = (project_id.to_string(), run_id.to_string());
         tokio::spawn(async move {
-            match store.get_run(&project_id, &run_id).await {
-                Ok(Some(run)) => {
-                    deliverer.deliver(&run, "auto").await;
-                }
-                Ok(None) => {}
-                Err(error) => {
-                    tracing::warn!(run = %run_id, %error, "could not read a run to deliver its callback")
-                }
-            }
+            let run = match ended {
+                Some(record) => record,
+                None => match store.get_run(&project_id, &run_id).await {
+                    Ok(Some(run)) => Arc::new(run),
+                    Ok(None) => return,
+                    Err(error) => {
+                        tracing::warn!(run = %run_id, %error, "could not read a run to deliver its callback");
+                        return;
+                    }
+                },
+            };
+            deliverer.deliver(&run, "auto").await;
         });
     }
 }

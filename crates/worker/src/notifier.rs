@@ -4,7 +4,7 @@
 //! otherwise other processes are reached by polling the store.
 
 use rollout_domain::{RunId, RunStatus};
-use rollout_store::{Store, StoreNotification};
+use rollout_store::{RunRecord, Store, StoreNotification};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -35,10 +35,21 @@ impl Default for RunNotifier {
 /// only (a channel shared by every waiter woke all of them, a `sync` request per run in
 /// flight, at every run's end).
 #[derive(Debug, Default)]
-struct FinishWaiters(Mutex<HashMap<RunId, watch::Sender<bool>>>);
+struct FinishWaiters(Mutex<HashMap<RunId, watch::Sender<Ended>>>);
+
+/// Where a watched run stands, as this process heard of it.
+#[derive(Debug, Clone, Default)]
+enum Ended {
+    #[default]
+    Not,
+    /// It ended; read it from the store.
+    Heard,
+    /// It ended as this record (its finisher knew the row it wrote).
+    As(Arc<RunRecord>),
+}
 
 impl FinishWaiters {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, watch::Sender<bool>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, watch::Sender<Ended>>> {
         // The map stays consistent whatever a panicking holder did: each step is one call.
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -49,16 +60,26 @@ impl FinishWaiters {
 #[derive(Debug)]
 pub struct FinishWatch {
     run_id: RunId,
-    done: watch::Receiver<bool>,
+    done: watch::Receiver<Ended>,
     waiters: Arc<FinishWaiters>,
 }
 
 impl FinishWatch {
-    /// Returns once the run finished in this process (at once if it already has). Never
-    /// returns for a run executed elsewhere: callers also poll the store.
-    pub async fn finished(&mut self) {
-        if self.done.wait_for(|done| *done).await.is_err() {
-            std::future::pending::<()>().await;
+    /// Returns once the run finished in this process (at once if it already has), with the
+    /// run as it ended when whoever ended it knew (a `sync` request then answers without
+    /// reading it again). Never returns for a run executed elsewhere: callers also poll the
+    /// store.
+    pub async fn finished(&mut self) -> Option<Arc<RunRecord>> {
+        // The value is taken out of the channel's guard before anything else is awaited.
+        let ended = self
+            .done
+            .wait_for(|ended| !matches!(ended, Ended::Not))
+            .await
+            .map(|ended| ended.clone());
+        match ended {
+            Ok(Ended::As(record)) => Some(record),
+            Ok(Ended::Not | Ended::Heard) => None,
+            Err(_) => std::future::pending().await,
         }
     }
 }
@@ -92,7 +113,23 @@ impl RunNotifier {
     pub fn run_finished(&self, run_id: RunId, status: RunStatus) {
         tracing::trace!(run = %run_id, %status, "run finished");
         if let Some(sender) = self.finished.lock().get(&run_id) {
-            sender.send_replace(true);
+            // The record, when its finisher gave it, stays: on PostgreSQL the store's own
+            // notification of the same end comes after it.
+            sender.send_if_modified(|ended| {
+                let first = matches!(ended, Ended::Not);
+                if first {
+                    *ended = Ended::Heard;
+                }
+                first
+            });
+        }
+    }
+
+    /// Announces that a run ended as `record` (terminal, as stored): its watchers get it.
+    pub fn run_ended(&self, record: Arc<RunRecord>) {
+        tracing::trace!(run = %record.id, status = %record.status, "run finished");
+        if let Some(sender) = self.finished.lock().get(&record.id) {
+            sender.send_replace(Ended::As(record));
         }
     }
 
@@ -102,7 +139,7 @@ impl RunNotifier {
             .finished
             .lock()
             .entry(run_id.clone())
-            .or_insert_with(|| watch::channel(false).0)
+            .or_insert_with(|| watch::channel(Ended::Not).0)
             .subscribe();
         FinishWatch {
             run_id: run_id.clone(),
@@ -207,5 +244,44 @@ mod tests {
         assert!(notifier.finished.lock().contains_key(&two));
         drop(other);
         assert!(notifier.finished.lock().is_empty());
+    }
+
+    /// A run ended with its record hands it to its watches, and the store's notification of
+    /// the same end (PostgreSQL's, relayed after it) does not take it away.
+    #[tokio::test]
+    async fn a_run_ended_with_its_record_hands_it_to_its_watches() {
+        let notifier = RunNotifier::default();
+        let record = Arc::new(ended_run("run-1"));
+        let mut watch = notifier.watch_finished(&record.id);
+        notifier.run_ended(record.clone());
+        notifier.run_finished(record.id.clone(), RunStatus::Completed);
+        assert_eq!(watch.finished().await, Some(record));
+        let mut heard = notifier.watch_finished(&RunId("run-2".into()));
+        notifier.run_finished(RunId("run-2".into()), RunStatus::Failed);
+        assert_eq!(heard.finished().await, None);
+    }
+
+    fn ended_run(id: &str) -> RunRecord {
+        let spec = serde_json::json!({
+            "env_name": "env", "env_version": 1, "scenario_name": "scenario", "model": "model",
+            "max_steps": 2, "agent_timeout_seconds": 60, "grading_timeout_seconds": 60,
+        });
+        RunRecord {
+            id: RunId(id.into()),
+            project_id: "default".into(),
+            spec: serde_json::from_value(spec).unwrap_or_else(|e| panic!("a spec: {e}")),
+            status: RunStatus::Completed,
+            outcome: Some("answered".into()),
+            reward: Some(1.0),
+            evaluation: None,
+            final_response: Some("391".into()),
+            error: None,
+            steps: 2,
+            usage: Default::default(),
+            attempts: 1,
+            created_at_ms: 1,
+            started_at_ms: Some(2),
+            finished_at_ms: Some(3),
+        }
     }
 }

@@ -266,6 +266,7 @@ impl Worker {
             owner: &self.config.worker_id,
             callback: run.spec.callback.is_some(),
             observer: &observer,
+            claimed: Some(&run),
         };
         self.finisher.finish(held, &finish).await;
     }
@@ -302,7 +303,7 @@ impl Worker {
                                 if let Ok(Some(project_id)) =
                                     self.store.run_project(run_id.as_str()).await
                                 {
-                                    self.finisher.spawn_callback(&project_id, &run_id);
+                                    self.finisher.spawn_callback(&project_id, &run_id, None);
                                 }
                             }
                         }

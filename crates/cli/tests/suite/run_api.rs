@@ -305,6 +305,23 @@ async fn callbacks_are_signed_retried_logged_and_redelivered() {
     assert_eq!(redelivered["delivered"], true);
     assert_eq!(redelivered["delivery"]["kind"], "manual");
     assert_eq!(received.lock().unwrap().len(), 4);
+    // The run the sync answer and the first delivery were made from (the one its finish
+    // wrote, never read back) is the run a read returns: the redelivery reads it, and so
+    // does the list.
+    let manual = received.lock().unwrap()[3].body.clone();
+    assert_eq!(requests[0].body, manual);
+    let (_, list) = server.get("/v1/traces").await;
+    let listed = list["traces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|run| run["trace_id"] == trace_id.as_str())
+        .cloned()
+        .unwrap();
+    // The list adds the review's fields to the summary.
+    for (field, value) in summary.as_object().unwrap() {
+        assert_eq!(&listed[field], value, "{field}");
+    }
 
     // Secrets never reach the trace or the log.
     let (_, trace) = server.get(&format!("/v1/traces/{trace_id}")).await;

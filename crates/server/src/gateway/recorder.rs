@@ -360,6 +360,8 @@ impl Recorder {
             // The client is the agent: a gateway run has no callback.
             callback: false,
             observer: &run.observer,
+            // A gateway run's record is read by whoever asks for it.
+            claimed: None,
         };
         self.finisher.finish(held, &finish).await;
     }

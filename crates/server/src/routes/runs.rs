@@ -92,7 +92,12 @@ pub(crate) async fn create(
         just_queued = false;
         // Wake on this process's notification, or poll: another process may run it.
         tokio::select! {
-            _ = finished.finished() => {}
+            ended = finished.finished() => {
+                // The run as its finisher wrote it: no need to read it back.
+                if let Some(run) = ended.filter(|run| run.project_id == caller.project_id) {
+                    return Ok((StatusCode::OK, Json(views::run_summary(&state, &run))).into_response());
+                }
+            }
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             // The server is shutting down: answer now (202 with the run's status) rather than
             // hold the shutdown up; the run goes on (or back to the queue).

@@ -4,14 +4,15 @@
 //! bounded number of times, then failed.
 
 use crate::Result;
-use crate::error::{StoreError, db};
+use crate::error::{StoreError, corrupt, db};
 use crate::event_size::{cut_text, stored_evaluation};
 use crate::store::notifications::{EVENTS, notification};
 use crate::store::{
-    RunRow, Store, duration_ms, end_failed_transaction, now_ms, retry_on_conflict, tokens_to_db,
+    RunRow, Store, duration_ms, end_failed_transaction, now_ms, retry_on_conflict, tokens_from_db,
+    tokens_to_db,
 };
-use crate::types::{Backend, ClaimedRun, FinishRun, Lease, RunProgress};
-use rollout_domain::{EventKind, RunEvent, RunId, RunStatus};
+use crate::types::{Backend, ClaimedRun, FinishRun, Lease, RunProgress, RunRecord};
+use rollout_domain::{EventKind, RunEvent, RunId, RunStatus, Usage};
 use sqlx::AnyConnection;
 use std::time::Duration;
 
@@ -347,6 +348,50 @@ impl Store {
     /// claim still holds (fencing: an execution that lost its lease can neither overwrite a
     /// newer attempt nor end its event stream). False when nothing was written.
     pub async fn finish_run(&self, lease: &Lease, finish: &FinishRun) -> Result<bool> {
+        Ok(self.end_run(lease, finish).await?.is_some())
+    }
+
+    /// [`Store::finish_run`] for the run `claimed` (the record its claim returned), answering
+    /// the run as it now stands in the store: what a read would return, without the read.
+    /// `None` when the lease was lost.
+    pub async fn finish_claimed_run(
+        &self,
+        claimed: &RunRecord,
+        lease: &Lease,
+        finish: &FinishRun,
+    ) -> Result<Option<RunRecord>> {
+        let Some(end) = self.end_run(lease, finish).await? else {
+            return Ok(None);
+        };
+        // The row as the finish left it: the claim's fields (a held run changes only through
+        // its holder), then every column the finish wrote, decoded as a read decodes them.
+        let evaluation = end
+            .evaluation
+            .map(|text| serde_json::from_str(&text))
+            .transpose()
+            .map_err(corrupt("run evaluation"))?;
+        Ok(Some(RunRecord {
+            status: finish.status,
+            outcome: finish.outcome.clone(),
+            reward: finish.reward,
+            evaluation,
+            final_response: end.final_response,
+            error: end.error,
+            steps: finish.steps,
+            usage: Usage {
+                input_tokens: tokens_from_db(tokens_to_db(finish.usage.input_tokens)),
+                output_tokens: tokens_from_db(tokens_to_db(finish.usage.output_tokens)),
+                cache_read_tokens: tokens_from_db(tokens_to_db(finish.usage.cache_read_tokens)),
+                cache_write_tokens: tokens_from_db(tokens_to_db(finish.usage.cache_write_tokens)),
+            },
+            finished_at_ms: Some(end.finished_at_ms),
+            ..claimed.clone()
+        }))
+    }
+
+    /// Writes a run's end (see [`Store::finish_run`]) and answers the values it stored that
+    /// the finish did not hold as they are: `None` when the lease was lost.
+    async fn end_run(&self, lease: &Lease, finish: &FinishRun) -> Result<Option<StoredEnd>> {
         const OP: &str = "finishing a run";
         if !finish.status.is_terminal() {
             return Err(StoreError::NotTerminal {
@@ -355,41 +400,46 @@ impl Store {
         }
         // What the environment and the model returned is cut like the events repeating it.
         let max = self.max_event_bytes();
-        let evaluation = finish
-            .evaluation
-            .as_ref()
-            .map(|evaluation| stored_evaluation(evaluation, max))
-            .transpose()?;
-        let final_response = finish.final_response.as_deref().map(|t| cut_text(t, max));
-        let error = finish.error.as_deref().map(|t| cut_text(t, max));
+        let end = StoredEnd {
+            evaluation: finish
+                .evaluation
+                .as_ref()
+                .map(|evaluation| stored_evaluation(evaluation, max))
+                .transpose()?,
+            final_response: finish.final_response.as_deref().map(|t| cut_text(t, max)),
+            error: finish.error.as_deref().map(|t| cut_text(t, max)),
+            finished_at_ms: now_ms(),
+        };
         let finished = EventKind::Finished {
             status: finish.status.as_str().into(),
-            error: error.clone(),
+            error: end.error.clone(),
         };
-        self.fenced_write(
-            OP,
-            lease,
-            &finished,
-            [FINISH_POSTGRES, FINISH_SQLITE],
-            |sql| {
-                sqlx::query(sql)
-                    .bind(lease.run_id.0.clone())
-                    .bind(lease.token.clone())
-                    .bind(finish.status.as_str())
-                    .bind(finish.outcome.clone())
-                    .bind(finish.reward)
-                    .bind(evaluation.clone())
-                    .bind(final_response.clone())
-                    .bind(finish.steps)
-                    .bind(tokens_to_db(finish.usage.input_tokens))
-                    .bind(tokens_to_db(finish.usage.output_tokens))
-                    .bind(tokens_to_db(finish.usage.cache_read_tokens))
-                    .bind(tokens_to_db(finish.usage.cache_write_tokens))
-                    .bind(error.clone())
-                    .bind(now_ms())
-            },
-        )
-        .await
+        let written = self
+            .fenced_write(
+                OP,
+                lease,
+                &finished,
+                [FINISH_POSTGRES, FINISH_SQLITE],
+                |sql| {
+                    sqlx::query(sql)
+                        .bind(lease.run_id.0.clone())
+                        .bind(lease.token.clone())
+                        .bind(finish.status.as_str())
+                        .bind(finish.outcome.clone())
+                        .bind(finish.reward)
+                        .bind(end.evaluation.clone())
+                        .bind(end.final_response.clone())
+                        .bind(finish.steps)
+                        .bind(tokens_to_db(finish.usage.input_tokens))
+                        .bind(tokens_to_db(finish.usage.output_tokens))
+                        .bind(tokens_to_db(finish.usage.cache_read_tokens))
+                        .bind(tokens_to_db(finish.usage.cache_write_tokens))
+                        .bind(end.error.clone())
+                        .bind(end.finished_at_ms)
+                },
+            )
+            .await?;
+        Ok(written.then_some(end))
     }
 
     /// Puts a claimed run back in the queue for graceful shutdown, with an `error` event
@@ -570,6 +620,15 @@ impl Store {
             .map_err(db("reading a queue position"))?;
         Ok((position > 0).then_some(position))
     }
+}
+
+/// What a run's end stored that its `FinishRun` does not hold as stored: the texts as cut
+/// and the time of the end.
+struct StoredEnd {
+    evaluation: Option<String>,
+    final_response: Option<String>,
+    error: Option<String>,
+    finished_at_ms: i64,
 }
 
 /// The attempt an expired lease belongs to, and how many of the run's attempts were lost.

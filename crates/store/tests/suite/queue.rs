@@ -35,6 +35,51 @@ fn completed(reward: f64) -> FinishRun {
     }
 }
 
+/// The run a finish answers (a `sync` request answers with it instead of reading the run)
+/// is the run a read returns afterwards, field for field: texts cut as stored (the answer,
+/// the error and the evaluation's strings), the end's time, the claim's fields. A stale
+/// claim gets nothing.
+pub(crate) async fn a_finish_answers_the_run_as_a_read_returns_it(db: &TestDb) {
+    let store = &db.store.clone().with_max_event_bytes(1024);
+    with_project(store).await;
+    let id = new_run(store).await;
+    let claimed = store.claim_next_run("w1", LEASE).await.unwrap().unwrap();
+    assert!(
+        store
+            .record_progress(&claimed.lease, 1, &Usage::default())
+            .await
+            .unwrap()
+    );
+    let long = "é".repeat(3000);
+    let finish = FinishRun {
+        status: RunStatus::Failed,
+        evaluation: Some(Evaluation::reward(0.25).with_content(long.clone())),
+        reward: Some(0.25),
+        final_response: Some(long.clone()),
+        error: Some(long.clone()),
+        usage: Usage {
+            input_tokens: u64::MAX,
+            ..completed(0.25).usage
+        },
+        ..completed(0.25)
+    };
+    assert_eq!(
+        store
+            .finish_claimed_run(&claimed.run, &stale(&claimed.lease), &finish)
+            .await
+            .unwrap(),
+        None
+    );
+    let ended = store
+        .finish_claimed_run(&claimed.run, &claimed.lease, &finish)
+        .await
+        .unwrap()
+        .unwrap();
+    let read = store.get_run(PROJECT, id.as_str()).await.unwrap().unwrap();
+    assert_eq!(ended, read);
+    assert!(read.final_response.unwrap().len() < long.len(), "cut");
+}
+
 /// The same claim with another token: what a stale execution of the run holds.
 fn stale(lease: &Lease) -> Lease {
     Lease {
