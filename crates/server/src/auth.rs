@@ -8,7 +8,7 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
-use rollout_store::KeyRole;
+use rollout_store::{KeyRole, ProjectSettings};
 
 /// Who is calling: the project every object of the request belongs to.
 #[derive(Debug, Clone)]
@@ -19,9 +19,22 @@ pub(crate) struct Caller {
     /// reviewer.
     pub(crate) key_name: String,
     pub(crate) role: KeyRole,
+    /// The settings of a project, read with the caller's key (its project's): a run request
+    /// needs them, and reading them with the key saves it a round trip. Kept with the
+    /// project they belong to, so that a caller moved to another project (an operator
+    /// acting in it) never uses them there; see [`Caller::known_settings`].
+    pub(crate) key_settings: Option<(String, ProjectSettings)>,
 }
 
 impl Caller {
+    /// The settings of the caller's project, when they were read with its key.
+    pub(crate) fn known_settings(&self) -> Option<&ProjectSettings> {
+        self.key_settings
+            .as_ref()
+            .filter(|(project_id, _)| *project_id == self.project_id)
+            .map(|(_, settings)| settings)
+    }
+
     /// True for the server's operators: the admin keys of the admin project (`default`).
     pub(crate) fn is_operator(&self) -> bool {
         self.role == KeyRole::Admin && self.project_id == ADMIN_PROJECT
@@ -83,16 +96,45 @@ pub(crate) async fn require_key(
         .map(|key| key.strip_prefix("Bearer ").map_or(key, str::trim))
         .filter(|key| !key.is_empty())
         .ok_or_else(|| unauthorized("the Authorization header must be 'Bearer <key>'"))?;
-    let record = state
+    let (record, settings) = state
         .store
-        .verify_api_key(key)
+        .verify_api_key_and_settings(key)
         .await?
         .ok_or_else(|| unauthorized("invalid API key"))?;
     request.extensions_mut().insert(Caller {
+        key_settings: Some((record.project_id.clone(), settings)),
         project_id: record.project_id,
         key_id: record.id,
         key_name: record.name,
         role: record.role,
     });
     Ok(next.run(request).await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Settings read with a key are its project's: a caller moved to another project (an
+    /// operator acting in it) has none known there, and reads that project's.
+    #[test]
+    fn settings_read_with_a_key_are_only_its_projects() {
+        let settings = ProjectSettings {
+            default_max_steps: Some(3),
+            ..ProjectSettings::default()
+        };
+        let caller = Caller {
+            project_id: "default".into(),
+            key_id: "key-1".into(),
+            key_name: "ci".into(),
+            role: KeyRole::Admin,
+            key_settings: Some(("default".into(), settings.clone())),
+        };
+        assert_eq!(caller.known_settings(), Some(&settings));
+        let elsewhere = Caller {
+            project_id: "team-b".into(),
+            ..caller
+        };
+        assert_eq!(elsewhere.known_settings(), None);
+    }
 }

@@ -174,6 +174,7 @@ async fn require_session(
                 key_id: record.id,
                 key_name: record.name,
                 role: record.role,
+                key_settings: None,
             });
             next.run(request).await
         }

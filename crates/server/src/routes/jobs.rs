@@ -38,7 +38,7 @@ pub(crate) async fn create(
 ) -> Result<(StatusCode, Json<Job>), ApiError> {
     let taskset = tasksets::find(&state, &caller, &request.taskset).await?;
     let tasks = state.store.taskset_tasks(&taskset.id).await?;
-    let settings = projects::settings_of(&state, &caller.project_id).await?;
+    let settings = projects::caller_settings(&state, &caller).await?;
     let mut problems = Vec::new();
     if tasks.is_empty() {
         problems.push(problem(
@@ -320,7 +320,7 @@ pub(crate) async fn retry(
         if !problems.is_empty() {
             return Err(ApiError::invalid(problems));
         }
-        let settings = projects::settings_of(&state, &caller.project_id).await?;
+        let settings = projects::caller_settings(&state, &caller).await?;
         projects::admit(&state, &caller.project_id, &settings, failed).await?;
     }
     let retried = state

@@ -49,6 +49,17 @@ pub(crate) async fn settings_of(
         .unwrap_or_default())
 }
 
+/// The settings of the caller's project: those read with its key, else read now.
+pub(crate) async fn caller_settings(
+    state: &AppState,
+    caller: &Caller,
+) -> Result<ProjectSettings, ApiError> {
+    match caller.known_settings() {
+        Some(settings) => Ok(settings.clone()),
+        None => settings_of(state, &caller.project_id).await,
+    }
+}
+
 /// The `max_steps` of a request: asked, else the project's default (else the server's).
 pub(crate) fn max_steps(settings: &ProjectSettings, asked: Option<i64>) -> Option<i64> {
     asked.or(settings.default_max_steps)

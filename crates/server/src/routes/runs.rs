@@ -139,7 +139,7 @@ pub(crate) async fn check(
     request: &RunRequest,
 ) -> Result<(RunSpec, rollout_store::ProjectSettings), ApiError> {
     let (settings, version) = tokio::try_join!(
-        projects::settings_of(state, &caller.project_id),
+        projects::caller_settings(state, caller),
         checks::serving_version(
             &state.store,
             &caller.project_id,

@@ -2,6 +2,7 @@
 
 use crate::Result;
 use crate::error::{corrupt, db};
+use crate::store::projects::ProjectSettings;
 use crate::store::{Store, now_ms};
 use crate::types::{ApiKeyRecord, KeyRole};
 use sha2::{Digest, Sha256};
@@ -17,6 +18,12 @@ const KEY_BY_HASH: &str = "SELECT id, project_id, name, role, prefix, created_at
      WHERE key_hash = $1";
 const ACTIVE_KEY_BY_HASH: &str = "SELECT id, project_id, name, role, prefix, created_at \
      FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL";
+/// The key with its project's settings (NULL, none set, when the project row is missing).
+const ACTIVE_KEY_AND_SETTINGS_BY_HASH: &str = "SELECT k.id, k.project_id, k.name, k.role, \
+     k.prefix, k.created_at, p.max_runs_in_flight, p.default_timeout_seconds, \
+     p.max_timeout_seconds, p.default_max_steps, p.max_runs_per_day, p.max_tokens_per_day \
+     FROM api_keys k LEFT JOIN projects p ON p.id = k.project_id \
+     WHERE k.key_hash = $1 AND k.revoked_at IS NULL";
 const LIST_KEYS: &str = "SELECT id, project_id, name, role, prefix, created_at FROM api_keys \
      WHERE project_id = $1 AND revoked_at IS NULL ORDER BY id";
 const KEY_IS_ACTIVE: &str =
@@ -52,6 +59,19 @@ struct KeyRow {
     role: String,
     prefix: String,
     created_at: i64,
+}
+
+/// A key row with its project's settings.
+#[derive(sqlx::FromRow)]
+struct KeyAndSettingsRow {
+    #[sqlx(flatten)]
+    key: KeyRow,
+    max_runs_in_flight: Option<i64>,
+    default_timeout_seconds: Option<i64>,
+    max_timeout_seconds: Option<i64>,
+    default_max_steps: Option<i64>,
+    max_runs_per_day: Option<i64>,
+    max_tokens_per_day: Option<i64>,
 }
 
 impl KeyRow {
@@ -128,6 +148,32 @@ impl Store {
             .map_err(db("verifying an api key"))?
             .map(KeyRow::into_record)
             .transpose()
+    }
+
+    /// [`Store::verify_api_key`] with the settings of the key's project, in the same query:
+    /// a run request needs both, and this saves it a round trip. A missing project has the
+    /// default settings, as [`Store::get_project`]'s callers read them.
+    pub async fn verify_api_key_and_settings(
+        &self,
+        secret: &str,
+    ) -> Result<Option<(ApiKeyRecord, ProjectSettings)>> {
+        let Some(row) = sqlx::query_as::<_, KeyAndSettingsRow>(ACTIVE_KEY_AND_SETTINGS_BY_HASH)
+            .bind(hash_api_key(secret))
+            .fetch_optional(self.pool())
+            .await
+            .map_err(db("verifying an api key"))?
+        else {
+            return Ok(None);
+        };
+        let settings = ProjectSettings {
+            max_runs_in_flight: row.max_runs_in_flight,
+            default_timeout_seconds: row.default_timeout_seconds,
+            max_timeout_seconds: row.max_timeout_seconds,
+            default_max_steps: row.default_max_steps,
+            max_runs_per_day: row.max_runs_per_day,
+            max_tokens_per_day: row.max_tokens_per_day,
+        };
+        Ok(Some((row.key.into_record()?, settings)))
     }
 
     /// The project's active keys, oldest first.
