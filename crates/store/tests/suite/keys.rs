@@ -1,7 +1,7 @@
 //! Projects and API keys.
 
 use super::common::{PROJECT, TestDb, with_project};
-use rollout_store::{KeyRole, generate_api_key, hash_api_key};
+use rollout_store::{KeyRole, ProjectSettings, generate_api_key, hash_api_key};
 
 pub(crate) async fn keys_are_stored_hashed_verified_and_revoked(db: &TestDb) {
     let store = &db.store;
@@ -63,6 +63,33 @@ pub(crate) async fn keys_are_stored_hashed_verified_and_revoked(db: &TestDb) {
         store.verify_api_key(&member_secret).await.unwrap(),
         Some(member.clone())
     );
+    // With its project's settings, in one query: the defaults until some are set.
+    assert_eq!(
+        store
+            .verify_api_key_and_settings(&member_secret)
+            .await
+            .unwrap(),
+        Some((member.clone(), ProjectSettings::default()))
+    );
+    let settings = ProjectSettings {
+        max_runs_in_flight: Some(4),
+        default_max_steps: Some(7),
+        max_tokens_per_day: Some(1_000_000),
+        ..ProjectSettings::default()
+    };
+    assert!(
+        store
+            .set_project_settings(PROJECT, &settings)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .verify_api_key_and_settings(&member_secret)
+            .await
+            .unwrap(),
+        Some((member.clone(), settings))
+    );
     let mut listed = store.list_api_keys(PROJECT).await.unwrap();
     listed.sort_by(|a, b| a.name.cmp(&b.name));
     assert_eq!(listed, vec![admin.clone(), member.clone()]);
@@ -77,6 +104,13 @@ pub(crate) async fn keys_are_stored_hashed_verified_and_revoked(db: &TestDb) {
             .unwrap()
     );
     assert_eq!(store.verify_api_key(&member_secret).await.unwrap(), None);
+    assert_eq!(
+        store
+            .verify_api_key_and_settings(&member_secret)
+            .await
+            .unwrap(),
+        None
+    );
     assert_eq!(store.count_api_keys().await.unwrap(), 1);
     assert_eq!(store.list_api_keys(PROJECT).await.unwrap(), vec![admin]);
 }
