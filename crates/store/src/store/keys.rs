@@ -66,12 +66,8 @@ struct KeyRow {
 struct KeyAndSettingsRow {
     #[sqlx(flatten)]
     key: KeyRow,
-    max_runs_in_flight: Option<i64>,
-    default_timeout_seconds: Option<i64>,
-    max_timeout_seconds: Option<i64>,
-    default_max_steps: Option<i64>,
-    max_runs_per_day: Option<i64>,
-    max_tokens_per_day: Option<i64>,
+    #[sqlx(flatten)]
+    settings: ProjectSettings,
 }
 
 impl KeyRow {
@@ -165,15 +161,7 @@ impl Store {
         else {
             return Ok(None);
         };
-        let settings = ProjectSettings {
-            max_runs_in_flight: row.max_runs_in_flight,
-            default_timeout_seconds: row.default_timeout_seconds,
-            max_timeout_seconds: row.max_timeout_seconds,
-            default_max_steps: row.default_max_steps,
-            max_runs_per_day: row.max_runs_per_day,
-            max_tokens_per_day: row.max_tokens_per_day,
-        };
-        Ok(Some((row.key.into_record()?, settings)))
+        Ok(Some((row.key.into_record()?, row.settings)))
     }
 
     /// The project's active keys, oldest first.

@@ -26,8 +26,9 @@ const USAGE: &str = "SELECT \
 const LIVE_IDEMPOTENCY_KEY: &str = "SELECT CAST(COUNT(*) AS BIGINT) FROM idempotency_keys \
      WHERE project_id = $1 AND idem_key = $2 AND expires_at > $3";
 
-/// A project's own defaults and limits. `None`: the server's default, or no limit.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// A project's own defaults and limits. `None`: the server's default, or no limit. Read
+/// from a row by its column names (a project's, or a key's joined with its project).
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct ProjectSettings {
     /// Most runs queued or running at once.
     pub max_runs_in_flight: Option<i64>,
@@ -74,12 +75,8 @@ struct ProjectRow {
     id: String,
     name: String,
     created_at: i64,
-    max_runs_in_flight: Option<i64>,
-    default_timeout_seconds: Option<i64>,
-    max_timeout_seconds: Option<i64>,
-    default_max_steps: Option<i64>,
-    max_runs_per_day: Option<i64>,
-    max_tokens_per_day: Option<i64>,
+    #[sqlx(flatten)]
+    settings: ProjectSettings,
 }
 
 impl Store {
@@ -94,14 +91,7 @@ impl Store {
             id: row.id,
             name: row.name,
             created_at_ms: row.created_at,
-            settings: ProjectSettings {
-                max_runs_in_flight: row.max_runs_in_flight,
-                default_timeout_seconds: row.default_timeout_seconds,
-                max_timeout_seconds: row.max_timeout_seconds,
-                default_max_steps: row.default_max_steps,
-                max_runs_per_day: row.max_runs_per_day,
-                max_tokens_per_day: row.max_tokens_per_day,
-            },
+            settings: row.settings,
         }))
     }
 
