@@ -96,7 +96,12 @@ impl Store {
         let options = AnyConnectOptions::from_str(&url).map_err(connect_error)?;
         let pool = AnyPoolOptions::new()
             .max_connections(match backend {
-                Backend::Sqlite => 8,
+                // Each SQLite connection is a thread of its own that every query is handed to
+                // and back from, and it drops its page cache whenever another connection
+                // wrote: writes take turns anyway, and past 4 the threads cost more than the
+                // reads they run side by side (bench/RESULTS.md item 14: 8 took ~11 % more
+                // CPU per run at C=64, 2 queued the runs).
+                Backend::Sqlite => 4,
                 Backend::Postgres => 10,
             })
             .acquire_timeout(Duration::from_millis(SQLITE_BUSY_TIMEOUT_MS * 3))
