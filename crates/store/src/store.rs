@@ -99,7 +99,7 @@ impl Store {
                 // Each SQLite connection is a thread of its own that every query is handed to
                 // and back from, and it drops its page cache whenever another connection
                 // wrote: writes take turns anyway, and past 4 the threads cost more than the
-                // reads they run side by side (bench/RESULTS.md item 14: 8 took ~11 % more
+                // reads they run side by side (bench/RESULTS.md item 14: 8 took ~10 % more
                 // CPU per run at C=64, 2 queued the runs).
                 Backend::Sqlite => 4,
                 Backend::Postgres => 10,
