@@ -70,10 +70,13 @@ const SQLITE_PRAGMAS: [&str; 4] = [
     "PRAGMA foreign_keys = ON",
 ];
 
-/// Persistence and the run queue. Cheap to clone: clones share one connection pool.
+/// Persistence and the run queue. Cheap to clone: clones share the connection pools.
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: AnyPool,
+    /// Where the writes of a run's path go ([`Store::writer`]): on SQLite a pool of one
+    /// connection of its own, on PostgreSQL `pool` itself.
+    writer: AnyPool,
     backend: Backend,
     /// The most a string (or free-form JSON value) inside an event may take; see
     /// `event_size`.
@@ -94,8 +97,9 @@ impl Store {
         sqlx::any::install_default_drivers();
         let (backend, url) = prepare_url(url).await?;
         let options = AnyConnectOptions::from_str(&url).map_err(connect_error)?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(match backend {
+        let pool = connect_pool(
+            &options,
+            match backend {
                 // Each SQLite connection is a thread of its own that every query is handed to
                 // and back from, and it drops its page cache whenever another connection
                 // wrote: writes take turns anyway, and past 4 the threads cost more than the
@@ -103,21 +107,23 @@ impl Store {
                 // CPU per run at C=64, 2 queued the runs).
                 Backend::Sqlite => 4,
                 Backend::Postgres => 10,
-            })
-            .acquire_timeout(Duration::from_millis(SQLITE_BUSY_TIMEOUT_MS * 3))
-            .after_connect(|conn, _meta| Box::pin(async move { configure(conn).await }))
-            .connect_with(options)
-            .await
-            .map_err(connect_error)?;
+            },
+        )
+        .await?;
         MIGRATOR
             .run(&pool)
             .await
             .map_err(|error| StoreError::Migrate {
                 message: error.to_string(),
             })?;
+        let writer = match backend {
+            Backend::Sqlite => connect_pool(&options, 1).await?,
+            Backend::Postgres => pool.clone(),
+        };
         tracing::debug!(backend = backend.as_str(), "store connected and migrated");
         Ok(Store {
             pool,
+            writer,
             backend,
             max_event_bytes: crate::DEFAULT_MAX_EVENT_BYTES,
             postgres_url: (backend == Backend::Postgres).then_some(url),
@@ -139,11 +145,23 @@ impl Store {
 
     /// Closes every connection; later operations fail. For orderly shutdown and tests.
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The pool for the writes every run makes (its insert, claim, events, heartbeats and
+    /// end). On SQLite it is one connection that does nothing else: SQLite writes take turns
+    /// whatever the number of connections, and a connection drops its whole page cache
+    /// whenever another one committed, so a writer of its own keeps the pages of the queue
+    /// and of recent events cached from one write to the next, and writers wait for it in
+    /// the pool rather than in SQLite's busy handler (bench/RESULTS.md item 15). Any write
+    /// may still go through [`Store::pool`]: SQLite orders it with the others.
+    pub(crate) fn writer(&self) -> &AnyPool {
+        &self.writer
     }
 
     pub(crate) fn appender(&self) -> &appender::Appender {
@@ -157,6 +175,17 @@ impl Store {
     pub(crate) fn max_event_bytes(&self) -> usize {
         self.max_event_bytes
     }
+}
+
+/// A pool of at most `connections`, each configured by [`configure`].
+async fn connect_pool(options: &AnyConnectOptions, connections: u32) -> Result<AnyPool> {
+    AnyPoolOptions::new()
+        .max_connections(connections)
+        .acquire_timeout(Duration::from_millis(SQLITE_BUSY_TIMEOUT_MS * 3))
+        .after_connect(|conn, _meta| Box::pin(async move { configure(conn).await }))
+        .connect_with(options.clone())
+        .await
+        .map_err(connect_error)
 }
 
 /// Checks the URL's scheme and, for SQLite, makes sure the file can be created.

@@ -17,8 +17,7 @@ use crate::Result;
 use crate::error::db;
 use crate::store::{end_failed_transaction, progress_columns};
 use crate::types::{Backend, Lease, RunProgress};
-use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyPool};
+use sqlx::AnyPool;
 use std::fmt::Write;
 use std::sync::{Arc, OnceLock};
 use tokio::sync::{mpsc, oneshot};
@@ -133,9 +132,7 @@ impl Submitted {
                 backend,
                 append,
             } => {
-                let mut conn = None;
-                let seqs =
-                    write_batch(&pool, backend, &mut conn, std::slice::from_ref(&append)).await?;
+                let seqs = write_batch(&pool, backend, std::slice::from_ref(&append)).await?;
                 Ok(seqs.into_iter().next().flatten())
             }
         }
@@ -143,33 +140,19 @@ impl Submitted {
 }
 
 /// The writing task: takes whatever appends are waiting (up to [`MAX_BATCH`]), writes them,
-/// answers each. On SQLite it keeps one connection of the pool for itself (the batches'
-/// prepared statements and the pages of recent events stay in that connection's caches), and
-/// gives it back when the pool closes, which waits for every connection.
+/// answers each. It writes through the store's writer ([`crate::Store::writer`]): on SQLite
+/// the one connection every run's writes go through, whose caches keep the batches' prepared
+/// statements and the pages of recent events; it takes it for each batch and gives it back
+/// after, so that claims and ends take their turns between batches.
 async fn write_batches(
     pool: AnyPool,
     backend: Backend,
     mut receiver: mpsc::UnboundedReceiver<(Append, Reply)>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    let mut conn: Option<PoolConnection<Any>> = None;
-    let closed = pool.close_event();
-    tokio::pin!(closed);
-    let mut open = true;
-    loop {
-        let received = tokio::select! {
-            received = receiver.recv_many(&mut batch, MAX_BATCH) => received,
-            () = &mut closed, if open => {
-                open = false;
-                conn = None;
-                continue;
-            }
-        };
-        if received == 0 {
-            break;
-        }
+    while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let (appends, replies): (Vec<Append>, Vec<Reply>) = batch.drain(..).unzip();
-        match write_batch(&pool, backend, &mut conn, &appends).await {
+        match write_batch(&pool, backend, &appends).await {
             Ok(seqs) => {
                 for (reply, seq) in replies.into_iter().zip(seqs) {
                     let _ = reply.send(Ok(seq));
@@ -178,10 +161,9 @@ async fn write_batches(
             Err(error) => {
                 tracing::debug!(%error, appends = appends.len(), "a batch of appends failed; writing them one by one");
                 for (reply, append) in replies.into_iter().zip(&appends) {
-                    let answer =
-                        write_batch(&pool, backend, &mut conn, std::slice::from_ref(append))
-                            .await
-                            .map(|seqs| seqs.into_iter().next().flatten());
+                    let answer = write_batch(&pool, backend, std::slice::from_ref(append))
+                        .await
+                        .map(|seqs| seqs.into_iter().next().flatten());
                     let _ = reply.send(answer);
                 }
             }
@@ -193,22 +175,16 @@ async fn write_batches(
 async fn write_batch(
     pool: &AnyPool,
     backend: Backend,
-    conn: &mut Option<PoolConnection<Any>>,
     appends: &[Append],
 ) -> Result<Vec<Option<i64>>> {
     match backend {
-        Backend::Sqlite => write_batch_sqlite(pool, conn, appends).await,
+        Backend::Sqlite => write_batch_sqlite(pool, appends).await,
         Backend::Postgres => postgres::write_batch(pool, appends).await,
     }
 }
 
-/// SQLite: the batch as one query on the task's connection (taken from the pool when it has
-/// none).
-async fn write_batch_sqlite(
-    pool: &AnyPool,
-    conn: &mut Option<PoolConnection<Any>>,
-    appends: &[Append],
-) -> Result<Vec<Option<i64>>> {
+/// SQLite: the batch as one query.
+async fn write_batch_sqlite(pool: &AnyPool, appends: &[Append]) -> Result<Vec<Option<i64>>> {
     let mut query =
         sqlx::query_as::<_, (i64, i64)>(sqlx::AssertSqlSafe(batch_sqls()[appends.len()].as_str()));
     for append in appends {
@@ -230,11 +206,8 @@ async fn write_batch_sqlite(
             .bind(cache_read)
             .bind(cache_write);
     }
-    let connection = match conn {
-        Some(connection) => connection,
-        None => conn.insert(pool.acquire().await.map_err(db(OP))?),
-    };
-    match query.fetch_all(&mut **connection).await {
+    let mut conn = pool.acquire().await.map_err(db(OP))?;
+    match query.fetch_all(&mut *conn).await {
         Ok(rows) => {
             let mut seqs = vec![None; appends.len()];
             for (seq, item) in rows {
@@ -245,9 +218,7 @@ async fn write_batch_sqlite(
             Ok(seqs)
         }
         Err(error) => {
-            if let Some(connection) = conn.take() {
-                *conn = end_failed_transaction(connection).await;
-            }
+            end_failed_transaction(conn).await;
             Err(db(OP)(error))
         }
     }

@@ -180,7 +180,9 @@ impl Store {
             notification: notification(&lease.run_id, &kind),
         };
         Ok(PendingEvent {
-            submitted: self.appender().submit(self.pool(), self.backend(), append),
+            submitted: self
+                .appender()
+                .submit(self.writer(), self.backend(), append),
             event: RunEvent {
                 seq: 0,
                 at_ms,

@@ -53,7 +53,7 @@ impl Store {
     ) -> Result<IdempotentInsert> {
         const OP: &str = "inserting a run under an idempotency key";
         let now = now_ms();
-        let mut tx = self.pool().begin().await.map_err(db(OP))?;
+        let mut tx = self.writer().begin().await.map_err(db(OP))?;
         sqlx::query(DELETE_EXPIRED_KEY)
             .bind(project_id.to_string())
             .bind(key.to_string())

@@ -216,7 +216,7 @@ impl Store {
         };
         let (row, started) = match self.backend() {
             Backend::Sqlite => {
-                let mut conn = self.pool().acquire().await.map_err(db(CLAIMING))?;
+                let mut conn = self.writer().acquire().await.map_err(db(CLAIMING))?;
                 match self
                     .claim_sqlite(&mut conn, arguments.query(CLAIM_SQLITE), started)
                     .await
@@ -316,7 +316,7 @@ impl Store {
             .bind(lease.run_id.0.clone())
             .bind(lease.token.clone())
             .bind(now_ms().saturating_add(duration_ms(duration)))
-            .execute(self.pool())
+            .execute(self.writer())
             .await
             .map_err(db("renewing a lease"))?;
         Ok(result.rows_affected() > 0)
@@ -338,7 +338,7 @@ impl Store {
             .bind(lease.run_id.0.clone())
             .bind(lease.token.clone());
         let result = bind_progress!(query, progress)
-            .execute(self.pool())
+            .execute(self.writer())
             .await
             .map_err(db("recording run progress"))?;
         Ok(result.rows_affected() > 0)
@@ -487,7 +487,7 @@ impl Store {
                 .bind(data.clone())
         };
         if self.backend() == Backend::Sqlite {
-            let mut conn = self.pool().acquire().await.map_err(db(op))?;
+            let mut conn = self.writer().acquire().await.map_err(db(op))?;
             return match with_event(sql_sqlite).fetch_all(&mut *conn).await {
                 Ok(appended) => Ok(!appended.is_empty()),
                 Err(error) => {

@@ -43,7 +43,7 @@ impl Store {
         spec: &RunSpec,
     ) -> Result<RunRecord> {
         insert_run_query(id, project_id, spec, now_ms(), &Placement::Queued)?
-            .fetch_one(self.pool())
+            .fetch_one(self.writer())
             .await
             .map_err(db("inserting a run"))?
             .into_record()
