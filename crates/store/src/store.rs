@@ -34,6 +34,30 @@ macro_rules! bind_progress {
     }};
 }
 
+/// Binds a run's end (`appender::EndColumns`) as the arguments `$1`..`$14` of
+/// `finish_update!`: the run, the claim's token, then the columns.
+macro_rules! bind_end {
+    ($query:expr, $lease:expr, $end:expr) => {{
+        let end: &$crate::store::appender::EndColumns = $end;
+        let [input, output, cache_read, cache_write] = end.tokens;
+        $query
+            .bind($lease.run_id.as_str())
+            .bind($lease.token.as_str())
+            .bind(end.status)
+            .bind(end.outcome.as_deref())
+            .bind(end.reward)
+            .bind(end.evaluation.as_deref())
+            .bind(end.final_response.as_deref())
+            .bind(end.steps)
+            .bind(input)
+            .bind(output)
+            .bind(cache_read)
+            .bind(cache_write)
+            .bind(end.error.as_deref())
+            .bind(end.finished_at_ms)
+    }};
+}
+
 mod appender;
 pub(crate) mod deliveries;
 mod deploys;

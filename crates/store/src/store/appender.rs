@@ -18,6 +18,7 @@ use crate::error::db;
 use crate::store::{end_failed_transaction, progress_columns};
 use crate::types::{Backend, Lease, RunProgress};
 use sqlx::AnyPool;
+use std::collections::VecDeque;
 use std::fmt::Write;
 use std::sync::{Arc, OnceLock};
 use tokio::sync::{mpsc, oneshot};
@@ -29,7 +30,7 @@ const MAX_BATCH: usize = 16;
 const OP: &str = "appending an event";
 
 /// An append of a claim's execution: the lease it is made under, the event as stored, and
-/// a model call's progress.
+/// a model call's progress, or the run's end.
 #[derive(Debug)]
 pub(crate) struct Append {
     pub(crate) lease: Lease,
@@ -39,41 +40,87 @@ pub(crate) struct Append {
     pub(crate) progress: Option<RunProgress>,
     /// The notification (channel, payload) sent on commit to other processes (PostgreSQL).
     pub(crate) notification: (&'static str, String),
+    /// The run's end, written with its `finished` event (the append's): on SQLite only,
+    /// where an end rides in the batch of other runs' events instead of a transaction of its
+    /// own (PostgreSQL writes ends on their own, `Store::finish_run`).
+    pub(crate) end: Option<Box<EndColumns>>,
 }
 
-/// SQLite: one append's statements; `{n}` is replaced by the number of its first argument and
-/// `{item}` by its place in the batch. The update writes the progress only when there is
+/// A run's end as its row stores it (`finish_update!`'s `$3`..`$14`): texts already cut.
+#[derive(Debug, Clone)]
+pub(crate) struct EndColumns {
+    pub(crate) status: &'static str,
+    pub(crate) outcome: Option<String>,
+    pub(crate) reward: Option<f64>,
+    pub(crate) evaluation: Option<String>,
+    pub(crate) final_response: Option<String>,
+    pub(crate) steps: i64,
+    /// Input, output, cache read and cache write tokens.
+    pub(crate) tokens: [i64; 4],
+    pub(crate) error: Option<String>,
+    pub(crate) finished_at_ms: i64,
+}
+
+/// SQLite: one append's statements, numbered from `$1` (renumbered by [`push_item`]);
+/// `{item}` is its place in the batch. The update writes the progress only when there is
 /// some (its arguments are NULL otherwise), and both check the lease.
-const ITEM: &str = "UPDATE runs SET steps = ${7}, input_tokens = ${8}, output_tokens = ${9}, \
-     cache_read_tokens = ${10}, cache_write_tokens = ${11} \
-     WHERE ${7} IS NOT NULL AND id = ${1} AND status = 'running' AND lease_token = ${2}; \
+const ITEM: &str = "UPDATE runs SET steps = $7, input_tokens = $8, output_tokens = $9, \
+     cache_read_tokens = $10, cache_write_tokens = $11 \
+     WHERE $7 IS NOT NULL AND id = $1 AND status = 'running' AND lease_token = $2; \
      INSERT INTO run_events (run_id, seq, attempt, kind, at_ms, data) \
-     SELECT ${1}, (SELECT COALESCE(MAX(seq), 0) + 1 FROM run_events WHERE run_id = ${1}), \
-     ${3}, ${4}, ${5}, ${6} FROM runs WHERE id = ${1} AND status = 'running' AND lease_token = ${2} \
+     SELECT $1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM run_events WHERE run_id = $1), \
+     $3, $4, $5, $6 FROM runs WHERE id = $1 AND status = 'running' AND lease_token = $2 \
      RETURNING seq, {item} AS item; ";
 /// Arguments per append.
 const ARGS: usize = 11;
+/// SQLite: one end's statements, the finish's update and its event.
+const END_ITEM: &str = crate::store::queue::FINISH_ITEM_SQLITE;
+/// Arguments per end.
+const END_ARGS: usize = 18;
 
-/// SQLite: the batch query of `size` appends, in a transaction of its own. The same text for every
-/// batch of a size, so that the connection's statement cache keeps it prepared.
-fn batch_sql(size: usize) -> String {
+/// SQLite: the batch query of `appends` appends followed by `ends` ends, in a transaction of
+/// its own. The same text for every batch of a shape, so that the connection's statement
+/// cache keeps it prepared.
+fn batch_sql(appends: usize, ends: usize) -> String {
     let mut sql = String::from("BEGIN IMMEDIATE; ");
-    for item in 0..size {
-        let mut statements = ITEM.replace("{item}", &item.to_string());
-        // From the highest number down, so that `${1}` does not rewrite `${10}`.
-        for n in (1..=ARGS).rev() {
-            statements = statements.replace(&format!("${{{n}}}"), &format!("${}", item * ARGS + n));
-        }
-        sql.push_str(&statements);
+    for item in 0..appends {
+        push_item(&mut sql, ITEM, item, item * ARGS);
     }
-    let _ = write!(sql, "COMMIT;");
+    for end in 0..ends {
+        push_item(
+            &mut sql,
+            END_ITEM,
+            appends + end,
+            appends * ARGS + end * END_ARGS,
+        );
+    }
+    sql.push_str("COMMIT;");
     sql
 }
 
-/// The queries of every batch size, built once.
-fn batch_sqls() -> &'static [String] {
-    static SQLS: OnceLock<Vec<String>> = OnceLock::new();
-    SQLS.get_or_init(|| (0..=MAX_BATCH).map(batch_sql).collect())
+/// Appends `statements` to `sql` with `{item}` replaced by `item` and each argument `$n`
+/// by `$(n + offset)`.
+fn push_item(sql: &mut String, statements: &str, item: usize, offset: usize) {
+    let statements = statements.replace("{item}", &item.to_string());
+    let mut rest = statements.as_str();
+    while let Some(at) = rest.find('$') {
+        let (before, after) = rest.split_at(at + 1);
+        sql.push_str(before);
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        let (number, after) = after.split_at(digits);
+        if let Ok(number) = number.parse::<usize>() {
+            let _ = write!(sql, "{}", number + offset);
+        }
+        rest = after;
+    }
+    sql.push_str(rest);
+}
+
+/// The query of a batch of `appends` appends and `ends` ends, built once per shape.
+fn batch_query(appends: usize, ends: usize) -> &'static str {
+    static SQLS: [[OnceLock<String>; MAX_BATCH + 1]; MAX_BATCH + 1] =
+        [const { [const { OnceLock::new() }; MAX_BATCH + 1] }; MAX_BATCH + 1];
+    SQLS[appends][ends].get_or_init(|| batch_sql(appends, ends))
 }
 
 type Reply = oneshot::Sender<Result<Option<i64>>>;
@@ -143,15 +190,23 @@ impl Submitted {
 /// answers each. It writes through the store's writer ([`crate::Store::writer`]): on SQLite
 /// the one connection every run's writes go through, whose caches keep the batches' prepared
 /// statements and the pages of recent events; it takes it for each batch and gives it back
-/// after, so that claims and ends take their turns between batches.
+/// after, so that claims and inserts take their turns between batches.
 async fn write_batches(
     pool: AnyPool,
     backend: Backend,
     mut receiver: mpsc::UnboundedReceiver<(Append, Reply)>,
 ) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let (appends, replies): (Vec<Append>, Vec<Reply>) = batch.drain(..).unzip();
+    let mut received = Vec::with_capacity(MAX_BATCH);
+    let mut waiting = VecDeque::with_capacity(MAX_BATCH);
+    loop {
+        if waiting.is_empty() {
+            if receiver.recv_many(&mut received, MAX_BATCH).await == 0 {
+                break;
+            }
+            waiting.extend(received.drain(..));
+        }
+        let (appends, replies): (Vec<Append>, Vec<Reply>) =
+            next_batch(&mut waiting).into_iter().unzip();
         match write_batch(&pool, backend, &appends).await {
             Ok(seqs) => {
                 for (reply, seq) in replies.into_iter().zip(seqs) {
@@ -171,6 +226,37 @@ async fn write_batches(
     }
 }
 
+/// The next batch from the front of `waiting`: its events first, then its ends (the shape of
+/// [`batch_sql`]), each part in the order it was handed over. An end goes after the events
+/// of other runs it was handed over before, never after an event of its own run: the batch
+/// stops before an append of a run whose end it holds (that append is written next, after
+/// the end, and finds the lease gone).
+fn next_batch(waiting: &mut VecDeque<(Append, Reply)>) -> Vec<(Append, Reply)> {
+    let mut events = Vec::with_capacity(waiting.len().min(MAX_BATCH));
+    let mut ends: Vec<(Append, Reply)> = Vec::new();
+    while events.len() + ends.len() < MAX_BATCH {
+        let Some((append, _)) = waiting.front() else {
+            break;
+        };
+        let ended = ends
+            .iter()
+            .any(|(end, _)| end.lease.run_id == append.lease.run_id);
+        if ended {
+            break;
+        }
+        let Some(item) = waiting.pop_front() else {
+            break;
+        };
+        if item.0.end.is_some() {
+            ends.push(item);
+        } else {
+            events.push(item);
+        }
+    }
+    events.append(&mut ends);
+    events
+}
+
 /// Writes a batch in one transaction: each append's seq, or `None` for a lost lease.
 async fn write_batch(
     pool: &AnyPool,
@@ -183,11 +269,19 @@ async fn write_batch(
     }
 }
 
-/// SQLite: the batch as one query.
+/// SQLite: the batch as one query (its events, then its ends).
 async fn write_batch_sqlite(pool: &AnyPool, appends: &[Append]) -> Result<Vec<Option<i64>>> {
-    let mut query =
-        sqlx::query_as::<_, (i64, i64)>(sqlx::AssertSqlSafe(batch_sqls()[appends.len()].as_str()));
-    for append in appends {
+    // Each item's place in `appends`, in the query's order: the events, then the ends.
+    let places: Vec<usize> = (0..appends.len())
+        .filter(|&i| appends[i].end.is_none())
+        .chain((0..appends.len()).filter(|&i| appends[i].end.is_some()))
+        .collect();
+    let ends = appends.iter().filter(|append| append.end.is_some()).count();
+    let mut query = sqlx::query_as::<_, (i64, i64)>(sqlx::AssertSqlSafe(batch_query(
+        appends.len() - ends,
+        ends,
+    )));
+    for append in appends.iter().filter(|append| append.end.is_none()) {
         // NULL for every column when there is no progress: the update then writes nothing.
         let [steps, input, output, cache_read, cache_write] = match &append.progress {
             Some(progress) => progress_columns(progress).map(Some),
@@ -206,12 +300,22 @@ async fn write_batch_sqlite(pool: &AnyPool, appends: &[Append]) -> Result<Vec<Op
             .bind(cache_read)
             .bind(cache_write);
     }
+    for append in appends {
+        if let Some(end) = &append.end {
+            query = bind_end!(query, &append.lease, end)
+                .bind(append.lease.attempt)
+                .bind(append.kind)
+                .bind(append.at_ms)
+                .bind(append.data.as_str());
+        }
+    }
     let mut conn = pool.acquire().await.map_err(db(OP))?;
     match query.fetch_all(&mut *conn).await {
         Ok(rows) => {
             let mut seqs = vec![None; appends.len()];
             for (seq, item) in rows {
-                if let Some(slot) = usize::try_from(item).ok().and_then(|i| seqs.get_mut(i)) {
+                let place = usize::try_from(item).ok().and_then(|i| places.get(i));
+                if let Some(slot) = place.and_then(|&i| seqs.get_mut(i)) {
                     *slot = Some(seq);
                 }
             }
@@ -221,5 +325,95 @@ async fn write_batch_sqlite(pool: &AnyPool, appends: &[Append]) -> Result<Vec<Op
             end_failed_transaction(conn).await;
             Err(db(OP)(error))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rollout_domain::RunId;
+
+    fn item(run: &str, end: bool) -> (Append, Reply) {
+        let append = Append {
+            lease: Lease {
+                run_id: RunId(run.into()),
+                token: "t".into(),
+                attempt: 1,
+            },
+            kind: if end { "finished" } else { "error" },
+            at_ms: 0,
+            data: String::new(),
+            progress: None,
+            notification: ("events", String::new()),
+            end: end.then(|| {
+                Box::new(EndColumns {
+                    status: "completed",
+                    outcome: None,
+                    reward: None,
+                    evaluation: None,
+                    final_response: None,
+                    steps: 0,
+                    tokens: [0; 4],
+                    error: None,
+                    finished_at_ms: 0,
+                })
+            }),
+        };
+        (append, oneshot::channel().0)
+    }
+
+    fn shape(batch: &[(Append, Reply)]) -> Vec<(String, bool)> {
+        batch
+            .iter()
+            .map(|(a, _)| (a.lease.run_id.to_string(), a.end.is_some()))
+            .collect()
+    }
+
+    /// An end goes after the other runs' events of its batch, never after an event of its
+    /// own run handed over after it: the batch stops there.
+    #[test]
+    fn a_batch_puts_its_ends_last_and_stops_before_an_events_own_end() {
+        let mut waiting: VecDeque<_> = [
+            item("a", false),
+            item("b", true),
+            item("c", false),
+            item("b", false),
+            item("c", true),
+        ]
+        .into();
+        let first = next_batch(&mut waiting);
+        assert_eq!(
+            shape(&first),
+            [("a".into(), false), ("c".into(), false), ("b".into(), true)]
+        );
+        let second = next_batch(&mut waiting);
+        assert_eq!(shape(&second), [("b".into(), false), ("c".into(), true)]);
+        assert!(waiting.is_empty());
+        // At most MAX_BATCH, in the order handed over.
+        let mut many: VecDeque<_> = (0..MAX_BATCH + 3)
+            .map(|n| item(&n.to_string(), false))
+            .collect();
+        assert_eq!(next_batch(&mut many).len(), MAX_BATCH);
+        assert_eq!(many.len(), 3);
+    }
+
+    /// Each item's arguments are numbered after the previous items', events first.
+    #[test]
+    fn a_batch_numbers_the_arguments_of_its_items_in_turn() {
+        let sql = batch_sql(2, 1);
+        let highest = sql
+            .split('$')
+            .skip(1)
+            .filter_map(|rest| {
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                digits.parse::<usize>().ok()
+            })
+            .max();
+        assert_eq!(highest, Some(2 * ARGS + END_ARGS));
+        assert!(sql.contains("lease_token = $13"), "{sql}");
+        assert!(sql.contains("lease_token = $24"), "{sql}");
+        assert!(sql.contains("finished_at = $36"), "{sql}");
+        assert!(sql.contains("2 AS item"), "{sql}");
+        assert!(sql.starts_with("BEGIN IMMEDIATE; ") && sql.ends_with("COMMIT;"));
     }
 }

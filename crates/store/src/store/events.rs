@@ -178,6 +178,7 @@ impl Store {
             data,
             progress: progress.copied(),
             notification: notification(&lease.run_id, &kind),
+            end: None,
         };
         Ok(PendingEvent {
             submitted: self

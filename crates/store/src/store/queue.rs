@@ -6,6 +6,7 @@
 use crate::Result;
 use crate::error::{StoreError, corrupt, db};
 use crate::event_size::{cut_text, stored_evaluation};
+use crate::store::appender::{Append, EndColumns};
 use crate::store::notifications::{EVENTS, notification};
 use crate::store::{
     RunRow, Store, duration_ms, end_failed_transaction, now_ms, retry_on_conflict, tokens_from_db,
@@ -110,19 +111,30 @@ macro_rules! release_update {
          WHERE id = $1 AND status = 'running' AND lease_token = $2"
     };
 }
+/// On SQLite the event of a fenced write: inserted only if the update before it changed the
+/// run (`changes()`: the rows the previous statement changed); arguments `$n`..`$n+3`:
+/// attempt, kind, time, data.
+macro_rules! event_if_changed_sqlite {
+    ($attempt:literal, $kind:literal, $at:literal, $data:literal, $returning:literal) => {
+        concat!(
+            "INSERT INTO run_events (run_id, seq, attempt, kind, at_ms, data) \
+             SELECT $1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM run_events WHERE run_id = $1), $",
+            $attempt, ", $", $kind, ", $", $at, ", $", $data,
+            " WHERE changes() > 0 RETURNING ", $returning
+        )
+    };
+}
 /// On SQLite a fenced write and its event go as one query, one round trip to the
-/// connection's thread instead of four: the update, then the event (arguments `$n`..`$n+3`:
-/// attempt, kind, time, data) only if the update changed the run (`changes()`: the rows the
-/// previous statement changed), in a transaction of their own.
+/// connection's thread instead of four: the update, then its event
+/// (`event_if_changed_sqlite!`), in a transaction of their own.
 macro_rules! then_event_sqlite {
     ($update:expr, $attempt:literal, $kind:literal, $at:literal, $data:literal) => {
         concat!(
             "BEGIN IMMEDIATE; ",
             $update,
-            "; INSERT INTO run_events (run_id, seq, attempt, kind, at_ms, data) \
-             SELECT $1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM run_events WHERE run_id = $1), $",
-            $attempt, ", $", $kind, ", $", $at, ", $", $data,
-            " WHERE changes() > 0 RETURNING seq; COMMIT;"
+            "; ",
+            event_if_changed_sqlite!($attempt, $kind, $at, $data, "seq"),
+            "; COMMIT;"
         )
     };
 }
@@ -147,7 +159,14 @@ macro_rules! then_event_postgres {
     };
 }
 const FINISH_POSTGRES: &str = then_event_postgres!(finish_update!(), 15, 16, 17, 18, 19, 20);
-const FINISH_SQLITE: &str = then_event_sqlite!(finish_update!(), 15, 16, 17, 18);
+/// On SQLite a run's end is an item of the appender's batch (`appender::END_ITEM`): the
+/// update and its `finished` event, numbered from `$1` and renumbered in the batch.
+pub(super) const FINISH_ITEM_SQLITE: &str = concat!(
+    finish_update!(),
+    "; ",
+    event_if_changed_sqlite!(15, 16, 17, 18, "seq, {item} AS item"),
+    "; "
+);
 const RELEASE_POSTGRES: &str = then_event_postgres!(release_update!(), 3, 4, 5, 6, 7, 8);
 const RELEASE_SQLITE: &str = then_event_sqlite!(release_update!(), 3, 4, 5, 6);
 const EXPIRED: &str = "SELECT id, attempts, lost_attempts, COALESCE(lease_owner, '') FROM runs \
@@ -389,9 +408,11 @@ impl Store {
         }))
     }
 
-    /// Writes a run's end (see [`Store::finish_run`]) and answers the values it stored that
-    /// the finish did not hold as they are: `None` when the lease was lost.
-    async fn end_run(&self, lease: &Lease, finish: &FinishRun) -> Result<Option<StoredEnd>> {
+    /// Writes a run's end (see [`Store::finish_run`]) and answers its columns as stored:
+    /// `None` when the lease was lost. On SQLite the end rides in the appender's next batch
+    /// (the events of other runs, one transaction for all); a run's own events were all
+    /// written before (the holder waits for them) or are refused after (its lease is gone).
+    async fn end_run(&self, lease: &Lease, finish: &FinishRun) -> Result<Option<EndColumns>> {
         const OP: &str = "finishing a run";
         if !finish.status.is_terminal() {
             return Err(StoreError::NotTerminal {
@@ -400,13 +421,24 @@ impl Store {
         }
         // What the environment and the model returned is cut like the events repeating it.
         let max = self.max_event_bytes();
-        let end = StoredEnd {
+        let usage = &finish.usage;
+        let end = EndColumns {
+            status: finish.status.as_str(),
+            outcome: finish.outcome.clone(),
+            reward: finish.reward,
             evaluation: finish
                 .evaluation
                 .as_ref()
                 .map(|evaluation| stored_evaluation(evaluation, max))
                 .transpose()?,
             final_response: finish.final_response.as_deref().map(|t| cut_text(t, max)),
+            steps: finish.steps,
+            tokens: [
+                tokens_to_db(usage.input_tokens),
+                tokens_to_db(usage.output_tokens),
+                tokens_to_db(usage.cache_read_tokens),
+                tokens_to_db(usage.cache_write_tokens),
+            ],
             error: finish.error.as_deref().map(|t| cut_text(t, max)),
             finished_at_ms: now_ms(),
         };
@@ -414,30 +446,28 @@ impl Store {
             status: finish.status.as_str().into(),
             error: end.error.clone(),
         };
+        if self.backend() == Backend::Sqlite {
+            let (data, _) = self.stored_event(&lease.run_id, &finished)?;
+            let append = Append {
+                lease: lease.clone(),
+                kind: finished.name(),
+                at_ms: now_ms(),
+                data,
+                progress: None,
+                notification: notification(&lease.run_id, &finished),
+                end: Some(Box::new(end.clone())),
+            };
+            let seq = self
+                .appender()
+                .submit(self.writer(), self.backend(), append)
+                .seq()
+                .await?;
+            return Ok(seq.map(|_| end));
+        }
         let written = self
-            .fenced_write(
-                OP,
-                lease,
-                &finished,
-                [FINISH_POSTGRES, FINISH_SQLITE],
-                |sql| {
-                    sqlx::query(sql)
-                        .bind(lease.run_id.0.clone())
-                        .bind(lease.token.clone())
-                        .bind(finish.status.as_str())
-                        .bind(finish.outcome.clone())
-                        .bind(finish.reward)
-                        .bind(end.evaluation.clone())
-                        .bind(end.final_response.clone())
-                        .bind(finish.steps)
-                        .bind(tokens_to_db(finish.usage.input_tokens))
-                        .bind(tokens_to_db(finish.usage.output_tokens))
-                        .bind(tokens_to_db(finish.usage.cache_read_tokens))
-                        .bind(tokens_to_db(finish.usage.cache_write_tokens))
-                        .bind(end.error.clone())
-                        .bind(end.finished_at_ms)
-                },
-            )
+            .fenced_write_postgres(OP, lease, &finished, FINISH_POSTGRES, |sql| {
+                bind_end!(sqlx::query(sql), lease, &end)
+            })
             .await?;
         Ok(written.then_some(end))
     }
@@ -478,27 +508,45 @@ impl Store {
         [sql_postgres, sql_sqlite]: [&'static str; 2],
         update: impl Fn(&'static str) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
     ) -> Result<bool> {
+        if self.backend() == Backend::Postgres {
+            return self
+                .fenced_write_postgres(op, lease, event, sql_postgres, update)
+                .await;
+        }
         let (data, _) = self.stored_event(&lease.run_id, event)?;
-        let with_event = |sql| {
-            update(sql)
+        let query = update(sql_sqlite)
+            .bind(lease.attempt)
+            .bind(event.name())
+            .bind(now_ms())
+            .bind(data);
+        let mut conn = self.writer().acquire().await.map_err(db(op))?;
+        match query.fetch_all(&mut *conn).await {
+            Ok(appended) => Ok(!appended.is_empty()),
+            Err(error) => {
+                end_failed_transaction(conn).await;
+                Err(db(op)(error))
+            }
+        }
+    }
+
+    /// [`Store::fenced_write`] on PostgreSQL: `sql` is the update followed by the event
+    /// (`then_event_postgres!`), tried again when a concurrent append took the event's seq.
+    async fn fenced_write_postgres<'q>(
+        &self,
+        op: &'static str,
+        lease: &Lease,
+        event: &EventKind,
+        sql: &'static str,
+        update: impl Fn(&'static str) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    ) -> Result<bool> {
+        let (data, _) = self.stored_event(&lease.run_id, event)?;
+        let (channel, payload) = notification(&lease.run_id, event);
+        retry_on_conflict(|| async {
+            let appended = update(sql)
                 .bind(lease.attempt)
                 .bind(event.name())
                 .bind(now_ms())
                 .bind(data.clone())
-        };
-        if self.backend() == Backend::Sqlite {
-            let mut conn = self.writer().acquire().await.map_err(db(op))?;
-            return match with_event(sql_sqlite).fetch_all(&mut *conn).await {
-                Ok(appended) => Ok(!appended.is_empty()),
-                Err(error) => {
-                    end_failed_transaction(conn).await;
-                    Err(db(op)(error))
-                }
-            };
-        }
-        let (channel, payload) = notification(&lease.run_id, event);
-        retry_on_conflict(|| async {
-            let appended = with_event(sql_postgres)
                 .bind(channel)
                 .bind(payload.clone())
                 .fetch_all(self.pool())
@@ -620,15 +668,6 @@ impl Store {
             .map_err(db("reading a queue position"))?;
         Ok((position > 0).then_some(position))
     }
-}
-
-/// What a run's end stored that its `FinishRun` does not hold as stored: the texts as cut
-/// and the time of the end.
-struct StoredEnd {
-    evaluation: Option<String>,
-    final_response: Option<String>,
-    error: Option<String>,
-    finished_at_ms: i64,
 }
 
 /// The attempt an expired lease belongs to, and how many of the run's attempts were lost.

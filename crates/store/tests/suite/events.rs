@@ -296,6 +296,8 @@ pub(crate) async fn other_processes_hear_of_appended_events_and_finished_runs(db
 /// its own answer. A stale claim's appends are refused one by one, the others are numbered
 /// in order with their progress written, and an append that fails (a trigger refuses it)
 /// takes only itself down: its batch is rolled back and written again one append at a time.
+/// Each run then ends while others append (on SQLite in their batches): its end and its
+/// `finished` event are written after its events, and nothing of the run after them.
 pub(crate) async fn many_runs_appending_at_once_each_get_their_own_answer(db: &TestDb) {
     use rollout_domain::Usage;
     use rollout_store::RunProgress;
@@ -371,11 +373,35 @@ pub(crate) async fn many_runs_appending_at_once_each_get_their_own_answer(db: &T
                     .map(|appended| appended.map(|event| event.seq));
                 answers.push(answer.map_err(|error| error.to_string()));
             }
-            (writer, lease, answers)
+            // Each run then ends while the others still append (on SQLite its end rides in
+            // their batch), and an event after the end is refused: the lease is gone.
+            let finish = rollout_store::FinishRun {
+                status: rollout_domain::RunStatus::Completed,
+                outcome: Some("answered".into()),
+                reward: Some(0.5),
+                evaluation: None,
+                final_response: Some(format!("done {writer}")),
+                steps: 12,
+                usage: Usage {
+                    input_tokens: 1000 + writer as u64,
+                    ..Usage::default()
+                },
+                error: None,
+            };
+            let ended = store.finish_run(&lease, &finish).await.unwrap();
+            let after = store
+                .append_leased_event_and_progress(&lease, &error_event(999), None)
+                .await
+                .unwrap();
+            assert!(
+                after.is_none(),
+                "an event after the end was stored: {after:?}"
+            );
+            (writer, lease, answers, ended)
         });
     }
     while let Some(done) = tasks.join_next().await {
-        let (writer, lease, answers) = done.unwrap();
+        let (writer, lease, answers, ended) = done.unwrap();
         let run = store
             .get_run(PROJECT, lease.run_id.as_str())
             .await
@@ -387,6 +413,8 @@ pub(crate) async fn many_runs_appending_at_once_each_get_their_own_answer(db: &T
                 "stale claim: {answers:?}"
             );
             assert_eq!(run.steps, 0, "a stale claim wrote progress");
+            assert!(!ended, "a stale claim ended its run");
+            assert_eq!(run.status, rollout_domain::RunStatus::Running);
             continue;
         }
         // Seq 1 is the claim's `attempt_started`.
@@ -400,13 +428,29 @@ pub(crate) async fn many_runs_appending_at_once_each_get_their_own_answer(db: &T
             assert_eq!(answer, &Ok(Some(expected)), "writer {writer}, append {n}");
             expected += 1;
         }
-        // The last append with progress was n = 10.
-        assert_eq!((run.steps, run.usage.input_tokens), (10, 100));
+        // The end wrote its own totals over the appends' progress, and its `finished` event
+        // is the last of the trace.
+        assert!(ended, "writer {writer}: the end was not written");
+        assert_eq!(run.status, rollout_domain::RunStatus::Completed);
+        assert_eq!(
+            run.final_response.as_deref(),
+            Some(format!("done {writer}").as_str())
+        );
+        assert_eq!(
+            (run.steps, run.usage.input_tokens, run.reward),
+            (12, 1000 + writer as u64, Some(0.5))
+        );
         let listed = store
             .list_events(lease.run_id.as_str(), 0, 100)
             .await
             .unwrap();
-        assert_eq!(listed.len() as i64, expected - 1);
+        assert_eq!(listed.len() as i64, expected);
+        let last = listed.last().unwrap();
+        assert_eq!(last.seq, expected);
+        assert!(
+            matches!(&last.kind, EventKind::Finished { status, .. } if status == "completed"),
+            "{last:?}"
+        );
     }
 }
 

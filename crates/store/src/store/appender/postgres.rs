@@ -90,6 +90,13 @@ struct Event<'a> {
 
 /// Writes `appends` in one transaction: each one's seq, or `None` for a lost lease.
 pub(super) async fn write_batch(pool: &AnyPool, appends: &[Append]) -> Result<Vec<Option<i64>>> {
+    if appends.iter().any(|append| append.end.is_some()) {
+        return Err(crate::error::StoreError::Corrupt {
+            what: "append",
+            detail: "a run's end was handed to PostgreSQL's appender, which writes events only"
+                .into(),
+        });
+    }
     let mut claims: Vec<Claim<'_>> = Vec::new();
     for append in appends {
         let lease = &append.lease;
