@@ -1,7 +1,7 @@
 //! The append-only events of a run's trace, numbered 1, 2, 3.. per run.
 
 use crate::Result;
-use crate::error::{StoreError, corrupt, db};
+use crate::error::{corrupt, db};
 use crate::event_size::stored_form;
 use crate::store::appender::{Append, Submitted};
 use crate::store::notifications::notification;
@@ -13,16 +13,9 @@ use sqlx::AnyConnection;
 
 /// The next sequence number is computed inside the INSERT, so that no gap or duplicate can
 /// come from a read-then-write race; a lost race fails on the primary key and is retried.
-macro_rules! insert_event {
-    () => {
-        "INSERT INTO run_events (run_id, seq, attempt, kind, at_ms, data) \
-         SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5 FROM run_events WHERE run_id = $1 \
-         RETURNING seq"
-    };
-}
-const INSERT_EVENT: &str = insert_event!();
-/// The same, then the commit of the transaction it ends (the last query of a claim on SQLite).
-const INSERT_EVENT_AND_COMMIT: &str = concat!(insert_event!(), "; COMMIT;");
+const INSERT_EVENT: &str = "INSERT INTO run_events (run_id, seq, attempt, kind, at_ms, data) \
+     SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5 FROM run_events WHERE run_id = $1 \
+     RETURNING seq";
 /// A no-op write on the run's row: it takes the row lock (PostgreSQL) or the write lock
 /// (SQLite), so that concurrent appends to one run queue up instead of racing for a seq.
 const LOCK_RUN: &str = "UPDATE runs SET id = id WHERE id = $1";
@@ -77,52 +70,18 @@ impl Store {
         attempt: i64,
         kind: &EventKind,
     ) -> Result<RunEvent> {
-        let event = self
-            .insert_event_query(conn, INSERT_EVENT, run_id, attempt, kind)
-            .await?;
-        self.notify_event(conn, run_id, kind).await?;
-        Ok(event)
-    }
-
-    /// Appends one event on `conn` and commits the transaction it ends, in one query: the
-    /// claim's `attempt_started` on SQLite (which sends no notification).
-    pub(crate) async fn insert_event_and_commit(
-        &self,
-        conn: &mut AnyConnection,
-        run_id: &RunId,
-        attempt: i64,
-        kind: &EventKind,
-    ) -> Result<RunEvent> {
-        self.insert_event_query(conn, INSERT_EVENT_AND_COMMIT, run_id, attempt, kind)
-            .await
-    }
-
-    /// Runs `sql` (an [`INSERT_EVENT`], perhaps followed by more statements) for one event.
-    async fn insert_event_query(
-        &self,
-        conn: &mut AnyConnection,
-        sql: &'static str,
-        run_id: &RunId,
-        attempt: i64,
-        kind: &EventKind,
-    ) -> Result<RunEvent> {
         let (data, cut) = self.stored_event(run_id, kind)?;
         let at_ms = now_ms();
-        // Every statement of the query runs only if its rows are all read.
-        let seq: i64 = sqlx::query_scalar(sql)
+        let seq: i64 = sqlx::query_scalar(INSERT_EVENT)
             .bind(run_id.0.clone())
             .bind(attempt)
             .bind(kind.name())
             .bind(at_ms)
             .bind(data)
-            .fetch_all(&mut *conn)
+            .fetch_one(&mut *conn)
             .await
-            .map_err(db("appending an event"))?
-            .pop()
-            .ok_or_else(|| StoreError::Corrupt {
-                what: "event",
-                detail: "its insert returned no seq".into(),
-            })?;
+            .map_err(db("appending an event"))?;
+        self.notify_event(conn, run_id, kind).await?;
         Ok(RunEvent {
             seq,
             at_ms,

@@ -14,7 +14,8 @@ use crate::store::{
 };
 use crate::types::{Backend, ClaimedRun, FinishRun, Lease, RunProgress, RunRecord};
 use rollout_domain::{EventKind, RunEvent, RunId, RunStatus, Usage};
-use sqlx::AnyConnection;
+use sqlx::Row;
+use sqlx::any::AnyRow;
 use std::time::Duration;
 
 /// The heads of the queue's lanes, oldest first: the runs of no job, and the runs of each
@@ -39,6 +40,18 @@ const LANES: &str = "WITH RECURSIVE lanes(job_id) AS ( \
            WHERE x.job_id = l.job_id AND x.status = 'running')) \
      ) heads WHERE head IS NOT NULL ORDER BY head LIMIT 8";
 
+/// The oldest queued run of the lane `$5` (a job, or NULL for the runs of no job), if the
+/// job's `max_concurrency` leaves it room.
+macro_rules! pick_lane {
+    () => {
+        "SELECT r.id FROM runs r WHERE r.status = 'queued' \
+         AND ((CAST($5 AS TEXT) IS NULL AND r.job_id IS NULL) OR r.job_id = $5) \
+         AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = $5 \
+           AND j.max_concurrency IS NOT NULL AND j.max_concurrency <= \
+           (SELECT COUNT(*) FROM runs x WHERE x.job_id = $5 AND x.status = 'running')) \
+         ORDER BY r.created_at, r.id LIMIT 1"
+    };
+}
 /// Claims the oldest run of one lane, with the id of its environment version (one probe of
 /// the versions' index: a worker keeps versions by id), and tells whether any other run is
 /// queued (the claimed row is excluded by id: PostgreSQL's subquery sees it as it was, still
@@ -50,12 +63,8 @@ macro_rules! claim_lane {
         concat!(
             "UPDATE runs SET status = 'running', lease_owner = $1, lease_token = $4, \
              lease_expires_at = $2, attempts = attempts + 1, started_at = COALESCE(started_at, $3) \
-             WHERE id = (SELECT r.id FROM runs r WHERE r.status = 'queued' \
-               AND ((CAST($5 AS TEXT) IS NULL AND r.job_id IS NULL) OR r.job_id = $5) \
-               AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = $5 \
-                 AND j.max_concurrency IS NOT NULL AND j.max_concurrency <= \
-                 (SELECT COUNT(*) FROM runs x WHERE x.job_id = $5 AND x.status = 'running')) \
-               ORDER BY r.created_at, r.id LIMIT 1",
+             WHERE id = (",
+            pick_lane!(),
             $lock,
             ") AND status = 'queued' RETURNING ",
             run_columns!(),
@@ -66,9 +75,20 @@ macro_rules! claim_lane {
         )
     };
 }
-/// On SQLite writers are serialised: the room check and the claim cannot race. The claim
-/// opens the transaction its `attempt_started` event is appended in.
-const CLAIM_SQLITE: &str = concat!("BEGIN IMMEDIATE; ", claim_lane!(""));
+/// On SQLite writers are serialised: the room check and the claim cannot race. The claim and
+/// its `attempt_started` event are one query in one transaction: the event first, for the
+/// run the claim then picks (the same one: nothing else writes in between; SQLite has no
+/// data-modifying `WITH` to hand the claimed row over). The event's data and kind are bound
+/// as on PostgreSQL (`$6`, `$7`, `$8`). Its rows: the event's seq, then the claim's.
+const CLAIM_SQLITE: &str = concat!(
+    "BEGIN IMMEDIATE; INSERT INTO run_events (run_id, seq, attempt, kind, at_ms, data) \
+     SELECT r.id, (SELECT COALESCE(MAX(e.seq), 0) + 1 FROM run_events e WHERE e.run_id = r.id), \
+     r.attempts + 1, $8, $3, $6 || CAST(r.attempts + 1 AS TEXT) || $7 FROM runs r WHERE r.id = (",
+    pick_lane!(),
+    ") RETURNING seq AS started_seq; ",
+    claim_lane!(""),
+    "; COMMIT;"
+);
 /// On PostgreSQL `SKIP LOCKED` keeps concurrent claimers off the same row; the job's row
 /// lock (below) serialises the claimers of one job. The claim appends the attempt's
 /// `attempt_started` event and sends its notification in the same statement: its data is
@@ -235,16 +255,38 @@ impl Store {
         };
         let (row, started) = match self.backend() {
             Backend::Sqlite => {
+                let (before, after) = started_halves(worker_id)?;
+                let query = arguments
+                    .query::<SqliteClaimRow>(CLAIM_SQLITE)
+                    .bind(before)
+                    .bind(after)
+                    .bind(started(0).name());
                 let mut conn = self.writer().acquire().await.map_err(db(CLAIMING))?;
-                match self
-                    .claim_sqlite(&mut conn, arguments.query(CLAIM_SQLITE), started)
-                    .await
-                {
-                    Ok(Some(claimed)) => claimed,
-                    Ok(None) => return Ok(None),
+                let rows = match query.fetch_all(&mut *conn).await {
+                    Ok(rows) => rows,
                     Err(error) => {
                         end_failed_transaction(conn).await;
-                        return Err(error);
+                        return Err(db(CLAIMING)(error));
+                    }
+                };
+                let mut rows = rows.into_iter();
+                match (rows.next(), rows.next()) {
+                    (None, _) => return Ok(None),
+                    (Some(SqliteClaimRow::Started(seq)), Some(SqliteClaimRow::Claimed(row))) => {
+                        let attempt = row.run.attempts;
+                        let event = RunEvent {
+                            seq,
+                            at_ms: now,
+                            attempt,
+                            kind: started(attempt),
+                        };
+                        (*row, event)
+                    }
+                    _ => {
+                        return Err(StoreError::Corrupt {
+                            what: "claim",
+                            detail: "its event and its run did not both come back".into(),
+                        });
                     }
                 }
             }
@@ -296,35 +338,6 @@ impl Store {
         claimed.env_version_id = row.env_version_id;
         claimed.started = Some(started);
         Ok(Some(claimed))
-    }
-
-    /// The claim on SQLite, on `conn`: the claim (which begins the transaction), then its
-    /// `attempt_started` event and the commit. Returns the claim's row and its event.
-    /// The caller ends the transaction when this fails.
-    async fn claim_sqlite(
-        &self,
-        conn: &mut AnyConnection,
-        claim: sqlx::query::QueryAs<'_, sqlx::Any, ClaimRow, sqlx::any::AnyArguments>,
-        started: impl Fn(i64) -> EventKind,
-    ) -> Result<Option<(ClaimRow, RunEvent)>> {
-        let row = claim
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(db(CLAIMING))?
-            .pop();
-        let Some(row) = row else {
-            sqlx::query("COMMIT")
-                .execute(&mut *conn)
-                .await
-                .map_err(db(CLAIMING))?;
-            return Ok(None);
-        };
-        let run_id = RunId(row.run.id.clone());
-        let attempt = row.run.attempts;
-        let event = self
-            .insert_event_and_commit(conn, &run_id, attempt, &started(attempt))
-            .await?;
-        Ok(Some((row, event)))
     }
 
     /// Extends a claim to now + `duration`. False when the claim was lost (recovered and
@@ -715,6 +728,21 @@ impl ClaimArguments<'_> {
             .bind(self.now)
             .bind(self.token.to_string())
             .bind(self.job_id.map(str::to_string))
+    }
+}
+
+/// A row of SQLite's claim: its `attempt_started` event's seq, then the claim's row.
+enum SqliteClaimRow {
+    Started(i64),
+    Claimed(Box<ClaimRow>),
+}
+
+impl sqlx::FromRow<'_, AnyRow> for SqliteClaimRow {
+    fn from_row(row: &AnyRow) -> std::result::Result<Self, sqlx::Error> {
+        if row.columns().len() == 1 {
+            return Ok(SqliteClaimRow::Started(row.try_get("started_seq")?));
+        }
+        Ok(SqliteClaimRow::Claimed(Box::new(ClaimRow::from_row(row)?)))
     }
 }
 
