@@ -41,15 +41,28 @@ const LANES: &str = "WITH RECURSIVE lanes(job_id) AS ( \
      ) heads WHERE head IS NOT NULL ORDER BY head LIMIT 8";
 
 /// The oldest queued run of the lane `$5` (a job, or NULL for the runs of no job), if the
-/// job's `max_concurrency` leaves it room.
+/// job's `max_concurrency` leaves it room. `$lane` says which runs are the lane's, as each
+/// database can find the lane's head in an index without reading the rest of the queue:
+/// SQLite's `IS` (equality that matches NULL) probes `runs_queue_lanes` by status and job,
+/// where the form with `OR` made it read every queued run and sort them (about 7 ms a
+/// claim with 20,000 queued); PostgreSQL cannot use an index for `IS NOT DISTINCT FROM`,
+/// and walks `runs_status_created` in order with the `OR` form until the first that matches.
 macro_rules! pick_lane {
-    () => {
-        "SELECT r.id FROM runs r WHERE r.status = 'queued' \
-         AND ((CAST($5 AS TEXT) IS NULL AND r.job_id IS NULL) OR r.job_id = $5) \
-         AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = $5 \
-           AND j.max_concurrency IS NOT NULL AND j.max_concurrency <= \
-           (SELECT COUNT(*) FROM runs x WHERE x.job_id = $5 AND x.status = 'running')) \
-         ORDER BY r.created_at, r.id LIMIT 1"
+    (sqlite) => {
+        pick_lane!("r.job_id IS $5")
+    };
+    (postgres) => {
+        pick_lane!("((CAST($5 AS TEXT) IS NULL AND r.job_id IS NULL) OR r.job_id = $5)")
+    };
+    ($lane:literal) => {
+        concat!(
+            "SELECT r.id FROM runs r WHERE r.status = 'queued' AND ",
+            $lane,
+            " AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = $5 \
+               AND j.max_concurrency IS NOT NULL AND j.max_concurrency <= \
+               (SELECT COUNT(*) FROM runs x WHERE x.job_id = $5 AND x.status = 'running')) \
+             ORDER BY r.created_at, r.id LIMIT 1"
+        )
     };
 }
 /// Claims the oldest run of one lane, with the id of its environment version (one probe of
@@ -59,12 +72,12 @@ macro_rules! pick_lane {
 /// `$5` is the job, or NULL for the runs of no job; a job whose `max_concurrency` is
 /// reached has no run to give.
 macro_rules! claim_lane {
-    ($lock:literal) => {
+    ($database:ident, $lock:literal) => {
         concat!(
             "UPDATE runs SET status = 'running', lease_owner = $1, lease_token = $4, \
              lease_expires_at = $2, attempts = attempts + 1, started_at = COALESCE(started_at, $3) \
              WHERE id = (",
-            pick_lane!(),
+            pick_lane!($database),
             $lock,
             ") AND status = 'queued' RETURNING ",
             run_columns!(),
@@ -84,9 +97,9 @@ const CLAIM_SQLITE: &str = concat!(
     "BEGIN IMMEDIATE; INSERT INTO run_events (run_id, seq, attempt, kind, at_ms, data) \
      SELECT r.id, (SELECT COALESCE(MAX(e.seq), 0) + 1 FROM run_events e WHERE e.run_id = r.id), \
      r.attempts + 1, $8, $3, $6 || CAST(r.attempts + 1 AS TEXT) || $7 FROM runs r WHERE r.id = (",
-    pick_lane!(),
+    pick_lane!(sqlite),
     ") RETURNING seq AS started_seq; ",
-    claim_lane!(""),
+    claim_lane!(sqlite, ""),
     "; COMMIT;"
 );
 /// On PostgreSQL `SKIP LOCKED` keeps concurrent claimers off the same row; the job's row
@@ -97,7 +110,7 @@ const CLAIM_SQLITE: &str = concat!(
 /// writer of the run fails the statement whole, and it is tried again.
 const CLAIM_POSTGRES: &str = concat!(
     "WITH claimed AS (",
-    claim_lane!(" FOR UPDATE OF r SKIP LOCKED"),
+    claim_lane!(postgres, " FOR UPDATE OF r SKIP LOCKED"),
     "), started AS (INSERT INTO run_events (run_id, seq, attempt, kind, at_ms, data) \
      SELECT c.id, (SELECT COALESCE(MAX(e.seq), 0) + 1 FROM run_events e WHERE e.run_id = c.id), \
      c.attempts, $8, $3, $6 || CAST(c.attempts AS TEXT) || $7 FROM claimed c RETURNING seq) \
@@ -793,6 +806,43 @@ pub(crate) fn claimed(row: RunRow, token: String) -> Result<ClaimedRun> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sqlx::Connection;
+
+    /// SQLite's claim finds the head of its lane in `runs_queue_lanes`, by status and job,
+    /// without reading and sorting the queued runs: a claim costs the same with 20 or
+    /// 20,000 runs queued (the form with `OR` planned a scan of every queued run and a
+    /// temporary sort).
+    #[tokio::test]
+    async fn sqlites_claim_finds_the_head_of_its_lane_in_the_index() {
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect("sqlite::memory:")
+            .await
+            .unwrap();
+        crate::store::MIGRATOR.run(&mut conn).await.unwrap();
+        for lane in [None, Some("job")] {
+            let plan: Vec<(i64, i64, i64, String)> =
+                sqlx::query_as(concat!("EXPLAIN QUERY PLAN ", pick_lane!(sqlite)))
+                    .bind(None::<String>)
+                    .bind(None::<String>)
+                    .bind(None::<String>)
+                    .bind(None::<String>)
+                    .bind(lane)
+                    .fetch_all(&mut conn)
+                    .await
+                    .unwrap();
+            let details: Vec<&str> = plan.iter().map(|row| row.3.as_str()).collect();
+            assert!(
+                details
+                    .iter()
+                    .any(|detail| detail.contains("runs_queue_lanes (status=? AND job_id=?)")),
+                "{lane:?}: {details:?}"
+            );
+            assert!(
+                !details.iter().any(|detail| detail.contains("TEMP B-TREE")),
+                "{lane:?}: {details:?}"
+            );
+        }
+    }
 
     #[test]
     fn the_halves_of_an_attempt_started_event_hold_its_number_as_serde_writes_it() {
