@@ -269,7 +269,8 @@ pub(crate) async fn concurrent_claimers_hold_a_jobs_max_concurrency(db: &TestDb)
 
 /// A measurement, not a test (no threshold): what a claim costs when nothing is claimable
 /// because the only queued runs belong to a job at its `max_concurrency`, for growing
-/// backlogs. Prints one line per backlog; see `measure_claim_cost` in `suite.rs`.
+/// backlogs; then what a claim (and its run's end) costs at the head of a growing queue of
+/// runs of no job. Prints one line per backlog; see `measure_claim_cost` in `suite.rs`.
 #[allow(clippy::print_stdout)]
 pub(crate) async fn measure_claim_cost(db: &TestDb) {
     use sqlx::Executor;
@@ -293,5 +294,37 @@ pub(crate) async fn measure_claim_cost(db: &TestDb) {
         );
         store.finish_run(&first.lease, &failed()).await.unwrap();
         store.cancel_job(PROJECT, &limited).await.unwrap();
+    }
+    // Claims of runs of no job, at the head of a queue of a growing length.
+    let (mut queued, mut inserted) = (0, 0);
+    for backlog in [1_000usize, 10_000, 30_000] {
+        while queued < backlog {
+            inserted += 1;
+            let id = RunId(format!("backlog-{inserted:06}"));
+            store
+                .insert_run(&id, PROJECT, &spec("e", "s", "m"))
+                .await
+                .unwrap();
+            queued += 1;
+        }
+        if store.backend() == rollout_store::Backend::Postgres {
+            db.raw().await.execute("ANALYZE runs").await.unwrap();
+        }
+        let (mut claiming, mut ending) = (Duration::ZERO, Duration::ZERO);
+        for _ in 0..300 {
+            let started = std::time::Instant::now();
+            let claimed = store.claim_next_run("w", LEASE).await.unwrap().unwrap();
+            claiming += started.elapsed();
+            let started = std::time::Instant::now();
+            store.finish_run(&claimed.lease, &failed()).await.unwrap();
+            ending += started.elapsed();
+        }
+        queued -= 300;
+        println!(
+            "{:?}, {backlog} runs of no job queued: a claim {:?}, its end {:?}",
+            store.backend(),
+            claiming / 300,
+            ending / 300
+        );
     }
 }

@@ -18,6 +18,13 @@
 //! `--model-delay-ms` (default 60000), N runs are submitted without `sync`, and once
 //! `--workers` of them are in flight and the rest queued it prints the server's RSS.
 //!
+//! With `--backlog N` the benchmark measures a queue being worked off: N runs are submitted
+//! without `sync` by `--concurrency` clients (faster than the workers take them, so most
+//! wait in the queue),
+//! and it prints how long until the last one was answered, the runs/s, the server's CPU per
+//! run (its submission included) and the most runs the queue held: a claim that grew with
+//! the queue would show here.
+//!
 //! With `--otlp-endpoint` the server exports every run as OpenTelemetry spans to that OTLP
 //! receiver (e.g. a local Phoenix), to compare the server's CPU per run with export on and off.
 //!
@@ -50,6 +57,9 @@ Usage: rollout-bench --rollout PATH [options]   (or scripts/bench [options])
   --otlp-endpoint URL    export every run as OpenTelemetry spans to this receiver
   --queue-depth N        measure memory: N runs submitted, --workers in flight at once
   --model-delay-ms MS    the model's delay in --queue-depth mode (default 60000)
+  --backlog N            measure a backlog: N runs submitted by --concurrency clients,
+                         timed until the last one is answered (runs/s, CPU per run,
+                         the queue's peak)
   --show-trace           print the last run's events with their times
   --server-log FILTER    keep the server's log at this filter (e.g. sqlx::query=debug)
   -h, --help             this text
@@ -71,6 +81,7 @@ struct Args {
     database_url: Option<String>,
     queue_depth: Option<usize>,
     model_delay_ms: u64,
+    backlog: Option<usize>,
     show_trace: bool,
     server_log: Option<String>,
 }
@@ -89,6 +100,7 @@ fn parse_args() -> anyhow::Result<Args> {
         database_url: None,
         queue_depth: None,
         model_delay_ms: 60_000,
+        backlog: None,
         show_trace: false,
         server_log: None,
     };
@@ -108,6 +120,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--database-url" => args.database_url = Some(value()?),
             "--queue-depth" => args.queue_depth = Some(value()?.parse()?),
             "--model-delay-ms" => args.model_delay_ms = value()?.parse()?,
+            "--backlog" => args.backlog = Some(value()?.parse()?),
             "--show-trace" => args.show_trace = true,
             "--server-log" => args.server_log = Some(value()?),
             "-h" | "--help" => {
@@ -281,6 +294,9 @@ async fn main() -> anyhow::Result<()> {
     if let Some(depth) = args.queue_depth {
         return queue_depth(&server, &fake, &body, depth, &args, pid).await;
     }
+    if let Some(runs) = args.backlog {
+        return backlog(&server, &fake, &body, runs, &args, pid).await;
+    }
 
     let env_cpu_before = env_pid.map(cpu_seconds);
     let cpu_before = cpu_seconds(pid);
@@ -430,6 +446,79 @@ async fn queue_depth(
     writeln!(out, "server RSS now      {:.1} MiB", rss_mib(pid, "VmRSS:"))?;
     writeln!(out, "server peak RSS     {:.1} MiB", peak_rss_mib(pid))?;
     writeln!(out, "runs queued         {queued}")?;
+    Ok(())
+}
+
+/// `runs` runs submitted at once, timed until the model has answered the last one's last
+/// step (its end follows within a millisecond; the model's requests are counted, so no
+/// polling of the server's own figures stands between).
+async fn backlog(
+    server: &TestServer,
+    fake: &FakeModelServer,
+    body: &Value,
+    runs: usize,
+    args: &Args,
+    pid: u32,
+) -> anyhow::Result<()> {
+    let mut body = body.clone();
+    body["sync"] = json!(false);
+    // The warm-up run's requests are already there.
+    let expected = fake.requests().len() + runs * (args.steps + 1);
+    let cpu_before = cpu_seconds(pid);
+    let started = Instant::now();
+    // `--concurrency` submitters, so that the runs arrive faster than they are worked off.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let submitter = || async {
+        while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < runs {
+            let (status, answer) = server.post("/v1/agent/run", &body).await;
+            if status != 202 {
+                bail!("a run was refused ({status}): {answer}");
+            }
+        }
+        anyhow::Ok(())
+    };
+    futures::future::try_join_all((0..args.concurrency.max(1)).map(|_| submitter())).await?;
+    let submit_seconds = started.elapsed().as_secs_f64();
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    let mut peak_queued = 0u64;
+    while fake.requests().len() < expected {
+        if Instant::now() > deadline {
+            bail!(
+                "{} of {expected} model requests after 30 minutes",
+                fake.requests().len()
+            );
+        }
+        if let Ok(queued) = queued_runs(server).await?.parse::<u64>() {
+            peak_queued = peak_queued.max(queued);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds(pid) - cpu_before;
+    let mut out = std::io::stdout();
+    writeln!(
+        out,
+        "rollout-bench: backlog of {runs} runs, {} worker slots, store {}",
+        args.workers,
+        if args.database_url.is_some() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        }
+    )?;
+    writeln!(
+        out,
+        "submit runs/s       {:.1}",
+        runs as f64 / submit_seconds
+    )?;
+    writeln!(
+        out,
+        "queued at most      {peak_queued}  (sampled every 0.5 s)"
+    )?;
+    writeln!(out, "drained in s        {seconds:.2}")?;
+    writeln!(out, "runs/s              {:.1}", runs as f64 / seconds)?;
+    writeln!(out, "server CPU s/run    {:.5}", cpu / runs as f64)?;
+    writeln!(out, "server peak RSS     {:.1} MiB", peak_rss_mib(pid))?;
     Ok(())
 }
 
