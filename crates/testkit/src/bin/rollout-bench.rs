@@ -344,11 +344,7 @@ async fn main() -> anyhow::Result<()> {
         args.concurrency,
         args.workers,
         args.warm_pool,
-        if args.database_url.is_some() {
-            "PostgreSQL"
-        } else {
-            "SQLite"
-        },
+        store_name(&args),
         args.otlp_endpoint.as_deref().unwrap_or("off")
     )?;
     writeln!(out, "runs/s              {:.1}", args.runs as f64 / wall)?;
@@ -431,11 +427,7 @@ async fn queue_depth(
     writeln!(
         out,
         "rollout-bench: queue depth {depth} ({in_flight} in flight at the model, the rest queued), store {}",
-        if args.database_url.is_some() {
-            "PostgreSQL"
-        } else {
-            "SQLite"
-        }
+        store_name(args)
     )?;
     writeln!(
         out,
@@ -500,11 +492,7 @@ async fn backlog(
         out,
         "rollout-bench: backlog of {runs} runs, {} worker slots, store {}",
         args.workers,
-        if args.database_url.is_some() {
-            "PostgreSQL"
-        } else {
-            "SQLite"
-        }
+        store_name(args)
     )?;
     writeln!(
         out,
@@ -520,6 +508,15 @@ async fn backlog(
     writeln!(out, "server CPU s/run    {:.5}", cpu / runs as f64)?;
     writeln!(out, "server peak RSS     {:.1} MiB", peak_rss_mib(pid))?;
     Ok(())
+}
+
+/// The store the server keeps its data in.
+fn store_name(args: &Args) -> &'static str {
+    if args.database_url.is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    }
 }
 
 /// The queue's length as the server reports it (`rollout_runs_queued` of `GET /metrics`).
