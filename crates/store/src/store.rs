@@ -2,7 +2,7 @@
 //! operations live in the submodules, one per subject.
 
 use crate::Result;
-use crate::error::{StoreError, connect_error, corrupt};
+use crate::error::{StoreError, connect_error, corrupt, db};
 use crate::types::{Backend, RunProgress, RunRecord};
 use rollout_domain::{RunId, RunSpec, RunStatus, Usage};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -86,12 +86,16 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// How long an SQLite connection waits for the write lock before failing.
 const SQLITE_BUSY_TIMEOUT_MS: u64 = 10_000;
-const SQLITE_PRAGMAS: [&str; 4] = [
+const SQLITE_PRAGMAS: [&str; 5] = [
     // First, so that switching the journal mode below waits for other connections.
     "PRAGMA busy_timeout = 10000",
     "PRAGMA journal_mode = WAL",
     "PRAGMA synchronous = NORMAL",
     "PRAGMA foreign_keys = ON",
+    // SQLite reuses its WAL file from the start once checkpointed, but never shrinks it: one
+    // large transaction (a job of many runs, a cancel of it) would leave its size on disk for
+    // good. Cut back to 64 MiB whenever the WAL starts over.
+    "PRAGMA journal_size_limit = 67108864",
 ];
 
 /// Persistence and the run queue. Cheap to clone: clones share the connection pools.
@@ -353,8 +357,6 @@ impl RunRow {
     }
 }
 
-/// Runs `attempt` again (a few times) when it lost a race on a unique key, as two concurrent
-/// appends computing the same next sequence number do on PostgreSQL.
 /// Ends the transaction a failed multi-statement query (`BEGIN IMMEDIATE; ..; COMMIT;` on
 /// SQLite) left open on `conn`. A connection that cannot roll back (nothing was open because
 /// SQLite rolled back itself, or it is broken) leaves the pool rather than be reused in doubt.
@@ -371,6 +373,20 @@ pub(crate) async fn end_failed_transaction(
     }
 }
 
+/// The one row a write's `RETURNING` gives, from the rows of a statement read to its end
+/// (`fetch_all`). SQLite checkpoints its WAL automatically only when a statement outside a
+/// transaction steps to its end, not when it is reset after its first row as `fetch_one`
+/// leaves it: a writer whose only writes were read that way (a burst of submitted runs) let
+/// the WAL grow by every page it wrote, and every read after it searched the longer WAL
+/// (bench/RESULTS.md item 17).
+pub(crate) fn written_row<T>(rows: Vec<T>, op: &'static str) -> Result<T> {
+    rows.into_iter()
+        .next()
+        .ok_or_else(|| db(op)(sqlx::Error::RowNotFound))
+}
+
+/// Runs `attempt` again (a few times) when it lost a race on a unique key, as two concurrent
+/// appends computing the same next sequence number do on PostgreSQL.
 pub(crate) async fn retry_on_conflict<T, F, Fut>(mut attempt: F) -> Result<T>
 where
     F: FnMut() -> Fut,

@@ -54,6 +54,7 @@ on_every_backend! {
     runs::runs_are_inserted_read_and_listed_with_filters_and_cursor => runs_listing,
     runs::cancel_stops_queued_runs_and_flags_running_ones => cancel,
     runs::concurrent_cancels_of_a_queued_run_cancel_it_once => concurrent_cancels,
+    runs::a_burst_of_submitted_runs_keeps_the_wal_checkpointed => wal_checkpointed,
     events::events_are_numbered_from_one_and_listed_after_a_seq => events,
     events::concurrent_appends_get_distinct_consecutive_seqs => concurrent_events,
     events::concurrent_leased_and_plain_appends_get_consecutive_seqs => concurrent_leased_events,

@@ -6,7 +6,7 @@ use crate::Result;
 use crate::error::db;
 use crate::store::queue::{claimed, new_token};
 use crate::store::runs::{Placement, insert_run_query};
-use crate::store::{Store, duration_ms, now_ms};
+use crate::store::{Store, duration_ms, now_ms, written_row};
 use crate::types::ClaimedRun;
 use rollout_domain::{RunId, RunSpec};
 use std::time::Duration;
@@ -30,10 +30,12 @@ impl Store {
             lease_expires_at_ms: now.saturating_add(duration_ms(lease)),
             token: &token,
         };
-        let row = insert_run_query(id, project_id, spec, now, &placement)?
-            .fetch_one(self.pool())
+        const OP: &str = "inserting a gateway run";
+        let rows = insert_run_query(id, project_id, spec, now, &placement)?
+            .fetch_all(self.writer())
             .await
-            .map_err(db("inserting a gateway run"))?;
+            .map_err(db(OP))?;
+        let row = written_row(rows, OP)?;
         claimed(row, token)
     }
 }

@@ -3,7 +3,7 @@
 use crate::Result;
 use crate::error::{db, encode};
 use crate::store::traces::TraceQuery;
-use crate::store::{RunRow, Store, now_ms, retry_on_conflict};
+use crate::store::{RunRow, Store, now_ms, retry_on_conflict, written_row};
 use crate::types::{CancelOutcome, RunFilter, RunRecord};
 use rollout_domain::{EventKind, RunId, RunSpec, RunStatus};
 use sqlx::any::AnyArguments;
@@ -42,11 +42,12 @@ impl Store {
         project_id: &str,
         spec: &RunSpec,
     ) -> Result<RunRecord> {
-        insert_run_query(id, project_id, spec, now_ms(), &Placement::Queued)?
-            .fetch_one(self.writer())
+        const OP: &str = "inserting a run";
+        let rows = insert_run_query(id, project_id, spec, now_ms(), &Placement::Queued)?
+            .fetch_all(self.writer())
             .await
-            .map_err(db("inserting a run"))?
-            .into_record()
+            .map_err(db(OP))?;
+        written_row(rows, OP)?.into_record()
     }
 
     /// A run of the project, or `None` if it does not exist there.
