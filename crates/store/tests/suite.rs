@@ -54,7 +54,6 @@ on_every_backend! {
     runs::runs_are_inserted_read_and_listed_with_filters_and_cursor => runs_listing,
     runs::cancel_stops_queued_runs_and_flags_running_ones => cancel,
     runs::concurrent_cancels_of_a_queued_run_cancel_it_once => concurrent_cancels,
-    runs::a_burst_of_submitted_runs_keeps_the_wal_checkpointed => wal_checkpointed,
     events::events_are_numbered_from_one_and_listed_after_a_seq => events,
     events::concurrent_appends_get_distinct_consecutive_seqs => concurrent_events,
     events::concurrent_leased_and_plain_appends_get_consecutive_seqs => concurrent_leased_events,
@@ -88,6 +87,17 @@ on_every_backend! {
     training::datasets_jobs_and_checkpoints => training,
     gateway::gateway_runs_start_running_and_finish_fenced => gateway_runs,
     gateway::a_lost_gateway_run_fails_instead_of_going_back_to_the_queue => lost_gateway_runs_fail,
+}
+
+/// SQLite only: PostgreSQL keeps no WAL file of the store's own to look at.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_wal_checkpointed() {
+    let db = common::TestDb::sqlite().await;
+    common::within_timeout(runs::a_burst_of_submitted_runs_keeps_the_wal_checkpointed(
+        &db,
+    ))
+    .await;
+    db.cleanup().await;
 }
 
 /// `cargo nextest run -p rollout-store --run-ignored only -E 'test(measure_claim_cost)'

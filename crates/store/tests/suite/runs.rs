@@ -252,12 +252,10 @@ pub(crate) async fn concurrent_cancels_of_a_queued_run_cancel_it_once(db: &TestD
 /// no event) keeps its WAL checkpointed. SQLite checkpoints only when a statement steps to
 /// its end; read only to its first row (`fetch_one` of the insert's `RETURNING`), the inserts
 /// left the WAL growing by about 14 pages a run (56 MiB per 1,000 runs), and every read
-/// after searched it. PostgreSQL has no such file.
+/// after searched it. Run on SQLite only (`sqlite_wal_checkpointed` in `suite.rs`).
 pub(crate) async fn a_burst_of_submitted_runs_keeps_the_wal_checkpointed(db: &TestDb) {
     let store = &db.store;
-    if store.backend() != rollout_store::Backend::Sqlite {
-        return;
-    }
+    assert_eq!(store.backend(), rollout_store::Backend::Sqlite);
     with_project(store).await;
     let wal = format!("{}-wal", db.url.trim_start_matches("sqlite://"));
     for _ in 0..1_500 {

@@ -20,10 +20,9 @@
 //!
 //! With `--backlog N` the benchmark measures a queue being worked off: N runs are submitted
 //! without `sync` by `--concurrency` clients (faster than the workers take them, so most
-//! wait in the queue),
-//! and it prints how long until the last one was answered, the runs/s, the server's CPU per
-//! run (its submission included) and the most runs the queue held: a claim that grew with
-//! the queue would show here.
+//! wait in the queue), and it prints how long until the last one was answered, the runs/s,
+//! the server's CPU per run (its submission included) and the most runs the queue held: a
+//! claim that grew with the queue would show here.
 //!
 //! With `--otlp-endpoint` the server exports every run as OpenTelemetry spans to that OTLP
 //! receiver (e.g. a local Phoenix), to compare the server's CPU per run with export on and off.
