@@ -8,7 +8,8 @@ use rollout_domain::{
     Message, ModelClient, ModelError, ModelErrorKind, ModelRequest, ModelResponse, Role,
     StopReason, ToolCall, Usage,
 };
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Value, json};
 
 /// The API version this client speaks.
 const ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -25,14 +26,9 @@ impl AnthropicClient {
         Self { config }
     }
 
-    /// The JSON body sent for `request`; public so that traces and tests can see the exact wire.
-    pub fn request_body(&self, request: &ModelRequest) -> Value {
-        let mut body = Map::new();
-        body.insert("model".into(), json!(self.config.model));
-        body.insert(
-            "max_tokens".into(),
-            json!(self.config.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS)),
-        );
+    /// The JSON body sent for `request`; public so that traces and tests can see the exact
+    /// wire. It borrows from `request`: nothing is copied to build it.
+    pub fn request_body<'a>(&'a self, request: &'a ModelRequest) -> MessagesBody<'a> {
         // Anthropic has no system role inside `messages`: every system text goes up top.
         let system: Vec<&str> = request
             .system
@@ -47,24 +43,21 @@ impl AnthropicClient {
             )
             .filter(|text| !text.is_empty())
             .collect();
-        if !system.is_empty() {
-            body.insert("system".into(), json!(system.join("\n\n")));
-        }
-        body.insert(
-            "messages".into(),
-            Value::Array(wire_messages(&request.messages)),
-        );
-        if !request.tools.is_empty() {
-            let tools: Vec<Value> = request
+        MessagesBody {
+            model: &self.config.model,
+            max_tokens: self.config.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS),
+            system: (!system.is_empty()).then(|| system.join("\n\n")),
+            messages: wire_messages(&request.messages),
+            tools: request
                 .tools
                 .iter()
-                .map(|tool| {
-                    json!({"name": tool.name, "description": tool.description, "input_schema": tool.input_schema})
+                .map(|tool| ToolDefinition {
+                    name: &tool.name,
+                    description: &tool.description,
+                    input_schema: &tool.input_schema,
                 })
-                .collect();
-            body.insert("tools".into(), Value::Array(tools));
+                .collect(),
         }
-        Value::Object(body)
     }
 
     fn headers(&self) -> Result<HeaderMap, ModelError> {
@@ -87,40 +80,83 @@ impl AnthropicClient {
 impl ModelClient for AnthropicClient {
     async fn complete(&self, request: &ModelRequest) -> Result<ModelResponse, ModelError> {
         let body = self.request_body(request);
-        let post = self.config.post("v1/messages", self.headers()?, &body);
+        let post = self.config.post("v1/messages", self.headers()?, &body)?;
         let response = post.send().await?;
         parse_response(&response, &self.config.model)
     }
 }
 
+/// A Messages API request body (`POST /v1/messages`).
+#[derive(Debug, Serialize)]
+pub struct MessagesBody<'a> {
+    model: &'a str,
+    max_tokens: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system: Option<String>,
+    messages: Vec<Turn<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<ToolDefinition<'a>>,
+}
+
+/// One turn of the conversation: a role and its content blocks.
+#[derive(Debug, Serialize)]
+struct Turn<'a> {
+    role: &'static str,
+    content: Vec<Block<'a>>,
+}
+
+/// A content block of a turn.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Block<'a> {
+    Text {
+        text: &'a str,
+    },
+    ToolUse {
+        id: &'a str,
+        name: &'a str,
+        input: &'a Value,
+    },
+    ToolResult {
+        tool_use_id: &'a str,
+        /// Optional in the API: left out rather than sent empty.
+        #[serde(skip_serializing_if = "str::is_empty")]
+        content: &'a str,
+        is_error: bool,
+    },
+}
+
+/// A tool the model may call.
+#[derive(Debug, Serialize)]
+struct ToolDefinition<'a> {
+    name: &'a str,
+    description: &'a str,
+    input_schema: &'a Value,
+}
+
 /// Domain messages as Anthropic turns. Tool results become `tool_result` blocks of a user
 /// turn, and consecutive turns of the same role merge, so a batch of tool results is one
 /// user message. Empty texts are left out because the API rejects empty text blocks.
-fn wire_messages(messages: &[Message]) -> Vec<Value> {
-    let mut turns: Vec<(&'static str, Vec<Value>)> = Vec::new();
+fn wire_messages(messages: &[Message]) -> Vec<Turn<'_>> {
+    let mut turns: Vec<Turn<'_>> = Vec::new();
     for message in messages {
         let (role, blocks) = match message.role {
             Role::System => continue,
             Role::User => ("user", text_block(&message.content).into_iter().collect()),
-            Role::Tool => {
-                let mut block = json!({
-                    "type": "tool_result",
-                    "tool_use_id": message.tool_call_id.clone().unwrap_or_default(),
-                    "content": message.content,
-                    "is_error": message.is_error,
-                });
-                // `content` is optional; leave it out rather than send an empty one.
-                if message.content.is_empty()
-                    && let Some(fields) = block.as_object_mut()
-                {
-                    fields.remove("content");
-                }
-                ("user", vec![block])
-            }
+            Role::Tool => (
+                "user",
+                vec![Block::ToolResult {
+                    tool_use_id: message.tool_call_id.as_deref().unwrap_or_default(),
+                    content: &message.content,
+                    is_error: message.is_error,
+                }],
+            ),
             Role::Assistant => {
-                let mut blocks: Vec<Value> = text_block(&message.content).into_iter().collect();
-                blocks.extend(message.tool_calls.iter().map(|call| {
-                    json!({"type": "tool_use", "id": call.id, "name": call.name, "input": call.arguments})
+                let mut blocks: Vec<Block<'_>> = text_block(&message.content).into_iter().collect();
+                blocks.extend(message.tool_calls.iter().map(|call| Block::ToolUse {
+                    id: &call.id,
+                    name: &call.name,
+                    input: &call.arguments,
                 }));
                 ("assistant", blocks)
             }
@@ -129,22 +165,23 @@ fn wire_messages(messages: &[Message]) -> Vec<Value> {
             continue;
         }
         match turns.last_mut() {
-            Some((last_role, last_blocks)) if *last_role == role => last_blocks.extend(blocks),
-            _ => turns.push((role, blocks)),
+            Some(last) if last.role == role => last.content.extend(blocks),
+            _ => turns.push(Turn {
+                role,
+                content: blocks,
+            }),
         }
     }
+    for turn in &mut turns {
+        // The API wants tool results first in a user turn; the sort is stable.
+        turn.content
+            .sort_by_key(|block| !matches!(block, Block::ToolResult { .. }));
+    }
     turns
-        .into_iter()
-        .map(|(role, mut blocks)| {
-            // The API wants tool results first in a user turn; the sort is stable.
-            blocks.sort_by_key(|block| block["type"] != "tool_result");
-            json!({"role": role, "content": blocks})
-        })
-        .collect()
 }
 
-fn text_block(text: &str) -> Option<Value> {
-    (!text.trim().is_empty()).then(|| json!({"type": "text", "text": text}))
+fn text_block(text: &str) -> Option<Block<'_>> {
+    (!text.trim().is_empty()).then_some(Block::Text { text })
 }
 
 /// Reads a Messages API response into the domain shape.
@@ -254,7 +291,7 @@ mod tests {
                 input_schema: json!({"type": "object"}),
             }],
         };
-        let body = client.request_body(&request);
+        let body = serde_json::to_value(client.request_body(&request)).unwrap();
         assert_eq!(body["max_tokens"], 4096);
         assert_eq!(body["system"], "be brief");
         assert_eq!(body["tools"][0]["input_schema"], json!({"type": "object"}));

@@ -228,13 +228,23 @@ impl ClientConfig {
     /// `base_url` joined with `path`, without doubled slashes.
     /// A POST of `body` to `path` of this client's provider, with its retry policy,
     /// timeout and key (redacted from errors).
-    pub(crate) fn post<'a>(
-        &'a self,
+    pub(crate) fn post(
+        &self,
         path: &str,
         headers: reqwest::header::HeaderMap,
-        body: &'a serde_json::Value,
-    ) -> crate::http::JsonPost<'a> {
-        crate::http::JsonPost {
+        body: &impl serde::Serialize,
+    ) -> Result<crate::http::JsonPost<'_>, rollout_domain::ModelError> {
+        // Encoded once, however many times the request is sent.
+        let body = serde_json::to_vec(body).map_err(|error| {
+            rollout_domain::ModelError::new(
+                rollout_domain::ModelErrorKind::BadRequest,
+                format!(
+                    "the request to {} could not be encoded: {error}",
+                    self.provider
+                ),
+            )
+        })?;
+        Ok(crate::http::JsonPost {
             provider: &self.provider,
             url: self.url(path),
             headers,
@@ -242,7 +252,7 @@ impl ClientConfig {
             retry: self.retry,
             timeout: self.request_timeout,
             secret: self.api_key.as_ref().map(|key| key.expose()),
-        }
+        })
     }
 
     pub(crate) fn url(&self, path: &str) -> String {

@@ -5,7 +5,7 @@
 
 use crate::config::RetryPolicy;
 use crate::retry::{backoff, retry_after};
-use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use rollout_domain::{ModelError, ModelErrorKind};
 use serde_json::Value;
 use std::sync::OnceLock;
@@ -51,7 +51,8 @@ pub(crate) struct JsonPost<'a> {
     pub(crate) provider: &'a str,
     pub(crate) url: String,
     pub(crate) headers: HeaderMap,
-    pub(crate) body: &'a Value,
+    /// The JSON body, encoded.
+    pub(crate) body: Vec<u8>,
     pub(crate) retry: RetryPolicy,
     pub(crate) timeout: Duration,
     /// Redacted from any error message, in case a provider echoes it back.
@@ -97,7 +98,8 @@ impl JsonPost<'_> {
         let response = client
             .post(&self.url)
             .headers(self.headers.clone())
-            .json(self.body)
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .body(self.body.clone())
             .timeout(self.timeout)
             .send()
             .await

@@ -9,7 +9,8 @@ use rollout_domain::{
     Message, ModelClient, ModelError, ModelErrorKind, ModelRequest, ModelResponse, Role,
     StopReason, ToolCall, Usage,
 };
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Value, json};
 
 /// A client for one model of an OpenAI-style server.
 #[derive(Debug, Clone)]
@@ -24,34 +25,34 @@ impl OpenAiChatClient {
         Self { config }
     }
 
-    /// The JSON body sent for `request`; public so that traces and tests can see the exact wire.
-    pub fn request_body(&self, request: &ModelRequest) -> Value {
-        let mut body = Map::new();
-        body.insert("model".into(), json!(self.config.model));
+    /// The JSON body sent for `request`; public so that traces and tests can see the exact
+    /// wire. It borrows from `request`: only tool call arguments are encoded anew (the API
+    /// wants them as a JSON string).
+    pub fn request_body<'a>(&'a self, request: &'a ModelRequest) -> ChatBody<'a> {
         let mut messages = Vec::with_capacity(request.messages.len() + 1);
         if let Some(system) = request.system.as_deref().filter(|s| !s.is_empty()) {
-            messages.push(json!({"role": "system", "content": system}));
+            messages.push(ChatMessage::System { content: system });
         }
         messages.extend(request.messages.iter().map(wire_message));
-        body.insert("messages".into(), Value::Array(messages));
-        if !request.tools.is_empty() {
-            let tools: Vec<Value> = request
+        ChatBody {
+            model: &self.config.model,
+            messages,
+            tools: request
                 .tools
                 .iter()
-                .map(|tool| {
-                    json!({"type": "function", "function": {
-                        "name": tool.name, "description": tool.description, "parameters": tool.input_schema,
-                    }})
+                .map(|tool| FunctionTool {
+                    kind: "function",
+                    function: FunctionDefinition {
+                        name: &tool.name,
+                        description: &tool.description,
+                        parameters: &tool.input_schema,
+                    },
                 })
-                .collect();
-            body.insert("tools".into(), Value::Array(tools));
+                .collect(),
+            // `max_tokens` rather than `max_completion_tokens`: every compatible server reads
+            // it, and it is only sent when a catalog entry sets a limit.
+            max_tokens: self.config.max_tokens,
         }
-        // `max_tokens` rather than `max_completion_tokens`: every compatible server reads it,
-        // and it is only sent when a catalog entry sets a limit.
-        if let Some(max_tokens) = self.config.max_tokens {
-            body.insert("max_tokens".into(), json!(max_tokens));
-        }
-        Value::Object(body)
     }
 
     fn headers(&self) -> Result<HeaderMap, ModelError> {
@@ -75,41 +76,102 @@ impl OpenAiChatClient {
 impl ModelClient for OpenAiChatClient {
     async fn complete(&self, request: &ModelRequest) -> Result<ModelResponse, ModelError> {
         let body = self.request_body(request);
-        let post = self.config.post("chat/completions", self.headers()?, &body);
+        let post = self
+            .config
+            .post("chat/completions", self.headers()?, &body)?;
         let response = post.send().await?;
         parse_response(&response, &self.config.model)
     }
 }
 
-fn wire_message(message: &Message) -> Value {
+/// A Chat Completions request body (`POST /chat/completions`).
+#[derive(Debug, Serialize)]
+pub struct ChatBody<'a> {
+    model: &'a str,
+    messages: Vec<ChatMessage<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<FunctionTool<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+}
+
+/// A message of the conversation, tagged by its role.
+#[derive(Debug, Serialize)]
+#[serde(tag = "role", rename_all = "snake_case")]
+enum ChatMessage<'a> {
+    System {
+        content: &'a str,
+    },
+    User {
+        content: &'a str,
+    },
+    Assistant {
+        /// `null` when the turn is only tool calls.
+        content: Option<&'a str>,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        tool_calls: Vec<FunctionCall<'a>>,
+    },
+    Tool {
+        tool_call_id: &'a str,
+        content: &'a str,
+    },
+}
+
+/// A tool call of an assistant turn.
+#[derive(Debug, Serialize)]
+struct FunctionCall<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: CalledFunction<'a>,
+}
+
+#[derive(Debug, Serialize)]
+struct CalledFunction<'a> {
+    name: &'a str,
+    /// The arguments as a JSON string, as the API has them.
+    arguments: String,
+}
+
+/// A tool the model may call.
+#[derive(Debug, Serialize)]
+struct FunctionTool<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: FunctionDefinition<'a>,
+}
+
+#[derive(Debug, Serialize)]
+struct FunctionDefinition<'a> {
+    name: &'a str,
+    description: &'a str,
+    parameters: &'a Value,
+}
+
+fn wire_message(message: &Message) -> ChatMessage<'_> {
+    let content = message.content.as_str();
     match message.role {
-        Role::System => json!({"role": "system", "content": message.content}),
-        Role::User => json!({"role": "user", "content": message.content}),
-        Role::Tool => json!({
-            "role": "tool",
-            "tool_call_id": message.tool_call_id.clone().unwrap_or_default(),
-            "content": message.content,
-        }),
-        Role::Assistant if message.tool_calls.is_empty() => {
-            json!({"role": "assistant", "content": message.content})
-        }
-        Role::Assistant => {
-            let calls: Vec<Value> = message
+        Role::System => ChatMessage::System { content },
+        Role::User => ChatMessage::User { content },
+        Role::Tool => ChatMessage::Tool {
+            tool_call_id: message.tool_call_id.as_deref().unwrap_or_default(),
+            content,
+        },
+        Role::Assistant => ChatMessage::Assistant {
+            content: (message.tool_calls.is_empty() || !content.is_empty()).then_some(content),
+            tool_calls: message
                 .tool_calls
                 .iter()
-                .map(|call| {
-                    json!({"id": call.id, "type": "function", "function": {
-                        "name": call.name, "arguments": call.arguments.to_string(),
-                    }})
+                .map(|call| FunctionCall {
+                    id: &call.id,
+                    kind: "function",
+                    function: CalledFunction {
+                        name: &call.name,
+                        arguments: call.arguments.to_string(),
+                    },
                 })
-                .collect();
-            let content = if message.content.is_empty() {
-                Value::Null
-            } else {
-                json!(message.content)
-            };
-            json!({"role": "assistant", "content": content, "tool_calls": calls})
-        }
+                .collect(),
+        },
     }
 }
 
@@ -233,7 +295,7 @@ mod tests {
             ],
             tools: vec![],
         };
-        let body = client.request_body(&request);
+        let body = serde_json::to_value(client.request_body(&request)).unwrap();
         assert!(body.get("tools").is_none() && body.get("max_tokens").is_none());
         assert_eq!(
             body["messages"],

@@ -7,6 +7,8 @@ use rollout_domain::ScenarioSpec;
 use rollout_store::{EnvStatus, EnvVersion, Store};
 use serde_json::{Map, Value, json};
 
+mod validators;
+
 /// The environment version the run will use: the one asked for, or the newest ready one.
 pub(crate) async fn serving_version(
     store: &Store,
@@ -84,38 +86,41 @@ pub(crate) async fn serving_version(
 }
 
 pub(crate) fn find_scenario(version: &EnvVersion, name: &str) -> Result<ScenarioSpec, ApiError> {
-    let description = version.description.clone().unwrap_or_default();
-    description.scenario(name).cloned().ok_or_else(|| {
-        let available: Vec<String> = description
-            .scenarios
-            .iter()
-            .map(|s| s.name.clone())
-            .collect();
-        ApiError::not_found(
-            "scenario_not_found",
-            format!(
-                "scenario '{name}' not found in environment '{}'; available: {}",
-                version.name,
-                list_or_none(&available)
-            ),
-        )
-        .with_details(json!({ "available": available }))
-    })
+    let description = version.description.as_ref();
+    if let Some(scenario) = description.and_then(|description| description.scenario(name)) {
+        return Ok(scenario.clone());
+    }
+    let available: Vec<String> = description
+        .map(|description| {
+            description
+                .scenarios
+                .iter()
+                .map(|s| s.name.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    Err(ApiError::not_found(
+        "scenario_not_found",
+        format!(
+            "scenario '{name}' not found in environment '{}'; available: {}",
+            version.name,
+            list_or_none(&available)
+        ),
+    )
+    .with_details(json!({ "available": available })))
 }
 
 /// Every way the arguments break the scenario's schema, each a problem whose field starts
-/// with `field` (e.g. `scenario_args.query`).
+/// with `field` (e.g. `scenario_args.query`). The schema is compiled once per version and
+/// scenario ([`validators`]).
 pub(crate) fn args_problems(
+    version: &EnvVersion,
     scenario: &ScenarioSpec,
     args: &Map<String, Value>,
     field: &str,
 ) -> Vec<Value> {
-    let validator = match jsonschema::validator_for(&scenario.args_schema) {
-        Ok(validator) => validator,
-        Err(error) => {
-            tracing::warn!(scenario = %scenario.id, %error, "scenario has an invalid argument schema; arguments not checked");
-            return Vec::new();
-        }
+    let Some(validator) = validators::compiled(&version.id, scenario) else {
+        return Vec::new();
     };
     let instance = Value::Object(args.clone());
     validator

@@ -163,7 +163,8 @@ pub(crate) async fn validate(
     scenario: &ScenarioSpec,
     settings: &rollout_store::ProjectSettings,
 ) -> Result<RunSpec, ApiError> {
-    let mut problems = checks::args_problems(scenario, &request.scenario_args, "scenario_args");
+    let mut problems =
+        checks::args_problems(version, scenario, &request.scenario_args, "scenario_args");
     let max_steps =
         projects::max_steps(settings, request.max_steps).unwrap_or(i64::from(DEFAULT_MAX_STEPS));
     if !(1..=i64::from(MAX_MAX_STEPS)).contains(&max_steps) {

@@ -355,7 +355,7 @@ pub(crate) async fn checked_tasks(
                 continue;
             }
         };
-        for args_problem in checks::args_problems(&scenario, &task.args, "args") {
+        for args_problem in checks::args_problems(version, &scenario, &task.args, "args") {
             let field = args_problem["field"].as_str().unwrap_or("args").to_string();
             let message = args_problem["message"]
                 .as_str()
