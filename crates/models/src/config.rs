@@ -225,7 +225,6 @@ impl ClientConfig {
         self
     }
 
-    /// `base_url` joined with `path`, without doubled slashes.
     /// A POST of `body` to `path` of this client's provider, with its retry policy,
     /// timeout and key (redacted from errors).
     pub(crate) fn post(
@@ -255,6 +254,7 @@ impl ClientConfig {
         })
     }
 
+    /// `base_url` joined with `path`, without doubled slashes.
     pub(crate) fn url(&self, path: &str) -> String {
         format!(
             "{}/{}",
