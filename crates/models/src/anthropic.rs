@@ -311,6 +311,32 @@ mod tests {
         assert_eq!(messages[3]["content"][0]["text"], "done");
     }
 
+    /// Empty texts are left out: a tool result without text has no `content`, and an
+    /// assistant turn of only tool calls has no text block (the API refuses empty ones).
+    #[test]
+    fn empty_texts_are_left_out_of_the_wire() {
+        let client = AnthropicClient::new(ClientConfig::new("anthropic", "http://x", "claude-x"));
+        let request = ModelRequest {
+            system: None,
+            messages: vec![
+                Message::user("go"),
+                Message::assistant("", vec![call("t1")]),
+                result("t1", "", false),
+            ],
+            tools: Vec::new(),
+        };
+        let body = serde_json::to_value(client.request_body(&request)).unwrap();
+        assert!(body.get("system").is_none() && body.get("tools").is_none());
+        assert_eq!(
+            body["messages"][1]["content"],
+            json!([{"type": "tool_use", "id": "t1", "name": "add", "input": {"a": 1}}])
+        );
+        assert_eq!(
+            body["messages"][2]["content"],
+            json!([{"type": "tool_result", "tool_use_id": "t1", "is_error": false}])
+        );
+    }
+
     #[test]
     fn parses_text_tool_use_and_usage() {
         let body = json!({
