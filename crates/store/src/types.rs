@@ -168,6 +168,30 @@ pub struct RunRecord {
     pub finished_at_ms: Option<i64>,
 }
 
+impl RunRecord {
+    /// A run as its insert stores it in the queue: the row's defaults (no attempt, no
+    /// result, nothing used), so that an insert need not read its row back.
+    pub(crate) fn queued(id: &RunId, project_id: &str, spec: &RunSpec, created_at_ms: i64) -> Self {
+        RunRecord {
+            id: id.clone(),
+            project_id: project_id.to_string(),
+            spec: spec.clone(),
+            status: RunStatus::Queued,
+            outcome: None,
+            reward: None,
+            evaluation: None,
+            final_response: None,
+            error: None,
+            steps: 0,
+            usage: Usage::default(),
+            attempts: 0,
+            created_at_ms,
+            started_at_ms: None,
+            finished_at_ms: None,
+        }
+    }
+}
+
 /// A run a worker just claimed, with the lease that lets it write.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClaimedRun {

@@ -60,6 +60,7 @@ on_every_backend! {
     events::pages_of_events_end_at_their_byte_budget => event_pages,
     events::many_runs_appending_at_once_each_get_their_own_answer => many_runs_appending,
     events::events_handed_over_together_are_stored_in_order => events_handed_over,
+    events::inserts_and_appends_handed_over_together_each_get_their_own_answer => inserts_with_appends,
     events::a_finish_waiting_for_another_writer_numbers_its_event_after_it => finish_after_writer,
     events::other_processes_hear_of_appended_events_and_finished_runs => notifications,
     queue::claim_heartbeat_progress_and_finish_are_fenced => claim_and_fencing,

@@ -1,5 +1,6 @@
-//! Group commit for the events of claims: one task writes every append waiting for it in
-//! one transaction, so a batch pays one commit for all of its appends (on PostgreSQL the
+//! Group commit for the events of claims and, on SQLite, the inserts of new runs: one task
+//! writes every append and insert waiting for it in one transaction, so a batch pays one
+//! commit for all of its writes (on PostgreSQL the
 //! commit waits for the WAL's flush; on SQLite each commit writes the pages it changed to the
 //! WAL). On SQLite the batch is also one query: each statement sent to SQLite is a hand-off to
 //! the connection's own thread and back (two thread wake-ups). On PostgreSQL it is two
@@ -7,7 +8,7 @@
 //! append is a batch of one, so a single run waits for nothing.
 //!
 //! Every append keeps its own checks (lease, next seq, progress). A batch that fails is
-//! rolled back and its appends are written one by one, so each caller gets its own answer,
+//! rolled back and its appends and inserts are written one by one, so each caller gets its own answer,
 //! error included (on PostgreSQL a deadlock with another transaction locking several runs,
 //! which PostgreSQL breaks by failing one side, ends the same way).
 
@@ -15,6 +16,7 @@ mod postgres;
 
 use crate::Result;
 use crate::error::db;
+use crate::store::runs::{INSERT_RUN_ONLY, INSERT_RUNS_SQLITE, NewRun};
 use crate::store::{end_failed_transaction, progress_columns};
 use crate::types::{Backend, Lease, RunProgress};
 use sqlx::AnyPool;
@@ -23,11 +25,14 @@ use std::fmt::Write;
 use std::sync::{Arc, OnceLock};
 use tokio::sync::{mpsc, oneshot};
 
-/// The most appends one batch writes: each gives three results (the progress update's,
-/// the appended row, the insert's), and sqlx's SQLite driver buffers 50 before its thread
-/// waits for the reader.
+/// The most appends one batch holds: each gives three results (the progress update's, the
+/// appended row, the insert's), and sqlx's SQLite driver buffers 50 before its thread waits
+/// for the reader.
 const MAX_BATCH: usize = 16;
+/// The most inserts of runs one batch holds (one statement whatever their number).
+const MAX_INSERTS: usize = 16;
 const OP: &str = "appending an event";
+const INSERT_OP: &str = "inserting a run";
 
 /// An append of a claim's execution: the lease it is made under, the event as stored, and
 /// a model call's progress, or the run's end.
@@ -77,10 +82,16 @@ const ARGS: usize = 11;
 const END_ITEM: &str = crate::store::queue::FINISH_ITEM_SQLITE;
 /// Arguments per end.
 const END_ARGS: usize = 18;
+/// SQLite: the batch's inserts of runs, after its appends and ends, in every batch (an empty
+/// array inserts nothing). No rows: the batch's success is their answer.
+const INSERTS_ITEM: &str = INSERT_RUNS_SQLITE;
 
-/// SQLite: the batch query of `appends` appends followed by `ends` ends, in a transaction of
-/// its own. The same text for every batch of a shape, so that the connection's statement
-/// cache keeps it prepared.
+/// SQLite: the batch query of `appends` appends, then `ends` ends, then the inserts of runs,
+/// in a transaction of its own. The same text for every batch of a shape, so that the
+/// connection's statement cache keeps it prepared: the inserts are one statement whatever
+/// their number, or each number would make a shape of its own and the shapes in use would
+/// outgrow the cache (sqlx keeps 100 statements a connection), which then prepared the
+/// evicted ones again (4.5 % of the server's CPU when each insert was a statement).
 fn batch_sql(appends: usize, ends: usize) -> String {
     let mut sql = String::from("BEGIN IMMEDIATE; ");
     for item in 0..appends {
@@ -94,7 +105,13 @@ fn batch_sql(appends: usize, ends: usize) -> String {
             appends * ARGS + end * END_ARGS,
         );
     }
-    sql.push_str("COMMIT;");
+    push_item(
+        &mut sql,
+        INSERTS_ITEM,
+        appends + ends,
+        appends * ARGS + ends * END_ARGS,
+    );
+    sql.push_str("; COMMIT;");
     sql
 }
 
@@ -116,7 +133,8 @@ fn push_item(sql: &mut String, statements: &str, item: usize, offset: usize) {
     sql.push_str(rest);
 }
 
-/// The query of a batch of `appends` appends and `ends` ends, built once per shape.
+/// The query of a batch of `appends` appends and `ends` ends, built once per shape. A
+/// `&'static str`, which sqlx uses as it is (it copies any other `&str` for each query).
 fn batch_query(appends: usize, ends: usize) -> &'static str {
     static SQLS: [[OnceLock<String>; MAX_BATCH + 1]; MAX_BATCH + 1] =
         [const { [const { OnceLock::new() }; MAX_BATCH + 1] }; MAX_BATCH + 1];
@@ -124,25 +142,42 @@ fn batch_query(appends: usize, ends: usize) -> &'static str {
 }
 
 type Reply = oneshot::Sender<Result<Option<i64>>>;
+type InsertReply = oneshot::Sender<Result<()>>;
 
 /// The handle to the writing task, shared by a store's clones; the task starts with the
-/// first append and ends when the last clone is dropped.
+/// first write and ends when the last clone is dropped.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Appender {
-    sender: Arc<OnceLock<mpsc::UnboundedSender<(Append, Reply)>>>,
+    senders: Arc<OnceLock<Senders>>,
+}
+
+/// The writing task's two queues.
+#[derive(Debug)]
+struct Senders {
+    appends: mpsc::UnboundedSender<(Append, Reply)>,
+    inserts: mpsc::UnboundedSender<(NewRun, InsertReply)>,
 }
 
 impl Appender {
+    fn senders(&self, pool: &AnyPool, backend: Backend) -> &Senders {
+        self.senders.get_or_init(|| {
+            let (appends, append_receiver) = mpsc::unbounded_channel();
+            let (inserts, insert_receiver) = mpsc::unbounded_channel();
+            tokio::spawn(write_batches(
+                pool.clone(),
+                backend,
+                append_receiver,
+                insert_receiver,
+            ));
+            Senders { appends, inserts }
+        })
+    }
+
     /// Hands `append` to the writing task and returns at once: the task writes appends in
     /// the order they were handed over.
     pub(crate) fn submit(&self, pool: &AnyPool, backend: Backend, append: Append) -> Submitted {
-        let sender = self.sender.get_or_init(|| {
-            let (sender, receiver) = mpsc::unbounded_channel();
-            tokio::spawn(write_batches(pool.clone(), backend, receiver));
-            sender
-        });
         let (reply, answer) = oneshot::channel();
-        match sender.send((append, reply)) {
+        match self.senders(pool, backend).appends.send((append, reply)) {
             Ok(()) => Submitted::Queued(answer),
             // The task is gone (its runtime ended): the append is written by its caller.
             Err(mpsc::error::SendError((append, _))) => Submitted::Alone {
@@ -150,6 +185,27 @@ impl Appender {
                 backend,
                 append: Box::new(append),
             },
+        }
+    }
+
+    /// SQLite: inserts `run` in the writing task's next batch and waits for its commit. (On
+    /// PostgreSQL an insert is one statement and commit of its own: `Store::insert_run`.)
+    pub(crate) async fn insert(&self, pool: &AnyPool, run: NewRun) -> Result<()> {
+        let (reply, answer) = oneshot::channel();
+        match self
+            .senders(pool, Backend::Sqlite)
+            .inserts
+            .send((run, reply))
+        {
+            Ok(()) => answer
+                .await
+                .unwrap_or_else(|_| Err(db(INSERT_OP)(sqlx::Error::WorkerCrashed))),
+            // The task is gone (its runtime ended): the insert is written by its caller.
+            Err(mpsc::error::SendError((run, _))) => {
+                write_batch_sqlite(pool, &[], std::slice::from_ref(&run))
+                    .await
+                    .map(|_| ())
+            }
         }
     }
 }
@@ -179,46 +235,87 @@ impl Submitted {
                 backend,
                 append,
             } => {
-                let seqs = write_batch(&pool, backend, std::slice::from_ref(&append)).await?;
+                let seqs = write_batch(&pool, backend, std::slice::from_ref(&append), &[]).await?;
                 Ok(seqs.into_iter().next().flatten())
             }
         }
     }
 }
 
-/// The writing task: takes whatever appends are waiting (up to [`MAX_BATCH`]), writes them,
-/// answers each. It writes through the store's writer ([`crate::Store::writer`]): on SQLite
-/// the one connection every run's writes go through, whose caches keep the batches' prepared
-/// statements and the pages of recent events; it takes it for each batch and gives it back
-/// after, so that claims and inserts take their turns between batches.
+/// The writing task: takes whatever appends and inserts are waiting (up to [`MAX_BATCH`]),
+/// writes them, answers each. It writes through the store's writer
+/// ([`crate::Store::writer`]): on SQLite the one connection every run's writes go through,
+/// whose caches keep the batches' prepared statements and the pages of recent events; it
+/// takes it for each batch and gives it back after, so that claims take their turns between
+/// batches.
 async fn write_batches(
     pool: AnyPool,
     backend: Backend,
-    mut receiver: mpsc::UnboundedReceiver<(Append, Reply)>,
+    mut appends: mpsc::UnboundedReceiver<(Append, Reply)>,
+    mut inserts: mpsc::UnboundedReceiver<(NewRun, InsertReply)>,
 ) {
-    let mut received = Vec::with_capacity(MAX_BATCH);
     let mut waiting = VecDeque::with_capacity(MAX_BATCH);
+    let mut waiting_inserts = VecDeque::with_capacity(MAX_INSERTS);
+    let (mut appends_open, mut inserts_open) = (true, true);
     loop {
-        if waiting.is_empty() {
-            if receiver.recv_many(&mut received, MAX_BATCH).await == 0 {
+        if waiting.is_empty() && waiting_inserts.is_empty() {
+            if !appends_open && !inserts_open {
                 break;
             }
-            waiting.extend(received.drain(..));
+            // Wait for either queue; a closed one waits forever (the other still ends).
+            tokio::select! {
+                append = appends.recv(), if appends_open => match append {
+                    Some(append) => waiting.push_back(append),
+                    None => appends_open = false,
+                },
+                insert = inserts.recv(), if inserts_open => match insert {
+                    Some(insert) => waiting_inserts.push_back(insert),
+                    None => inserts_open = false,
+                },
+            }
         }
-        let (appends, replies): (Vec<Append>, Vec<Reply>) =
-            next_batch(&mut waiting).into_iter().unzip();
-        match write_batch(&pool, backend, &appends).await {
+        // Whatever else is waiting joins the batch.
+        while waiting.len() < MAX_BATCH
+            && let Ok(append) = appends.try_recv()
+        {
+            waiting.push_back(append);
+        }
+        while waiting_inserts.len() < MAX_INSERTS
+            && let Ok(insert) = inserts.try_recv()
+        {
+            waiting_inserts.push_back(insert);
+        }
+        let (new_runs, insert_replies): (Vec<NewRun>, Vec<InsertReply>) = waiting_inserts
+            .drain(..waiting_inserts.len().min(MAX_INSERTS))
+            .unzip();
+        let (batch, replies): (Vec<Append>, Vec<Reply>) =
+            next_batch(&mut waiting, MAX_BATCH - new_runs.len())
+                .into_iter()
+                .unzip();
+        if batch.is_empty() && new_runs.is_empty() {
+            continue;
+        }
+        match write_batch(&pool, backend, &batch, &new_runs).await {
             Ok(seqs) => {
                 for (reply, seq) in replies.into_iter().zip(seqs) {
                     let _ = reply.send(Ok(seq));
                 }
+                for reply in insert_replies {
+                    let _ = reply.send(Ok(()));
+                }
             }
             Err(error) => {
-                tracing::debug!(%error, appends = appends.len(), "a batch of appends failed; writing them one by one");
-                for (reply, append) in replies.into_iter().zip(&appends) {
-                    let answer = write_batch(&pool, backend, std::slice::from_ref(append))
+                tracing::debug!(%error, appends = batch.len(), inserts = new_runs.len(), "a batch failed; writing its appends and inserts one by one");
+                for (reply, append) in replies.into_iter().zip(&batch) {
+                    let answer = write_batch(&pool, backend, std::slice::from_ref(append), &[])
                         .await
                         .map(|seqs| seqs.into_iter().next().flatten());
+                    let _ = reply.send(answer);
+                }
+                for (reply, run) in insert_replies.into_iter().zip(&new_runs) {
+                    let answer = write_batch(&pool, backend, &[], std::slice::from_ref(run))
+                        .await
+                        .map(|_| ());
                     let _ = reply.send(answer);
                 }
             }
@@ -230,11 +327,11 @@ async fn write_batches(
 /// [`batch_sql`]), each part in the order it was handed over. An end goes after the events
 /// of other runs it was handed over before, never after an event of its own run: the batch
 /// stops before an append of a run whose end it holds (that append is written next, after
-/// the end, and finds the lease gone).
-fn next_batch(waiting: &mut VecDeque<(Append, Reply)>) -> Vec<(Append, Reply)> {
-    let mut events = Vec::with_capacity(waiting.len().min(MAX_BATCH));
+/// the end, and finds the lease gone). At most `room` appends.
+fn next_batch(waiting: &mut VecDeque<(Append, Reply)>, room: usize) -> Vec<(Append, Reply)> {
+    let mut events = Vec::with_capacity(waiting.len().min(room));
     let mut ends: Vec<(Append, Reply)> = Vec::new();
-    while events.len() + ends.len() < MAX_BATCH {
+    while events.len() + ends.len() < room {
         let Some((append, _)) = waiting.front() else {
             break;
         };
@@ -257,30 +354,46 @@ fn next_batch(waiting: &mut VecDeque<(Append, Reply)>) -> Vec<(Append, Reply)> {
     events
 }
 
-/// Writes a batch in one transaction: each append's seq, or `None` for a lost lease.
+/// Writes a batch in one transaction: each append's seq, or `None` for a lost lease. The
+/// inserts of runs are committed with it, or none is.
 async fn write_batch(
     pool: &AnyPool,
     backend: Backend,
     appends: &[Append],
+    inserts: &[NewRun],
 ) -> Result<Vec<Option<i64>>> {
     match backend {
-        Backend::Sqlite => write_batch_sqlite(pool, appends).await,
-        Backend::Postgres => postgres::write_batch(pool, appends).await,
+        Backend::Sqlite => write_batch_sqlite(pool, appends, inserts).await,
+        Backend::Postgres => {
+            // Only SQLite hands inserts over (`Appender::insert`); were one here, it is
+            // written on its own rather than lost.
+            for run in inserts {
+                run.bind(sqlx::query_as::<_, (i64, i64)>(INSERT_RUN_ONLY))
+                    .fetch_all(pool)
+                    .await
+                    .map_err(db(INSERT_OP))?;
+            }
+            if appends.is_empty() {
+                return Ok(Vec::new());
+            }
+            postgres::write_batch(pool, appends).await
+        }
     }
 }
 
-/// SQLite: the batch as one query (its events, then its ends).
-async fn write_batch_sqlite(pool: &AnyPool, appends: &[Append]) -> Result<Vec<Option<i64>>> {
+/// SQLite: the batch as one query (its events, then its ends, then its inserts).
+async fn write_batch_sqlite(
+    pool: &AnyPool,
+    appends: &[Append],
+    inserts: &[NewRun],
+) -> Result<Vec<Option<i64>>> {
     // Each item's place in `appends`, in the query's order: the events, then the ends.
     let places: Vec<usize> = (0..appends.len())
         .filter(|&i| appends[i].end.is_none())
         .chain((0..appends.len()).filter(|&i| appends[i].end.is_some()))
         .collect();
     let ends = appends.iter().filter(|append| append.end.is_some()).count();
-    let mut query = sqlx::query_as::<_, (i64, i64)>(sqlx::AssertSqlSafe(batch_query(
-        appends.len() - ends,
-        ends,
-    )));
+    let mut query = sqlx::query_as::<_, (i64, i64)>(batch_query(appends.len() - ends, ends));
     for append in appends.iter().filter(|append| append.end.is_none()) {
         // NULL for every column when there is no progress: the update then writes nothing.
         let [steps, input, output, cache_read, cache_write] = match &append.progress {
@@ -309,7 +422,9 @@ async fn write_batch_sqlite(pool: &AnyPool, appends: &[Append]) -> Result<Vec<Op
                 .bind(append.data.as_str());
         }
     }
-    let mut conn = pool.acquire().await.map_err(db(OP))?;
+    query = query.bind(NewRun::json_array(inserts)?);
+    let op = if appends.is_empty() { INSERT_OP } else { OP };
+    let mut conn = pool.acquire().await.map_err(db(op))?;
     match query.fetch_all(&mut *conn).await {
         Ok(rows) => {
             let mut seqs = vec![None; appends.len()];
@@ -323,7 +438,7 @@ async fn write_batch_sqlite(pool: &AnyPool, appends: &[Append]) -> Result<Vec<Op
         }
         Err(error) => {
             end_failed_transaction(conn).await;
-            Err(db(OP)(error))
+            Err(db(op)(error))
         }
     }
 }
@@ -381,20 +496,23 @@ mod tests {
             item("c", true),
         ]
         .into();
-        let first = next_batch(&mut waiting);
+        let first = next_batch(&mut waiting, MAX_BATCH);
         assert_eq!(
             shape(&first),
             [("a".into(), false), ("c".into(), false), ("b".into(), true)]
         );
-        let second = next_batch(&mut waiting);
+        let second = next_batch(&mut waiting, MAX_BATCH);
         assert_eq!(shape(&second), [("b".into(), false), ("c".into(), true)]);
         assert!(waiting.is_empty());
         // At most MAX_BATCH, in the order handed over.
         let mut many: VecDeque<_> = (0..MAX_BATCH + 3)
             .map(|n| item(&n.to_string(), false))
             .collect();
-        assert_eq!(next_batch(&mut many).len(), MAX_BATCH);
+        assert_eq!(next_batch(&mut many, MAX_BATCH).len(), MAX_BATCH);
         assert_eq!(many.len(), 3);
+        // Room left by the batch's inserts.
+        assert_eq!(next_batch(&mut many, 2).len(), 2);
+        assert_eq!(many.len(), 1);
     }
 
     /// Each item's arguments are numbered after the previous items', events first.
@@ -409,11 +527,15 @@ mod tests {
                 digits.parse::<usize>().ok()
             })
             .max();
-        assert_eq!(highest, Some(2 * ARGS + END_ARGS));
+        assert_eq!(highest, Some(2 * ARGS + END_ARGS + 1));
         assert!(sql.contains("lease_token = $13"), "{sql}");
         assert!(sql.contains("lease_token = $24"), "{sql}");
         assert!(sql.contains("finished_at = $36"), "{sql}");
         assert!(sql.contains("2 AS item"), "{sql}");
+        // The inserts come last, as one statement of one argument.
+        assert!(sql.contains("json_each($41)); COMMIT;"), "{sql}");
         assert!(sql.starts_with("BEGIN IMMEDIATE; ") && sql.ends_with("COMMIT;"));
+        // A batch of inserts alone.
+        assert!(batch_sql(0, 0).contains("json_each($1)"));
     }
 }

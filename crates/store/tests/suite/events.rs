@@ -635,3 +635,72 @@ pub(crate) async fn a_finish_waiting_for_another_writer_numbers_its_event_after_
         ]
     );
 }
+
+/// On SQLite new runs are inserted in the batches of the runs in flight: each insert and
+/// append still gets its own answer, and an insert that fails (a project that does not
+/// exist) fails alone, with nothing of its batch lost. Every run reads back as its insert
+/// answered it.
+pub(crate) async fn inserts_and_appends_handed_over_together_each_get_their_own_answer(
+    db: &TestDb,
+) {
+    let store = &db.store;
+    with_project(store).await;
+    let mut leases = Vec::new();
+    for _ in 0..4 {
+        leases.push(claimed_run(store).await);
+    }
+    let mut appends = tokio::task::JoinSet::new();
+    for (writer, lease) in leases.iter().cloned().enumerate() {
+        let store = store.clone();
+        appends.spawn(async move {
+            let mut seqs = Vec::new();
+            for n in 0..10 {
+                let event = error_event(writer * 100 + n);
+                let appended = store.append_leased_event(&lease, &event).await.unwrap();
+                seqs.push(appended.map(|event| event.seq));
+            }
+            (lease, seqs)
+        });
+    }
+    let mut inserts = tokio::task::JoinSet::new();
+    for n in 0..24 {
+        let store = store.clone();
+        inserts.spawn(async move {
+            let project = if n == 7 { "no-such-project" } else { PROJECT };
+            let id = RunId::generate();
+            let answer = store
+                .insert_run(&id, project, &spec("alpha", "answer", &format!("m{n}")))
+                .await;
+            (id, project, answer)
+        });
+    }
+    while let Some(done) = appends.join_next().await {
+        let (lease, seqs) = done.unwrap();
+        // Seq 1 is the claim's `attempt_started`.
+        assert_eq!(seqs, (2..12).map(Some).collect::<Vec<_>>());
+        let stored = store
+            .list_events(lease.run_id.as_str(), 0, 100)
+            .await
+            .unwrap();
+        assert_eq!(stored.len(), 11);
+    }
+    let mut inserted = 0;
+    while let Some(done) = inserts.join_next().await {
+        let (id, project, answer) = done.unwrap();
+        let read = store.get_run(project, id.as_str()).await.unwrap();
+        if project == PROJECT {
+            let run = answer.unwrap();
+            assert_eq!(read.as_ref(), Some(&run), "the run as stored");
+            inserted += 1;
+        } else {
+            assert!(answer.is_err(), "a run of no project was inserted");
+            assert_eq!(read, None);
+        }
+    }
+    assert_eq!(inserted, 23);
+    let listed = store
+        .list_runs(PROJECT, &rollout_store::RunFilter::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 4 + 23);
+}
