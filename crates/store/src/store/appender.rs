@@ -8,8 +8,8 @@
 //! append is a batch of one, so a single run waits for nothing.
 //!
 //! Every append keeps its own checks (lease, next seq, progress). A batch that fails is
-//! rolled back and its appends and inserts are written one by one, so each caller gets its own answer,
-//! error included (on PostgreSQL a deadlock with another transaction locking several runs,
+//! rolled back and its appends and inserts are written one by one, so each caller gets its
+//! own answer, error included (on PostgreSQL a deadlock with another transaction locking several runs,
 //! which PostgreSQL breaks by failing one side, ends the same way).
 
 mod postgres;
@@ -27,7 +27,8 @@ use tokio::sync::{mpsc, oneshot};
 
 /// The most appends one batch holds: each gives three results (the progress update's, the
 /// appended row, the insert's), and sqlx's SQLite driver buffers 50 before its thread waits
-/// for the reader.
+/// for the reader (a full batch gives 51 with `BEGIN`, the inserts' statement and `COMMIT`:
+/// the thread may wait once, for a reader that drains the results as they come).
 const MAX_BATCH: usize = 16;
 /// The most inserts of runs one batch holds (one statement whatever their number).
 const MAX_INSERTS: usize = 16;
@@ -242,8 +243,8 @@ impl Submitted {
     }
 }
 
-/// The writing task: takes whatever appends and inserts are waiting (up to [`MAX_BATCH`]),
-/// writes them, answers each. It writes through the store's writer
+/// The writing task: takes whatever appends and inserts are waiting (up to [`MAX_BATCH`]
+/// and [`MAX_INSERTS`]), writes them, answers each. It writes through the store's writer
 /// ([`crate::Store::writer`]): on SQLite the one connection every run's writes go through,
 /// whose caches keep the batches' prepared statements and the pages of recent events; it
 /// takes it for each batch and gives it back after, so that claims take their turns between
@@ -289,9 +290,7 @@ async fn write_batches(
             .drain(..waiting_inserts.len().min(MAX_INSERTS))
             .unzip();
         let (batch, replies): (Vec<Append>, Vec<Reply>) =
-            next_batch(&mut waiting, MAX_BATCH - new_runs.len())
-                .into_iter()
-                .unzip();
+            next_batch(&mut waiting).into_iter().unzip();
         if batch.is_empty() && new_runs.is_empty() {
             continue;
         }
@@ -327,11 +326,11 @@ async fn write_batches(
 /// [`batch_sql`]), each part in the order it was handed over. An end goes after the events
 /// of other runs it was handed over before, never after an event of its own run: the batch
 /// stops before an append of a run whose end it holds (that append is written next, after
-/// the end, and finds the lease gone). At most `room` appends.
-fn next_batch(waiting: &mut VecDeque<(Append, Reply)>, room: usize) -> Vec<(Append, Reply)> {
-    let mut events = Vec::with_capacity(waiting.len().min(room));
+/// the end, and finds the lease gone).
+fn next_batch(waiting: &mut VecDeque<(Append, Reply)>) -> Vec<(Append, Reply)> {
+    let mut events = Vec::with_capacity(waiting.len().min(MAX_BATCH));
     let mut ends: Vec<(Append, Reply)> = Vec::new();
-    while events.len() + ends.len() < room {
+    while events.len() + ends.len() < MAX_BATCH {
         let Some((append, _)) = waiting.front() else {
             break;
         };
@@ -496,23 +495,20 @@ mod tests {
             item("c", true),
         ]
         .into();
-        let first = next_batch(&mut waiting, MAX_BATCH);
+        let first = next_batch(&mut waiting);
         assert_eq!(
             shape(&first),
             [("a".into(), false), ("c".into(), false), ("b".into(), true)]
         );
-        let second = next_batch(&mut waiting, MAX_BATCH);
+        let second = next_batch(&mut waiting);
         assert_eq!(shape(&second), [("b".into(), false), ("c".into(), true)]);
         assert!(waiting.is_empty());
         // At most MAX_BATCH, in the order handed over.
         let mut many: VecDeque<_> = (0..MAX_BATCH + 3)
             .map(|n| item(&n.to_string(), false))
             .collect();
-        assert_eq!(next_batch(&mut many, MAX_BATCH).len(), MAX_BATCH);
+        assert_eq!(next_batch(&mut many).len(), MAX_BATCH);
         assert_eq!(many.len(), 3);
-        // Room left by the batch's inserts.
-        assert_eq!(next_batch(&mut many, 2).len(), 2);
-        assert_eq!(many.len(), 1);
     }
 
     /// Each item's arguments are numbered after the previous items', events first.
