@@ -511,6 +511,54 @@ mod tests {
         assert_eq!(many.len(), 3);
     }
 
+    /// A batch of inserts that fails (one run of a project that does not exist) is written
+    /// insert by insert: the others are stored and answered `Ok`, the bad one alone gets the
+    /// error. The inserts are all waiting before the task starts, so they are one batch.
+    #[tokio::test]
+    async fn a_failed_batch_of_inserts_answers_each_insert_alone() {
+        use crate::store::runs::Placement;
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("db.sqlite").display());
+        let store = crate::Store::connect(&url).await.unwrap();
+        store.ensure_project("p", "P").await.unwrap();
+        let spec: rollout_domain::RunSpec = serde_json::from_value(serde_json::json!({
+            "env_name": "e", "env_version": 1, "scenario_name": "s", "model": "m",
+            "max_steps": 1, "agent_timeout_seconds": 1, "grading_timeout_seconds": 1
+        }))
+        .unwrap();
+        let (appends, append_receiver) = mpsc::unbounded_channel();
+        let (inserts, insert_receiver) = mpsc::unbounded_channel();
+        let mut answers = Vec::new();
+        for project in ["p", "p", "no-such-project", "p", "p"] {
+            let id = RunId::generate();
+            let run = NewRun::new(&id, project, &spec, 1, &Placement::Queued).unwrap();
+            let (reply, answer) = oneshot::channel();
+            inserts.send((run, reply)).unwrap();
+            answers.push((id, project, answer));
+        }
+        drop(inserts);
+        // Both queues must close for the task to end: the appends' sender goes now too.
+        drop(appends);
+        write_batches(
+            store.writer().clone(),
+            Backend::Sqlite,
+            append_receiver,
+            insert_receiver,
+        )
+        .await;
+        for (id, project, answer) in answers {
+            let answer = answer.await.unwrap();
+            let stored = store.get_run(project, id.as_str()).await.unwrap();
+            if project == "p" {
+                assert!(answer.is_ok(), "{answer:?}");
+                assert!(stored.is_some());
+            } else {
+                assert!(answer.is_err());
+                assert_eq!(stored, None);
+            }
+        }
+    }
+
     /// Each item's arguments are numbered after the previous items', events first.
     #[test]
     fn a_batch_numbers_the_arguments_of_its_items_in_turn() {

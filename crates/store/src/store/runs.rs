@@ -210,7 +210,7 @@ pub(crate) enum Placement<'a> {
 }
 
 /// A new run's columns as [`insert_run!`] stores them, encoded and ready to bind.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct NewRun {
     id: String,
     project_id: String,
@@ -400,6 +400,7 @@ mod tests {
         let url = format!("sqlite://{}", dir.path().join("db.sqlite").display());
         let store = Store::connect(&url).await.unwrap();
         store.ensure_project("p", "P").await.unwrap();
+        // `job_id` has no foreign key: the job need not exist for its column to be compared.
         let placements = [
             Placement::Queued,
             Placement::InJob {
@@ -431,8 +432,7 @@ mod tests {
             expected[0] = Some(batched.0.clone());
             assert_eq!(got, expected);
         }
-        // The job's run refers to a job that is not there: foreign keys are not checked
-        // for `job_id` here, only its column. A queued run reads back as `RunRecord::queued`.
+        // A queued run reads back as `RunRecord::queued` says.
         let id = RunId::generate();
         let record = store.insert_run(&id, "p", &spec()).await.unwrap();
         assert_eq!(
