@@ -6,7 +6,7 @@ use crate::error::{StoreError, connect_error, corrupt, db};
 use crate::types::{Backend, RunProgress, RunRecord};
 use rollout_domain::{RunId, RunSpec, RunStatus, Usage};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyConnection, AnyPool};
+use sqlx::{AnyConnection, AnyPool, Connection};
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -205,12 +205,34 @@ impl Store {
     }
 }
 
+/// How long a PostgreSQL connection may sit idle in the pool before it is pinged when taken
+/// out ([`connect_pool`]).
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
 /// A pool of at most `connections`, each configured by [`configure`].
+///
+/// sqlx pings a connection each time it is taken from the pool, unless told not to (and
+/// again, always, when it is given back): a round trip to PostgreSQL, a hand-off to the
+/// connection's thread and back on SQLite, for every statement run on the pool, which took
+/// about 4 % of the server's CPU on PostgreSQL at C = 64 (bench/RESULTS.md item 21). A
+/// SQLite connection is in this process and cannot be cut off, so it is never pinged when
+/// taken; a PostgreSQL connection is pinged only after [`PING_AFTER_IDLE`] idle, the case the
+/// ping is for (a database restarted, or a proxy that closed a quiet connection): a busy
+/// connection that broke fails its statement and is dropped when given back.
 async fn connect_pool(options: &AnyConnectOptions, connections: u32) -> Result<AnyPool> {
     AnyPoolOptions::new()
         .max_connections(connections)
         .acquire_timeout(Duration::from_millis(SQLITE_BUSY_TIMEOUT_MS * 3))
         .after_connect(|conn, _meta| Box::pin(async move { configure(conn).await }))
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if conn.backend_name() != "SQLite" && meta.idle_for > PING_AFTER_IDLE {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_with(options.clone())
         .await
         .map_err(connect_error)

@@ -1,6 +1,7 @@
 //! The store's stories, one module per subject, each run on every available backend.
 
 mod common;
+mod connections;
 mod deploys;
 mod envs;
 mod events;
@@ -98,6 +99,16 @@ async fn sqlite_wal_checkpointed() {
         &db,
     ))
     .await;
+    db.cleanup().await;
+}
+
+/// PostgreSQL only: a SQLite connection is in the process and cannot be cut off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_idle_connections_cut_off() {
+    let Some(db) = common::TestDb::postgres().await else {
+        return;
+    };
+    common::within_timeout(connections::idle_connections_cut_off_are_replaced(&db)).await;
     db.cleanup().await;
 }
 
