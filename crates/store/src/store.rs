@@ -127,6 +127,7 @@ impl Store {
         let options = AnyConnectOptions::from_str(&url).map_err(connect_error)?;
         let pool = connect_pool(
             &options,
+            backend,
             match backend {
                 // Each SQLite connection is a thread of its own that every query is handed to
                 // and back from, and it drops its page cache whenever another connection
@@ -145,7 +146,7 @@ impl Store {
                 message: error.to_string(),
             })?;
         let writer = match backend {
-            Backend::Sqlite => connect_pool(&options, 1).await?,
+            Backend::Sqlite => connect_pool(&options, backend, 1).await?,
             Backend::Postgres => pool.clone(),
         };
         tracing::debug!(backend = backend.as_str(), "store connected and migrated");
@@ -219,21 +220,29 @@ const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 /// taken; a PostgreSQL connection is pinged only after [`PING_AFTER_IDLE`] idle, the case the
 /// ping is for (a database restarted, or a proxy that closed a quiet connection): a busy
 /// connection that broke fails its statement and is dropped when given back.
-async fn connect_pool(options: &AnyConnectOptions, connections: u32) -> Result<AnyPool> {
-    AnyPoolOptions::new()
+async fn connect_pool(
+    options: &AnyConnectOptions,
+    backend: Backend,
+    connections: u32,
+) -> Result<AnyPool> {
+    let pool = AnyPoolOptions::new()
         .max_connections(connections)
         .acquire_timeout(Duration::from_millis(SQLITE_BUSY_TIMEOUT_MS * 3))
         .after_connect(|conn, _meta| Box::pin(async move { configure(conn).await }))
-        .test_before_acquire(false)
-        .before_acquire(|conn, meta| {
+        .test_before_acquire(false);
+    // SQLite takes no hook at all: nothing to run (nor a future to allocate) per statement.
+    let pool = match backend {
+        Backend::Sqlite => pool,
+        Backend::Postgres => pool.before_acquire(|conn, meta| {
             Box::pin(async move {
-                if conn.backend_name() != "SQLite" && meta.idle_for > PING_AFTER_IDLE {
+                if meta.idle_for > PING_AFTER_IDLE {
                     conn.ping().await?;
                 }
                 Ok(true)
             })
-        })
-        .connect_with(options.clone())
+        }),
+    };
+    pool.connect_with(options.clone())
         .await
         .map_err(connect_error)
 }
