@@ -6,7 +6,7 @@ use crate::error::{StoreError, connect_error, corrupt, db};
 use crate::types::{Backend, RunProgress, RunRecord};
 use rollout_domain::{RunId, RunSpec, RunStatus, Usage};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyConnection, AnyPool, Connection};
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Transaction};
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -182,13 +182,29 @@ impl Store {
         &self.pool
     }
 
+    /// Begins a transaction that writes, on [`Store::pool`]. On SQLite it takes the write
+    /// lock when it begins (`BEGIN IMMEDIATE`), waiting for it in the busy handler: a
+    /// transaction begun deferred that reads before it writes is failed at once with
+    /// `SQLITE_BUSY` ("database is locked") when another connection committed in between,
+    /// its snapshot being stale, whatever the busy timeout
+    /// (`suite::reviewers_writing_side_by_side_all_succeed`). PostgreSQL's plain `BEGIN`
+    /// has no such failure.
+    pub(crate) async fn begin_write(&self, op: &'static str) -> Result<Transaction<'static, Any>> {
+        let begin = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        };
+        begin.map_err(db(op))
+    }
+
     /// The pool for the writes every run makes (its insert, claim, events, heartbeats and
     /// end). On SQLite it is one connection that does nothing else: SQLite writes take turns
     /// whatever the number of connections, and a connection drops its whole page cache
     /// whenever another one committed, so a writer of its own keeps the pages of the queue
     /// and of recent events cached from one write to the next, and writers wait for it in
     /// the pool rather than in SQLite's busy handler (bench/RESULTS.md item 15). Any write
-    /// may still go through [`Store::pool`]: SQLite orders it with the others.
+    /// may still go through [`Store::pool`], a transaction begun with
+    /// [`Store::begin_write`]: SQLite orders it with the others.
     pub(crate) fn writer(&self) -> &AnyPool {
         &self.writer
     }

@@ -83,6 +83,7 @@ on_every_backend! {
     traces::traces_are_searched_by_every_filter_and_usage_is_summed => trace_search,
     reviews::reviews_keep_history_and_filter_traces => reviews,
     reviews::racing_reviewers_never_share_a_queue_item => review_queue_race,
+    reviews::reviewers_writing_side_by_side_all_succeed => side_by_side_reviews,
     reviews::share_tokens_resolve_to_one_live_trace => share_links,
     traces::the_metadata_filter_matches_every_json_type_alike => metadata_filter,
     traces::ui_sessions_follow_their_key_and_expire => ui_sessions,

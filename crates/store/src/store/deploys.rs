@@ -56,7 +56,7 @@ impl Store {
     /// name the environment and version they used. Returns how many versions were deleted.
     pub async fn delete_environment(&self, project_id: &str, name: &str) -> Result<u64> {
         const OP: &str = "deleting an environment";
-        let mut tx = self.pool().begin().await.map_err(db(OP))?;
+        let mut tx = self.begin_write(OP).await?;
         let deleted = sqlx::query(DELETE_VERSIONS)
             .bind(project_id.to_string())
             .bind(name.to_string())

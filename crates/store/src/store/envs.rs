@@ -119,7 +119,7 @@ impl Store {
         description: Option<&str>,
     ) -> Result<EnvVersion> {
         const OP: &str = "registering an environment version";
-        let mut tx = self.pool().begin().await.map_err(db(OP))?;
+        let mut tx = self.begin_write(OP).await?;
         // A write first, so that SQLite takes the write lock (waiting for it) up front.
         sqlx::query(ENSURE_ENVIRONMENT)
             .bind(new_id())

@@ -161,7 +161,7 @@ impl Store {
     ) -> Result<RunEvent> {
         const OP: &str = "appending an event";
         retry_on_conflict(|| async {
-            let mut tx = self.pool().begin().await.map_err(db(OP))?;
+            let mut tx = self.begin_write(OP).await?;
             sqlx::query(LOCK_RUN)
                 .bind(run_id.0.clone())
                 .execute(&mut *tx)

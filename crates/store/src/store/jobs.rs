@@ -82,7 +82,7 @@ impl Store {
         const OP: &str = "creating a job";
         let now = now_ms();
         let spec_json = serde_json::to_string(spec).map_err(encode("job spec"))?;
-        let mut tx = self.pool().begin().await.map_err(db(OP))?;
+        let mut tx = self.begin_write(OP).await?;
         sqlx::query(INSERT_JOB)
             .bind(id.to_string())
             .bind(project_id.to_string())
@@ -262,7 +262,7 @@ impl Store {
 
     async fn requeue_failed(&self, run_id: &RunId, attempts: i64) -> Result<bool> {
         const OP: &str = "re-queueing a failed run";
-        let mut tx = self.pool().begin().await.map_err(db(OP))?;
+        let mut tx = self.begin_write(OP).await?;
         let result = sqlx::query(REQUEUE_FAILED)
             .bind(run_id.0.clone())
             .execute(&mut *tx)

@@ -337,7 +337,7 @@ impl Store {
                             .await
                             .map_err(db(CLAIMING));
                     };
-                    let mut tx = self.pool().begin().await.map_err(db(CLAIMING))?;
+                    let mut tx = self.begin_write(CLAIMING).await?;
                     sqlx::query(LOCK_JOB)
                         .bind(job.clone())
                         .fetch_optional(&mut *tx)
@@ -649,7 +649,7 @@ impl Store {
             lost,
         } = attempt;
         let now = now_ms();
-        let mut tx = self.pool().begin().await.map_err(db(OP))?;
+        let mut tx = self.begin_write(OP).await?;
         let (status, event) = if lost < max_attempts {
             let result = sqlx::query(REQUEUE_EXPIRED)
                 .bind(run_id.0.clone())

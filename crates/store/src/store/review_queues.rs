@@ -100,7 +100,7 @@ impl Store {
         };
         let selection =
             serde_json::to_string(&queue.selection).map_err(encode("a queue's selection"))?;
-        let mut tx = self.pool().begin().await.map_err(db(OP))?;
+        let mut tx = self.begin_write(OP).await?;
         let inserted = sqlx::query(INSERT_QUEUE)
             .bind(record.id.clone())
             .bind(project_id.to_string())
@@ -173,7 +173,7 @@ impl Store {
         let Some(queue) = owned.filter(|queue| queue.id == id) else {
             return Ok(false);
         };
-        let mut tx = self.pool().begin().await.map_err(db(OP))?;
+        let mut tx = self.begin_write(OP).await?;
         sqlx::query("DELETE FROM review_queue_items WHERE queue_id = $1")
             .bind(queue.id.clone())
             .execute(&mut *tx)
@@ -255,7 +255,7 @@ impl Store {
     ) -> Result<CompleteOutcome> {
         const OP: &str = "completing a queue's trace";
         let now = now_ms();
-        let mut tx = self.pool().begin().await.map_err(db(OP))?;
+        let mut tx = self.begin_write(OP).await?;
         let completed = sqlx::query(COMPLETE)
             .bind(queue_id.to_string())
             .bind(run_id.to_string())

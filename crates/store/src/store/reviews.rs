@@ -393,7 +393,7 @@ impl Store {
         let (value, category) = split(&score.value);
         retry_on_conflict(|| async {
             let now = now_ms();
-            let mut tx = self.pool().begin().await.map_err(db(OP))?;
+            let mut tx = self.begin_write(OP).await?;
             let existing = sqlx::query_as::<_, ScoreRow>(sqlx::AssertSqlSafe(select.clone()))
                 .bind(project_id.to_string())
                 .bind(run_id.to_string())
@@ -512,7 +512,7 @@ impl Store {
              WHERE project_id = $1 AND run_id = $2 AND id = $3"
         );
         let now = now_ms();
-        let mut tx = self.pool().begin().await.map_err(db(OP))?;
+        let mut tx = self.begin_write(OP).await?;
         let Some(previous) = sqlx::query_as::<_, ScoreRow>(sqlx::AssertSqlSafe(select))
             .bind(project_id.to_string())
             .bind(run_id.to_string())
@@ -567,7 +567,7 @@ impl Store {
             author: reviewer.author.clone(),
             created_at_ms: now,
         };
-        let mut tx = self.pool().begin().await.map_err(db(OP))?;
+        let mut tx = self.begin_write(OP).await?;
         let inserted = sqlx::query(INSERT_LABEL)
             .bind(run_id.to_string())
             .bind(label.to_string())
@@ -642,7 +642,7 @@ impl Store {
     ) -> Result<bool> {
         const OP: &str = "removing a label";
         let now = now_ms();
-        let mut tx = self.pool().begin().await.map_err(db(OP))?;
+        let mut tx = self.begin_write(OP).await?;
         let Some(previous) = sqlx::query_as::<_, LabelRow>(GET_LABEL)
             .bind(project_id.to_string())
             .bind(run_id.to_string())
@@ -699,7 +699,7 @@ impl Store {
             updated_at_ms: now,
             updated_by: None,
         };
-        let mut tx = self.pool().begin().await.map_err(db(OP))?;
+        let mut tx = self.begin_write(OP).await?;
         sqlx::query(INSERT_NOTE)
             .bind(record.id.clone())
             .bind(project_id.to_string())
@@ -759,7 +759,7 @@ impl Store {
     ) -> Result<Option<NoteRecord>> {
         const OP: &str = "editing a note";
         let now = now_ms();
-        let mut tx = self.pool().begin().await.map_err(db(OP))?;
+        let mut tx = self.begin_write(OP).await?;
         let Some(previous) = Self::note_in(&mut tx, project_id, run_id, note_id).await? else {
             return Ok(None);
         };
@@ -803,7 +803,7 @@ impl Store {
     ) -> Result<bool> {
         const OP: &str = "deleting a note";
         let now = now_ms();
-        let mut tx = self.pool().begin().await.map_err(db(OP))?;
+        let mut tx = self.begin_write(OP).await?;
         let Some(previous) = Self::note_in(&mut tx, project_id, run_id, note_id).await? else {
             return Ok(false);
         };
@@ -857,7 +857,7 @@ impl Store {
         const OP: &str = "overriding a reward";
         retry_on_conflict(|| async {
             let now = now_ms();
-            let mut tx = self.pool().begin().await.map_err(db(OP))?;
+            let mut tx = self.begin_write(OP).await?;
             let previous = sqlx::query_as::<_, OverrideRow>(GET_OVERRIDE)
                 .bind(project_id.to_string())
                 .bind(run_id.to_string())
@@ -920,7 +920,7 @@ impl Store {
     ) -> Result<bool> {
         const OP: &str = "removing a reward override";
         let now = now_ms();
-        let mut tx = self.pool().begin().await.map_err(db(OP))?;
+        let mut tx = self.begin_write(OP).await?;
         let Some(previous) = sqlx::query_as::<_, OverrideRow>(GET_OVERRIDE)
             .bind(project_id.to_string())
             .bind(run_id.to_string())

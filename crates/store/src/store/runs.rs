@@ -158,7 +158,7 @@ impl Store {
     /// Cancels the run if it is queued, with its `finished` event, in one transaction.
     async fn cancel_queued(&self, project_id: &str, run_id: &RunId) -> Result<bool> {
         const OP: &str = "cancelling a queued run";
-        let mut tx = self.pool().begin().await.map_err(db(OP))?;
+        let mut tx = self.begin_write(OP).await?;
         let cancelled: Option<i64> = sqlx::query_scalar(CANCEL_QUEUED)
             .bind(project_id.to_string())
             .bind(run_id.0.clone())

@@ -274,7 +274,7 @@ impl Store {
         action: TickAction<'_>,
     ) -> Result<Option<RunRecord>> {
         const OP: &str = "firing a schedule";
-        let mut tx = self.pool().begin().await.map_err(db(OP))?;
+        let mut tx = self.begin_write(OP).await?;
         let claimed = sqlx::query(ADVANCE)
             .bind(schedule.id.clone())
             .bind(tick_ms)

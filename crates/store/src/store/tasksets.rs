@@ -78,7 +78,7 @@ impl Store {
     ) -> Result<Option<TasksetRecord>> {
         const OP: &str = "creating a taskset";
         let id = rollout_domain::new_id();
-        let mut tx = self.pool().begin().await.map_err(db(OP))?;
+        let mut tx = self.begin_write(OP).await?;
         let inserted = sqlx::query(INSERT_TASKSET)
             .bind(id.clone())
             .bind(project_id.to_string())
@@ -105,7 +105,7 @@ impl Store {
         tasks: &[(String, Task)],
     ) -> Result<Option<TasksetRecord>> {
         const OP: &str = "adding tasks to a taskset";
-        let mut tx = self.pool().begin().await.map_err(db(OP))?;
+        let mut tx = self.begin_write(OP).await?;
         let id: Option<String> = sqlx::query_scalar(TOUCH_TASKSET)
             .bind(project_id.to_string())
             .bind(name.to_string())
@@ -183,7 +183,7 @@ impl Store {
     /// not exist.
     pub async fn delete_taskset(&self, project_id: &str, name: &str) -> Result<bool> {
         const OP: &str = "deleting a taskset";
-        let mut tx = self.pool().begin().await.map_err(db(OP))?;
+        let mut tx = self.begin_write(OP).await?;
         sqlx::query(DELETE_TASKS_OF)
             .bind(project_id.to_string())
             .bind(name.to_string())

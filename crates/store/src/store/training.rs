@@ -185,7 +185,7 @@ impl Store {
         lines: &[DatasetLine],
     ) -> Result<()> {
         const OP: &str = "writing dataset records";
-        let mut tx = self.pool().begin().await.map_err(db(OP))?;
+        let mut tx = self.begin_write(OP).await?;
         for (offset, line) in lines.iter().enumerate() {
             sqlx::query(INSERT_DATASET_RECORD)
                 .bind(dataset_id.to_string())
@@ -375,7 +375,7 @@ impl Store {
     pub async fn succeed_training_job(&self, id: &str, checkpoint: &Checkpoint) -> Result<bool> {
         const OP: &str = "registering a checkpoint";
         let target = serde_json::to_string(&checkpoint.target).map_err(encode("checkpoint"))?;
-        let mut tx = self.pool().begin().await.map_err(db(OP))?;
+        let mut tx = self.begin_write(OP).await?;
         let done = sqlx::query(END_TRAINING_JOB)
             .bind(id.to_string())
             .bind("succeeded".to_string())

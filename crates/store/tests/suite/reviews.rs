@@ -456,3 +456,51 @@ pub(crate) async fn share_tokens_resolve_to_one_live_trace(db: &TestDb) {
     assert!(store.shared_run(&token).await.unwrap().is_none());
     assert_eq!(store.share_links(PROJECT, &mine.0).await.unwrap().len(), 2);
 }
+
+/// Reviewers writing side by side, each a transaction that reads before it writes (is there
+/// a score of mine already?), all succeed. On SQLite such a transaction, begun deferred, is
+/// failed at once with `SQLITE_BUSY` when another connection committed between its read and
+/// its write (its snapshot is stale, so the busy handler cannot help); review writes take
+/// the write lock when they begin instead.
+pub(crate) async fn reviewers_writing_side_by_side_all_succeed(db: &TestDb) {
+    const REVIEWERS: usize = 8;
+    const EDITS: usize = 15;
+    let store = &db.store;
+    with_project(store).await;
+    let run = RunId::generate();
+    store
+        .insert_run(&run, PROJECT, &spec("env", "answer", "m"))
+        .await
+        .unwrap();
+    let reviews = (0..REVIEWERS).map(|n| {
+        let store = store.clone();
+        let run = run.0.clone();
+        tokio::spawn(async move {
+            let author = reviewer(&format!("reviewer-{n}"));
+            for edit in 0..EDITS {
+                let score = NewScore {
+                    name: "quality".into(),
+                    value: ScoreValue::Number(edit as f64 / EDITS as f64),
+                    comment: None,
+                };
+                store
+                    .record_score(PROJECT, &run, &author, &score)
+                    .await
+                    .unwrap();
+                store
+                    .add_label(PROJECT, &run, &format!("label-{n}-{edit}"), &author)
+                    .await
+                    .unwrap();
+            }
+        })
+    });
+    for review in futures::future::join_all(reviews).await {
+        review.unwrap();
+    }
+    let scores = store.trace_scores(PROJECT, &run.0).await.unwrap();
+    assert_eq!(scores.len(), REVIEWERS);
+    let last = ScoreValue::Number((EDITS - 1) as f64 / EDITS as f64);
+    assert!(scores.iter().all(|score| score.value == last));
+    let labels = store.trace_labels(PROJECT, &run.0).await.unwrap();
+    assert_eq!(labels.len(), REVIEWERS * EDITS);
+}
