@@ -8,7 +8,7 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
-use rollout_store::{KeyRole, ProjectSettings};
+use rollout_store::{KeyRole, ProjectSettings, VerifiedKey};
 
 /// Who is calling: the project every object of the request belongs to.
 #[derive(Debug, Clone)]
@@ -19,20 +19,39 @@ pub(crate) struct Caller {
     /// reviewer.
     pub(crate) key_name: String,
     pub(crate) role: KeyRole,
-    /// The settings of a project, read with the caller's key (its project's): a run request
-    /// needs them, and reading them with the key saves it a round trip. Kept with the
-    /// project they belong to, so that a caller moved to another project (an operator
-    /// acting in it) never uses them there; see [`Caller::known_settings`].
-    pub(crate) key_settings: Option<(String, ProjectSettings)>,
+    /// The settings and environment generation of a project, read with the caller's key
+    /// (its project's): a run request needs them, and reading them with the key saves it a
+    /// round trip. Kept with the project they belong to, so that a caller moved to another
+    /// project (an operator acting in it) never uses them there; see
+    /// [`Caller::known_settings`].
+    pub(crate) key_project: Option<KeyProject>,
+}
+
+/// What was read of a project with a key.
+#[derive(Debug, Clone)]
+pub(crate) struct KeyProject {
+    pub(crate) project_id: String,
+    pub(crate) settings: ProjectSettings,
+    pub(crate) env_generation: Option<i64>,
 }
 
 impl Caller {
+    /// What was read of the caller's project with its key, if it was.
+    fn known_project(&self) -> Option<&KeyProject> {
+        self.key_project
+            .as_ref()
+            .filter(|known| known.project_id == self.project_id)
+    }
+
     /// The settings of the caller's project, when they were read with its key.
     pub(crate) fn known_settings(&self) -> Option<&ProjectSettings> {
-        self.key_settings
-            .as_ref()
-            .filter(|(project_id, _)| *project_id == self.project_id)
-            .map(|(_, settings)| settings)
+        self.known_project().map(|known| &known.settings)
+    }
+
+    /// The environment generation of the caller's project, when it was read with its key
+    /// (before anything the request reads of the project's versions).
+    pub(crate) fn known_env_generation(&self) -> Option<i64> {
+        self.known_project().and_then(|known| known.env_generation)
     }
 
     /// True for the server's operators: the admin keys of the admin project (`default`).
@@ -96,13 +115,21 @@ pub(crate) async fn require_key(
         .map(|key| key.strip_prefix("Bearer ").map_or(key, str::trim))
         .filter(|key| !key.is_empty())
         .ok_or_else(|| unauthorized("the Authorization header must be 'Bearer <key>'"))?;
-    let (record, settings) = state
+    let VerifiedKey {
+        key: record,
+        settings,
+        env_generation,
+    } = state
         .store
         .verify_api_key_and_settings(key)
         .await?
         .ok_or_else(|| unauthorized("invalid API key"))?;
     request.extensions_mut().insert(Caller {
-        key_settings: Some((record.project_id.clone(), settings)),
+        key_project: Some(KeyProject {
+            project_id: record.project_id.clone(),
+            settings,
+            env_generation,
+        }),
         project_id: record.project_id,
         key_id: record.id,
         key_name: record.name,
@@ -115,10 +142,11 @@ pub(crate) async fn require_key(
 mod tests {
     use super::*;
 
-    /// Settings read with a key are its project's: a caller moved to another project (an
-    /// operator acting in it) has none known there, and reads that project's.
+    /// Settings and the environment generation read with a key are its project's: a caller
+    /// moved to another project (an operator acting in it) has none known there, and reads
+    /// that project's.
     #[test]
-    fn settings_read_with_a_key_are_only_its_projects() {
+    fn what_is_read_with_a_key_is_only_its_projects() {
         let settings = ProjectSettings {
             default_max_steps: Some(3),
             ..ProjectSettings::default()
@@ -128,13 +156,19 @@ mod tests {
             key_id: "key-1".into(),
             key_name: "ci".into(),
             role: KeyRole::Admin,
-            key_settings: Some(("default".into(), settings.clone())),
+            key_project: Some(KeyProject {
+                project_id: "default".into(),
+                settings: settings.clone(),
+                env_generation: Some(4),
+            }),
         };
         assert_eq!(caller.known_settings(), Some(&settings));
+        assert_eq!(caller.known_env_generation(), Some(4));
         let elsewhere = Caller {
             project_id: "team-b".into(),
             ..caller
         };
         assert_eq!(elsewhere.known_settings(), None);
+        assert_eq!(elsewhere.known_env_generation(), None);
     }
 }

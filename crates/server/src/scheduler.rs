@@ -156,6 +156,7 @@ async fn admit_tick(
         project,
         &spec.env_name,
         schedule.pinned_version,
+        None,
     )
     .await;
     match version {

@@ -174,7 +174,7 @@ async fn require_session(
                 key_id: record.id,
                 key_name: record.name,
                 role: record.role,
-                key_settings: None,
+                key_project: None,
             });
             next.run(request).await
         }

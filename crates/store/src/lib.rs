@@ -22,7 +22,7 @@ pub use store::Store;
 pub use store::deliveries::{DeliveryRecord, NewDelivery};
 pub use store::events::PendingEvent;
 pub use store::idempotency::IdempotentInsert;
-pub use store::keys::{generate_api_key, hash_api_key};
+pub use store::keys::{VerifiedKey, generate_api_key, hash_api_key};
 pub use store::notifications::{Notifications, StoreNotification};
 pub use store::projects::{ProjectRecord, ProjectSettings, ProjectUsage};
 pub use store::queue::GATEWAY_OWNER;

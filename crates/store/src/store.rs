@@ -8,6 +8,7 @@ use rollout_domain::{RunId, RunSpec, RunStatus, Usage};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyConnection, AnyPool, Connection, Transaction};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The columns of a run row, in the order [`RunRow`] reads them. A macro so that `concat!`
@@ -61,7 +62,7 @@ macro_rules! bind_end {
 mod appender;
 pub(crate) mod deliveries;
 mod deploys;
-mod envs;
+pub(crate) mod envs;
 pub(crate) mod events;
 mod gateway;
 mod gauges;
@@ -75,6 +76,7 @@ mod review_queues;
 mod reviews;
 mod runs;
 pub(crate) mod schedules;
+mod serving;
 mod shares;
 mod tasksets;
 pub(crate) mod traces;
@@ -113,6 +115,8 @@ pub struct Store {
     postgres_url: Option<String>,
     /// The task that writes claims' appends in batches (see `appender`).
     appender: appender::Appender,
+    /// The versions run requests were served with (see `serving`).
+    serving: Arc<serving::ServingVersions>,
 }
 
 impl Store {
@@ -157,6 +161,7 @@ impl Store {
             max_event_bytes: crate::DEFAULT_MAX_EVENT_BYTES,
             postgres_url: (backend == Backend::Postgres).then_some(url),
             appender: appender::Appender::default(),
+            serving: Arc::default(),
         })
     }
 
@@ -211,6 +216,10 @@ impl Store {
 
     pub(crate) fn appender(&self) -> &appender::Appender {
         &self.appender
+    }
+
+    pub(crate) fn serving(&self) -> &serving::ServingVersions {
+        &self.serving
     }
 
     pub(crate) fn postgres_url(&self) -> Option<&str> {

@@ -51,6 +51,7 @@ on_every_backend! {
     projects::settings_are_stored_per_project_and_usage_is_counted => project_settings,
     envs::env_versions_are_numbered_and_reregistration_is_a_noop => env_versions,
     envs::a_claim_reads_the_id_of_its_runs_version => claim_version_id,
+    envs::serving_versions_are_kept_until_another_process_changes_them => serving_versions,
     deploys::build_logs_active_runs_and_delete_keep_traces => env_deploys,
     runs::runs_are_inserted_read_and_listed_with_filters_and_cursor => runs_listing,
     runs::cancel_stops_queued_runs_and_flags_running_ones => cancel,

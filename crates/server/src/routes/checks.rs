@@ -6,23 +6,26 @@ use axum::http::StatusCode;
 use rollout_domain::ScenarioSpec;
 use rollout_store::{EnvStatus, EnvVersion, Store};
 use serde_json::{Map, Value, json};
+use std::sync::Arc;
 
 mod validators;
 
 /// The environment version the run will use: the one asked for, or the newest ready one.
+/// `generation`, the project's environment generation read with the caller's key
+/// ([`crate::auth::Caller::known_env_generation`]), lets the store answer from memory
+/// ([`Store::serving_version`]).
 pub(crate) async fn serving_version(
     store: &Store,
     project_id: &str,
     name: &str,
     env_version: Option<i64>,
-) -> Result<EnvVersion, ApiError> {
-    // The usual case reads one row; only a refusal reads every version, for its message.
-    let found = match env_version {
-        Some(wanted) => store.env_version(project_id, name, wanted).await?,
-        None => store.latest_ready_version(project_id, name).await?,
-    };
-    if let Some(version) = found
-        && version.status == EnvStatus::Ready
+    generation: Option<i64>,
+) -> Result<Arc<EnvVersion>, ApiError> {
+    // The usual case reads one row, or none; only a refusal reads every version, for its
+    // message.
+    if let Some(version) = store
+        .serving_version(project_id, name, env_version, generation)
+        .await?
     {
         return Ok(version);
     }
@@ -82,7 +85,7 @@ pub(crate) async fn serving_version(
             ),
         ));
     }
-    Ok(chosen.clone())
+    Ok(Arc::new(chosen.clone()))
 }
 
 pub(crate) fn find_scenario(version: &EnvVersion, name: &str) -> Result<ScenarioSpec, ApiError> {

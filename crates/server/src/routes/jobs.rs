@@ -109,7 +109,8 @@ pub(crate) async fn create(
                 .or_else(|| task.system_prompt().map(str::to_string)),
             ..RunRequest::default()
         };
-        let version = checks::serving_version(&state.store, &caller.project_id, &task.env, None);
+        let version =
+            checks::serving_version(&state.store, &caller.project_id, &task.env, None, None);
         let found = match version.await {
             Ok(version) => checks::find_scenario(&version, &task.scenario).map(|s| (version, s)),
             Err(error) => Err(error),

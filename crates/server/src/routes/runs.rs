@@ -145,6 +145,7 @@ pub(crate) async fn check(
             &caller.project_id,
             &request.env_name,
             request.env_version,
+            caller.known_env_generation(),
         ),
     )?;
     let scenario = checks::find_scenario(&version, &request.scenario_name)?;

@@ -17,6 +17,7 @@ use rollout_domain::time::rfc3339_from_ms;
 use rollout_store::{EnvVersion, StoredTask, TasksetRecord};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 /// Most tasks in one taskset.
 const MAX_TASKS: usize = 10_000;
@@ -292,7 +293,7 @@ pub(crate) async fn checked_tasks(
         )]));
     }
     let mut ids: HashSet<String> = existing.iter().map(|t| t.id.clone()).collect();
-    let mut versions: BTreeMap<String, Result<EnvVersion, String>> = BTreeMap::new();
+    let mut versions: BTreeMap<String, Result<Arc<EnvVersion>, String>> = BTreeMap::new();
     let mut problems = Vec::new();
     let mut tasks = Vec::new();
     let mut next_position = existing.iter().map(|t| t.position + 1).max().unwrap_or(0);
@@ -335,7 +336,7 @@ pub(crate) async fn checked_tasks(
             continue;
         }
         if !versions.contains_key(&task.env) {
-            let resolved = checks::serving_version(&state.store, project_id, &task.env, None)
+            let resolved = checks::serving_version(&state.store, project_id, &task.env, None, None)
                 .await
                 .map_err(|error| error.message);
             versions.insert(task.env.clone(), resolved);

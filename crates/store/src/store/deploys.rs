@@ -4,6 +4,7 @@
 use crate::Result;
 use crate::error::db;
 use crate::store::Store;
+use crate::store::envs::BUMP_ENV_GENERATION;
 
 const SET_BUILD_LOG: &str = "UPDATE env_versions SET build_log = $2 WHERE id = $1";
 const BUILD_LOG: &str = "SELECT build_log FROM env_versions \
@@ -67,6 +68,11 @@ impl Store {
         sqlx::query(DELETE_ENVIRONMENT)
             .bind(project_id.to_string())
             .bind(name.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db(OP))?;
+        sqlx::query(BUMP_ENV_GENERATION)
+            .bind(project_id.to_string())
             .execute(&mut *tx)
             .await
             .map_err(db(OP))?;

@@ -47,6 +47,10 @@ const LATEST_READY: &str = concat!(
     " FROM env_versions WHERE project_id = $1 AND name = $2 AND status = 'ready' \
      ORDER BY version DESC LIMIT 1"
 );
+/// Tells the project's readers that its environment versions changed (see the migration
+/// `0053_env_generation.sql` and [`Store::serving_version`]).
+pub(crate) const BUMP_ENV_GENERATION: &str =
+    "UPDATE projects SET env_generation = env_generation + 1 WHERE id = $1";
 const ONE_VERSION: &str = concat!(
     "SELECT ",
     version_columns!(),
@@ -143,20 +147,27 @@ impl Store {
             .filter(|latest| latest.source_hash == new.source_hash);
         let row = match existing {
             Some(row) => row,
-            None => sqlx::query_as::<_, VersionRow>(INSERT_VERSION)
-                .bind(new_id())
-                .bind(environment_id)
-                .bind(new.project_id.clone())
-                .bind(new.name.clone())
-                .bind(source.to_string())
-                .bind(new.source_hash.clone())
-                .bind(new.status.as_str())
-                .bind(description.map(str::to_string))
-                .bind(new.error.clone())
-                .bind(now_ms())
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db(OP))?,
+            None => {
+                sqlx::query(BUMP_ENV_GENERATION)
+                    .bind(new.project_id.clone())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db(OP))?;
+                sqlx::query_as::<_, VersionRow>(INSERT_VERSION)
+                    .bind(new_id())
+                    .bind(environment_id)
+                    .bind(new.project_id.clone())
+                    .bind(new.name.clone())
+                    .bind(source.to_string())
+                    .bind(new.source_hash.clone())
+                    .bind(new.status.as_str())
+                    .bind(description.map(str::to_string))
+                    .bind(new.error.clone())
+                    .bind(now_ms())
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db(OP))?
+            }
         };
         tx.commit().await.map_err(db(OP))?;
         row.into_version()

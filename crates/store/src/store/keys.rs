@@ -21,8 +21,8 @@ const ACTIVE_KEY_BY_HASH: &str = "SELECT id, project_id, name, role, prefix, cre
 /// The key with its project's settings (NULL, none set, when the project row is missing).
 const ACTIVE_KEY_AND_SETTINGS_BY_HASH: &str = "SELECT k.id, k.project_id, k.name, k.role, \
      k.prefix, k.created_at, p.max_runs_in_flight, p.default_timeout_seconds, \
-     p.max_timeout_seconds, p.default_max_steps, p.max_runs_per_day, p.max_tokens_per_day \
-     FROM api_keys k LEFT JOIN projects p ON p.id = k.project_id \
+     p.max_timeout_seconds, p.default_max_steps, p.max_runs_per_day, p.max_tokens_per_day, \
+     p.env_generation FROM api_keys k LEFT JOIN projects p ON p.id = k.project_id \
      WHERE k.key_hash = $1 AND k.revoked_at IS NULL";
 const LIST_KEYS: &str = "SELECT id, project_id, name, role, prefix, created_at FROM api_keys \
      WHERE project_id = $1 AND revoked_at IS NULL ORDER BY id";
@@ -68,6 +68,18 @@ struct KeyAndSettingsRow {
     key: KeyRow,
     #[sqlx(flatten)]
     settings: ProjectSettings,
+    env_generation: Option<i64>,
+}
+
+/// An active key with what a request made with it needs of its project, read with it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifiedKey {
+    pub key: ApiKeyRecord,
+    /// The project's settings (the defaults when the project row is missing).
+    pub settings: ProjectSettings,
+    /// The project's environment generation when the key was read (`None` when the project
+    /// row is missing): what [`Store::serving_version`] keeps its answers under.
+    pub env_generation: Option<i64>,
 }
 
 impl KeyRow {
@@ -146,13 +158,11 @@ impl Store {
             .transpose()
     }
 
-    /// [`Store::verify_api_key`] with the settings of the key's project, in the same query:
-    /// a run request needs both, and this saves it a round trip. A missing project has the
+    /// [`Store::verify_api_key`] with the settings and the environment generation of the
+    /// key's project, in the same query: a run request needs them all, and this saves it a
+    /// round trip. A missing project has the
     /// default settings, as [`Store::get_project`]'s callers read them.
-    pub async fn verify_api_key_and_settings(
-        &self,
-        secret: &str,
-    ) -> Result<Option<(ApiKeyRecord, ProjectSettings)>> {
+    pub async fn verify_api_key_and_settings(&self, secret: &str) -> Result<Option<VerifiedKey>> {
         let Some(row) = sqlx::query_as::<_, KeyAndSettingsRow>(ACTIVE_KEY_AND_SETTINGS_BY_HASH)
             .bind(hash_api_key(secret))
             .fetch_optional(self.pool())
@@ -161,7 +171,11 @@ impl Store {
         else {
             return Ok(None);
         };
-        Ok(Some((row.key.into_record()?, row.settings)))
+        Ok(Some(VerifiedKey {
+            key: row.key.into_record()?,
+            settings: row.settings,
+            env_generation: row.env_generation,
+        }))
     }
 
     /// The project's active keys, oldest first.

@@ -2,7 +2,7 @@
 
 use super::common::{PROJECT, TestDb, with_project};
 use rollout_domain::{EnvDescription, ScenarioArg, ScenarioSpec, ToolSpec};
-use rollout_store::{EnvStatus, NewEnvVersion};
+use rollout_store::{EnvStatus, KeyRole, NewEnvVersion, Store};
 use serde_json::json;
 
 fn description() -> EnvDescription {
@@ -169,4 +169,111 @@ pub(crate) async fn a_claim_reads_the_id_of_its_runs_version(db: &TestDb) {
     assert_eq!(again.version, 1);
     assert_ne!(again.id, v1.id);
     assert_eq!(claim(RunId::generate()).await, Some(again.id));
+}
+
+/// The project's environment generation, as a request reads it with its key.
+async fn generation(store: &Store, secret: &str) -> Option<i64> {
+    store
+        .verify_api_key_and_settings(secret)
+        .await
+        .unwrap()
+        .unwrap()
+        .env_generation
+}
+
+/// A run request's version comes from memory while the project's environment generation,
+/// read with the request's key, is the one it was kept under; a version registered or an
+/// environment deleted by another process (a second store on the same database) bumps the
+/// generation, and the next request reads the version again.
+pub(crate) async fn serving_versions_are_kept_until_another_process_changes_them(db: &TestDb) {
+    let store = &db.store;
+    with_project(store).await;
+    let secret = rollout_store::generate_api_key();
+    store
+        .create_api_key(PROJECT, "ci", KeyRole::Member, &secret)
+        .await
+        .unwrap();
+    let other = Store::connect(&db.url).await.unwrap();
+    let v1 = other
+        .add_env_version(&version("alpha", "h1", EnvStatus::Ready))
+        .await
+        .unwrap();
+    let seen = generation(store, &secret).await;
+    assert!(seen.is_some());
+    let served = store
+        .serving_version(PROJECT, "alpha", None, seen)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(served.id, v1.id);
+
+    // Kept: a row changed behind the store's back, without the generation (no process of
+    // rollout does that), goes unseen under the same generation, and is read without one.
+    let mut raw = db.raw().await;
+    sqlx::query("UPDATE env_versions SET status = 'failed' WHERE id = $1")
+        .bind(v1.id.clone())
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    let kept = store.serving_version(PROJECT, "alpha", None, seen).await;
+    assert_eq!(kept.unwrap().unwrap().id, v1.id);
+    assert_eq!(
+        store
+            .serving_version(PROJECT, "alpha", None, None)
+            .await
+            .unwrap(),
+        None
+    );
+    sqlx::query("UPDATE env_versions SET status = 'ready' WHERE id = $1")
+        .bind(v1.id.clone())
+        .execute(&mut raw)
+        .await
+        .unwrap();
+    // The version asked by number is kept on its own.
+    let by_number = store.serving_version(PROJECT, "alpha", Some(1), seen).await;
+    assert_eq!(by_number.unwrap().unwrap().id, v1.id);
+
+    // Another process registers version 2: the generation moves, the newest is read again.
+    let v2 = other
+        .add_env_version(&version("alpha", "h2", EnvStatus::Ready))
+        .await
+        .unwrap();
+    let after_v2 = generation(store, &secret).await;
+    assert_ne!(after_v2, seen);
+    let served = store
+        .serving_version(PROJECT, "alpha", None, after_v2)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((served.id.clone(), served.version), (v2.id.clone(), 2));
+    // Re-registering the newest source changes nothing, generation included.
+    other
+        .add_env_version(&version("alpha", "h2", EnvStatus::Ready))
+        .await
+        .unwrap();
+    assert_eq!(generation(store, &secret).await, after_v2);
+
+    // Another process deletes the environment and registers it again: version 1 is now
+    // another version (a new id), and the one kept under the old generation is not served.
+    other.delete_environment(PROJECT, "alpha").await.unwrap();
+    let after_delete = generation(store, &secret).await;
+    assert_eq!(
+        store
+            .serving_version(PROJECT, "alpha", None, after_delete)
+            .await
+            .unwrap(),
+        None
+    );
+    let again = other
+        .add_env_version(&version("alpha", "h3", EnvStatus::Ready))
+        .await
+        .unwrap();
+    let served = store
+        .serving_version(PROJECT, "alpha", Some(1), generation(store, &secret).await)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((served.id.clone(), served.version), (again.id, 1));
+    assert_ne!(served.id, v1.id);
+    other.close().await;
 }

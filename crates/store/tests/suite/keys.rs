@@ -1,7 +1,7 @@
 //! Projects and API keys.
 
 use super::common::{PROJECT, TestDb, with_project};
-use rollout_store::{KeyRole, ProjectSettings, generate_api_key, hash_api_key};
+use rollout_store::{KeyRole, ProjectSettings, VerifiedKey, generate_api_key, hash_api_key};
 
 pub(crate) async fn keys_are_stored_hashed_verified_and_revoked(db: &TestDb) {
     let store = &db.store;
@@ -69,7 +69,11 @@ pub(crate) async fn keys_are_stored_hashed_verified_and_revoked(db: &TestDb) {
             .verify_api_key_and_settings(&member_secret)
             .await
             .unwrap(),
-        Some((member.clone(), ProjectSettings::default()))
+        Some(VerifiedKey {
+            key: member.clone(),
+            settings: ProjectSettings::default(),
+            env_generation: Some(0),
+        })
     );
     let settings = ProjectSettings {
         max_runs_in_flight: Some(4),
@@ -88,7 +92,11 @@ pub(crate) async fn keys_are_stored_hashed_verified_and_revoked(db: &TestDb) {
             .verify_api_key_and_settings(&member_secret)
             .await
             .unwrap(),
-        Some((member.clone(), settings))
+        Some(VerifiedKey {
+            key: member.clone(),
+            settings,
+            env_generation: Some(0),
+        })
     );
     let mut listed = store.list_api_keys(PROJECT).await.unwrap();
     listed.sort_by(|a, b| a.name.cmp(&b.name));
